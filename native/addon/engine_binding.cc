@@ -1,0 +1,54 @@
+// engine.info(): version, backends built, CUDA devices, threads.
+#include "common/device_info.h"
+#include "common/thread_pool.h"
+#include "napi_util.h"
+
+namespace tensafe::napi {
+namespace {
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("version", TENSAFE_VERSION);
+    Napi::Array backends = Napi::Array::New(env);
+    backends.Set(0u, "cpu");
+    CudaRuntimeInfo cuda = cuda_runtime_info();
+    if (cuda.built) backends.Set(1u, "cuda");
+    out.Set("backendsBuilt", backends);
+    out.Set("cpuThreads", Napi::Number::New(env, cpu_threads()));
+    out.Set("cpuModel", cpu_model_name());
+
+    Napi::Object c = Napi::Object::New(env);
+    c.Set("built", cuda.built);
+    c.Set("available", cuda.built && !cuda.devices.empty());
+    c.Set("runtimeVersion", cuda.runtime_version);
+    c.Set("driverVersion", cuda.driver_version);
+    c.Set("cublas", cuda.cublas);
+    if (!cuda.unavailable_reason.empty()) c.Set("unavailableReason", cuda.unavailable_reason);
+    Napi::Array devices = Napi::Array::New(env);
+    for (size_t i = 0; i < cuda.devices.size(); ++i) {
+      const auto& d = cuda.devices[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("index", d.index);
+      o.Set("name", d.name);
+      o.Set("computeCapability", std::to_string(d.compute_major) + "." + std::to_string(d.compute_minor));
+      o.Set("totalMemoryBytes", Napi::Number::New(env, static_cast<double>(d.total_memory)));
+      o.Set("freeMemoryBytes", Napi::Number::New(env, static_cast<double>(d.free_memory)));
+      o.Set("multiprocessors", d.multiprocessors);
+      o.Set("memoryBusWidthBits", d.memory_bus_width_bits);
+      o.Set("l2CacheBytes", d.l2_cache_bytes);
+      devices.Set(static_cast<uint32_t>(i), o);
+    }
+    c.Set("devices", devices);
+    out.Set("cuda", c);
+    return out;
+  });
+}
+
+void Register(Napi::Env env, Napi::Object exports) { exports.Set("info", Napi::Function::New(env, Info, "info")); }
+
+}  // namespace
+}  // namespace tensafe::napi
+
+TENSAFE_REGISTER_BINDING(engine, tensafe::napi::Register);

@@ -1,0 +1,68 @@
+// RAII device memory. A DeviceBuffer owns one allocation and frees it in its destructor;
+// engine objects hold them so that dispose() (which destroys the object) releases GPU memory
+// deterministically, never the JS garbage collector.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <utility>
+
+#include "cuda/cuda_check.h"
+
+namespace tensafe::cuda {
+
+template <typename T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(std::size_t count) { allocate(count); }
+  ~DeviceBuffer() { reset(); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& other) noexcept
+      : ptr_(std::exchange(other.ptr_, nullptr)), count_(std::exchange(other.count_, 0)) {}
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+    if (this != &other) {
+      reset();
+      ptr_ = std::exchange(other.ptr_, nullptr);
+      count_ = std::exchange(other.count_, 0);
+    }
+    return *this;
+  }
+
+  void allocate(std::size_t count) {
+    reset();
+    if (count == 0) return;
+    void* p = nullptr;
+    cudaError_t err = cudaMalloc(&p, count * sizeof(T));
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();  // clear the sticky-free allocation error
+      throw_cuda_error(err, "cudaMalloc", __FILE__, __LINE__);
+    }
+    ptr_ = static_cast<T*>(p);
+    count_ = count;
+  }
+  void reset() noexcept {
+    if (ptr_) cudaFree(ptr_);
+    ptr_ = nullptr;
+    count_ = 0;
+  }
+  void upload(const T* host, std::size_t count, cudaStream_t stream = nullptr) {
+    CUDA_CHECK(cudaMemcpyAsync(ptr_, host, count * sizeof(T), cudaMemcpyHostToDevice, stream));
+  }
+  void download(T* host, std::size_t count, cudaStream_t stream = nullptr) const {
+    CUDA_CHECK(cudaMemcpyAsync(host, ptr_, count * sizeof(T), cudaMemcpyDeviceToHost, stream));
+  }
+
+  T* data() { return ptr_; }
+  const T* data() const { return ptr_; }
+  std::size_t size() const { return count_; }
+  std::size_t bytes() const { return count_ * sizeof(T); }
+  bool empty() const { return ptr_ == nullptr; }
+
+ private:
+  T* ptr_ = nullptr;
+  std::size_t count_ = 0;
+};
+
+}  // namespace tensafe::cuda

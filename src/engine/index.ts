@@ -1,0 +1,3 @@
+/** Typed TypeScript over the native addon. */
+export * from './info';
+export { ErrorCodes, packageRoot } from './native';

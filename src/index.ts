@@ -1,0 +1,5 @@
+/**
+ * tensafe: encrypted LoRA inference research kernel.
+ * `import { engine } from 'tensafe'` for the engine; `Lab` (src/lab) for notebooks.
+ */
+export * as engine from './engine';
