@@ -1,0 +1,207 @@
+/**
+ * THE NATIVE API CONTRACT of the CKKS backends.
+ *
+ * Both native classes, `CkksContextCpu` (native/addon/ckks_*.cc, CPU) and `CkksContextCuda`
+ * (CUDA backend), are constructed with `CkksContextOptions` and implement `NativeCkksContext`
+ * exactly. The TypeScript API (src/engine/ckks/*.ts) sits over this interface only, so a
+ * backend plugs in without TS changes.
+ *
+ * Conventions shared by both backends (they must produce the same words in seeded mode):
+ *  - Moduli: `primeBits` gives the ciphertext primes q_0..q_{L-1} (q_0 first, the one that stays
+ *    last); each size draws from generateNttPrimes(polyN, bits, .) in order (largest first below
+ *    2^bits), skipping primes already taken; the special prime (when `specialPrimeBits` is set)
+ *    is drawn last, after all ciphertext primes, the same way.
+ *  - A ciphertext / plaintext at `limbs` = l holds the primes q_0..q_{l-1}; every polynomial is
+ *    stored in the NTT domain (native/src/ckks/ntt_tables.h), limb-major, n words per limb.
+ *    A ciphertext is (c0, c1) with c0 + c1*s = m + e (mod q_i).
+ *  - Slot encoding: slot j of a vector z (j < N/2) sits at the evaluation point
+ *    zeta^(5^j mod 2N), zeta = exp(i*pi/N); coefficients are round(scale * IFFT(z)).
+ *  - Randomness: ChaCha20 keyed with a 256-bit key (OS entropy, or `seed` in the insecure test
+ *    mode), one stream id (nonce) per sampling call from a per-context counter, fixed word
+ *    offsets per sample: the layout is documented in native/src/ckks/sampling.h.
+ *  - Errors: bad arguments throw TypeError/RangeError naming the argument; handles from another
+ *    context, mismatched levels or scales throw RangeError; disposed handles throw with code
+ *    ERR_TENSAFE_DISPOSED; corrupt bytes throw with code ERR_TENSAFE_FORMAT; an insecure
+ *    parameter set without `allowInsecure: true` throws with code ERR_TENSAFE_INSECURE.
+ *  - Operations are synchronous (each is milliseconds at most); key generation for rotations and
+ *    the benchmarks return Promises (run off the JS thread).
+ */
+
+/** Options of `new CkksContextCpu(options)` / `new CkksContextCuda(options)`. */
+export interface CkksContextOptions {
+  /** Ring dimension N: a power of two in [4096, 65536]. N/2 slots. */
+  polyN: number;
+  /** Bit sizes of the ciphertext primes, q_0 first (each 20..60). Default [60, 40]. */
+  primeBits?: number[];
+  /** Bit size of the special prime P for hybrid key switching (rotation keys); omitted = none. */
+  specialPrimeBits?: number;
+  /** Default scale as a power of two (scale = 2^scaleBits). Default 40. */
+  scaleBits?: number;
+  /** Accept a parameter set above the 128-bit security bound (research sweeps only). */
+  allowInsecure?: boolean;
+  /** Seeded, INSECURE test mode: the ChaCha20 key is this value (0 <= seed < 2^256, little-endian). */
+  seed?: bigint;
+}
+
+/** Facts of a context, reported in every result. */
+export interface CkksContextInfo {
+  backend: 'cpu' | 'cuda';
+  polyN: number;
+  slots: number;
+  /** Ciphertext primes q_0..q_{L-1}. */
+  moduli: bigint[];
+  /** The special prime, or null. */
+  specialModulus: bigint | null;
+  /** log2(Q * P), the quantity the security table bounds. */
+  logQP: number;
+  /** The 128-bit classical bound on log2(Q * P) for this N (field-notes section 3). */
+  maxLogQP128: number;
+  /** True when the parameters exceed the bound (then allowInsecure was given). */
+  insecure: boolean;
+  /** True in the seeded test mode (never secure). */
+  seeded: boolean;
+  scale: number;
+  /** 64-bit fingerprint of (polyN, moduli, special prime) carried by serialized objects, hex. */
+  fingerprint: string;
+}
+
+export interface NativeDisposable {
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+export interface NativePlaintext extends NativeDisposable {
+  readonly limbs: number;
+  readonly scale: number;
+  /** 'slots' | 'coefficients' (how it was encoded / should be decoded by default). */
+  readonly encoding: 'slots' | 'coefficients';
+}
+
+export interface NativeCiphertext extends NativeDisposable {
+  readonly limbs: number;
+  readonly scale: number;
+  /** Number of polynomials (2). */
+  readonly size: number;
+}
+
+export type NativeSecretKey = NativeDisposable;
+export type NativePublicKey = NativeDisposable;
+export interface NativeGaloisKeys extends NativeDisposable {
+  /** The rotation steps covered (left rotations by k slots; negative = right). */
+  readonly steps: number[];
+}
+
+export interface EncodeOptions {
+  /** Number of primes of the plaintext (default: all ciphertext primes). */
+  limbs?: number;
+  /** Scale (default: the context scale). Must keep |value * scale| < Q/2. */
+  scale?: number;
+}
+
+export type CkksOpName =
+  | 'encode'
+  | 'decode'
+  | 'encode_coefficients'
+  | 'encrypt'
+  | 'encrypt_symmetric'
+  | 'decrypt'
+  | 'add'
+  | 'sub'
+  | 'multiply_plain'
+  | 'rescale'
+  | 'mod_switch'
+  | 'rotate';
+
+export interface OpTiming {
+  op: CkksOpName;
+  medianUs: number;
+  minUs: number;
+  maxUs: number;
+  runs: number;
+}
+
+/** Per-token HE-LoRA workload: d-long h replicated floor(slots/d) times, r LoRA-A rows. */
+export interface HeLoraBenchOptions {
+  d: number;
+  r: number;
+  iterations: number;
+  /** Replicas per ciphertext (default floor(slots / d), at most r). */
+  replicas?: number;
+}
+
+export interface HeLoraTiming {
+  /** Median microseconds per token of each stage; `total` is the median of whole-token times. */
+  medianUs: {
+    encode: number;
+    encrypt: number;
+    ct_pt_multiply: number;
+    decrypt: number;
+    decode: number;
+    extract_sum: number;
+    total: number;
+  };
+  runs: number;
+  replicas: number;
+  /** Ciphertext x plaintext products per token: ceil(r / replicas). */
+  products: number;
+  /** max |(A h)_i - decrypted_i| over the last token, checked against float64. */
+  maxAbsError: number;
+}
+
+export interface NativeCkksContext extends NativeDisposable {
+  info(): CkksContextInfo;
+
+  // keys
+  generateSecretKey(): NativeSecretKey;
+  generatePublicKey(secretKey: NativeSecretKey): NativePublicKey;
+  /** Requires a special prime. */
+  generateGaloisKeys(secretKey: NativeSecretKey, steps: number[]): Promise<NativeGaloisKeys>;
+
+  // encoding
+  encode(values: Float64Array, options?: EncodeOptions): NativePlaintext;
+  /** values.length <= polyN, placed directly in coefficients (times scale). */
+  encodeCoefficients(values: Float64Array, options?: EncodeOptions): NativePlaintext;
+  /** Slots (N/2 values) of a slot-encoded plaintext. */
+  decode(plaintext: NativePlaintext): Float64Array;
+  /** Coefficients (N values) divided by the scale. */
+  decodeCoefficients(plaintext: NativePlaintext): Float64Array;
+
+  // encryption
+  encrypt(plaintext: NativePlaintext, publicKey: NativePublicKey): NativeCiphertext;
+  encryptSymmetric(plaintext: NativePlaintext, secretKey: NativeSecretKey): NativeCiphertext;
+  decrypt(ciphertext: NativeCiphertext, secretKey: NativeSecretKey): NativePlaintext;
+  /** Decrypts many ciphertexts at once (in parallel). */
+  decryptBatch(ciphertexts: NativeCiphertext[], secretKey: NativeSecretKey): NativePlaintext[];
+
+  // evaluator (results are new handles; inputs are untouched)
+  add(a: NativeCiphertext, b: NativeCiphertext): NativeCiphertext;
+  sub(a: NativeCiphertext, b: NativeCiphertext): NativeCiphertext;
+  addPlain(a: NativeCiphertext, b: NativePlaintext): NativeCiphertext;
+  multiplyPlain(a: NativeCiphertext, b: NativePlaintext): NativeCiphertext;
+  /** Divides by the last prime (scale / q_last), dropping it. */
+  rescale(a: NativeCiphertext): NativeCiphertext;
+  /** Drops the last prime without dividing (scale unchanged). */
+  modSwitch(a: NativeCiphertext): NativeCiphertext;
+  /** Rotates the slots left by `steps` (negative: right); needs keys for that step. */
+  rotate(a: NativeCiphertext, steps: number, galoisKeys: NativeGaloisKeys): NativeCiphertext;
+
+  // serialisation: versioned header, parameter fingerprint, length checks
+  serialize(obj: NativeCiphertext | NativePlaintext | NativePublicKey | NativeGaloisKeys): Uint8Array;
+  deserializeCiphertext(bytes: Uint8Array): NativeCiphertext;
+  deserializePlaintext(bytes: Uint8Array): NativePlaintext;
+  deserializePublicKey(bytes: Uint8Array): NativePublicKey;
+  deserializeGaloisKeys(bytes: Uint8Array): NativeGaloisKeys;
+  /** The only way a secret key leaves the engine. */
+  exportSecretKey(secretKey: NativeSecretKey): Uint8Array;
+  importSecretKey(bytes: Uint8Array): NativeSecretKey;
+
+  /** Raw words of a ciphertext (2 * limbs * N, NTT domain, c0 then c1): for CPU/CUDA comparison. */
+  ciphertextWords(ciphertext: NativeCiphertext): BigUint64Array;
+
+  // native benchmarks (steady clock on the CPU, CUDA events on the GPU), at the top level
+  benchmarkOp(options: { op: CkksOpName; iterations: number }): Promise<OpTiming>;
+  benchmarkHeLora(options: HeLoraBenchOptions): Promise<HeLoraTiming>;
+}
+
+/** Constructor shape of both native classes. */
+export type NativeCkksContextClass = new (options: CkksContextOptions) => NativeCkksContext;
