@@ -14,9 +14,12 @@ const report = join(mkdtempSync(join(tmpdir(), 'tensafe-test-')), 'vitest.json')
 const env = { ...process.env };
 if (gpu) env.TENSAFE_REQUIRE_GPU = '1';
 
-const args = ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`];
+// vitest is started through the running node (no npx: the GPU machine carries node alone).
+const vitestBin = join(process.cwd(), 'node_modules', 'vitest', 'vitest.mjs');
+const args = [vitestBin, 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`];
 args.push(...(gpu ? ['test/gpu'] : extra));
-const run = spawnSync('npx', args, { stdio: 'inherit', env });
+const run = spawnSync(process.execPath, args, { stdio: 'inherit', env });
+if (run.error) console.error(`test: could not start vitest: ${run.error.message}`);
 
 let passed = 0, failed = 0, skipped = 0;
 if (existsSync(report)) {
@@ -32,7 +35,7 @@ let status = run.status ?? 1;
 // Notebooks: executed headless when Jupyter is installed (CI installs it), skipped with a
 // message otherwise. A failing cell fails the run.
 if (!gpu && extra.length === 0 && process.env.TENSAFE_SKIP_NOTEBOOKS !== '1') {
-  const nb = spawnSync('node', ['scripts/notebooks.mjs', '--if-available'], { stdio: 'inherit', env });
+  const nb = spawnSync(process.execPath, ['scripts/notebooks.mjs', '--if-available'], { stdio: 'inherit', env });
   if (nb.status === 0) passed += 1;
   else if (nb.status === 3) skipped += 1;  // no Jupyter here
   else { failed += 1; status = status || 1; }
