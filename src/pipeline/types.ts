@@ -1,0 +1,113 @@
+/**
+ * The contract of HE-LoRA generation, shared by the pipeline (src/pipeline), the server
+ * (src/server), the CLI and the notebook library. Implementations live elsewhere; this file
+ * only fixes the shapes so those parts can be built side by side.
+ */
+
+/** Stage names of the original analysis, in pipeline order (+ `network` in server modes). */
+export const STAGES = [
+  'forward',
+  'dp_noise',
+  'encode',
+  'encrypt',
+  'ct_pt_multiply',
+  'decrypt',
+  'transfer',
+  'extract_sum',
+  'lora_b',
+  'lm_head',
+  'sampling',
+  'network',
+] as const;
+export type StageName = (typeof STAGES)[number];
+
+/** One generated token's timings, in milliseconds (absent stages did not run). */
+export type StageTimes = Partial<Record<StageName, number>>;
+
+export type GenerationMode = 'base' | 'lora' | 'he-lora';
+export type Packing = 'replicated-slots' | 'rotations' | 'coefficients';
+export type DecryptMode = 'sequential' | 'batched';
+export type Placement = 'final-hidden' | 'layers';
+export type KeyOwner = 'server' | 'client';
+export type DpMechanism = 'off' | 'classic' | 'analytic' | 'original';
+
+export interface DpOptions {
+  mechanism: DpMechanism;
+  /** Per-request privacy target (epsilon, delta) the noise is calibrated to. */
+  epsilon?: number;
+  delta?: number;
+  /** L2 clipping norm C. */
+  clipNorm?: number;
+  /** L2 sensitivity; default 2C (replace-one neighbours). */
+  sensitivity?: number;
+  /** Accountant used to compose per-token releases. */
+  accountant?: 'rdp' | 'zcdp';
+}
+
+export interface SamplingOptions {
+  /** 0 = greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+}
+
+/** Everything a generation can be asked for; validated up front with errors naming the option. */
+export interface PipelineOptions extends SamplingOptions {
+  backend?: 'auto' | 'cpu' | 'cuda';
+  /** Model folder or preset ('qwen2.5-1.5b-shape', 'qwen2.5-0.5b-shape', 'tiny', 'default'). */
+  model?: string;
+  mode?: GenerationMode;
+  /** Expert (adapter) name, or 'auto' for the keyword router. */
+  expert?: string;
+  placement?: Placement;
+  packing?: Packing;
+  decrypt?: DecryptMode;
+  polyN?: number;
+  keyOwner?: KeyOwner;
+  dp?: DpOptions;
+  maxTokens?: number;
+  /** Record per-stage timings (CUDA events / steady clock). */
+  timers?: boolean;
+  /** Reproduce one of the original's optimisation steps (overrides the HE options). */
+  seedPreset?: 'baseline' | 'batched-decrypt' | 'poly-n-16384' | 'split-selftest';
+  /** Research sweeps only: accept parameter sets below 128-bit security (reported in results). */
+  allowInsecure?: boolean;
+}
+
+/** One streamed token. */
+export interface TokenEvent {
+  index: number;
+  id: number;
+  text: string;
+  stages: StageTimes;
+  /** Wall-clock ms of the whole step as seen from JS. */
+  totalMs: number;
+}
+
+/** Summary after a generation finishes. */
+export interface GenerationSummary {
+  text: string;
+  tokens: number;
+  tokPerS: number;
+  mode: GenerationMode;
+  expert?: string;
+  /** Median ms per stage over the generated tokens. */
+  stageMedians: StageTimes;
+  /** Cumulative (epsilon, delta) spent by this request's DP releases, when DP is on. */
+  privacy?: { epsilon: number; delta: number; accountant: string; releases: number };
+  options: PipelineOptions;
+  /** True when parameters below 128-bit security were used (allowInsecure). */
+  insecure?: boolean;
+}
+
+/** What the server and the notebooks drive: one loaded model + adapters + HE context. */
+export interface GenerationService {
+  /** Streams tokens; abort with the signal (native work stops between tokens). */
+  generate(prompt: string, options?: PipelineOptions, signal?: AbortSignal): AsyncGenerator<TokenEvent, GenerationSummary>;
+  /** Names of the experts (adapters) available. */
+  experts(): string[];
+  /** Split mode: runs the server part on hidden states / token ids. */
+  describe(): { model: string; backend: 'cpu' | 'cuda'; hiddenSize: number; vocabSize: number; polyN: number };
+  dispose(): Promise<void>;
+}
