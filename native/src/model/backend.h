@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,9 +66,10 @@ struct WeightSource {
 
 struct ModelOptions {
   int context_length = 4096;       // KV cache capacity in tokens
-  // Storage/compute type of the weights on the backend. CPU: f32 (default) or bf16/f16 kept
-  // as-is and converted on the fly; CUDA: f16 (default) or bf16, fp32 accumulation.
-  DType weight_dtype = DType::F32;
+  // Storage type of the weights on the backend (compute is float32 accumulation everywhere).
+  // Unset: the CPU keeps the checkpoint's dtype (bf16 for synthetic weights, whose values are
+  // bf16-exact) and converts rows on the fly; CUDA uses f16. Set: tensors are converted once.
+  std::optional<DType> weight_dtype;
 };
 
 enum class Projection : int { Q = 0, K, V, O, Gate, Up, Down, Count };

@@ -116,6 +116,14 @@ Qwen2Config Qwen2Config::from_json_text(const std::string& text, const std::stri
   if (read_bool(root, "use_sliding_window", source, false))
     bad(source, "use_sliding_window is true; sliding-window attention is not supported");
 
+  // transformers 5 lists each layer's attention kind; only full attention is implemented.
+  if (const json::Value* lt = root.find("layer_types"); lt && !lt->is_null()) {
+    if (!lt->is_array()) bad(source, "\"layer_types\" must be a list");
+    for (const auto& t : lt->items())
+      if (!t.is_string() || t.as_string() != "full_attention")
+        bad(source, "layer_types holds \"" + (t.is_string() ? t.as_string() : std::string("?")) +
+                        "\"; only full_attention layers are supported");
+  }
   c.hidden_size = read_int(root, "hidden_size", source, true, 0);
   c.num_hidden_layers = read_int(root, "num_hidden_layers", source, true, 0);
   c.num_attention_heads = read_int(root, "num_attention_heads", source, true, 0);

@@ -1,0 +1,102 @@
+// ModelCuda: the CUDA backend of the Qwen2 decoder (model/backend.h), batch-1 decode.
+//
+// Layout on the device (one allocation for all weights, f16 or bf16):
+//   per layer  qkv   [q_dim + 2 kv_dim, d]   q, k, v rows stacked (one gemv, fused bias)
+//              o     [d, q_dim]              (gemv adds into the residual stream)
+//              gu    [2 I, d]                gate rows then up rows (one gemv, SwiGLU epilogue)
+//              down  [d, I]                  (gemv adds into the residual stream)
+//              norms and q/k/v biases in float32
+//   embed [V, d], lm_head [V, d] (the embedding's memory when tied), final norm float32.
+// KV cache [layer][k|v][kv_head][context][head_dim] in the weight type. The residual stream
+// and every activation are float32.
+//
+// One decode step = embedding, 28 x (norm+qkv, attention, o+residual, norm+gate/up+SwiGLU,
+// down+residual), final norm: 6 kernels a layer, captured once in a CUDA graph that reads the
+// token and the position from device memory (the last kernel advances the position), so a
+// step costs one graph launch. lm_head() and sample() are separate launches (separate timer
+// stages); sample() is the only call that waits for the GPU (to return the token id).
+//
+// Stream: all work runs on this model's own stream (cuda_stream()). hidden() and logits()
+// synchronise it before handing out device pointers, so other streams may read them; a device
+// delta given to add_to_hidden() must be complete when the call is made.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <vector>
+
+#include "cuda/device_buffer.h"
+#include "model/backend.h"
+#include "model/cuda/kernels.h"
+
+namespace tensafe::model::cuda {
+
+class ModelCuda final : public ModelBackend {
+ public:
+  ModelCuda(const WeightSource& source, const ModelOptions& options);
+  ~ModelCuda() override;
+
+  const char* backend_name() const override { return "cuda"; }
+  DType weight_dtype() const override { return wtype_; }
+  uint64_t weight_bytes_per_token() const override { return bytes_per_token_; }
+
+  FloatSpan hidden() override;
+  void add_to_hidden(const float* delta, MemorySpace space) override;
+  void lm_head() override;
+  FloatSpan logits() override;
+  void read_hidden(float* host_out) override;
+  void read_logits(float* host_out) override;
+  void synchronize() override;
+
+  cudaStream_t cuda_stream() const { return stream_; }
+  // Whether decode steps replay the captured graph (false: eager launches, e.g. for profiling).
+  void set_use_graph(bool on) { use_graph_ = on; }
+
+ protected:
+  void do_forward(const int32_t* tokens, int n) override;
+  void on_reset() override;
+  void on_trim(int n) override;
+  int32_t do_sample(const SamplingOptions& opts, double u) override;
+
+ private:
+  struct Layer {
+    const uint16_t* qkv = nullptr;
+    const float* qkv_bias = nullptr;
+    const uint16_t* o = nullptr;
+    const uint16_t* gate_up = nullptr;
+    const uint16_t* down = nullptr;
+    const float* ln1 = nullptr;
+    const float* ln2 = nullptr;
+  };
+
+  void upload_weights(const WeightSource& source);
+  void enqueue_step();  // one token's forward, on stream_ (captured into the graph once)
+  void set_device_position(int pos);
+
+  DType wtype_ = DType::F16;
+  uint64_t bytes_per_token_ = 0;
+  cudaStream_t stream_ = nullptr;
+  bool use_graph_ = true;
+  cudaGraphExec_t graph_ = nullptr;
+
+  DeviceBuffer<unsigned char> arena_;  // all weights
+  std::vector<Layer> layers_;
+  const uint16_t* embed_ = nullptr;
+  const uint16_t* lm_head_ = nullptr;
+  const float* final_norm_ = nullptr;
+
+  DeviceBuffer<uint16_t> kv_cache_;
+  DeviceBuffer<float2> rope_;
+  DeviceBuffer<float> x_, qkv_, attn_, act_, hidden_, logits_, delta_;
+  DeviceBuffer<float> o_part_, m_part_, l_part_;
+  DeviceBuffer<int32_t> tokens_;  // [context]: token of each position
+  DeviceBuffer<int> pos_;         // position of the next token
+  DeviceBuffer<int32_t> sampled_;
+  DeviceBuffer<unsigned char> sampling_scratch_;
+
+  // Pinned host staging (async copies need page-locked memory).
+  int32_t* h_tokens_ = nullptr;  // [context]
+  int32_t* h_sampled_ = nullptr;
+};
+
+}  // namespace tensafe::model::cuda
