@@ -73,6 +73,16 @@ export interface PipelineOptions extends SamplingOptions {
   seedPreset?: 'baseline' | 'batched-decrypt' | 'poly-n-16384' | 'split-selftest';
   /** Research sweeps only: accept parameter sets below 128-bit security (reported in results). */
   allowInsecure?: boolean;
+  /**
+   * Where the LM head runs: on the backend (default), or a single-thread float32 CPU loop
+   * (the original's split selftest, reproduced by seedPreset 'split-selftest').
+   */
+  lmHead?: 'backend' | 'cpu-f32-single-thread';
+  /**
+   * Placement 'layers' only: the layers whose adapter pairs run under HE (the rest of the
+   * adapter runs in plaintext). Empty / absent = every adapted layer under HE.
+   */
+  layersUnderHe?: number[];
 }
 
 /** One streamed token. */
