@@ -1,3 +1,4 @@
 /** Typed TypeScript over the native addon. */
 export * from './info';
 export { ErrorCodes, packageRoot } from './native';
+export * from './profiler';
