@@ -1,0 +1,93 @@
+/**
+ * The split forward shared by `WS /api/v1/split/stream` and `POST /api/v1/split/forward`:
+ * session lookup (KV cache), the generation gate, the engine call, and the result in the
+ * original's fields (`pre_activations_b64`, `he_active`, `encrypt_ms`, `compute_ms`,
+ * `decrypt_ms`, `he_operations`, `dp_sigma`, `total_ms`, `incremental`, `cached_seq_len`,
+ * `layers_computed`) plus ours (`stages`, `dtype`, `expert`).
+ *
+ * Only the last position's hidden state is returned (seq_len 1, output_shape [1, d]): the
+ * only one a client's LM head needs; the original returned every position of a prefill,
+ * and its clients take the last row either way.
+ */
+import { ServerContext, requireSplit } from './context';
+import { encodeBase64, HiddenDtype, unpackFrame } from './hidden-codec';
+import type { SplitForwardResult } from './split-engine';
+import { Json, parseSplitForward, SplitForwardRequest } from './validate';
+
+export interface SplitOutcome {
+  req: SplitForwardRequest;
+  result: SplitForwardResult;
+  cachedSeqLen: number;
+  totalMs: number;
+}
+
+/** Parses a forward from JSON (+ optional binary payload) against the engine's shape. */
+export function parseForward(ctx: ServerContext, obj: Json, payload?: Uint8Array): SplitForwardRequest {
+  const cfg = requireSplit(ctx).config();
+  return parseSplitForward(obj, payload, {
+    hiddenSize: cfg.hiddenSize,
+    experts: cfg.experts,
+    defaultExpert: cfg.defaultExpert,
+    maxSeqLen: cfg.contextLength,
+  });
+}
+
+/** Splits a binary forward frame into header and payload. */
+export function parseBinaryForward(frame: Uint8Array): { header: Json; payload: Uint8Array } {
+  return unpackFrame(frame);
+}
+
+/**
+ * Runs one forward in session `key` (created on first use) inside the generation gate.
+ * A non-incremental forward starts the sequence over; an incremental one appends.
+ */
+export async function runForward(ctx: ServerContext, key: string, owner: string | undefined, req: SplitForwardRequest, signal: AbortSignal): Promise<SplitOutcome> {
+  const engine = requireSplit(ctx);
+  const t0 = performance.now();
+  const release = await ctx.gate.acquire(signal);
+  try {
+    return await ctx.sessions.use(
+      key,
+      () => engine.createSession(),
+      async (session) => {
+        if (!req.incremental) session.reset();
+        const cachedSeqLen = session.length;
+        const result = await session.forward(req.hidden, req.seqLen, { expert: req.expert, useHe: req.useHe });
+        return { req, result, cachedSeqLen, totalMs: performance.now() - t0 };
+      },
+      owner,
+    );
+  } finally {
+    release();
+  }
+}
+
+const r2 = (v: number | undefined) => Math.round((v ?? 0) * 100) / 100;
+
+/** The result fields (without the hidden state itself). */
+export function resultFields(ctx: ServerContext, o: SplitOutcome, dtype: HiddenDtype): Json {
+  const s = o.result.stages;
+  return {
+    type: 'result',
+    seq_len: 1,
+    output_shape: [1, o.result.hidden.length],
+    dtype,
+    he_active: o.result.heActive,
+    encrypt_ms: r2((s.encode ?? 0) + (s.encrypt ?? 0)),
+    compute_ms: r2(s.ct_pt_multiply),
+    decrypt_ms: r2((s.decrypt ?? 0) + (s.transfer ?? 0)),
+    he_operations: o.result.heOperations,
+    dp_sigma: o.result.dpSigma,
+    total_ms: r2(o.totalMs),
+    incremental: o.cachedSeqLen > 0,
+    cached_seq_len: o.cachedSeqLen,
+    layers_computed: requireSplit(ctx).config().numLayers,
+    expert: o.result.expert,
+    stages: s,
+  };
+}
+
+/** The original's JSON result: fields + base64 hidden state. */
+export function jsonResult(ctx: ServerContext, o: SplitOutcome): Json {
+  return { ...resultFields(ctx, o, o.req.responseDtype), pre_activations_b64: encodeBase64(o.result.hidden, o.req.responseDtype) };
+}

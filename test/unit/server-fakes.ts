@@ -1,0 +1,142 @@
+/**
+ * Protocol-test doubles for the server: a GenerationService and a SplitEngine whose numbers
+ * are simple functions of their inputs, so the tests can check the server's framing, limits
+ * and bookkeeping without a model. Tests of the numbers themselves use the real engine
+ * (server-engine.test.ts).
+ */
+import type { GenerationService, GenerationSummary, PipelineOptions, TokenEvent } from '../../src/pipeline/types';
+import type { SplitEngine, SplitEngineConfig, SplitForwardResult, SplitHead, SplitSession } from '../../src/server/split-engine';
+
+export class FakeService implements GenerationService {
+  disposed = false;
+  calls: Array<{ prompt: string; options: PipelineOptions }> = [];
+  /** Milliseconds each token takes (a timer, so the event loop stays free). */
+  constructor(public tokenMs = 1) {}
+
+  async *generate(prompt: string, options: PipelineOptions = {}, signal?: AbortSignal): AsyncGenerator<TokenEvent, GenerationSummary> {
+    this.calls.push({ prompt, options });
+    const n = options.maxTokens ?? 16;
+    const t0 = performance.now();
+    const parts: string[] = [];
+    for (let i = 0; i < n; i++) {
+      if (signal?.aborted) throw Object.assign(new Error('generation aborted'), { name: 'AbortError' });
+      await new Promise((r) => setTimeout(r, this.tokenMs));
+      const text = ` t${i}`;
+      parts.push(text);
+      const he = options.mode === 'he-lora';
+      yield {
+        index: i,
+        id: 1000 + i,
+        text,
+        totalMs: this.tokenMs,
+        stages: he ? { forward: 0.5, encode: 0.1, encrypt: 0.2, ct_pt_multiply: 0.05, decrypt: 0.04, lm_head: 0.3, sampling: 0.01 } : { forward: 0.5, lm_head: 0.3, sampling: 0.01 },
+      };
+    }
+    const ms = performance.now() - t0;
+    return {
+      text: parts.join(''),
+      tokens: n,
+      tokPerS: (n / ms) * 1000,
+      mode: options.mode ?? 'he-lora',
+      expert: options.expert === 'auto' || !options.expert ? 'banking_expert' : options.expert,
+      stageMedians: { forward: 0.5 },
+      options,
+    };
+  }
+  experts(): string[] {
+    return ['banking_expert', 'investment_expert', 'shared_attention'];
+  }
+  describe() {
+    return { model: 'fake', backend: 'cpu' as const, hiddenSize: 8, vocabSize: 50, polyN: 16384 };
+  }
+  async dispose(): Promise<void> {
+    this.disposed = true;
+  }
+}
+
+/** hidden = (sum of every embedding row in the session so far) + 1 on the last coordinate per call. */
+export class FakeSplit implements SplitEngine {
+  readonly d = 8;
+  liveSessions = 0;
+  disposed = false;
+  config(): SplitEngineConfig {
+    return {
+      model: 'fake-split',
+      backend: 'cpu',
+      hiddenSize: this.d,
+      vocabSize: 50,
+      numLayers: 2,
+      clientLayers: 0,
+      contextLength: 64,
+      experts: ['banking_expert', 'shared_attention'],
+      expertKeywords: { banking_expert: ['bank'] },
+      defaultExpert: 'shared_attention',
+      heActive: true,
+      polyN: 16384,
+      simdSlots: 8192,
+      dp: { mechanism: 'off', epsilon: 0, delta: 0, sigma: 0, sensitivity: 0 },
+    };
+  }
+  tokenize(text: string): number[] {
+    return [...text].map((c) => c.charCodeAt(0) % 50);
+  }
+  detokenize(ids: number[]): string {
+    return ids.map((i) => String.fromCharCode(97 + (i % 26))).join('');
+  }
+  routeExpert(): string {
+    return 'banking_expert';
+  }
+  prompt(q: string): string {
+    return q;
+  }
+  stopTokens(): number[] {
+    return [49];
+  }
+  createSession(): SplitSession {
+    const d = this.d;
+    const sum = new Float32Array(d);
+    let length = 0;
+    this.liveSessions++;
+    let disposed = false;
+    return {
+      get length() {
+        return length;
+      },
+      reset() {
+        sum.fill(0);
+        length = 0;
+      },
+      forward: async (emb: Float32Array, seqLen: number): Promise<SplitForwardResult> => {
+        if (length + seqLen > 64) throw new RangeError('context overflow');
+        for (let p = 0; p < seqLen; p++) for (let j = 0; j < d; j++) sum[j] += emb[p * d + j];
+        length += seqLen;
+        await new Promise((r) => setTimeout(r, 1));
+        const h = Float32Array.from(sum);
+        h[d - 1] += length;
+        return { hidden: h, stages: { forward: 0.2, encrypt: 0.1 }, heActive: true, heOperations: 3, dpSigma: 0, expert: 'banking_expert' };
+      },
+      dispose: () => {
+        if (!disposed) this.liveSessions--;
+        disposed = true;
+      },
+    };
+  }
+  async createHead(): Promise<SplitHead> {
+    const d = this.d;
+    return {
+      backend: 'cpu',
+      hiddenSize: d,
+      vocabSize: 50,
+      embed: async (ids: number[]) => {
+        const out = new Float32Array(ids.length * d);
+        ids.forEach((id, p) => out.fill(id / 100, p * d, (p + 1) * d));
+        return out;
+      },
+      next: async (h: Float32Array) => ({ id: Math.floor(Math.abs(h[0] * 100)) % 49, lmHeadMs: 0.1, samplingMs: 0.01 }),
+      dispose() {},
+    };
+  }
+  async dispose(): Promise<void> {
+    this.disposed = true;
+  }
+}
