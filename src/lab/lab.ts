@@ -1,0 +1,203 @@
+/**
+ * The notebook session: `const lab = await Lab.open({ backend: 'auto' })`. It holds the
+ * engine choice and the datasets, and offers tables, plots, inline display, export, sweeps
+ * and profiling. Cited data works without the native engine; measured data needs it.
+ */
+import * as path from 'node:path';
+import type { ColumnTable } from 'arquero';
+import { type Backend, type BackendChoice, type EngineInfo, deviceName, info, resolveBackend } from '../engine/info';
+import { type NativeAddon, native, packageRoot } from '../engine/native';
+import { gitCommit } from '../bench/results';
+import type { OriginalA2000, PeersFile, ResultFile, SotaRow } from './datasets';
+import { loadOriginal, loadPeers, loadResults, loadSota } from './datasets';
+import { display, note } from './display';
+import { type ExportOptions, type ExportResult, exportFigure } from './export';
+import type { Figure } from './figure';
+import { type LabData, standardFigures } from './figures';
+import * as figures from './figures';
+import * as plots from './plots';
+import { type ProfileResult, profile } from './profile';
+import { type MeasuredProvenance, measured } from './provenance';
+import { type Metrics, type PointFn, type Space, type SweepOptions, type SweepResult, runSweep } from './sweep';
+import * as tables from './tables';
+
+export interface LabOpenOptions {
+  backend?: BackendChoice;
+  /** Package root (datasets/, figures/); default: the installed package. */
+  root?: string;
+  /** Small configurations (CI, CPU-only machines); default from TENSAFE_NOTEBOOK_SMALL=1. */
+  small?: boolean;
+}
+
+export class Lab {
+  /** Datasets are read once per session, on first use. */
+  private cache: Partial<LabData> = {};
+
+  private constructor(
+    /** The backend measurements run on; null when the native engine could not be loaded. */
+    readonly backend: Backend | null,
+    /** Device name (GPU or CPU model) for "measured here" labels. */
+    readonly device: string,
+    readonly root: string,
+    readonly small: boolean,
+    /** Why the engine is unavailable, when it is. */
+    readonly engineError: string | null,
+  ) {}
+
+  /**
+   * Opens a session. 'auto' picks CUDA when a GPU is usable, else the CPU; when the native
+   * engine is not built, 'auto' still opens (cited data and committed results work) and
+   * `engineError` says why; an explicit 'cpu' or 'cuda' then throws.
+   */
+  static async open(opts: LabOpenOptions = {}): Promise<Lab> {
+    const choice = opts.backend ?? 'auto';
+    if (!['auto', 'cpu', 'cuda'].includes(choice as string)) {
+      throw new RangeError(`Lab.open: backend must be 'auto', 'cpu' or 'cuda', got ${JSON.stringify(choice)}`);
+    }
+    const root = opts.root ?? packageRoot();
+    const small = opts.small ?? process.env.TENSAFE_NOTEBOOK_SMALL === '1';
+    try {
+      const backend = resolveBackend(choice);
+      return new Lab(backend, deviceName(backend), root, small, null);
+    } catch (err) {
+      if (choice !== 'auto') throw err;
+      return new Lab(null, 'no engine', root, small, (err as Error).message);
+    }
+  }
+
+  /** engine.info(), or null without the engine. */
+  info(): EngineInfo | null {
+    return this.backend ? info() : null;
+  }
+
+  /** The raw addon (for profiling hooks), or null. */
+  addon(): NativeAddon | null {
+    return this.backend ? native() : null;
+  }
+
+  /** "measured here (device, today)" for numbers this session produces. */
+  provenance(): MeasuredProvenance {
+    return measured(this.device, new Date().toISOString(), { backend: this.backend ?? undefined, commit: gitCommit() });
+  }
+
+  // ---- data ----------------------------------------------------------------------------
+
+  get original(): OriginalA2000 {
+    return (this.cache.original ??= loadOriginal(this.root));
+  }
+
+  get sotaRows(): SotaRow[] {
+    return (this.cache.sota ??= loadSota(this.root));
+  }
+
+  get peers(): PeersFile {
+    return (this.cache.peers ??= loadPeers(this.root));
+  }
+
+  /** Committed result files, newest first (optionally one bench). */
+  results(bench?: string): ResultFile[] {
+    const all = (this.cache.results ??= loadResults({ root: this.root }).results);
+    return bench ? all.filter((r) => r.bench === bench) : all;
+  }
+
+  /** Everything the standard figures need. */
+  data(): LabData {
+    return { original: this.original, sota: this.sotaRows, peers: this.peers, results: this.results() };
+  }
+
+  /** Forget cached datasets (after a benchmark wrote a new result file). */
+  reload(): void {
+    this.cache = {};
+  }
+
+  // ---- tables ----------------------------------------------------------------------------
+
+  get tables() {
+    const o = this.original;
+    return {
+      ...tables.originalTables(o),
+      sota: () => tables.sotaTable(this.sotaRows),
+      peers: () => tables.peersTable(this.peers),
+      summary: (bench?: string) => tables.summaryTable(this.results(bench)),
+      resultRows: (r: ResultFile) => tables.resultRowsTable(r),
+      breakdown: (name: 'breakdown_websocket' | 'breakdown_split_cpu_head' | 'breakdown_split_gpu_head') => {
+        const t = this.original.tables[name];
+        const resolve = (ref: string) => (ref in o.tables ? (o.tables as unknown as Record<string, { tree?: import('./datasets').BreakdownNode }>)[ref].tree : undefined);
+        return tables.asTable(tables.treeRows(t.tree, resolve));
+      },
+      from: (rows: tables.TableLike) => tables.asTable(rows),
+    };
+  }
+
+  /** A danfojs-node DataFrame of a table (loaded on request). */
+  toDanfo(t: tables.TableLike): unknown {
+    return tables.toDanfo(t);
+  }
+
+  // ---- plots -----------------------------------------------------------------------------
+
+  /** Plot builders (pure: data in, figure out) and the standard figures over this session's data. */
+  get plot() {
+    const d = () => this.data();
+    return {
+      ...plots,
+      ckksOpCostsStandard: () => figures.ckksOpCostsFigure(d()),
+      breakdownStandard: () => figures.breakdownBarsFigure(d()),
+      breakdownTreeStandard: (name: 'breakdown_websocket' | 'breakdown_split_cpu_head' | 'breakdown_split_gpu_head', kind?: 'sunburst' | 'treemap' | 'icicle') =>
+        figures.breakdownTreeFigure(d(), name, kind),
+      heCostStandard: () => figures.heCostFigure(d()),
+      optimisationStandard: () => figures.optimisationFigure(d()),
+      lmHeadStandard: () => figures.lmHeadFigure(d()),
+      sotaStandard: () => figures.sotaFigure(d()),
+      dpStandard: () => figures.dpFigure(d()),
+      standard: () => standardFigures(d()),
+    };
+  }
+
+  // ---- display and export ---------------------------------------------------------------
+
+  /** Renders a table, figure or text inline (tslab), or prints it (plain Node). */
+  show(x: Figure | ColumnTable | string | unknown, opts?: { caption?: string; limit?: number }): void {
+    display(x, opts);
+  }
+
+  /** Markdown in the notebook (plain text elsewhere). */
+  note(markdown: string): void {
+    note(markdown);
+  }
+
+  /**
+   * Writes `<path>.html` (always) and `<path>.svg` + `<path>.png` (where Chromium exists).
+   * A relative path is taken from the package root, so 'figures/x' lands in figures/.
+   */
+  async export(fig: Figure, target: string, opts: ExportOptions = {}): Promise<ExportResult> {
+    const abs = path.isAbsolute(target) ? target : path.join(this.root, target);
+    return exportFigure(fig, abs, opts);
+  }
+
+  // ---- sweeps and profiling ---------------------------------------------------------------
+
+  /**
+   * Runs `compute` on every point of the cartesian product of `space`, cached under
+   * datasets/cache/ by (options, commit, device), resumable, cancellable via opts.signal.
+   */
+  async sweep<M extends Metrics>(space: Space, compute: PointFn<M>, opts: Partial<SweepOptions> = {}): Promise<SweepResult<M>> {
+    return runSweep(space, compute, {
+      cacheDir: path.join(this.root, 'datasets', 'cache'),
+      commit: gitCommit(),
+      device: `${this.backend ?? 'none'}:${this.device}`,
+      ...opts,
+    });
+  }
+
+  /** Per-kernel table of the native work fn does (see profile.ts for where none is available). */
+  async profile<T>(fn: () => T | Promise<T>): Promise<ProfileResult<T>> {
+    return profile(fn, this.addon());
+  }
+
+  /** One line for the top of a notebook: where this session measures, and the cited baseline. */
+  header(): string {
+    const where = this.backend ? `measured here: ${this.backend} on ${this.device}` : `no native engine (${this.engineError})`;
+    return `${where}${this.small ? ' (small configurations)' : ''}; original: ${this.original.hardware} (cited, ${this.original.source})`;
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * Per-token latency breakdowns: stacked bars (one bar per series, one segment per stage) and
+ * the nested tree of the original's breakdown (sunburst, treemap or icicle).
+ */
+import type { BreakdownNode } from '../datasets';
+import { type Figure, type Trace, makeFigure } from '../figure';
+import type { Provenance } from '../provenance';
+import { orderStages, stageColor, stageLabel } from './stages';
+
+/** One bar: milliseconds per stage for one configuration or source. */
+export interface StageSeries {
+  label: string;
+  provenance: Provenance;
+  /** Milliseconds per stage (stage names of the per-token records). */
+  stages: Record<string, number>;
+  /** A printed or measured total larger than the parts; the difference is drawn as "not itemised". */
+  total?: number;
+}
+
+/** Adds a node's leaves into per-stage sums; refs are not expanded (the node's own stage counts). */
+export function stagesFromTree(tree: BreakdownNode): { stages: Record<string, number>; total: number } {
+  const stages: Record<string, number> = {};
+  const walk = (n: BreakdownNode) => {
+    if (n.children && n.children.length) {
+      n.children.forEach(walk);
+      return;
+    }
+    const s = n.stage ?? 'other';
+    stages[s] = (stages[s] ?? 0) + n.ms;
+  };
+  walk(tree);
+  return { stages, total: tree.ms };
+}
+
+/** Median of each stage over per-token records ({forward: 1.2, encrypt: 0.3, ...}). */
+export function stagesFromRecords(records: Array<Record<string, number>>): Record<string, number> {
+  if (records.length === 0) throw new RangeError('stagesFromRecords: no records');
+  const keys = new Set(records.flatMap((r) => Object.keys(r)));
+  const out: Record<string, number> = {};
+  for (const k of keys) {
+    const v = records.map((r) => r[k]).filter((x): x is number => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+    if (v.length === 0) continue;
+    const m = v.length >> 1;
+    out[k] = v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+  }
+  return out;
+}
+
+function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+export interface LatencyBreakdownOptions {
+  title?: string;
+  caption?: string;
+  /** 'h' draws horizontal bars (long labels), 'v' vertical. */
+  orientation?: 'h' | 'v';
+  unit?: 'ms' | 'us';
+}
+
+/** Stacked bars: one bar per series, one trace per stage, with the total printed at the end of each bar. */
+export function latencyBreakdown(series: StageSeries[], opts: LatencyBreakdownOptions = {}): Figure {
+  if (series.length === 0) throw new RangeError('latencyBreakdown: no series');
+  const orientation = opts.orientation ?? 'h';
+  const unit = opts.unit ?? 'ms';
+  const labels = series.map((s) => s.label);
+  const rows = series.map((s) => {
+    const parts = sum(Object.values(s.stages));
+    const unaccounted = s.total !== undefined && s.total - parts > 1e-9 ? s.total - parts : 0;
+    return { ...s.stages, ...(unaccounted > 0 ? { unaccounted } : {}) } as Record<string, number>;
+  });
+  const stages = orderStages(rows.flatMap((r) => Object.keys(r)));
+  const data: Trace[] = stages.map((stage) => {
+    const values = rows.map((r) => r[stage] ?? 0);
+    const trace: Trace = {
+      type: 'bar',
+      name: stageLabel(stage),
+      orientation,
+      marker: { color: stageColor(stage), ...(stage === 'unaccounted' ? { pattern: { shape: '/' } } : {}) },
+      hovertemplate: `%{${orientation === 'h' ? 'y' : 'x'}}<br>${stageLabel(stage)}: %{${orientation === 'h' ? 'x' : 'y'}:.3g} ${unit}<extra></extra>`,
+      meta: { stage },
+    };
+    if (orientation === 'h') {
+      trace.x = values;
+      trace.y = labels;
+    } else {
+      trace.x = labels;
+      trace.y = values;
+    }
+    return trace;
+  });
+  const totals = series.map((s, i) => Math.max(s.total ?? 0, sum(Object.values(rows[i]))));
+  const annotations = totals.map((t, i) => ({
+    text: `${t.toPrecision(3)} ${unit}`,
+    showarrow: false,
+    ...(orientation === 'h'
+      ? { x: t, y: labels[i], xanchor: 'left', xshift: 4 }
+      : { x: labels[i], y: t, yanchor: 'bottom', yshift: 2 }),
+    font: { size: 11 },
+  }));
+  const valueAxis = { title: { text: `${unit} per token` }, rangemode: 'tozero', gridcolor: '#eee' };
+  const categoryAxis = { automargin: true, ...(orientation === 'h' ? { autorange: 'reversed' } : {}) };
+  return makeFigure({
+    title: opts.title ?? 'Per-token latency breakdown',
+    data,
+    layout: {
+      barmode: 'stack',
+      annotations,
+      legend: { orientation: 'v', x: 1.02, y: 1, traceorder: 'normal' },
+      xaxis: orientation === 'h' ? valueAxis : categoryAxis,
+      yaxis: orientation === 'h' ? categoryAxis : valueAxis,
+      height: Math.max(420, 140 + 60 * series.length),
+    },
+    height: Math.max(420, 160 + 60 * series.length),
+    sources: series.map((s) => ({ label: s.label, provenance: s.provenance })),
+    caption: opts.caption,
+  });
+}
+
+/** Flat node list of a tree for plotly's hierarchical traces. */
+export interface TreeNodes {
+  ids: string[];
+  labels: string[];
+  parents: string[];
+  values: number[];
+  text: string[];
+}
+
+/**
+ * Flattens a breakdown tree into plotly's ids/parents/values. A node with `ref` is expanded
+ * with the referenced tree's children. Each parent's value is the larger of its printed total
+ * and the sum of its children; where the printed total is larger, the difference becomes a
+ * "not itemised" child, so values always add up (branchvalues: 'total').
+ */
+export function flattenTree(root: BreakdownNode, resolve: (ref: string) => BreakdownNode | undefined = () => undefined): TreeNodes {
+  const out: TreeNodes = { ids: [], labels: [], parents: [], values: [], text: [] };
+  const visit = (n: BreakdownNode, parentId: string, depth: number): number => {
+    if (depth > 8) throw new RangeError('flattenTree: breakdown tree nested too deep (a ref cycle?)');
+    const id = parentId ? `${parentId}/${n.name}` : n.name;
+    const children = n.children ?? (n.ref ? resolve(n.ref)?.children : undefined) ?? [];
+    const index = out.ids.length;
+    out.ids.push(id);
+    out.labels.push(n.name);
+    out.parents.push(parentId);
+    out.values.push(0);
+    out.text.push(n.detail ?? '');
+    let value = n.ms;
+    if (children.length) {
+      const parts = children.reduce((acc, c) => acc + visit(c, id, depth + 1), 0);
+      const rest = n.ms - parts;
+      if (rest > 1e-9) {
+        out.ids.push(`${id}/(not itemised)`);
+        out.labels.push('not itemised');
+        out.parents.push(id);
+        out.values.push(rest);
+        out.text.push('printed total minus the printed parts');
+      }
+      value = Math.max(n.ms, parts);
+    }
+    out.values[index] = value;
+    return value;
+  };
+  visit(root, '', 0);
+  return out;
+}
+
+export interface BreakdownTreeOptions {
+  kind?: 'sunburst' | 'treemap' | 'icicle';
+  title?: string;
+  caption?: string;
+  resolve?: (ref: string) => BreakdownNode | undefined;
+}
+
+/** The nested breakdown as a sunburst (default), treemap or icicle. */
+export function breakdownTree(tree: BreakdownNode, provenance: Provenance, opts: BreakdownTreeOptions = {}): Figure {
+  const nodes = flattenTree(tree, opts.resolve);
+  const kind = opts.kind ?? 'sunburst';
+  return makeFigure({
+    title: opts.title ?? `${tree.name}: nested breakdown (ms per token)`,
+    data: [
+      {
+        type: kind,
+        name: tree.name,
+        ids: nodes.ids,
+        labels: nodes.labels,
+        parents: nodes.parents,
+        values: nodes.values,
+        customdata: nodes.text,
+        branchvalues: 'total',
+        hovertemplate: '%{label}: %{value:.3g} ms<br>%{customdata}<extra></extra>',
+        ...(kind === 'sunburst' ? { insidetextorientation: 'radial' } : {}),
+        textinfo: kind === 'sunburst' ? 'label' : 'label+value',
+      },
+    ],
+    layout: { margin: { l: 20, r: 20, t: 60 } },
+    height: 640,
+    sources: [{ label: tree.name, provenance }],
+    caption: opts.caption,
+  });
+}
+
+/** A breakdown tree built from measured stages, grouped (model / HE-LoRA / head) for the nested view. */
+export function treeFromStages(name: string, stages: Record<string, number>, groups: Record<string, string[]>): BreakdownNode {
+  const used = new Set<string>();
+  const children: BreakdownNode[] = [];
+  for (const [group, members] of Object.entries(groups)) {
+    const kids = members.filter((s) => stages[s] !== undefined).map((s) => {
+      used.add(s);
+      return { name: stageLabel(s), stage: s, ms: stages[s] };
+    });
+    if (kids.length) children.push({ name: group, ms: sum(kids.map((k) => k.ms)), children: kids });
+  }
+  for (const [s, ms] of Object.entries(stages)) {
+    if (!used.has(s)) children.push({ name: stageLabel(s), stage: s, ms });
+  }
+  return { name, ms: sum(children.map((c) => c.ms)), children };
+}
+
+/** The grouping used for measured trees: what runs in the model, under HE, and after. */
+export const DEFAULT_GROUPS: Record<string, string[]> = {
+  'Model forward': ['forward'],
+  'HE-LoRA': ['dp_noise', 'encode', 'encrypt', 'ct_pt_multiply', 'decrypt', 'decode', 'transfer', 'extract_sum', 'lora_b'],
+  'Head + sampling': ['lm_head', 'sampling'],
+  Transport: ['network'],
+};

@@ -1,0 +1,128 @@
+/**
+ * The SOTA comparison: tok/s on a log scale, each row with its source; rows without a fair
+ * per-token figure are listed and marked (†) instead of drawn; rows measured here are highlighted.
+ */
+import type { SotaRow } from '../datasets';
+import { CITED, type Figure, HIGHLIGHT, type Trace, makeFigure } from '../figure';
+import { type Provenance, cited, provenanceText } from '../provenance';
+
+/** A row measured by this repository, to be drawn beside the cited ones. */
+export interface MeasuredSotaRow {
+  system: string;
+  model: string;
+  hardware: string;
+  what_encrypted: string;
+  tok_s: number;
+  provenance: Provenance;
+}
+
+export interface SotaOptions {
+  title?: string;
+  caption?: string;
+}
+
+interface PlotRow {
+  label: string;
+  tok_s: number | null;
+  source: string;
+  measured: boolean;
+  comparable: boolean;
+  metric: string;
+  hover: string;
+}
+
+export const NOT_COMPARABLE_MARK = '\u2020';
+
+function clip(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 3)}...` : s;
+}
+
+/** Second, smaller line of a tick label. */
+function sub(text: string): string {
+  return `<br><span style="font-size:10px;color:#666">${text}</span>`;
+}
+
+export function sotaComparison(rows: SotaRow[], measuredRows: MeasuredSotaRow[] = [], opts: SotaOptions = {}): Figure {
+  if (rows.length + measuredRows.length === 0) throw new RangeError('sotaComparison: no rows');
+  const plotRows: PlotRow[] = [
+    ...measuredRows.map((r) => ({
+      label: `<b>${r.system}</b>${sub(`${r.model}, ${r.hardware}`)}`,
+      tok_s: r.tok_s,
+      source: provenanceText(r.provenance),
+      measured: true,
+      comparable: true,
+      metric: `${r.tok_s.toPrecision(3)} tok/s`,
+      hover: r.what_encrypted,
+    })),
+    ...rows.map((r) => {
+      const comparable = r.comparable && r.tok_s !== null && Number.isFinite(r.tok_s);
+      return {
+        label: `${r.system}${comparable ? '' : ` ${NOT_COMPARABLE_MARK}`}${sub(`${r.model}, ${r.hardware}`)}`,
+        tok_s: comparable ? r.tok_s : null,
+        source: r.source,
+        measured: false,
+        comparable,
+        metric: r.reported_metric,
+        hover: `${r.what_encrypted}<br>${r.note}`,
+      };
+    }),
+  ];
+  const drawn = plotRows.filter((r) => r.comparable).sort((a, b) => (b.tok_s as number) - (a.tok_s as number));
+  const listed = plotRows.filter((r) => !r.comparable);
+  const order = [...drawn, ...listed];
+  const values = drawn.map((r) => r.tok_s as number).filter((v) => v > 0);
+  const lo = values.length ? Math.floor(Math.log10(Math.min(...values))) - 0.5 : -4;
+  const hi = values.length ? Math.ceil(Math.log10(Math.max(...values))) + 2.2 : 2;
+  const wrapHover = (s: string) => s.replace(/(.{1,90})(\s|$)/g, '$1<br>');
+  const bar = (subset: PlotRow[], name: string, color: string): Trace => ({
+    type: 'bar',
+    orientation: 'h',
+    name,
+    y: subset.map((r) => r.label),
+    x: subset.map((r) => r.tok_s),
+    text: subset.map((r) => `${(r.tok_s as number).toPrecision(3)} tok/s | ${r.source}`),
+    textposition: 'outside',
+    cliponaxis: false,
+    marker: { color },
+    customdata: subset.map((r) => wrapHover(r.hover)),
+    hovertemplate: '%{y}<br>%{x:.3g} tok/s<br>%{customdata}<extra></extra>',
+  });
+  const data: Trace[] = [];
+  const measuredDrawn = drawn.filter((r) => r.measured);
+  const citedDrawn = drawn.filter((r) => !r.measured);
+  if (measuredDrawn.length) data.push(bar(measuredDrawn, 'measured here', HIGHLIGHT));
+  if (citedDrawn.length) data.push(bar(citedDrawn, 'cited (source per row)', CITED));
+  if (listed.length) {
+    data.push({
+      type: 'scatter',
+      mode: 'markers+text',
+      name: `${NOT_COMPARABLE_MARK} not comparable per token (no bar)`,
+      y: listed.map((r) => r.label),
+      x: listed.map(() => 10 ** (lo + 0.05)),
+      text: listed.map((r) => `${clip(r.metric, 70)} | ${r.source}`),
+      textposition: 'middle right',
+      marker: { symbol: 'x-thin-open', size: 10, color: '#999' },
+      customdata: listed.map((r) => wrapHover(r.hover)),
+      hovertemplate: '%{y}<br>%{text}<br>%{customdata}<extra></extra>',
+    });
+  }
+  const sources: Array<{ label?: string; provenance: Provenance }> = [
+    ...measuredRows.map((r) => ({ label: r.system, provenance: r.provenance })),
+  ];
+  if (rows.length) sources.push({ label: 'other rows', provenance: cited('datasets/sota.csv, corrected per field-notes section 1; each row names its source') });
+  return makeFigure({
+    title: opts.title ?? 'Private LLM inference: tokens per second (log scale)',
+    data,
+    layout: {
+      barmode: 'overlay',
+      xaxis: { title: { text: 'tokens per second (log)' }, type: 'log', range: [lo, hi], gridcolor: '#eee' },
+      yaxis: { automargin: true, autorange: 'reversed', categoryorder: 'array', categoryarray: order.map((r) => r.label) },
+      legend: { orientation: 'h', y: 1.02, yanchor: 'bottom', x: 0 },
+      margin: { l: 20, r: 30, t: 90 },
+    },
+    width: 1100,
+    height: Math.max(480, 170 + 42 * order.length),
+    sources,
+    caption: opts.caption ?? `${NOT_COMPARABLE_MARK} marks rows whose source reports no per-token figure (or none was found); they are listed, not drawn.`,
+  });
+}

@@ -1,0 +1,200 @@
+/**
+ * Adapters from the datasets and result files to the plot builders' series. Each series
+ * carries its provenance: the original's tables are "cited", result files "measured here".
+ */
+import type { BreakdownName, BreakdownNode, OriginalA2000, PeerEntry, ResultFile, SotaRow } from './datasets';
+import { resultLabel, resultProvenance } from './datasets';
+import type { StageSeries } from './plots/breakdown';
+import { stagesFromTree } from './plots/breakdown';
+import type { OpCostSeries } from './plots/ckks';
+import type { LmHeadSeries } from './plots/lm-head';
+import type { StepSeries } from './plots/optimisation';
+import type { MeasuredSotaRow } from './plots/sota';
+import { cited, originalProvenance } from './provenance';
+
+export const ORIGINAL_LABEL = 'Original (RTX A2000)';
+
+const BREAKDOWN_LABELS: Record<BreakdownName, string> = {
+  breakdown_websocket: 'WebSocket HE',
+  breakdown_split_cpu_head: 'Split, CPU LM head',
+  breakdown_split_gpu_head: 'Split, GPU LM head',
+};
+
+/** The original's breakdown as one stacked bar (stages summed; printed total kept). */
+export function originalBreakdownSeries(o: OriginalA2000, name: BreakdownName): StageSeries {
+  const { stages, total } = stagesFromTree(o.tables[name].tree);
+  return { label: `${BREAKDOWN_LABELS[name]} (original, A2000)`, provenance: originalProvenance(), stages, total };
+}
+
+/** The original's tree and a resolver for its refs (split mode's "Server forward" = the WebSocket tree). */
+export function originalTree(o: OriginalA2000, name: BreakdownName): { tree: BreakdownNode; resolve: (ref: string) => BreakdownNode | undefined } {
+  const resolve = (ref: string) => (ref in o.tables ? (o.tables as unknown as Record<string, { tree?: BreakdownNode }>)[ref].tree : undefined);
+  return { tree: o.tables[name].tree, resolve };
+}
+
+/** "Why 16384 wins": the original's HE arithmetic per poly_n as stacked bars (as printed). */
+export function originalPolyNSeries(o: OriginalA2000): StageSeries[] {
+  return o.tables.poly_n_comparison.rows.map((r) => {
+    const stages: Record<string, number> = {
+      ct_pt_multiply: r.batches * r.ct_pt_ms,
+      decrypt: r.batches * r.decrypt_ms,
+    };
+    if (r.encrypt_ms !== undefined) stages.encrypt = r.encrypt_ms;
+    if (r.transfer_ms !== undefined) stages.transfer = r.transfer_ms;
+    const what = r.batch_decrypt ? ', batched decrypt (as printed, no encrypt)' : '';
+    return { label: `N=${r.poly_n}, ${r.batches} products${what}`, provenance: originalProvenance(), stages, total: r.total_he_ms };
+  });
+}
+
+/** Peers' HE-LoRA per-token parts (node-seal on the CPU, Phantom on the H100) as stacked bars. */
+export function peerHeSeries(peers: PeerEntry[]): StageSeries[] {
+  return peers
+    .filter((p) => p.kind === 'he_lora_per_token' && p.parts_ms)
+    .map((p) => ({
+      label: `${p.peer.split(' (')[0]} N=${p.poly_n} (${p.measured_here?.hardware ?? p.hardware ?? '?'})`,
+      provenance: cited(p.source, p.measured_here?.hardware ?? p.hardware),
+      stages: { ...(p.parts_ms as Record<string, number>) },
+      total: p.ms_per_token,
+    }));
+}
+
+const ORIGINAL_OP_NAMES: Record<string, string> = {
+  encrypt: 'encrypt',
+  ct_pt_multiply: 'ct_pt_multiply',
+  decrypt_to_gpu: 'decrypt',
+  decrypt_to_cpu: 'decrypt + copy to host',
+  rotate: 'rotate',
+};
+
+export function originalOpCosts(o: OriginalA2000): OpCostSeries {
+  return {
+    label: ORIGINAL_LABEL,
+    provenance: originalProvenance(),
+    rows: o.tables.ckks_op_costs.rows.map((r) => ({ op: ORIGINAL_OP_NAMES[r.op] ?? r.op, poly_n: r.poly_n, us: r.ms * 1000 })),
+  };
+}
+
+/** Per-op figures of the peers (Phantom on the H100, SEAL's published M1 Pro numbers). */
+export function peerOpCosts(peers: PeerEntry[]): OpCostSeries[] {
+  return peers
+    .filter((p) => p.kind === 'op_costs' && p.ops_us && p.poly_n && p.source !== 'seed-performance-analysis.md')
+    .map((p) => ({
+      label: `${p.peer.split(' (')[0]} (${p.measured_here?.hardware ?? p.hardware ?? '?'})`,
+      provenance: cited(p.source, p.measured_here?.hardware ?? p.hardware),
+      rows: Object.entries(p.ops_us as Record<string, number>).map(([op, us]) => ({ op, poly_n: p.poly_n as number, us })),
+    }));
+}
+
+function num(x: unknown): number | undefined {
+  return typeof x === 'number' && Number.isFinite(x) ? x : undefined;
+}
+
+/** The ckks bench's rows ({op, poly_n, median_us}) as a series; null when the file has none. */
+export function resultOpCosts(r: ResultFile): OpCostSeries | null {
+  const rows = r.rows
+    .filter((x) => typeof x.op === 'string' && num(x.poly_n) !== undefined && num(x.median_us) !== undefined)
+    .map((x) => ({ op: x.op as string, poly_n: x.poly_n as number, us: x.median_us as number }));
+  return rows.length ? { label: resultLabel(r), provenance: resultProvenance(r), rows } : null;
+}
+
+/** The original's WebSocket optimisation steps (range midpoints, ranges as error bars). */
+export function originalOptimisation(o: OriginalA2000): StepSeries {
+  return {
+    label: ORIGINAL_LABEL,
+    provenance: originalProvenance(),
+    steps: o.tables.optimisation_websocket.rows.map((r) => ({
+      step: r.step,
+      label: r.configuration.replace(/^\+ /, '+ '),
+      tok_s: (r.tok_s_min + r.tok_s_max) / 2,
+      tok_s_min: r.tok_s_min,
+      tok_s_max: r.tok_s_max,
+    })),
+  };
+}
+
+/**
+ * Optimisation steps measured by the pipeline bench: rows carrying `step` (number), `tok_s`
+ * and a `setting` (or `label`). Null when the file has none.
+ */
+export function resultOptimisation(r: ResultFile): StepSeries | null {
+  const steps = r.rows
+    .filter((x) => num(x.step) !== undefined && num(x.tok_s) !== undefined)
+    .map((x) => ({ step: x.step as number, label: String(x.label ?? x.setting ?? `step ${x.step}`), tok_s: x.tok_s as number }));
+  return steps.length ? { label: resultLabel(r), provenance: resultProvenance(r), steps } : null;
+}
+
+export function originalLmHead(o: OriginalA2000): LmHeadSeries {
+  return {
+    label: ORIGINAL_LABEL,
+    provenance: originalProvenance(),
+    rows: o.tables.lm_head_backends.rows.map((r) => ({ backend: r.backend, ms: r.ms_per_token })),
+  };
+}
+
+const LM_HEAD_KEYS: Array<[string, string]> = [
+  ['lm_head_ms_cpu_naive', 'CPU, naive loop'],
+  ['lm_head_ms_cpu', 'CPU, tensafe'],
+  ['lm_head_ms_gpu', 'GPU, tensafe'],
+];
+
+/** The model bench's LM head summary keys as a series; null when absent. */
+export function resultLmHead(r: ResultFile): LmHeadSeries | null {
+  const rows = LM_HEAD_KEYS.filter(([k]) => num(r.summary[k]) !== undefined).map(([k, backend]) => ({ backend, ms: r.summary[k] as number }));
+  return rows.length ? { label: resultLabel(r), provenance: resultProvenance(r), rows } : null;
+}
+
+/** Rows measured here for the SOTA figure: the pipeline's best HE-LoRA tok/s and the server's. */
+export function measuredSotaRows(results: ResultFile[]): MeasuredSotaRow[] {
+  const out: MeasuredSotaRow[] = [];
+  for (const r of results) {
+    const hw = `1x ${r.device}`;
+    if (r.bench === 'pipeline' && num(r.summary.he_lora_tok_s_best) !== undefined) {
+      const setting = r.summary.he_lora_best_setting ? `, ${r.summary.he_lora_best_setting}` : '';
+      out.push({
+        system: `tensafe in-process HE-LoRA (${r.backend}${setting})`,
+        model: String(r.summary.model ?? 'Qwen2.5-1.5B shape'),
+        hardware: hw,
+        what_encrypted: 'LoRA-A product under CKKS (this repository)',
+        tok_s: r.summary.he_lora_tok_s_best as number,
+        provenance: resultProvenance(r),
+      });
+    }
+    if (r.bench === 'server' && num(r.summary.ws_he_tok_s) !== undefined) {
+      out.push({
+        system: `tensafe WebSocket HE (${r.backend})`,
+        model: String(r.summary.model ?? 'Qwen2.5-1.5B shape'),
+        hardware: hw,
+        what_encrypted: 'LoRA-A product under CKKS, over the WebSocket server',
+        tok_s: r.summary.ws_he_tok_s as number,
+        provenance: resultProvenance(r),
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * Per-stage breakdowns in a pipeline result: rows with `stage` and `median_ms` (or `ms`),
+ * grouped by `setting` (or `mode`); one series per group.
+ */
+export function resultBreakdownSeries(r: ResultFile): StageSeries[] {
+  const groups = new Map<string, Record<string, number>>();
+  for (const x of r.rows) {
+    const ms = num(x.median_ms) ?? num(x.ms);
+    if (typeof x.stage !== 'string' || ms === undefined) continue;
+    const g = String(x.setting ?? x.mode ?? 'default');
+    if (!groups.has(g)) groups.set(g, {});
+    const stages = groups.get(g)!;
+    stages[x.stage] = (stages[x.stage] ?? 0) + ms;
+  }
+  return [...groups.entries()].map(([g, stages]) => ({
+    label: `${g} (${resultLabel(r)})`,
+    provenance: resultProvenance(r),
+    stages,
+  }));
+}
+
+/** The rows of the corrected SOTA table that have a fair tok/s conversion. */
+export function comparableSota(rows: SotaRow[]): SotaRow[] {
+  return rows.filter((r) => r.comparable && r.tok_s !== null);
+}
