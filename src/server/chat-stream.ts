@@ -6,6 +6,7 @@
  *     decrypt_ms, network_ms, ...}, aggregate:{...}, done:false}      (one per token)
  *   {"type":"done", aggregate:{...}, done:true}
  *   {"type":"error", message, code, field?}
+ *   {"type":"cancelled", reason}   (ours: after {"type":"cancel"} or a shutdown past its grace)
  * plus our fields: `index` and `stages` (the full stage record, ms) on each token frame, and
  * `summary` (tok/s, stage medians, privacy spent) on the done frame. `{"type":"cancel"}` stops
  * the running generation. One generation at a time per connection.
@@ -239,9 +240,15 @@ export function handleChatSocket(ctx: ServerContext, ws: WebSocket, req: Incomin
           } finally {
             release();
           }
+        } catch (err) {
+          if (!controller.signal.aborted) throw err;
         } finally {
           done();
           current = undefined;
+        }
+        // Stopped by {"type":"cancel"} (or shutdown): say so; a closed socket hears nothing.
+        if (controller.signal.aborted && !closed.signal.aborted) {
+          timedSend(ws, () => JSON.stringify({ type: 'cancelled', reason: ctx.closing ? 'server shutting down' : 'cancelled by the client' }));
         }
       } catch (err) {
         ok = false;
