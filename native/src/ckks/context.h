@@ -1,0 +1,150 @@
+// The CPU CKKS context: parameters, NTT tables of every prime, the slot encoder, the
+// ChaCha20 key and stream counter, and every operation (keys, encode/decode, encryption,
+// evaluator, serialisation). Polynomials are RNS, limb-major, in the NTT domain unless noted.
+// Objects remember the id of the context that made them; using one with another context is a
+// RangeError (deserialisation re-homes an object after checking the parameter fingerprint).
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ckks/chacha20.h"
+#include "ckks/encoder.h"
+#include "ckks/ntt_tables.h"
+#include "ckks/params.h"
+
+namespace tensafe::ckks {
+
+enum class Encoding : std::uint8_t { Slots = 1, Coefficients = 2 };
+
+struct Plaintext {
+  std::uint64_t context_id = 0;
+  std::size_t limbs = 0;
+  double scale = 1;
+  Encoding encoding = Encoding::Slots;
+  bool ntt = true;  // false: coefficient form (as decryption returns it)
+  std::vector<std::uint64_t> data;  // limbs * n
+};
+
+struct Ciphertext {
+  std::uint64_t context_id = 0;
+  std::size_t limbs = 0;
+  double scale = 1;
+  std::vector<std::uint64_t> data;  // c0 (limbs*n) then c1 (limbs*n), NTT domain
+  std::uint64_t* c(std::size_t i, std::uint64_t n) { return data.data() + i * limbs * n; }
+  const std::uint64_t* c(std::size_t i, std::uint64_t n) const { return data.data() + i * limbs * n; }
+};
+
+struct SecretKey {
+  std::uint64_t context_id = 0;
+  std::vector<std::uint64_t> ntt;  // s over the key moduli (ciphertext primes + special), NTT domain
+};
+
+struct PublicKey {
+  std::uint64_t context_id = 0;
+  std::vector<std::uint64_t> data;  // b = -a s + e (L limbs) then a (L limbs), NTT domain
+};
+
+// Key-switching key for one Galois element: for each ciphertext prime i (digit), the pair
+// (b_i, a_i) over K = L + 1 primes: b_i = -a_i s + e_i + [limb i] P * tau_g(s).
+struct KeySwitchKey {
+  std::uint64_t galois = 0;
+  std::vector<std::uint64_t> data;  // [digit i][b|a][K limbs][n]
+};
+
+struct GaloisKeys {
+  std::uint64_t context_id = 0;
+  std::map<std::int64_t, KeySwitchKey> keys;  // by rotation step (normalised to [0, slots))
+  std::vector<std::int64_t> steps;             // as asked, in order
+};
+
+enum class ObjectKind : std::uint16_t { Ciphertext = 1, Plaintext = 2, PublicKey = 3, GaloisKeys = 4, SecretKey = 5 };
+
+class CkksContext {
+ public:
+  explicit CkksContext(const CkksParamsSpec& spec);
+
+  const CkksParams& params() const { return params_; }
+  std::uint64_t n() const { return params_.spec.n; }
+  std::size_t max_limbs() const { return params_.moduli.size(); }
+  std::uint64_t id() const { return id_; }
+  double default_scale() const { return scale_; }
+  const SlotEncoder& encoder() const { return encoder_; }
+  // Tables of key modulus k (k < L: ciphertext primes; k == L: the special prime).
+  const NttTables& tables(std::size_t k) const { return *tables_[k]; }
+  std::uint64_t next_stream() { return stream_counter_.fetch_add(1); }
+
+  // keys
+  SecretKey generate_secret_key();
+  PublicKey generate_public_key(const SecretKey& sk);
+  GaloisKeys generate_galois_keys(const SecretKey& sk, const std::vector<std::int64_t>& steps);
+
+  // encoding (limbs 0 = all ciphertext primes; scale <= 0 = default scale)
+  Plaintext encode(const double* values, std::size_t count, std::size_t limbs, double scale) const;
+  Plaintext encode_coefficients(const double* values, std::size_t count, std::size_t limbs, double scale) const;
+  void decode(const Plaintext& pt, double* out) const;               // n/2 values
+  void decode_coefficients(const Plaintext& pt, double* out) const;  // n values
+
+  // encryption
+  Ciphertext encrypt(const Plaintext& pt, const PublicKey& pk);
+  Ciphertext encrypt_symmetric(const Plaintext& pt, const SecretKey& sk);
+  Plaintext decrypt(const Ciphertext& ct, const SecretKey& sk) const;
+  std::vector<Plaintext> decrypt_batch(const std::vector<const Ciphertext*>& cts, const SecretKey& sk) const;
+
+  // evaluator
+  Ciphertext add(const Ciphertext& a, const Ciphertext& b) const;
+  Ciphertext sub(const Ciphertext& a, const Ciphertext& b) const;
+  Ciphertext add_plain(const Ciphertext& a, const Plaintext& b) const;
+  Ciphertext multiply_plain(const Ciphertext& a, const Plaintext& b) const;
+  Ciphertext rescale(const Ciphertext& a) const;
+  Ciphertext mod_switch(const Ciphertext& a) const;
+  Ciphertext rotate(const Ciphertext& a, std::int64_t steps, const GaloisKeys& gk) const;
+
+  // serialisation (versioned header, fingerprint, lengths, checksum)
+  std::vector<std::uint8_t> serialize(const Ciphertext& ct) const;
+  std::vector<std::uint8_t> serialize(const Plaintext& pt) const;
+  std::vector<std::uint8_t> serialize(const PublicKey& pk) const;
+  std::vector<std::uint8_t> serialize(const GaloisKeys& gk) const;
+  std::vector<std::uint8_t> serialize_secret_key(const SecretKey& sk) const;
+  Ciphertext deserialize_ciphertext(const std::uint8_t* p, std::size_t len) const;
+  Plaintext deserialize_plaintext(const std::uint8_t* p, std::size_t len) const;
+  PublicKey deserialize_public_key(const std::uint8_t* p, std::size_t len) const;
+  GaloisKeys deserialize_galois_keys(const std::uint8_t* p, std::size_t len) const;
+  SecretKey deserialize_secret_key(const std::uint8_t* p, std::size_t len) const;
+
+  // ---- building blocks (public for the benchmarks and the HE-LoRA code) ----
+  void ntt_forward(std::uint64_t* data, std::size_t limbs) const;  // limbs 0..limbs-1, in parallel
+  void ntt_inverse(std::uint64_t* data, std::size_t limbs) const;
+  // Rounds scaled coefficients into RNS residues over `limbs` primes (checks the bound).
+  void round_to_rns(const double* coeffs, std::size_t limbs, std::uint64_t* out) const;
+  // Coefficient-form RNS words over `limbs` primes -> centred doubles (Garner), times inv_scale.
+  void compose_to_double(const std::uint64_t* data, std::size_t limbs, double inv_scale, double* out) const;
+
+  // Checks that an object belongs to this context (RangeError naming `what`).
+  void check_owner(std::uint64_t owner, const char* what) const;
+
+ private:
+  void small_to_rns(const std::int8_t* v, std::size_t k_begin, std::size_t k_end, std::uint64_t* out) const;
+  void rescale_poly(std::uint64_t* poly, std::size_t limbs, std::uint64_t* out) const;
+  void key_switch(const std::uint64_t* d, std::size_t limbs, const KeySwitchKey& key, std::uint64_t* out0,
+                  std::uint64_t* out1) const;
+  const std::vector<std::uint32_t>& automorphism(std::uint64_t galois) const;
+  void check_limbs(std::size_t limbs, const char* what) const;
+  Plaintext decrypt_impl(const Ciphertext& ct, const SecretKey& sk, bool parallel) const;
+
+  CkksParams params_;
+  std::uint64_t id_;
+  double scale_;
+  std::vector<std::shared_ptr<const NttTables>> tables_;  // K = L (+1) tables
+  SlotEncoder encoder_;
+  ChaChaKey key_;
+  std::atomic<std::uint64_t> stream_counter_{1};
+  mutable std::mutex perm_mutex_;
+  mutable std::map<std::uint64_t, std::vector<std::uint32_t>> perms_;
+};
+
+}  // namespace tensafe::ckks

@@ -1,0 +1,285 @@
+// Serialisation of CKKS objects. Layout (little-endian):
+//   magic "TSCK" | u16 version (1) | u16 kind (ObjectKind) | u64 parameter fingerprint |
+//   u64 body length | body | u64 FNV-1a checksum of everything before it.
+// Bodies:  Ciphertext: u32 limbs, u32 size (2), f64 scale, 2*limbs*n words
+//          Plaintext:  u32 limbs, u8 encoding, u8 ntt, u16 0, f64 scale, limbs*n words
+//          PublicKey:  u32 L, 2*L*n words
+//          GaloisKeys: u32 count of steps asked, i64 steps[count], u32 keys, then per key:
+//                      i64 normalised step, u64 Galois element, L*2*K*n words
+//          SecretKey:  u32 K, K*n words (NTT domain)   (only via serialize_secret_key)
+// Every length is checked against the context and every word against its modulus, so corrupt
+// or foreign bytes fail with FormatError instead of producing garbage.
+#include <cmath>
+#include <cstring>
+
+#include "ckks/context.h"
+#include "common/errors.h"
+
+namespace tensafe::ckks {
+
+namespace {
+constexpr std::uint16_t kVersion = 1;
+
+std::uint64_t fnv1a_bytes(const std::uint8_t* p, std::size_t len) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (std::size_t i = 0; i < len; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+class Writer {
+ public:
+  template <typename T>
+  void put(T v) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(&v);
+    buf.insert(buf.end(), p, p + sizeof(T));
+  }
+  void words(const std::vector<std::uint64_t>& w) { words(w.data(), w.size()); }
+  void words(const std::uint64_t* w, std::size_t count) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(w);
+    buf.insert(buf.end(), p, p + count * 8);
+  }
+  std::vector<std::uint8_t> buf;
+};
+
+class Reader {
+ public:
+  Reader(const std::uint8_t* p, std::size_t len) : p_(p), len_(len) {}
+  template <typename T>
+  T get(const char* what) {
+    if (pos_ + sizeof(T) > len_) throw FormatError(std::string("truncated bytes: missing ") + what);
+    T v;
+    std::memcpy(&v, p_ + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  void words(std::uint64_t* out, std::size_t count, const char* what) {
+    if (count > (len_ - pos_) / 8) throw FormatError(std::string("truncated bytes: missing words of ") + what);
+    std::memcpy(out, p_ + pos_, count * 8);
+    pos_ += count * 8;
+  }
+  std::size_t pos() const { return pos_; }
+
+ private:
+  const std::uint8_t* p_;
+  std::size_t len_;
+  std::size_t pos_ = 0;
+};
+
+std::vector<std::uint8_t> finish(ObjectKind kind, std::uint64_t fingerprint, const Writer& body) {
+  Writer w;
+  w.buf = {'T', 'S', 'C', 'K'};
+  w.put<std::uint16_t>(kVersion);
+  w.put<std::uint16_t>(static_cast<std::uint16_t>(kind));
+  w.put<std::uint64_t>(fingerprint);
+  w.put<std::uint64_t>(body.buf.size());
+  w.buf.insert(w.buf.end(), body.buf.begin(), body.buf.end());
+  w.put<std::uint64_t>(fnv1a_bytes(w.buf.data(), w.buf.size()));
+  return w.buf;
+}
+
+const char* kind_name(ObjectKind k) {
+  switch (k) {
+    case ObjectKind::Ciphertext: return "a ciphertext";
+    case ObjectKind::Plaintext: return "a plaintext";
+    case ObjectKind::PublicKey: return "a public key";
+    case ObjectKind::GaloisKeys: return "Galois keys";
+    case ObjectKind::SecretKey: return "a secret key";
+  }
+  return "an unknown object";
+}
+
+// Validates header and checksum; returns a reader positioned at the body.
+Reader open(const std::uint8_t* p, std::size_t len, ObjectKind want, std::uint64_t fingerprint) {
+  if (len < 32) throw FormatError("bytes too short to be a tensafe CKKS object (" + std::to_string(len) + " bytes)");
+  if (std::memcmp(p, "TSCK", 4) != 0) throw FormatError("bad magic: these bytes are not a tensafe CKKS object");
+  const std::uint64_t sum = fnv1a_bytes(p, len - 8);
+  std::uint64_t stored;
+  std::memcpy(&stored, p + len - 8, 8);
+  Reader r(p, len - 8);
+  r.get<std::uint32_t>("magic");
+  const auto version = r.get<std::uint16_t>("version");
+  if (version != kVersion) throw FormatError("unsupported format version " + std::to_string(version));
+  const auto kind = static_cast<ObjectKind>(r.get<std::uint16_t>("kind"));
+  if (kind != want)
+    throw FormatError(std::string("these bytes hold ") + kind_name(kind) + ", expected " + kind_name(want));
+  const auto fp = r.get<std::uint64_t>("fingerprint");
+  if (fp != fingerprint) throw FormatError("parameter fingerprint mismatch: the bytes come from a context with other parameters");
+  const auto body = r.get<std::uint64_t>("body length");
+  if (body != len - 8 - r.pos()) throw FormatError("length mismatch: header says " + std::to_string(body) + " body bytes");
+  if (sum != stored) throw FormatError("checksum mismatch: the bytes are corrupt");
+  return r;
+}
+
+void check_words(const std::uint64_t* w, std::size_t limbs, std::uint64_t n, const std::vector<std::uint64_t>& moduli,
+                 const char* what) {
+  for (std::size_t k = 0; k < limbs; ++k)
+    for (std::uint64_t j = 0; j < n; ++j)
+      if (w[k * n + j] >= moduli[k]) throw FormatError(std::string("corrupt ") + what + ": a word is not reduced");
+}
+
+double check_scale_value(double s) {
+  if (!std::isfinite(s) || s <= 0) throw FormatError("corrupt bytes: invalid scale");
+  return s;
+}
+}  // namespace
+
+std::vector<std::uint8_t> CkksContext::serialize(const Ciphertext& ct) const {
+  check_owner(ct.context_id, "ciphertext");
+  Writer w;
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(ct.limbs));
+  w.put<std::uint32_t>(2);
+  w.put<double>(ct.scale);
+  w.words(ct.data);
+  return finish(ObjectKind::Ciphertext, params_.fingerprint, w);
+}
+
+std::vector<std::uint8_t> CkksContext::serialize(const Plaintext& pt) const {
+  check_owner(pt.context_id, "plaintext");
+  Writer w;
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(pt.limbs));
+  w.put<std::uint8_t>(static_cast<std::uint8_t>(pt.encoding));
+  w.put<std::uint8_t>(pt.ntt ? 1 : 0);
+  w.put<std::uint16_t>(0);
+  w.put<double>(pt.scale);
+  w.words(pt.data);
+  return finish(ObjectKind::Plaintext, params_.fingerprint, w);
+}
+
+std::vector<std::uint8_t> CkksContext::serialize(const PublicKey& pk) const {
+  check_owner(pk.context_id, "publicKey");
+  Writer w;
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(max_limbs()));
+  w.words(pk.data);
+  return finish(ObjectKind::PublicKey, params_.fingerprint, w);
+}
+
+std::vector<std::uint8_t> CkksContext::serialize(const GaloisKeys& gk) const {
+  check_owner(gk.context_id, "galoisKeys");
+  Writer w;
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(gk.steps.size()));
+  for (auto s : gk.steps) w.put<std::int64_t>(s);
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(gk.keys.size()));
+  for (const auto& [step, key] : gk.keys) {
+    w.put<std::int64_t>(step);
+    w.put<std::uint64_t>(key.galois);
+    w.words(key.data);
+  }
+  return finish(ObjectKind::GaloisKeys, params_.fingerprint, w);
+}
+
+std::vector<std::uint8_t> CkksContext::serialize_secret_key(const SecretKey& sk) const {
+  check_owner(sk.context_id, "secretKey");
+  Writer w;
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(tables_.size()));
+  w.words(sk.ntt);
+  return finish(ObjectKind::SecretKey, params_.fingerprint, w);
+}
+
+Ciphertext CkksContext::deserialize_ciphertext(const std::uint8_t* p, std::size_t len) const {
+  Reader r = open(p, len, ObjectKind::Ciphertext, params_.fingerprint);
+  const std::uint64_t n = this->n();
+  Ciphertext ct;
+  ct.context_id = id_;
+  ct.limbs = r.get<std::uint32_t>("limbs");
+  if (ct.limbs < 1 || ct.limbs > max_limbs()) throw FormatError("corrupt ciphertext: bad prime count");
+  if (r.get<std::uint32_t>("size") != 2) throw FormatError("corrupt ciphertext: size must be 2");
+  ct.scale = check_scale_value(r.get<double>("scale"));
+  const std::size_t words = 2 * ct.limbs * n;
+  if (len - 8 - r.pos() != words * 8) throw FormatError("length mismatch: ciphertext body has the wrong size");
+  ct.data.resize(words);
+  r.words(ct.data.data(), words, "ciphertext");
+  for (std::size_t i = 0; i < 2; ++i) check_words(ct.c(i, n), ct.limbs, n, params_.moduli, "ciphertext");
+  return ct;
+}
+
+Plaintext CkksContext::deserialize_plaintext(const std::uint8_t* p, std::size_t len) const {
+  Reader r = open(p, len, ObjectKind::Plaintext, params_.fingerprint);
+  const std::uint64_t n = this->n();
+  Plaintext pt;
+  pt.context_id = id_;
+  pt.limbs = r.get<std::uint32_t>("limbs");
+  if (pt.limbs < 1 || pt.limbs > max_limbs()) throw FormatError("corrupt plaintext: bad prime count");
+  const auto enc = r.get<std::uint8_t>("encoding");
+  if (enc != 1 && enc != 2) throw FormatError("corrupt plaintext: bad encoding");
+  pt.encoding = static_cast<Encoding>(enc);
+  const auto ntt = r.get<std::uint8_t>("ntt flag");
+  if (ntt > 1) throw FormatError("corrupt plaintext: bad NTT flag");
+  pt.ntt = ntt == 1;
+  if (r.get<std::uint16_t>("padding") != 0) throw FormatError("corrupt plaintext: bad padding");
+  pt.scale = check_scale_value(r.get<double>("scale"));
+  const std::size_t words = pt.limbs * n;
+  if (len - 8 - r.pos() != words * 8) throw FormatError("length mismatch: plaintext body has the wrong size");
+  pt.data.resize(words);
+  r.words(pt.data.data(), words, "plaintext");
+  check_words(pt.data.data(), pt.limbs, n, params_.moduli, "plaintext");
+  return pt;
+}
+
+PublicKey CkksContext::deserialize_public_key(const std::uint8_t* p, std::size_t len) const {
+  Reader r = open(p, len, ObjectKind::PublicKey, params_.fingerprint);
+  const std::uint64_t n = this->n();
+  const std::size_t L = max_limbs();
+  if (r.get<std::uint32_t>("limbs") != L) throw FormatError("corrupt public key: bad prime count");
+  const std::size_t words = 2 * L * n;
+  if (len - 8 - r.pos() != words * 8) throw FormatError("length mismatch: public key body has the wrong size");
+  PublicKey pk;
+  pk.context_id = id_;
+  pk.data.resize(words);
+  r.words(pk.data.data(), words, "public key");
+  check_words(pk.data.data(), L, n, params_.moduli, "public key");
+  check_words(pk.data.data() + L * n, L, n, params_.moduli, "public key");
+  return pk;
+}
+
+GaloisKeys CkksContext::deserialize_galois_keys(const std::uint8_t* p, std::size_t len) const {
+  Reader r = open(p, len, ObjectKind::GaloisKeys, params_.fingerprint);
+  if (!params_.special) throw FormatError("Galois keys need a context with a special prime");
+  const std::uint64_t n = this->n();
+  const std::size_t L = max_limbs(), K = L + 1;
+  const std::int64_t slots = static_cast<std::int64_t>(encoder_.slots());
+  GaloisKeys gk;
+  gk.context_id = id_;
+  const auto count = r.get<std::uint32_t>("step count");
+  if (count > 65536) throw FormatError("corrupt Galois keys: too many steps");
+  for (std::uint32_t i = 0; i < count; ++i) gk.steps.push_back(r.get<std::int64_t>("step"));
+  const auto keys = r.get<std::uint32_t>("key count");
+  if (keys > count) throw FormatError("corrupt Galois keys: more keys than steps");
+  const std::size_t words = L * 2 * K * n;
+  if (len - 8 - r.pos() != keys * (16 + words * 8)) throw FormatError("length mismatch: Galois keys body has the wrong size");
+  const auto kmod = params_.key_moduli();
+  for (std::uint32_t i = 0; i < keys; ++i) {
+    const auto step = r.get<std::int64_t>("step");
+    if (step <= 0 || step >= slots) throw FormatError("corrupt Galois keys: bad step");
+    KeySwitchKey key;
+    key.galois = r.get<std::uint64_t>("Galois element");
+    if (key.galois != encoder_.galois_element(step)) throw FormatError("corrupt Galois keys: element does not match its step");
+    key.data.resize(words);
+    r.words(key.data.data(), words, "Galois key");
+    for (std::size_t c = 0; c < 2 * L; ++c) check_words(key.data.data() + c * K * n, K, n, kmod, "Galois key");
+    gk.keys.emplace(step, std::move(key));
+  }
+  for (auto s : gk.steps) {
+    const std::int64_t norm = ((s % slots) + slots) % slots;
+    if (norm != 0 && !gk.keys.count(norm)) throw FormatError("corrupt Galois keys: a listed step has no key");
+  }
+  return gk;
+}
+
+SecretKey CkksContext::deserialize_secret_key(const std::uint8_t* p, std::size_t len) const {
+  Reader r = open(p, len, ObjectKind::SecretKey, params_.fingerprint);
+  const std::uint64_t n = this->n();
+  const std::size_t K = tables_.size();
+  if (r.get<std::uint32_t>("limbs") != K) throw FormatError("corrupt secret key: bad prime count");
+  if (len - 8 - r.pos() != K * n * 8) throw FormatError("length mismatch: secret key body has the wrong size");
+  SecretKey sk;
+  sk.context_id = id_;
+  sk.ntt.resize(K * n);
+  r.words(sk.ntt.data(), K * n, "secret key");
+  check_words(sk.ntt.data(), K, n, params_.key_moduli(), "secret key");
+  return sk;
+}
+
+}  // namespace tensafe::ckks

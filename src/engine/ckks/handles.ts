@@ -1,0 +1,57 @@
+/**
+ * TypeScript handles of CKKS objects. Each wraps a native handle of one backend and the
+ * context that made it; dispose() frees the native memory at once (later use throws
+ * ERR_TENSAFE_DISPOSED). Secret keys never serialise except through Ckks.exportSecretKey().
+ */
+import type {
+  NativeCiphertext,
+  NativeDisposable,
+  NativeGaloisKeys,
+  NativePlaintext,
+  NativePublicKey,
+  NativeSecretKey,
+} from './native-api';
+
+abstract class NativeBacked<N extends NativeDisposable> {
+  /** @internal */
+  constructor(readonly native: N) {}
+  dispose(): void {
+    this.native.dispose();
+  }
+  get disposed(): boolean {
+    return this.native.disposed;
+  }
+}
+
+export class Plaintext extends NativeBacked<NativePlaintext> {
+  /** Number of RNS primes. */
+  get limbs(): number {
+    return this.native.limbs;
+  }
+  get scale(): number {
+    return this.native.scale;
+  }
+  get encoding(): 'slots' | 'coefficients' {
+    return this.native.encoding;
+  }
+}
+
+export class Ciphertext extends NativeBacked<NativeCiphertext> {
+  get limbs(): number {
+    return this.native.limbs;
+  }
+  get scale(): number {
+    return this.native.scale;
+  }
+  get size(): number {
+    return this.native.size;
+  }
+}
+
+export class SecretKey extends NativeBacked<NativeSecretKey> {}
+export class PublicKey extends NativeBacked<NativePublicKey> {}
+export class GaloisKeys extends NativeBacked<NativeGaloisKeys> {
+  get steps(): number[] {
+    return this.native.steps;
+  }
+}
