@@ -377,3 +377,50 @@ describe('graceful shutdown', () => {
     expect(c.closed).toBe(true);
   });
 });
+
+describe('split client (protocol)', () => {
+  it('generates the same tokens over binary float32, base64 JSON and in-process, and frees its session', async () => {
+    const { SplitClient } = await import('../../src/server/split-client');
+    const split = new FakeSplit(); // a server of its own, so the session count is this test's
+    const own = await startServer({ service: new FakeService(0), split, port: 0 });
+    const head = await split.createHead();
+    // In-process reference: the same loop without the network.
+    const session = split.createSession();
+    const ref: number[] = [];
+    let emb = await head.embed([3, 4, 5]);
+    let n = 3;
+    for (let i = 0; i < 10; i++) {
+      const r = await session.forward(emb, n, { expert: 'banking_expert', useHe: true });
+      const next = await head.next(r.hidden, { temperature: 0, topK: 1, topP: 1 }, i);
+      ref.push(next.id);
+      emb = await head.embed([next.id]);
+      n = 1;
+    }
+    session.dispose();
+    for (const opts of [{ binary: true }, { binary: false }, { binary: true, dtype: 'float16' as const }]) {
+      const live = split.liveSessions;
+      const client = await SplitClient.connect(own.url, opts);
+      const gen = client.generate(head, [3, 4, 5], { maxTokens: 10 });
+      const events = [];
+      let step = await gen.next();
+      while (!step.done) {
+        events.push(step.value);
+        step = await gen.next();
+      }
+      const ids = events.map((e) => e.id);
+      if (opts.dtype === 'float16') expect(ids.length).toBe(10); // values rounded: ids may differ
+      else expect(ids).toEqual(ref);
+      for (const e of events) {
+        expect(e.stages.network).toBeGreaterThanOrEqual(0);
+        expect(e.stages.forward).toBe(0.2);
+        expect(e.stages.lm_head).toBe(0.1);
+      }
+      expect(step.value.tokens).toBe(10);
+      expect(split.liveSessions).toBe(live); // reset freed the server's KV cache
+      expect(await client.ping()).toBeGreaterThan(0);
+      await client.close();
+    }
+    expect(split.liveSessions).toBe(0);
+    await own.server.close(100);
+  });
+});
