@@ -31,6 +31,9 @@
 
 namespace tensafe::model::cuda {
 
+template <typename T>
+using DeviceBuffer = ::tensafe::cuda::DeviceBuffer<T>;
+
 class ModelCuda final : public ModelBackend {
  public:
   ModelCuda(const WeightSource& source, const ModelOptions& options);

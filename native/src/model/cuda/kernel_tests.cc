@@ -1,0 +1,198 @@
+// Runs single decoder kernels on host data for the GPU tests (see kernel_tests.h).
+#include "model/cuda/kernel_tests.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "common/device_info.h"
+#include "common/errors.h"
+#include "cuda/cuda_check.h"
+#include "cuda/device_buffer.h"
+#include "model/cuda/kernels.h"
+
+namespace tensafe::model::cuda::kernel_tests {
+namespace {
+
+using ::tensafe::cuda::DeviceBuffer;
+
+void require_gpu() {
+  if (!cuda_available()) throw BackendUnavailableError("no usable CUDA device for the model kernels");
+}
+
+// A stream that is synchronised and destroyed on scope exit.
+struct Stream {
+  cudaStream_t s = nullptr;
+  Stream() { CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
+  ~Stream() {
+    cudaStreamSynchronize(s);
+    cudaStreamDestroy(s);
+  }
+  void sync() { CUDA_CHECK(cudaStreamSynchronize(s)); }
+};
+
+uint16_t round_bits(float v, DType t) { return t == DType::BF16 ? float_to_bf16(v) : float_to_f16(v); }
+float from_bits(uint16_t b, DType t) { return t == DType::BF16 ? bf16_to_float(b) : f16_to_float(b); }
+
+// Rounds v in place to t and returns the bit patterns.
+std::vector<uint16_t> round_in_place(std::vector<float>& v, DType t) {
+  std::vector<uint16_t> bits(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    bits[i] = round_bits(v[i], t);
+    v[i] = from_bits(bits[i], t);
+  }
+  return bits;
+}
+
+template <typename T>
+DeviceBuffer<T> upload(const std::vector<T>& v) {
+  DeviceBuffer<T> b(v.size());
+  if (!v.empty()) CUDA_CHECK(cudaMemcpy(b.data(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return b;
+}
+
+template <typename T>
+std::vector<T> download(const DeviceBuffer<T>& b) {
+  std::vector<T> v(b.size());
+  if (!v.empty()) CUDA_CHECK(cudaMemcpy(v.data(), b.data(), v.size() * sizeof(T), cudaMemcpyDeviceToHost));
+  return v;
+}
+
+DeviceBuffer<float> poisoned(size_t n) {
+  return upload(std::vector<float>(n, std::numeric_limits<float>::quiet_NaN()));
+}
+
+}  // namespace
+
+void run_gemv(GemvCase& c) {
+  require_gpu();
+  Stream st;
+  const bool swiglu = c.epilogue == static_cast<int>(GemvEpilogue::SwiGLU);
+  const size_t rows = static_cast<size_t>(swiglu ? 2 * c.n : c.n);
+  if (c.w.size() != rows * c.k || c.x.size() != static_cast<size_t>(c.k))
+    throw ArgumentRangeError("gemv test: w must be rows*k and x k long");
+  auto wd = upload(round_in_place(c.w, c.wtype));
+  auto xd = upload(c.x);
+  auto nd = upload(c.norm_w);
+  auto bd = upload(c.bias);
+  const bool acc = c.epilogue == static_cast<int>(GemvEpilogue::Accumulate);
+  if (acc && c.y.size() != static_cast<size_t>(c.n)) throw ArgumentRangeError("gemv test: y0 must be n long");
+  DeviceBuffer<float> yd = acc ? upload(c.y) : poisoned(c.n);
+  GemvArgs a;
+  a.w = wd.data(); a.wtype = c.wtype; a.n = c.n; a.k = c.k; a.x = xd.data();
+  a.norm_w = c.norm_w.empty() ? nullptr : nd.data();
+  a.eps = c.eps;
+  a.bias = c.bias.empty() ? nullptr : bd.data();
+  a.y = yd.data();
+  a.epilogue = static_cast<GemvEpilogue>(c.epilogue);
+  gemv(a, st.s);
+  st.sync();
+  c.y = download(yd);
+}
+
+void run_attention(AttentionCase& c) {
+  require_gpu();
+  Stream st;
+  const size_t cache = static_cast<size_t>(c.kv_heads) * c.context * c.head_dim;
+  if (c.k_cache.size() != cache || c.v_cache.size() != cache) throw ArgumentRangeError("attention test: cache size");
+  if (c.qkv.size() != static_cast<size_t>(c.heads + 2 * c.kv_heads) * c.head_dim)
+    throw ArgumentRangeError("attention test: qkv size");
+  if (c.pos < 0 || c.pos >= c.context) throw ArgumentRangeError("attention test: pos outside the context");
+  auto kd = upload(round_in_place(c.k_cache, c.cache_type));
+  auto vd = upload(round_in_place(c.v_cache, c.cache_type));
+  const int half = c.head_dim / 2;
+  std::vector<float2> table(static_cast<size_t>(c.context) * half);
+  c.rope.assign(table.size() * 2, 0.0f);
+  for (int i = 0; i < half; ++i) {
+    const double inv = std::pow(c.rope_theta, -2.0 * i / c.head_dim);
+    for (int p = 0; p < c.context; ++p) {
+      const double ang = p * inv;
+      const size_t at = static_cast<size_t>(p) * half + i;
+      table[at] = make_float2(static_cast<float>(std::cos(ang)), static_cast<float>(std::sin(ang)));
+      c.rope[2 * at] = table[at].x;
+      c.rope[2 * at + 1] = table[at].y;
+    }
+  }
+  auto rd = upload(table);
+  auto qd = upload(c.qkv);
+  auto pd = upload(std::vector<int>{c.pos});
+  const int splits = attention_splits(c.context);
+  DeviceBuffer<float> o_part(static_cast<size_t>(c.heads) * splits * c.head_dim), m_part(c.heads * splits),
+      l_part(c.heads * splits);
+  DeviceBuffer<float> out = poisoned(static_cast<size_t>(c.heads) * c.head_dim);
+  AttentionArgs a;
+  a.qkv = qd.data(); a.k_cache = kd.data(); a.v_cache = vd.data(); a.cache_type = c.cache_type; a.rope = rd.data();
+  a.pos = pd.data(); a.heads = c.heads; a.kv_heads = c.kv_heads; a.head_dim = c.head_dim; a.context = c.context;
+  a.o_part = o_part.data(); a.m_part = m_part.data(); a.l_part = l_part.data(); a.out = out.data();
+  attention_decode(a, st.s);
+  st.sync();
+  c.out = download(out);
+  auto kb = download(kd), vb = download(vd);
+  for (size_t i = 0; i < cache; ++i) {
+    c.k_cache[i] = from_bits(kb[i], c.cache_type);
+    c.v_cache[i] = from_bits(vb[i], c.cache_type);
+  }
+}
+
+std::vector<float> run_rmsnorm(const std::vector<float>& x, const std::vector<float>& w, float eps) {
+  require_gpu();
+  if (x.size() != w.size() || x.empty()) throw ArgumentRangeError("rmsnorm test: x and w must have one length");
+  Stream st;
+  auto xd = upload(x), wd = upload(w);
+  DeviceBuffer<float> out = poisoned(x.size());
+  rmsnorm(xd.data(), wd.data(), eps, static_cast<int>(x.size()), out.data(), nullptr, st.s);
+  st.sync();
+  return download(out);
+}
+
+std::vector<float> run_embed(std::vector<float>& embed, DType wtype, int d, const std::vector<int32_t>& tokens, int pos) {
+  require_gpu();
+  if (d <= 0 || embed.size() % d != 0) throw ArgumentRangeError("embed test: table must be rows x d");
+  if (pos < 0 || pos >= static_cast<int>(tokens.size())) throw ArgumentRangeError("embed test: pos");
+  Stream st;
+  auto ed = upload(round_in_place(embed, wtype));
+  auto td = upload(tokens);
+  auto pd = upload(std::vector<int>{pos});
+  DeviceBuffer<float> out = poisoned(d);
+  embed_lookup(ed.data(), wtype, td.data(), pd.data(), d, out.data(), st.s);
+  st.sync();
+  return download(out);
+}
+
+namespace {
+int32_t run_sampler(const std::vector<float>& logits, bool greedy, float temperature, int top_k, float top_p, double u) {
+  require_gpu();
+  if (logits.empty()) throw ArgumentRangeError("sampling test: empty logits");
+  Stream st;
+  const int n = static_cast<int>(logits.size());
+  auto ld = upload(logits);
+  DeviceBuffer<unsigned char> scratch(sampling_scratch_bytes(n));
+  auto out = upload(std::vector<int32_t>{-1});
+  SamplingScratch s{scratch.data(), scratch.bytes()};
+  if (greedy) argmax(ld.data(), n, out.data(), s, st.s);
+  else sample(ld.data(), n, temperature, top_k, top_p, u, out.data(), s, st.s);
+  st.sync();
+  return download(out)[0];
+}
+}  // namespace
+
+int32_t run_argmax(const std::vector<float>& logits) { return run_sampler(logits, true, 0, 0, 1, 0); }
+
+int32_t run_sample(const std::vector<float>& logits, float temperature, int top_k, float top_p, double u) {
+  return run_sampler(logits, false, temperature, top_k, top_p, u);
+}
+
+std::vector<float> run_synth(DType wtype, size_t count, uint64_t seed, uint32_t tensor_id, float center,
+                             float half_width) {
+  require_gpu();
+  Stream st;
+  const size_t bytes = count * dtype_size(wtype);
+  DeviceBuffer<unsigned char> raw(bytes);
+  synth_fill(raw.data(), wtype, count, seed, tensor_id, center, half_width, st.s);
+  DeviceBuffer<float> out = poisoned(count);
+  to_float(raw.data(), wtype, count, out.data(), st.s);
+  st.sync();
+  return download(out);
+}
+
+}  // namespace tensafe::model::cuda::kernel_tests

@@ -1,0 +1,48 @@
+// Host-side entry points that run one decoder kernel on host data, for the GPU tests
+// (test/gpu/model-kernels.test.ts, through native/addon/model_cuda_kernels.cc). No CUDA types
+// appear here, so the addon can include it. Inputs are float32 and are rounded to the kernel's
+// storage type (f16/bf16) here; the rounded values are returned so the tests' float64
+// references use exactly what the kernel saw. Every output buffer is poisoned with NaN before
+// the kernel runs, so an element the kernel fails to write shows up.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/dtype.h"
+
+namespace tensafe::model::cuda::kernel_tests {
+
+struct GemvCase {
+  std::vector<float> w;  // [rows, k], rows = n or 2n (SwiGLU); rounded in place to wtype
+  DType wtype = DType::F16;
+  int n = 0, k = 0;
+  std::vector<float> x;       // [k]
+  std::vector<float> norm_w;  // empty: no RMSNorm
+  float eps = 1e-6f;
+  std::vector<float> bias;    // empty: none
+  std::vector<float> y;       // initial y (Accumulate) ; output
+  int epilogue = 0;           // GemvEpilogue
+};
+void run_gemv(GemvCase& c);
+
+struct AttentionCase {
+  std::vector<float> qkv;                 // [q_dim + 2 kv_dim]
+  std::vector<float> k_cache, v_cache;    // [kv_heads, context, head_dim]; rounded in place, updated
+  DType cache_type = DType::F16;
+  double rope_theta = 1e6;
+  int pos = 0, heads = 0, kv_heads = 0, head_dim = 0, context = 0;
+  std::vector<float> rope;                // out: the (cos, sin) table used, [context, head_dim/2, 2]
+  std::vector<float> out;                 // out: [heads * head_dim]
+};
+void run_attention(AttentionCase& c);
+
+// out = rmsnorm(x) * w.
+std::vector<float> run_rmsnorm(const std::vector<float>& x, const std::vector<float>& w, float eps);
+// Row `tokens[pos]` of the embedding (rounded in place to wtype) as float.
+std::vector<float> run_embed(std::vector<float>& embed, DType wtype, int d, const std::vector<int32_t>& tokens, int pos);
+int32_t run_argmax(const std::vector<float>& logits);
+int32_t run_sample(const std::vector<float>& logits, float temperature, int top_k, float top_p, double u);
+// The synthetic generator on the device: count values of tensor `tensor_id`, as float.
+std::vector<float> run_synth(DType wtype, size_t count, uint64_t seed, uint32_t tensor_id, float center, float half_width);
+
+}  // namespace tensafe::model::cuda::kernel_tests
