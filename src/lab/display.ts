@@ -4,6 +4,7 @@
  * Node, tests, the CLI) display falls back to text on stdout.
  */
 import type { ColumnTable as Table } from 'arquero';
+import { type Row, formatTable } from '../bench/results';
 import type { Figure } from './figure';
 import { escapeHtml, figureDiv, plotlyScriptTag } from './html';
 
@@ -88,7 +89,12 @@ function textOf(x: unknown, opts: TableDisplayOptions): string {
     const title = (x.layout.title as { text?: string } | undefined)?.text ?? 'figure';
     return `[figure] ${title}: ${x.data.length} traces\n  ${x.note}`;
   }
-  if (isTable(x)) return (opts.caption ? `${opts.caption}\n` : '') + x.toMarkdown({ limit: opts.limit ?? 50 });
+  if (isTable(x)) {
+    const limit = opts.limit ?? 50;
+    const rows = (x.objects({ limit }) as Row[]).map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v === undefined ? null : typeof v === 'object' && v !== null ? JSON.stringify(v) : v])) as Row);
+    const more = x.numRows() > limit ? `\n(${x.numRows()} rows, first ${limit} shown)` : '';
+    return formatTable(rows, x.columnNames(), opts.caption) + more;
+  }
   return typeof x === 'string' ? x : JSON.stringify(x, null, 2);
 }
 
