@@ -154,6 +154,24 @@ std::shared_ptr<HostWeights> load_pretrained(const std::string& dir, const DType
   return w;
 }
 
+std::shared_ptr<HostWeights> convert_weights(const std::shared_ptr<const HostWeights>& src, DType dtype) {
+  auto w = std::make_shared<HostWeights>(*src);  // views, config and (shared) storage
+  w->keep_alive(src);
+  auto conv = [&](Tensor& t) {
+    if (t.dtype == dtype) return;
+    t.data = convert(*w, t.data, t.dtype, t.numel(), dtype);
+    t.dtype = dtype;
+  };
+  conv(w->embed_tokens);
+  for (auto& l : w->layers)
+    for (auto& t : l.tensors) conv(t);
+  conv(w->norm);
+  if (w->config.tie_word_embeddings) w->lm_head = w->embed_tokens;
+  else conv(w->lm_head);
+  w->validate();
+  return w;
+}
+
 std::shared_ptr<HostWeights> make_synthetic_weights(const Qwen2Config& config, uint64_t seed, DType dtype) {
   config.validate();
   auto w = std::make_shared<HostWeights>();

@@ -96,6 +96,10 @@ class HostWeights {
 // otherwise tensors keep the file's dtype. Never downloads anything.
 std::shared_ptr<HostWeights> load_pretrained(const std::string& dir, const DType* convert_to = nullptr);
 
+// A copy of `w` with every tensor stored as `dtype` (tensors already of that dtype are shared,
+// not copied; the source stays alive through the copy).
+std::shared_ptr<HostWeights> convert_weights(const std::shared_ptr<const HostWeights>& w, DType dtype);
+
 // Deterministic random weights of `config`'s shape (see synthetic.h for the generator),
 // stored as `dtype` (values are bf16-representable whatever the storage type).
 std::shared_ptr<HostWeights> make_synthetic_weights(const Qwen2Config& config, uint64_t seed, DType dtype);

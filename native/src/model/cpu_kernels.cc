@@ -1,0 +1,150 @@
+#include "model/cpu_kernels.h"
+
+#include <cmath>
+#include <vector>
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define TENSAFE_MODEL_AVX2 1
+#endif
+
+#include "common/thread_pool.h"
+
+namespace tensafe::model::cpu {
+namespace {
+
+#if defined(TENSAFE_MODEL_AVX2)
+inline float hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+  return _mm_cvtss_f32(lo);
+}
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p, DType t) {
+  __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if (t == DType::F16) return _mm256_cvtph_ps(h);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));  // bf16
+}
+#endif
+
+float dot_f32(const float* a, const float* b, int n) {
+  int i = 0;
+  float s = 0.0f;
+#if defined(TENSAFE_MODEL_AVX2)
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_fmadd_ps(load8(a + i), load8(b + i), s0);
+    s1 = _mm256_fmadd_ps(load8(a + i + 8), load8(b + i + 8), s1);
+    s2 = _mm256_fmadd_ps(load8(a + i + 16), load8(b + i + 16), s2);
+    s3 = _mm256_fmadd_ps(load8(a + i + 24), load8(b + i + 24), s3);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load8(a + i), load8(b + i), s0);
+  s = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+#endif
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+float dot_half(const uint16_t* w, DType t, const float* x, int n) {
+  int i = 0;
+  float s = 0.0f;
+#if defined(TENSAFE_MODEL_AVX2)
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_fmadd_ps(load8(w + i, t), load8(x + i), s0);
+    s1 = _mm256_fmadd_ps(load8(w + i + 8, t), load8(x + i + 8), s1);
+    s2 = _mm256_fmadd_ps(load8(w + i + 16, t), load8(x + i + 16), s2);
+    s3 = _mm256_fmadd_ps(load8(w + i + 24, t), load8(x + i + 24), s3);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load8(w + i, t), load8(x + i), s0);
+  s = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+#endif
+  for (; i < n; ++i) s += load_as_float(w, t, static_cast<size_t>(i)) * x[i];
+  return s;
+}
+
+void widen_row(const MatRef& w, int r, float* out) {
+  const size_t base = static_cast<size_t>(r) * static_cast<size_t>(w.cols);
+  if (w.dtype == DType::F32) {
+    const float* src = static_cast<const float*>(w.data) + base;
+    for (int i = 0; i < w.cols; ++i) out[i] = src[i];
+    return;
+  }
+  const uint16_t* src = static_cast<const uint16_t*>(w.data) + base;
+  int i = 0;
+#if defined(TENSAFE_MODEL_AVX2)
+  for (; i + 8 <= w.cols; i += 8) _mm256_storeu_ps(out + i, load8(src + i, w.dtype));
+#endif
+  for (; i < w.cols; ++i) out[i] = load_as_float(src, w.dtype, static_cast<size_t>(i));
+}
+
+// Rows per task: enough work per chunk that the pool's overhead stays small.
+size_t min_rows(int cols, int n) {
+  const size_t work = static_cast<size_t>(cols) * static_cast<size_t>(n > 0 ? n : 1);
+  size_t rows = (1u << 15) / (work ? work : 1);
+  return rows < 1 ? 1 : rows;
+}
+
+}  // namespace
+
+float dot(const float* a, const float* b, int n) { return dot_f32(a, b, n); }
+
+float dot_row(const MatRef& w, int r, const float* x) {
+  const size_t base = static_cast<size_t>(r) * static_cast<size_t>(w.cols);
+  if (w.dtype == DType::F32) return dot_f32(static_cast<const float*>(w.data) + base, x, w.cols);
+  return dot_half(static_cast<const uint16_t*>(w.data) + base, w.dtype, x, w.cols);
+}
+
+void matmul(const MatRef& w, const float* x, int n, float* y, const float* bias) {
+  const size_t rows = static_cast<size_t>(w.rows);
+  parallel_for(
+      rows,
+      [&](size_t begin, size_t end) {
+        if (n == 1) {
+          for (size_t r = begin; r < end; ++r) {
+            float v = dot_row(w, static_cast<int>(r), x);
+            y[r] = bias ? v + bias[r] : v;
+          }
+          return;
+        }
+        // Several tokens: widen each weight row once (it stays in L1) and reuse it for all.
+        thread_local std::vector<float> row;
+        const float* wr = nullptr;
+        if (w.dtype != DType::F32) row.resize(static_cast<size_t>(w.cols));
+        for (size_t r = begin; r < end; ++r) {
+          if (w.dtype == DType::F32) {
+            wr = static_cast<const float*>(w.data) + r * static_cast<size_t>(w.cols);
+          } else {
+            widen_row(w, static_cast<int>(r), row.data());
+            wr = row.data();
+          }
+          const float b = bias ? bias[r] : 0.0f;
+          for (int t = 0; t < n; ++t)
+            y[static_cast<size_t>(t) * rows + r] = dot_f32(wr, x + static_cast<size_t>(t) * w.cols, w.cols) + b;
+        }
+      },
+      min_rows(w.cols, n));
+}
+
+void matmul_naive(const MatRef& w, const float* x, int n, float* y) {
+  for (int t = 0; t < n; ++t)
+    for (int r = 0; r < w.rows; ++r) {
+      float s = 0.0f;
+      const size_t base = static_cast<size_t>(r) * static_cast<size_t>(w.cols);
+      for (int i = 0; i < w.cols; ++i) s += load_as_float(w.data, w.dtype, base + i) * x[static_cast<size_t>(t) * w.cols + i];
+      y[static_cast<size_t>(t) * w.rows + r] = s;
+    }
+}
+
+void rms_norm(const float* x, const void* weight, DType wdtype, int d, double eps, float* y) {
+  double ss = 0.0;
+  for (int i = 0; i < d; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / d + eps));
+  for (int i = 0; i < d; ++i) y[i] = load_as_float(weight, wdtype, static_cast<size_t>(i)) * (x[i] * inv);
+}
+
+void embedding_row(const MatRef& w, int row, float* out) { widen_row(w, row, out); }
+
+}  // namespace tensafe::model::cpu

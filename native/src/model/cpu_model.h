@@ -1,0 +1,71 @@
+// The CPU backend of the Qwen2 decoder: float32 arithmetic on both cores over weights kept in
+// their stored dtype (f32, or bf16/f16 widened in registers), a float32 KV cache laid out
+// [layer][kv_head][position][head_dim] so attention streams each head's keys contiguously, and
+// prompt tokens processed in chunks (each weight row is read once per chunk, not per token).
+// Implements every optional part of the ModelBackend contract (adapters and projection hooks).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "model/backend.h"
+#include "model/cpu_kernels.h"
+
+namespace tensafe::model {
+
+class CpuModel final : public ModelBackend {
+ public:
+  CpuModel(const WeightSource& source, const ModelOptions& options);
+
+  const char* backend_name() const override { return "cpu"; }
+  DType weight_dtype() const override { return dtype_; }
+  uint64_t weight_bytes_per_token() const override { return weights_->bytes_per_token(); }
+  const HostWeights& weights() const { return *weights_; }
+
+  FloatSpan hidden() override { return {hidden_.data(), hidden_.size(), MemorySpace::Host}; }
+  void add_to_hidden(const float* delta, MemorySpace space) override;
+  void lm_head() override;
+  FloatSpan logits() override { return {logits_.data(), logits_.size(), MemorySpace::Host}; }
+  void read_hidden(float* host_out) override;
+  void read_logits(float* host_out) override;
+
+ protected:
+  void do_forward(const int32_t* tokens, int n) override;
+  int32_t do_sample(const SamplingOptions& opts, double u) override;
+  void install_adapters(const std::vector<LoraAdapter>& adapters) override;
+  void install_hook(ProjectionHook hook, std::vector<HookSite> sites) override;
+
+ private:
+  static constexpr int kChunk = 32;  // prompt tokens per pass over the weights
+
+  struct Layer {
+    cpu::MatRef q, k, v, o, gate, up, down;
+    const float* q_bias;  // biases and norms as float (converted once; they are tiny)
+    const float* k_bias;
+    const float* v_bias;
+    const void* in_norm;
+    const void* post_norm;
+  };
+
+  void forward_chunk(const int32_t* tokens, int n, int pos0);
+  // Adds plaintext adapters and calls the hook for projection p of layer l on n rows.
+  void after_projection(int layer, Projection p, const float* in, int in_dim, float* out, int out_dim, int n, int pos0);
+  void attention(int layer, int n, int pos0);
+
+  std::shared_ptr<const HostWeights> weights_;
+  DType dtype_;
+  std::vector<Layer> layers_;
+  cpu::MatRef embed_, lm_head_;
+  std::vector<std::vector<float>> small_;  // converted biases
+  std::vector<float> k_cache_, v_cache_;
+  std::vector<float> rope_cos_, rope_sin_;  // [context][head_dim / 2]
+
+  // Scratch for one chunk.
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, proj_;
+  std::vector<float> hidden_, logits_;
+
+  std::vector<std::vector<LoraAdapter>> adapters_;  // [layer * kProjectionCount + projection]
+  ProjectionHook hook_;
+  std::vector<char> hook_at_;                       // same index
+};
+
+}  // namespace tensafe::model
