@@ -1,0 +1,127 @@
+/**
+ * `tensafe serve [--host H] [--port P] [--model M] [--adapters DIR] [--poly-n N]
+ *                [--backend auto|cpu|cuda] [--max-concurrent K] [--rate-limit RPM]
+ *                [--max-sessions S] [--session-idle-s T] [--no-split]`
+ *
+ * Starts the HTTP/WebSocket server (src/server) over the HE-LoRA pipeline; SIGINT/SIGTERM
+ * shut it down gracefully (running streams get a few seconds to finish, sessions and engines
+ * are freed).
+ */
+import { startServer } from '../server/server';
+import { openEngines } from '../server/engines';
+
+export interface ServeArgs {
+  host: string;
+  port: number;
+  model?: string;
+  adapters?: string;
+  polyN?: number;
+  backend: 'auto' | 'cpu' | 'cuda';
+  maxConcurrent: number;
+  rateLimit: number;
+  maxSessions: number;
+  sessionIdleS: number;
+  split: boolean;
+}
+
+const usage = `usage: tensafe serve [--host 127.0.0.1] [--port 8095] [--model default|tiny|<dir>] [--adapters <dir>]
+                     [--poly-n 16384] [--backend auto|cpu|cuda] [--max-concurrent 2] [--rate-limit 600]
+                     [--max-sessions 32] [--session-idle-s 300] [--no-split]`;
+
+function intArg(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new RangeError(`serve: --${name} must be an integer in [${min}, ${max}], got '${v}'`);
+  return n;
+}
+
+/** Parses the serve flags (both --poly-n and --poly_n spellings); errors name the flag. */
+export function parseServeArgs(argv: string[]): ServeArgs {
+  const out: ServeArgs = { host: '127.0.0.1', port: 8095, backend: 'auto', maxConcurrent: 2, rateLimit: 600, maxSessions: 32, sessionIdleS: 300, split: true };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    if (flag === '--help' || flag === '-h') throw Object.assign(new Error(usage), { code: 'HELP' });
+    if (flag === '--no-split') {
+      out.split = false;
+      continue;
+    }
+    if (!flag.startsWith('--')) throw new RangeError(`serve: unexpected argument '${flag}'\n${usage}`);
+    const name = flag.slice(2).replace(/_/g, '-');
+    const v = argv[++i];
+    if (v === undefined) throw new RangeError(`serve: --${name} needs a value`);
+    switch (name) {
+      case 'host':
+        out.host = v;
+        break;
+      case 'port':
+        out.port = intArg(name, v, 0, 65535);
+        break;
+      case 'model':
+        out.model = v;
+        break;
+      case 'adapters':
+        out.adapters = v;
+        break;
+      case 'poly-n':
+        out.polyN = intArg(name, v, 1024, 65536);
+        break;
+      case 'backend':
+        if (v !== 'auto' && v !== 'cpu' && v !== 'cuda') throw new RangeError(`serve: --backend must be auto, cpu or cuda, got '${v}'`);
+        out.backend = v;
+        break;
+      case 'max-concurrent':
+        out.maxConcurrent = intArg(name, v, 1, 64);
+        break;
+      case 'rate-limit':
+        out.rateLimit = intArg(name, v, 1, 1_000_000);
+        break;
+      case 'max-sessions':
+        out.maxSessions = intArg(name, v, 1, 4096);
+        break;
+      case 'session-idle-s':
+        out.sessionIdleS = intArg(name, v, 1, 86_400);
+        break;
+      default:
+        throw new RangeError(`serve: unknown option --${name}\n${usage}`);
+    }
+  }
+  return out;
+}
+
+export async function runServe(argv: string[]): Promise<void> {
+  let args: ServeArgs;
+  try {
+    args = parseServeArgs(argv);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'HELP') {
+      console.log(usage);
+      return;
+    }
+    throw err;
+  }
+  const engines = await openEngines({ backend: args.backend, model: args.model, adapters: args.adapters, polyN: args.polyN, split: args.split });
+  const { server, url } = await startServer({
+    service: engines.service,
+    split: engines.split,
+    host: args.host,
+    port: args.port,
+    maxConcurrent: args.maxConcurrent,
+    rateLimit: { perMinute: args.rateLimit },
+    sessions: { max: args.maxSessions, idleMs: args.sessionIdleS * 1000 },
+  });
+  const d = engines.service.describe();
+  console.log(`tensafe serve: ${url}  (model ${d.model}, ${d.backend}, poly_n ${d.polyN}, experts ${engines.service.experts().join(', ') || 'none'}${engines.split ? ', split on' : ''})`);
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (sig: string) => {
+      if (stopping) {
+        console.log(`tensafe serve: ${sig} again, exiting now`);
+        process.exit(1);
+      }
+      stopping = true;
+      console.log(`tensafe serve: ${sig}, shutting down (streams get 5 s to finish)`);
+      void server.close(5000).then(resolve);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}
