@@ -3,3 +3,4 @@
  * `import { engine } from 'tensafe'` for the engine; `Lab` (src/lab) for notebooks.
  */
 export * as engine from './engine';
+export { Lab, lab } from './lab';

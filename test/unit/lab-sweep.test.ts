@@ -4,8 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cartesian, noProgress, pointKey, runSweep } from '../../src/lab';
-import type { Point, PointContext } from '../../src/lab';
+import { cartesian, noProgress, pointKey, runSweep } from '../../src/lab/api';
+import type { Point, PointContext } from '../../src/lab/api';
 import { progressText } from '../../src/lab/progress';
 
 const dirs: string[] = [];
