@@ -1,8 +1,11 @@
 #include "ckks/context.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 
 #include "ckks/sampling.h"
 #include "common/errors.h"
@@ -18,11 +21,28 @@ void check_scale(double scale, const char* what) {
 }
 }  // namespace
 
+namespace {
+// Polynomial buffers are 64 KiB .. 4 MiB and are allocated and freed at a high rate. By
+// default glibc serves those with fresh mmap'd or trimmed pages, and every first touch of a
+// page faults; in the virtual machines we run on a page fault costs ~10 us, which made a
+// 7-product HE-LoRA token 3x slower (measured: 28 ms -> 10.5 ms with the setting below). Keep
+// freed memory in the heap for reuse instead (process-wide, set once; allocations >= 32 MiB
+// are still mmap'd and returned).
+void keep_freed_buffers_in_heap() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+  });
+}
+}  // namespace
+
 CkksContext::CkksContext(const CkksParamsSpec& spec)
     : params_(CkksParams::create(spec)),
       id_(g_next_context_id.fetch_add(1)),
       scale_(std::ldexp(1.0, spec.scale_bits)),
       encoder_(spec.n) {
+  keep_freed_buffers_in_heap();
   for (auto q : params_.key_moduli()) tables_.push_back(std::make_shared<const NttTables>(spec.n, q));
   key_ = spec.seeded ? key_from_seed(spec.seed) : os_random_key();
 }

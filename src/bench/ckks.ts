@@ -1,0 +1,259 @@
+/**
+ * `npm run bench -- ckks [--backend cpu|cuda] [--quick] [--iterations k]`
+ *
+ * CPU (default): per-operation medians (encode, encrypt, ct x pt, decrypt, decode, rescale,
+ * rotate) and the per-token HE-LoRA workload (d = 1536, r = 32: encode h replicated, encrypt,
+ * ct x pt by the packed LoRA-A rows, decrypt, decode, segment sums) for poly_n 8192, 16384,
+ * 32768, side by side with node-seal@6 (Microsoft SEAL in WASM, one thread) IN THE SAME RUN on
+ * the same parameters (primes [60, 40] + special 60, i.e. SEAL's [60, 40, 60]), with ratios.
+ * Ours is timed natively (steady clock in C++); node-seal with the host clock around each call.
+ *
+ * CUDA: per-op medians for poly_n 8192..65536 and the per-token workload on CkksContextCuda,
+ * printed beside the CITED figures of the original (RTX A2000) and of Phantom-FHE (H100),
+ * which are quoted from ../shared/reference/field-notes.md section 4, not measured here.
+ */
+import type { BenchArgs } from './index';
+import { newResult, printTable, stats, writeResult, type BenchResult, type Row } from './results';
+import { deviceName, resolveBackend, type Backend } from '../engine/info';
+import { Ckks } from '../engine/ckks';
+import type { CkksOpName, HeLoraTiming } from '../engine/ckks/native-api';
+
+const D = 1536;
+const R = 32;
+const OPS: CkksOpName[] = ['encode', 'encrypt', 'multiply_plain', 'decrypt', 'decode', 'rescale', 'rotate'];
+const STAGES = ['encode', 'encrypt', 'ct_pt_multiply', 'decrypt', 'decode', 'extract_sum', 'total'] as const;
+
+// ---- node-seal (SEAL 4.x in WASM) -----------------------------------------------------------
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+async function loadSeal(): Promise<any | undefined> {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return await require('node-seal')();
+  } catch {
+    return undefined;
+  }
+}
+
+function hostUs(fn: () => unknown): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e3;
+}
+
+interface SealRun {
+  ops: Record<string, number>;
+  helora: Record<(typeof STAGES)[number], number>;
+  maxAbsError: number;
+  version: string;
+}
+
+function runSeal(seal: any, polyN: number, opIters: number, tokens: number): SealRun {
+  const parms = seal.EncryptionParameters(seal.SchemeType.ckks);
+  parms.setPolyModulusDegree(polyN);
+  parms.setCoeffModulus(seal.CoeffModulus.Create(polyN, Int32Array.from([60, 40, 60])));
+  const context = seal.Context(parms, true, seal.SecurityLevel.tc128);
+  if (!context.parametersSet()) throw new Error(`node-seal refused N = ${polyN}: ${context.parameterErrorMessage()}`);
+  const encoder = seal.CKKSEncoder(context);
+  const keygen = seal.KeyGenerator(context);
+  const pk = keygen.createPublicKey();
+  const sk = keygen.secretKey();
+  const gk = keygen.createGaloisKeys(Int32Array.from([1]));
+  const encryptor = seal.Encryptor(context, pk);
+  const decryptor = seal.Decryptor(context, sk);
+  const evaluator = seal.Evaluator(context);
+  const scale = 2 ** 40;
+  const slots = polyN / 2;
+  const values = Float64Array.from({ length: slots }, () => Math.random() * 2 - 1);
+  const pt = encoder.encode(values, scale);
+  const ct = encryptor.encrypt(pt);
+  const dec = decryptor.decrypt(ct);
+  const median = (fn: () => unknown) => {
+    fn();
+    const s: number[] = [];
+    for (let i = 0; i < opIters; i++) s.push(hostUs(fn));
+    return stats(s).median;
+  };
+  const del = (x: any) => x?.delete?.();
+  const ops: Record<string, number> = {
+    encode: median(() => del(encoder.encode(values, scale))),
+    encrypt: median(() => del(encryptor.encrypt(pt))),
+    multiply_plain: median(() => del(evaluator.multiplyPlain(ct, pt))),
+    decrypt: median(() => del(decryptor.decrypt(ct))),
+    decode: median(() => encoder.decode(dec)),
+    rescale: median(() => del(evaluator.rescaleToNext(ct))),
+    rotate: median(() => del(evaluator.rotateVector(ct, 1, gk))),
+  };
+
+  // The per-token workload with the same packing as ours.
+  const replicas = Math.min(Math.floor(slots / D), R);
+  const products = Math.ceil(R / replicas);
+  const A = Float64Array.from({ length: R * D }, () => (Math.random() * 2 - 1) / Math.sqrt(D));
+  const apts = Array.from({ length: products }, (_, p) => {
+    const v = new Float64Array(slots);
+    for (let k = 0; k < replicas && p * replicas + k < R; k++) v.set(A.subarray((p * replicas + k) * D, (p * replicas + k + 1) * D), k * D);
+    return encoder.encode(v, scale);
+  });
+  const samples: Record<string, number[]> = Object.fromEntries(STAGES.map((s) => [s, []]));
+  let maxAbsError = 0;
+  for (let it = -1; it < tokens; it++) {
+    const h = Float64Array.from({ length: D }, () => Math.random() * 2 - 1);
+    const t: number[] = [];
+    const clock = () => t.push(Number(process.hrtime.bigint()) / 1e3);
+    clock();
+    const rep = new Float64Array(replicas * D);
+    for (let k = 0; k < replicas; k++) rep.set(h, k * D);
+    const hp = encoder.encode(rep, scale);
+    clock();
+    const hc = encryptor.encrypt(hp);
+    clock();
+    const prods = apts.map((a) => evaluator.multiplyPlain(hc, a));
+    clock();
+    const decs = prods.map((c: any) => decryptor.decrypt(c));
+    clock();
+    const slotsOut = decs.map((d: any) => encoder.decode(d) as Float64Array);
+    clock();
+    const y = new Float64Array(R);
+    for (let p = 0; p < products; p++)
+      for (let k = 0; k < replicas && p * replicas + k < R; k++) {
+        let acc = 0;
+        for (let i = 0; i < D; i++) acc += slotsOut[p][k * D + i];
+        y[p * replicas + k] = acc;
+      }
+    clock();
+    [hp, hc, ...prods, ...decs].forEach(del);
+    if (it < 0) continue;
+    STAGES.slice(0, 6).forEach((s, i) => samples[s].push(t[i + 1] - t[i]));
+    samples.total.push(t[6] - t[0]);
+    if (it === tokens - 1) {
+      for (let row = 0; row < R; row++) {
+        let ref = 0;
+        for (let i = 0; i < D; i++) ref += A[row * D + i] * h[i];
+        maxAbsError = Math.max(maxAbsError, Math.abs(ref - y[row]));
+      }
+    }
+  }
+  const helora = Object.fromEntries(STAGES.map((s) => [s, stats(samples[s]).median])) as SealRun['helora'];
+  [pt, ct, dec, ...apts, gk, pk, encryptor, decryptor, evaluator, keygen, encoder, context, parms].forEach(del);
+  return { ops, helora, maxAbsError, version: String(seal.Version ?? '4.x') };
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+// ---- ours ----------------------------------------------------------------------------------------
+
+async function runOurs(backend: Backend, polyN: number, opIters: number, tokens: number) {
+  const ckks = Ckks.create({ polyN, primeBits: [60, 40], specialPrimeBits: 60, backend });
+  const info = ckks.info();
+  const ops: Record<string, number> = {};
+  for (const op of OPS) ops[op] = (await ckks.benchmarkOp(op, opIters)).medianUs;
+  const helora: HeLoraTiming = await ckks.benchmarkHeLora({ d: D, r: R, iterations: tokens });
+  ckks.dispose();
+  return { ops, helora, info };
+}
+
+// ---- CPU run -----------------------------------------------------------------------------------
+
+async function runCpu(args: BenchArgs): Promise<BenchResult> {
+  const sizes = args.quick ? [16384] : [8192, 16384, 32768];
+  const opIters = Number(args.options.iterations ?? (args.quick ? 5 : 20));
+  const tokens = Number(args.options.tokens ?? (args.quick ? 3 : 10));
+  const result = newResult('ckks', 'cpu', deviceName('cpu'), args.argv);
+  const seal = await loadSeal();
+  const notes: string[] = [
+    'parameters: primes [60, 40] + special prime 60 (SEAL [60, 40, 60]), scale 2^40, 128-bit secure (not insecure)',
+    'tensafe: timed natively (steady clock in C++), both cores; node-seal: host clock around each WASM call, one thread',
+    `HE-LoRA workload: d = ${D}, r = ${R}, replicated slots, pre-encoded LoRA-A, medians over ${tokens} tokens after one warm-up`,
+  ];
+  if (!seal) notes.push('node-seal could not be loaded: its columns are left out');
+  const opRows: Row[] = [];
+  const tokRows: Row[] = [];
+  for (const polyN of sizes) {
+    const ours = await runOurs('cpu', polyN, opIters, tokens);
+    const theirs = seal ? runSeal(seal, polyN, Math.max(3, Math.floor(opIters / 2)), Math.max(2, Math.floor(tokens / 2))) : undefined;
+    for (const op of OPS) {
+      const row: Row = { op, poly_n: polyN, median_us: ours.ops[op], runs: opIters };
+      if (theirs) {
+        row.node_seal_us = theirs.ops[op];
+        row.speedup = theirs.ops[op] / ours.ops[op];
+      }
+      opRows.push(row);
+    }
+    for (const s of STAGES) {
+      const row: Row = { stage: s, poly_n: polyN, ms: ours.helora.medianUs[s] / 1e3 };
+      if (theirs) {
+        row.node_seal_ms = theirs.helora[s] / 1e3;
+        row.speedup = theirs.helora[s] / ours.helora.medianUs[s];
+      }
+      tokRows.push(row);
+    }
+    result.summary[`helora_ms_per_token_${polyN}`] = ours.helora.medianUs.total / 1e3;
+    result.summary[`helora_max_abs_error_${polyN}`] = ours.helora.maxAbsError;
+    if (theirs) {
+      result.summary[`node_seal_ms_per_token_${polyN}`] = theirs.helora.total / 1e3;
+      result.summary[`speedup_vs_node_seal_${polyN}`] = theirs.helora.total / ours.helora.medianUs.total;
+      result.summary[`node_seal_max_abs_error_${polyN}`] = theirs.maxAbsError;
+    }
+    result.summary[`insecure_${polyN}`] = ours.info.insecure;
+    result.summary[`replicas_${polyN}`] = ours.helora.replicas;
+    result.summary[`products_${polyN}`] = ours.helora.products;
+  }
+  printTable(opRows, undefined, `CKKS per-operation medians (us), tensafe CPU vs node-seal, ${result.device}`);
+  printTable(tokRows, undefined, 'HE-LoRA per token (ms), d = 1536, r = 32');
+  result.rows = [...opRows.map((r) => ({ kind: 'op', ...r })), ...tokRows.map((r) => ({ kind: 'helora_stage', ...r }))];
+  result.notes = notes;
+  return result;
+}
+
+// ---- CUDA run -------------------------------------------------------------------------------------
+
+/** CITED, not measured here: field-notes section 4 and the seed analysis. */
+const CITED: Row[] = [
+  { source: 'original (CuKKS), RTX A2000, CITED', poly_n: 16384, encrypt_us: 10200, ct_pt_multiply_us: 4800, decrypt_us: 7100, helora_ms: 80 },
+  { source: 'original (CuKKS), RTX A2000, CITED', poly_n: 32768, encrypt_us: 23100, ct_pt_multiply_us: 11000, decrypt_us: 16400, helora_ms: 132.7 },
+  { source: 'Phantom-FHE, H100, CITED', poly_n: 8192, helora_ms: 2.19 },
+  { source: 'Phantom-FHE, H100, CITED', poly_n: 16384, encode_us: 138, decode_us: 141, encrypt_us: 261, decrypt_us: 15.6, ct_pt_multiply_us: 9.8, rescale_us: 65, rotate_us: 250, helora_ms: 1.364 },
+  { source: 'Phantom-FHE, H100, CITED', poly_n: 32768, helora_ms: 1.239 },
+];
+
+async function runCuda(args: BenchArgs): Promise<BenchResult> {
+  const backend = resolveBackend('cuda');
+  const sizes = args.quick ? [16384] : [8192, 16384, 32768, 65536];
+  const opIters = Number(args.options.iterations ?? (args.quick ? 20 : 200));
+  const tokens = Number(args.options.tokens ?? (args.quick ? 10 : 50));
+  const result = newResult('ckks', 'cuda', deviceName(backend), args.argv);
+  const opRows: Row[] = [];
+  const tokRows: Row[] = [];
+  for (const polyN of sizes) {
+    const ours = await runOurs(backend, polyN, opIters, tokens);
+    const row: Row = { source: 'tensafe (measured)', poly_n: polyN };
+    for (const op of OPS) {
+      opRows.push({ op, poly_n: polyN, median_us: ours.ops[op], runs: opIters });
+      row[`${op === 'multiply_plain' ? 'ct_pt_multiply' : op}_us`] = ours.ops[op];
+    }
+    row.helora_ms = ours.helora.medianUs.total / 1e3;
+    tokRows.push(row);
+    for (const s of STAGES) opRows.push({ op: `helora_${s}`, poly_n: polyN, median_us: ours.helora.medianUs[s], runs: tokens });
+    result.summary[`helora_ms_per_token_${polyN}`] = ours.helora.medianUs.total / 1e3;
+    result.summary[`helora_max_abs_error_${polyN}`] = ours.helora.maxAbsError;
+    if (polyN === 16384) {
+      result.summary.encrypt_us_16384 = ours.ops.encrypt;
+      result.summary.ct_pt_multiply_us_16384 = ours.ops.multiply_plain;
+      result.summary.decrypt_us_16384 = ours.ops.decrypt;
+      result.summary.decode_us_16384 = ours.ops.decode;
+    }
+  }
+  printTable(opRows, undefined, `CKKS CUDA per-operation medians (us), ${result.device}`);
+  printTable([...tokRows, ...CITED], undefined, 'measured here vs CITED figures (not measured in this run)');
+  result.rows = opRows;
+  result.notes = [
+    'parameters: primes [60, 40] + special prime 60, scale 2^40; timed natively with CUDA events',
+    'CITED rows (original on RTX A2000, Phantom-FHE on H100) come from field-notes section 4; they are not measured in this run',
+  ];
+  return result;
+}
+
+export async function run(args: BenchArgs): Promise<void> {
+  const result = args.backend === 'cuda' ? await runCuda(args) : await runCpu(args);
+  // eslint-disable-next-line no-console
+  console.log(`wrote ${writeResult(result)}`);
+}
