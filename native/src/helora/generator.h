@@ -1,0 +1,110 @@
+// The native per-token HE-LoRA step over any ModelBackend: one call runs
+//   forward -> [DP noise -> encode -> encrypt -> ct x pt -> decrypt -> extract] -> LoRA-B -> add
+//   -> LM head -> sampling
+// and returns the token id with the stage timings. TypeScript does not orchestrate stages.
+//
+// Modes: base (no adapter), lora (the adapter in plaintext, float64 A x on the final hidden
+// state, the model's own adapters for `layers`), he-lora (A x under CKKS). Placements:
+// final-hidden (one square pair applied to the final hidden state before the LM head: the
+// original's design, here with the alpha/r scaling) and layers (the adapter's own pairs in
+// their layers; the pairs flagged under_he run through a projection hook under CKKS, the rest
+// as plaintext adapters inside the model).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "helora/dp_noise.h"
+#include "helora/he_linear.h"
+#include "helora/stages.h"
+#include "model/backend.h"
+
+namespace tensafe::helora {
+
+enum class Mode { Base = 0, Lora = 1, HeLora = 2 };
+enum class Placement { FinalHidden = 0, Layers = 1 };
+enum class LmHead { Backend = 0, CpuF32SingleThread = 1 };
+
+struct PairSpec {
+  int layer = 0;
+  model::Projection target = model::Projection::Q;
+  int rank = 0;
+  int in_dim = 0;
+  int out_dim = 0;
+  std::vector<float> a;  // [rank, in_dim]
+  std::vector<float> b;  // [out_dim, rank]
+  bool under_he = true;  // layers placement only
+};
+
+struct GeneratorConfig {
+  Mode mode = Mode::HeLora;
+  Placement placement = Placement::FinalHidden;
+  HeParams he;
+  float scaling = 1.0f;
+  PairSpec final_pair;            // final-hidden: in = out = hidden size
+  std::vector<PairSpec> pairs;    // layers
+  bool dp = false;
+  double clip_norm = 1.0;
+  double sigma = 0.0;
+  bool timers = true;
+  LmHead lm_head = LmHead::Backend;
+  // Where the split-selftest LM head gets host float32 weights when the model keeps them only on
+  // a device: regenerated from the synthetic seed (synthetic.h), else unavailable.
+  bool synthetic_weights = false;
+  uint64_t synthetic_seed = 0;
+};
+
+struct StepResult {
+  int32_t token = -1;
+  StageTimes stages;
+};
+
+class Generator {
+ public:
+  // `model` must outlive the generator (the binding keeps its state alive and locks it).
+  Generator(model::ModelBackend& model, GeneratorConfig config);
+  ~Generator();
+
+  // Resets the cache, installs this generator's adapters/hooks, sets the sampling seed, runs the
+  // prompt and the post-forward stages; returns the first generated token.
+  StepResult start(const int32_t* prompt, int n, const model::SamplingOptions& sampling, uint64_t seed);
+  // Appends `token` and returns the next one.
+  StepResult next(int32_t token);
+  // Removes this generator's adapters and hooks from the model.
+  void detach();
+
+  // y = A x of the final pair (or pairs[index] for layers) under HE, no DP: the test hook.
+  std::vector<double> he_apply(const double* x, int in_dim, int pair_index);
+  const PackingLayout* layout(int pair_index) const;
+  // DP releases (HE inputs) since start(): one per token for final-hidden, one per hooked row for layers.
+  uint64_t releases() const { return releases_; }
+  const GeneratorConfig& config() const { return cfg_; }
+  int he_sites() const;
+
+ private:
+  StepResult post_forward(StageClock& clock, StageTimes& st);
+  void apply_final(StageClock& clock);
+  void install();
+  void hook(const model::ProjectionHookArgs& args);
+  void lm_head_cpu_single_thread();
+
+  model::ModelBackend& model_;
+  GeneratorConfig cfg_;
+  std::shared_ptr<void> session_;                 // the HE session (backend-specific)
+  std::unique_ptr<HeLinear> final_he_;
+  std::vector<std::unique_ptr<HeLinear>> pair_he_;   // parallel to cfg_.pairs (null = plaintext)
+  std::vector<int> site_pair_;                       // layer * kProjectionCount + proj -> pair index or -1
+  DpNoise noise_;
+  model::SamplingOptions sampling_;
+  uint64_t cpu_seed_ = 0;   // draws of the split-selftest LM head's sampler
+  uint64_t cpu_draws_ = 0;
+  StageClock* clock_ = nullptr;                      // the running step's clock (for the hook)
+  uint64_t releases_ = 0;
+  bool installed_ = false;
+  std::vector<double> x_, y_;
+  std::vector<float> delta_, hidden_host_;
+  std::vector<float> lm_weight_f32_;                 // split-selftest LM head (host float32)
+  std::vector<float> logits_host_;
+};
+
+}  // namespace tensafe::helora

@@ -1,0 +1,34 @@
+// y = A x under CKKS for one LoRA-A matrix: the encrypted half of a LoRA pair. A backend
+// implementation owns the pre-encoded plaintexts of A (encoded once, at load) and runs, per
+// call: encode x -> encrypt -> ct x pt (+ rotate-and-sum) -> decrypt -> decode/extract.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "helora/packing.h"
+#include "helora/stages.h"
+
+namespace tensafe::helora {
+
+struct HeParams {
+  int poly_n = 16384;
+  Packing packing = Packing::ReplicatedSlots;
+  bool batched_decrypt = true;
+  bool allow_insecure = false;
+  // Ciphertext primes (q_0 first) and scale: a ct x pt product at scale 2^80 decrypts exactly
+  // with ~100 bits of Q and no rescale (field-notes section 3).
+  std::vector<int> prime_bits{60, 40};
+  int scale_bits = 40;
+  int special_bits = 60;  // used only by the rotations packing (key switching)
+};
+
+class HeLinear {
+ public:
+  virtual ~HeLinear() = default;
+  virtual const PackingLayout& layout() const = 0;
+  // x: in_dim doubles on the host; y: rank doubles on the host (overwritten).
+  virtual void apply(const double* x, double* y, StageClock& clock) = 0;
+};
+
+}  // namespace tensafe::helora

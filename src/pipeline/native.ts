@@ -1,0 +1,132 @@
+/**
+ * Typed access to the HE-LoRA bindings (native/addon/helora_binding.cc). Everything per token
+ * runs natively: `HeLoraGenerator.start/next` is one native call per token.
+ */
+import { callAsync, callSync, native } from '../engine/native';
+import type { StageName, StageTimes } from './types';
+
+export interface PackingLayoutInfo {
+  packing: 'replicated-slots' | 'rotations' | 'coefficients';
+  polyN: number;
+  slots: number;
+  inDim: number;
+  rank: number;
+  chunk: number;
+  chunks: number;
+  segment: number;
+  rowsPerPlaintext: number;
+  products: number;
+  rotationsPerProduct: number;
+}
+
+export interface LayoutSpec {
+  packing: PackingLayoutInfo['packing'];
+  polyN: number;
+  rank: number;
+  inDim: number;
+}
+
+export interface ModelConfigInfo {
+  name: string;
+  hiddenSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  numKeyValueHeads: number;
+  headDim: number;
+  intermediateSize: number;
+  vocabSize: number;
+  tieWordEmbeddings: boolean;
+  eosTokenIds: number[];
+  parameterCount: number;
+}
+
+export interface NativeHeLoraModel {
+  config(): ModelConfigInfo;
+  readonly backend: 'cpu' | 'cuda';
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+export interface NativePair {
+  rank: number;
+  a: Float32Array;
+  b: Float32Array;
+  layer?: number;
+  module?: string;
+  underHe?: boolean;
+}
+
+export interface GeneratorConfig {
+  mode: 'base' | 'lora' | 'he-lora';
+  placement?: 'final-hidden' | 'layers';
+  packing?: PackingLayoutInfo['packing'];
+  decrypt?: 'sequential' | 'batched';
+  polyN?: number;
+  allowInsecure?: boolean;
+  scaling?: number;
+  timers?: boolean;
+  lmHead?: 'backend' | 'cpu-f32-single-thread';
+  dp?: { clipNorm: number; sigma: number } | null;
+  finalPair?: NativePair;
+  pairs?: NativePair[];
+}
+
+export interface NativeStep {
+  token: number;
+  /** ms per stage in native stage order; NaN where a stage did not run. */
+  stages: Float64Array;
+}
+
+export interface NativeHeLoraGenerator {
+  start(prompt: Int32Array, sampling?: { temperature?: number; topK?: number; topP?: number; seed?: number }): Promise<NativeStep>;
+  next(token: number): Promise<NativeStep>;
+  heApply(x: Float64Array, pairIndex?: number): Promise<Float64Array>;
+  info(): { heSites: number; releases: number; layouts: Array<PackingLayoutInfo | null>; model: ModelConfigInfo; modelBackend: string };
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+export function loadHeLoraModel(options: { preset?: string; dir?: string; numLayers?: number; seed?: number; contextLength?: number; backend?: 'cpu' | 'cuda'; dtype?: 'f32' | 'f16' | 'bf16' }): Promise<NativeHeLoraModel> {
+  return callAsync(() => native().HeLoraModel.load(options));
+}
+
+/** model: a HeLoraModel, or a ModelCpu / ModelCuda of the model binding. */
+export function createGenerator(model: unknown, config: GeneratorConfig): Promise<NativeHeLoraGenerator> {
+  return callAsync(() => native().HeLoraGenerator.create(model, config));
+}
+
+export function packingLayout(spec: LayoutSpec): PackingLayoutInfo {
+  return callSync(() => native().heLoraLayout(spec));
+}
+
+/** Float64 simulation of a packing (slot products, rotate-and-sum, negacyclic products). */
+export function simulatePacking(spec: LayoutSpec, a: Float32Array, x: Float64Array): Float64Array {
+  return callSync(() => native().heLoraSimulate(spec, a, x));
+}
+
+/** A x under CKKS, without a model; `iterations` applications, each with its stage times. */
+export function heLinear(
+  spec: LayoutSpec & { decrypt?: 'sequential' | 'batched'; allowInsecure?: boolean },
+  a: Float32Array,
+  x: Float64Array,
+  iterations = 1,
+): Promise<{ y: Float64Array; stages: Float64Array[] }> {
+  return callAsync(() => native().heLoraLinear(spec, a, x, iterations));
+}
+
+/** N(0, 1) samples from the native DP sampler. */
+export function nativeNoise(n: number): Float64Array {
+  return callSync(() => native().heLoraNoise(n));
+}
+
+/** Native stage order (types.ts STAGES without `network`). */
+export function nativeStageNames(): StageName[] {
+  return callSync(() => native().heLoraStages as StageName[]);
+}
+
+/** Converts a native stage vector into StageTimes (absent stages omitted). */
+export function toStageTimes(stages: Float64Array, names = nativeStageNames()): StageTimes {
+  const out: StageTimes = {};
+  for (let i = 0; i < names.length; i++) if (!Number.isNaN(stages[i])) out[names[i]] = stages[i];
+  return out;
+}
