@@ -12,7 +12,7 @@ import {
 } from './plots';
 import {
   measuredSotaRows, originalBreakdownSeries, originalLmHead, originalOpCosts, originalOptimisation, originalPolyNSeries,
-  originalTree, peerHeSeries, peerOpCosts, resultBreakdownSeries, resultLmHead, resultOpCosts, resultOptimisation,
+  originalTree, peerHeSeries, peerOpCosts, resultBreakdownSeries, resultHeLoraSeries, resultLmHead, resultOpCosts, resultOptimisation,
 } from './sources';
 
 export interface LabData {
@@ -50,7 +50,7 @@ function present<T>(xs: Array<T | null>): T[] {
 }
 
 export function ckksOpCostsFigure(d: LabData): Figure {
-  const measured = present(latestResults(d.results, 'ckks').map(resultOpCosts));
+  const measured = latestResults(d.results, 'ckks').flatMap(resultOpCosts);
   const series: OpCostSeries[] = [originalOpCosts(d.original), ...measured, ...peerOpCosts(d.peers.peers)];
   return ckksOpCosts(series, {
     ops: ['encode', 'encrypt', 'ct_pt_multiply', 'decrypt', 'decrypt + copy to host', 'decode', 'rotate'],
@@ -73,10 +73,12 @@ export function breakdownBarsFigure(d: LabData): Figure {
 }
 
 export function heCostFigure(d: LabData): Figure {
-  const series: StageSeries[] = [...originalPolyNSeries(d.original), ...peerHeSeries(d.peers.peers)];
+  const measured = latestResults(d.results, 'ckks').flatMap(resultHeLoraSeries);
+  const series: StageSeries[] = [...originalPolyNSeries(d.original), ...peerHeSeries(d.peers.peers), ...measured];
   return latencyBreakdown(series, {
-    title: 'HE-LoRA crypto per token: the original by poly_n, and peers',
-    caption: "The original's arithmetic as printed (its batched line omits encrypt). Peers: HE-LoRA at d=1536, r=32, slot packing.",
+    title: 'HE-LoRA crypto per token: the original by poly_n, peers, and tensafe',
+    caption: "The original's arithmetic as printed (its batched line omits encrypt). Peers and tensafe: HE-LoRA at d=1536, r=32, slot packing." +
+      (measured.length ? '' : ' No ckks result file yet.'),
   });
 }
 

@@ -21,6 +21,8 @@ export interface NativeKernelRecord {
 }
 
 export interface NativeProfiler {
+  /** Whether kernels can be recorded here (no GPU, no CUPTI, a CPU-only build: false + reason). */
+  available?(): { available: boolean; reason?: string };
   start(): void;
   stop(): NativeKernelRecord[] | { kernels: NativeKernelRecord[] };
 }
@@ -72,15 +74,23 @@ export function normaliseKernelRecords(raw: unknown): KernelRow[] {
 
 export async function profile<T>(fn: () => T | Promise<T>, addon: NativeAddon | null): Promise<ProfileResult<T>> {
   const profiler = addon?.profiler as NativeProfiler | undefined;
-  const hasHook = !!profiler && typeof profiler.start === 'function' && typeof profiler.stop === 'function';
-  if (hasHook) profiler.start();
+  let hasHook = !!profiler && typeof profiler.start === 'function' && typeof profiler.stop === 'function';
+  let unavailable: string | undefined;
+  if (hasHook && typeof profiler!.available === 'function') {
+    const a = profiler!.available();
+    if (!a.available) {
+      hasHook = false;
+      unavailable = a.reason ?? 'unavailable';
+    }
+  }
+  if (hasHook) profiler!.start();
   const t0 = process.hrtime.bigint();
   let value: T;
   let raw: unknown;
   try {
     value = await fn();
   } finally {
-    raw = hasHook ? profiler.stop() : undefined;
+    raw = hasHook ? profiler!.stop() : undefined;
   }
   const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
   let rows: KernelRow[];
@@ -90,7 +100,9 @@ export async function profile<T>(fn: () => T | Promise<T>, addon: NativeAddon | 
     note = `native profiler: ${rows.length} kernels; wall time ${wallMs.toFixed(2)} ms on the host clock`;
   } else {
     rows = [{ name: '(whole call, host clock)', calls: 1, total_ms: wallMs, mean_us: wallMs * 1000, share: 1 }];
-    note = addon
+    note = unavailable
+      ? `the native profiler is unavailable here (${unavailable}): per-kernel times are unavailable; only the whole call is timed`
+      : addon
       ? 'no native profiler in this build (native().profiler is absent): per-kernel times are unavailable; only the whole call is timed'
       : 'the native engine is not loaded: per-kernel times are unavailable; only the whole call is timed';
   }

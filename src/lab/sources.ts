@@ -3,7 +3,7 @@
  * carries its provenance: the original's tables are "cited", result files "measured here".
  */
 import type { BreakdownName, BreakdownNode, OriginalA2000, PeerEntry, ResultFile, SotaRow } from './datasets';
-import { resultLabel, resultProvenance } from './datasets';
+import { resultLabel, resultProvenance, shortDevice } from './datasets';
 import type { StageSeries } from './plots/breakdown';
 import { stagesFromTree } from './plots/breakdown';
 import type { OpCostSeries } from './plots/ckks';
@@ -89,12 +89,54 @@ function num(x: unknown): number | undefined {
   return typeof x === 'number' && Number.isFinite(x) ? x : undefined;
 }
 
-/** The ckks bench's rows ({op, poly_n, median_us}) as a series; null when the file has none. */
-export function resultOpCosts(r: ResultFile): OpCostSeries | null {
-  const rows = r.rows
-    .filter((x) => typeof x.op === 'string' && num(x.poly_n) !== undefined && num(x.median_us) !== undefined)
-    .map((x) => ({ op: x.op as string, poly_n: x.poly_n as number, us: x.median_us as number }));
-  return rows.length ? { label: resultLabel(r), provenance: resultProvenance(r), rows } : null;
+/** Op names of the engine's benchmarks mapped to the names the figures use. */
+const BENCH_OP_NAMES: Record<string, string> = { multiply_plain: 'ct_pt_multiply' };
+
+/**
+ * The ckks bench's per-op rows ({op, poly_n, median_us}, plus node_seal_us when node-seal ran
+ * in the same run) as series: tensafe, and node-seal measured beside it. HE-LoRA stage rows
+ * (op 'helora_*' or kind 'helora_stage') are left to resultHeLoraSeries.
+ */
+export function resultOpCosts(r: ResultFile): OpCostSeries[] {
+  const opRows = r.rows.filter((x) => typeof x.op === 'string' && !(x.op as string).startsWith('helora_') && x.kind !== 'helora_stage' &&
+    num(x.poly_n) !== undefined && num(x.median_us) !== undefined);
+  const ours = opRows.map((x) => ({ op: BENCH_OP_NAMES[x.op as string] ?? (x.op as string), poly_n: x.poly_n as number, us: x.median_us as number }));
+  const seal = opRows.filter((x) => num(x.node_seal_us) !== undefined)
+    .map((x) => ({ op: BENCH_OP_NAMES[x.op as string] ?? (x.op as string), poly_n: x.poly_n as number, us: x.node_seal_us as number }));
+  const out: OpCostSeries[] = [];
+  if (ours.length) out.push({ label: resultLabel(r), provenance: resultProvenance(r), rows: ours });
+  if (seal.length) out.push({ label: `node-seal@6 WASM, same run (${shortDevice(r.device)})`, provenance: resultProvenance(r), rows: seal });
+  return out;
+}
+
+/**
+ * HE-LoRA per-token stages of a ckks result, one stacked bar per poly_n (and node-seal's, when
+ * it ran beside): CPU rows {kind:'helora_stage', stage, poly_n, ms, node_seal_ms}, CUDA rows
+ * {op:'helora_<stage>', poly_n, median_us}. The 'total' stage becomes the bar's total.
+ */
+export function resultHeLoraSeries(r: ResultFile): StageSeries[] {
+  const ours = new Map<number, Record<string, number>>();
+  const seal = new Map<number, Record<string, number>>();
+  const put = (m: Map<number, Record<string, number>>, n: number, stage: string, ms: number) => {
+    if (!m.has(n)) m.set(n, {});
+    m.get(n)![stage] = ms;
+  };
+  for (const x of r.rows) {
+    const n = num(x.poly_n);
+    if (n === undefined) continue;
+    if (x.kind === 'helora_stage' && typeof x.stage === 'string' && num(x.ms) !== undefined) {
+      put(ours, n, x.stage, x.ms as number);
+      if (num(x.node_seal_ms) !== undefined) put(seal, n, x.stage, x.node_seal_ms as number);
+    } else if (typeof x.op === 'string' && x.op.startsWith('helora_') && num(x.median_us) !== undefined) {
+      put(ours, n, x.op.slice('helora_'.length), (x.median_us as number) / 1000);
+    }
+  }
+  const series = (m: Map<number, Record<string, number>>, who: string): StageSeries[] =>
+    [...m.entries()].sort((a, b) => a[0] - b[0]).map(([n, st]) => {
+      const { total, ...stages } = st;
+      return { label: `${who} N=${n}`, provenance: resultProvenance(r), stages, ...(total !== undefined ? { total } : {}) };
+    });
+  return [...series(ours, resultLabel(r)), ...series(seal, `node-seal@6 same run (${shortDevice(r.device)})`)];
 }
 
 /** The original's WebSocket optimisation steps (range midpoints, ranges as error bars). */

@@ -108,6 +108,19 @@ describe('profile', () => {
     expect(none.note).toMatch(/not loaded/);
   });
 
+  it('reports the reason when the native profiler says it is unavailable, without starting it', async () => {
+    let started = false;
+    const addon = { profiler: { available: () => ({ available: false, reason: 'no GPU' }), start() { started = true; }, stop() { return { kernels: [] }; } } };
+    const res = await profile(() => 3, addon);
+    expect(started).toBe(false);
+    expect(res.note).toMatch(/unavailable here \(no GPU\)/);
+  });
+
+  it("reads the engine's { kernels, wallUs } shape", () => {
+    const rows = normaliseKernelRecords({ kernels: [{ name: 'k', calls: 2, totalUs: 6, meanUs: 3 }], wallUs: 10, droppedRecords: 0 });
+    expect(rows[0]).toMatchObject({ name: 'k', calls: 2, mean_us: 3 });
+  });
+
   it('refuses malformed kernel records', () => {
     expect(() => normaliseKernelRecords({})).toThrow(TypeError);
     expect(() => normaliseKernelRecords([{ name: 'k', calls: 1 }])).toThrow(/no total time/);
