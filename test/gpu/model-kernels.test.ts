@@ -1,0 +1,271 @@
+/**
+ * The CUDA decoder kernels, one by one, against float64 references on fresh random inputs
+ * (the seed is printed so a failure can be replayed). Outputs are poisoned with NaN before each
+ * run by the native side, so an unwritten element fails the comparison.
+ */
+import { randomInt } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { native } from '../../src/engine/native';
+import { noGpu } from '../helpers/gpu';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const K = (): any => native().modelCudaKernels;
+
+const seed = randomInt(1, 2 ** 31 - 1);
+// eslint-disable-next-line no-console
+console.log(`[model-kernels] random seed ${seed}`);
+function rng(s: number): () => number {
+  let a = s >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const rand = rng(seed);
+function randn(n: number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (rand() * 2 - 1) * scale * 1.7320508;
+  return out;
+}
+
+function maxRelErr(got: Float32Array, ref: Float64Array): number {
+  let maxErr = 0;
+  let maxRef = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const e = Math.abs(got[i] - ref[i]);
+    maxErr = Number.isNaN(e) ? Infinity : Math.max(maxErr, e);
+    maxRef = Math.max(maxRef, Math.abs(ref[i]));
+  }
+  return maxErr / Math.max(maxRef, 1e-30);
+}
+
+type Epilogue = 'store' | 'accumulate' | 'swiglu';
+function gemvReference(
+  w: Float32Array, n: number, k: number, x: Float32Array, epi: Epilogue,
+  normW?: Float32Array, eps = 1e-6, bias?: Float32Array, y0?: Float32Array,
+): Float64Array {
+  const xs = new Float64Array(k);
+  let r = 1;
+  if (normW) {
+    let ss = 0;
+    for (let i = 0; i < k; i++) ss += x[i] * x[i];
+    r = 1 / Math.sqrt(ss / k + eps);
+  }
+  for (let i = 0; i < k; i++) xs[i] = normW ? x[i] * r * normW[i] : x[i];
+  const dot = (row: number) => {
+    let s = 0;
+    for (let i = 0; i < k; i++) s += w[row * k + i] * xs[i];
+    return s;
+  };
+  const y = new Float64Array(n);
+  for (let o = 0; o < n; o++) {
+    if (epi === 'swiglu') {
+      const g = dot(o);
+      y[o] = (g / (1 + Math.exp(-g))) * dot(n + o);
+    } else if (epi === 'accumulate') {
+      y[o] = y0![o] + dot(o);
+    } else {
+      y[o] = dot(o) + (bias ? bias[o] : 0);
+    }
+  }
+  return y;
+}
+
+describe.skipIf(noGpu)('CUDA model kernels vs float64 references', () => {
+  const gemvShapes: Array<[number, number, string]> = [
+    [2048, 1536, 'qkv of the 1.5B shape'],
+    [1536, 8960, 'down_proj of the 1.5B shape'],
+    [896, 4864, 'down_proj of the 0.5B shape'],
+    [301, 1536, 'rows not a multiple of the group'],
+    [64, 64, 'tiny'],
+    [37, 20, 'k % 8 != 0 (generic kernel)'],
+    [9, 17000, 'k beyond the vectorised kernel (generic kernel)'],
+  ];
+  for (const dtype of ['f16', 'bf16'] as const) {
+    for (const [n, k, what] of gemvShapes) {
+      for (const epi of ['store', 'accumulate', 'swiglu'] as const) {
+        it(`gemv ${dtype} ${epi} ${n}x${k} (${what})`, () => {
+          const rows = epi === 'swiglu' ? 2 * n : n;
+          const w = randn(rows * k, 1 / Math.sqrt(k));
+          const x = randn(k);
+          const useNorm = epi !== 'accumulate';
+          const normW = useNorm ? randn(k, 0.3).map((v) => 1 + v) : undefined;
+          const bias = epi === 'store' ? randn(n, 0.1) : undefined;
+          const y0 = epi === 'accumulate' ? randn(n) : undefined;
+          const r = K().gemv({ w, dtype, n, k, x, normW, eps: 1e-6, bias, y0, epilogue: epi });
+          expect(r.y).toHaveLength(n);
+          const ref = gemvReference(r.w, n, k, x, epi, normW, 1e-6, bias, y0);
+          expect(maxRelErr(r.y, ref)).toBeLessThan(2e-5);
+        });
+      }
+    }
+  }
+
+  function attentionReference(
+    r: { kCache: Float32Array; vCache: Float32Array; rope: Float32Array },
+    qkv: Float32Array, pos: number, heads: number, kv: number, hd: number, ctx: number,
+  ): Float64Array {
+    const half = hd / 2;
+    const out = new Float64Array(heads * hd);
+    const group = heads / kv;
+    for (let h = 0; h < heads; h++) {
+      const g = Math.floor(h / group);
+      const q = new Float64Array(hd);
+      for (let i = 0; i < half; i++) {
+        const c = r.rope[2 * (pos * half + i)], s = r.rope[2 * (pos * half + i) + 1];
+        const q0 = qkv[h * hd + i], q1 = qkv[h * hd + i + half];
+        q[i] = q0 * c - q1 * s;
+        q[i + half] = q1 * c + q0 * s;
+      }
+      const scores = new Float64Array(pos + 1);
+      let m = -Infinity;
+      for (let p = 0; p <= pos; p++) {
+        let s = 0;
+        for (let d = 0; d < hd; d++) s += q[d] * r.kCache[(g * ctx + p) * hd + d];
+        scores[p] = s / Math.sqrt(hd);
+        m = Math.max(m, scores[p]);
+      }
+      let l = 0;
+      for (let p = 0; p <= pos; p++) {
+        scores[p] = Math.exp(scores[p] - m);
+        l += scores[p];
+      }
+      for (let d = 0; d < hd; d++) {
+        let acc = 0;
+        for (let p = 0; p <= pos; p++) acc += scores[p] * r.vCache[(g * ctx + p) * hd + d];
+        out[h * hd + d] = acc / l;
+      }
+    }
+    return out;
+  }
+
+  const attnShapes: Array<[number, number, number, number, number[]]> = [
+    [12, 2, 128, 300, [0, 5, 127, 128, 200, 299]],
+    [14, 2, 64, 140, [0, 63, 139]],
+    [4, 4, 16, 40, [0, 17, 39]],
+    [2, 1, 6, 9, [8]],
+  ];
+  for (const dtype of ['f16', 'bf16'] as const) {
+    for (const [heads, kv, hd, ctx, positions] of attnShapes) {
+      it(`attention ${dtype} heads ${heads}/${kv} head_dim ${hd} context ${ctx} at ${positions.join(',')}`, () => {
+        for (const pos of positions) {
+          const qkv = randn((heads + 2 * kv) * hd, 2);
+          const kCache = randn(kv * ctx * hd, 2);
+          const vCache = randn(kv * ctx * hd);
+          const r = K().attention({ qkv, kCache, vCache, dtype, ropeTheta: 10000, pos, heads, kvHeads: kv, headDim: hd, context: ctx });
+          // The new k/v landed at pos (rotated, rounded); every other slot is untouched.
+          const half = hd / 2;
+          const tol = dtype === 'f16' ? 2e-3 : 1.6e-2;
+          for (let g = 0; g < kv; g++) {
+            for (let i = 0; i < half; i++) {
+              const c = r.rope[2 * (pos * half + i)], s = r.rope[2 * (pos * half + i) + 1];
+              const base = (heads + g) * hd;
+              const k0 = qkv[base + i], k1 = qkv[base + i + half];
+              const at = (g * ctx + pos) * hd;
+              expect(Math.abs(r.kCache[at + i] - (k0 * c - k1 * s))).toBeLessThanOrEqual(tol * (Math.abs(k0) + Math.abs(k1)) + 1e-6);
+              expect(Math.abs(r.kCache[at + i + half] - (k1 * c + k0 * s))).toBeLessThanOrEqual(tol * (Math.abs(k0) + Math.abs(k1)) + 1e-6);
+            }
+            for (let i = 0; i < hd; i++) {
+              const v = qkv[(heads + kv + g) * hd + i];
+              expect(Math.abs(r.vCache[(g * ctx + pos) * hd + i] - v)).toBeLessThanOrEqual(tol * Math.abs(v) + 1e-6);
+            }
+            const other = (pos + 1) % ctx;
+            if (other !== pos) {
+              for (let i = 0; i < hd; i++) {
+                const at = (g * ctx + other) * hd + i;
+                expect(Math.abs(r.kCache[at] - kCache[at])).toBeLessThanOrEqual(tol * Math.abs(kCache[at]) + 1e-6);
+              }
+            }
+          }
+          const ref = attentionReference(r, qkv, pos, heads, kv, hd, ctx);
+          expect(maxRelErr(r.out, ref)).toBeLessThan(2e-4);
+        }
+      });
+    }
+  }
+
+  it('rmsnorm', () => {
+    for (const d of [64, 896, 1536, 1000]) {
+      const x = randn(d, 3);
+      const w = randn(d, 0.2).map((v) => 1 + v);
+      const y = K().rmsnorm({ x, w, eps: 1e-6 });
+      let ss = 0;
+      for (let i = 0; i < d; i++) ss += x[i] * x[i];
+      const r = 1 / Math.sqrt(ss / d + 1e-6);
+      const ref = Float64Array.from(x, (v, i) => v * r * w[i]);
+      expect(maxRelErr(y, ref)).toBeLessThan(1e-6);
+    }
+  });
+
+  it('embedding gather', () => {
+    const d = 96, rows = 50;
+    for (const dtype of ['f16', 'bf16'] as const) {
+      const table = randn(rows * d, 0.05);
+      const tokens = Int32Array.from({ length: 10 }, () => randomInt(0, rows));
+      const pos = randomInt(0, 10);
+      const r = K().embed({ table, dtype, d, tokens, pos });
+      expect(Array.from(r.x)).toEqual(Array.from(r.table.subarray(tokens[pos] * d, tokens[pos] * d + d)));
+    }
+  });
+
+  it('argmax picks the largest logit, lowest id on ties', () => {
+    for (const n of [1, 7, 1000, 151936]) {
+      const logits = randn(n, 5);
+      const best = randomInt(0, n);
+      logits[best] = 100;
+      if (n > 10) logits[n - 1] = 100; // a tie after it
+      const got = K().argmax(logits);
+      expect(got).toBe(n > 10 ? Math.min(best, n - 1) : best);
+    }
+  });
+
+  const samplingCases = [
+    { temperature: 0.7, topK: 0, topP: 1 },
+    { temperature: 1, topK: 50, topP: 0.9 },
+    { temperature: 1.3, topK: 0, topP: 0.8 },
+    { temperature: 0.5, topK: 200, topP: 1 },
+    { temperature: 2, topK: 3, topP: 0.5 },
+    { temperature: 1, topK: 1, topP: 1 },
+  ];
+  for (const n of [1000, 151936]) {
+    it(`sampling matches the CPU reference sampler token for token (n ${n})`, () => {
+      const logits = randn(n, 4);
+      // Ties to exercise the (logit desc, id asc) order, and a few dominant tokens.
+      for (let i = 0; i < 20; i++) logits[randomInt(0, n)] = logits[randomInt(0, n)];
+      for (let i = 0; i < 5; i++) logits[randomInt(0, n)] = 9 + i * 0.01;
+      let agree = 0, total = 0;
+      for (const opts of samplingCases) {
+        for (let t = 0; t < 12; t++) {
+          const u = rand();
+          const gpu = K().sample({ logits, ...opts, u });
+          const cpu = K().cpuSample({ logits, ...opts, u });
+          expect(gpu).toBeGreaterThanOrEqual(0);
+          expect(gpu).toBeLessThan(n);
+          total++;
+          if (gpu === cpu) agree++;
+          else expect.soft(gpu, `u=${u} ${JSON.stringify(opts)}`).toBe(cpu);
+        }
+      }
+      expect(agree).toBe(total);
+    });
+  }
+
+  it('synthetic weights on the GPU equal the CPU generator bit for bit', () => {
+    const cases = [
+      { dtype: 'bf16', count: 100000, seed: 1234n, tensorId: 3, center: 0, halfWidth: 0.044 },
+      { dtype: 'f16', count: 100003, seed: 2n ** 63n + 5n, tensorId: 0, center: 0, halfWidth: 0.0346 },
+      { dtype: 'f32', count: 4099, seed: 7n, tensorId: 11, center: 1, halfWidth: 0.1 },
+    ];
+    for (const c of cases) {
+      const g = K().synth(c);
+      const h = K().cpuSynth(c);
+      expect(g).toHaveLength(c.count);
+      let diff = 0;
+      for (let i = 0; i < c.count; i++) if (!(g[i] === h[i])) diff++;
+      expect(diff).toBe(0);
+    }
+  });
+});
