@@ -4,3 +4,4 @@
  */
 export * as engine from './engine';
 export { Lab, lab } from './lab';
+export { Model, Tokenizer, modelPresets, modelConfig } from './engine/model';

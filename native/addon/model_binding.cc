@@ -1,5 +1,5 @@
-// Bindings of the Qwen2 decoder: the ModelCpu class (ModelCuda comes from the CUDA binding through
-// register_model_class) plus free functions for configs, safetensors files, the reference sampler
+// Bindings of the Qwen2 decoder: the ModelCpu class and, in CUDA builds, ModelCuda (the same
+// class over create_cuda_model), plus free functions for configs, safetensors files, the reference sampler
 // and the LM-head benchmark. Every long call runs in a PromiseWorker; calls on one model are
 // serialised by its mutex, so a second call waits for the first instead of racing it.
 #include "model_binding.h"
@@ -621,6 +621,11 @@ Napi::Value LmHeadBench(const Napi::CallbackInfo& info) {
 
 void Register(Napi::Env env, Napi::Object exports) {
   register_model_class(env, exports, "ModelCpu", model::create_cpu_model);
+#if defined(TENSAFE_WITH_CUDA)
+  // Same class over the CUDA backend (model/cuda/); it reports ERR_TENSAFE_BACKEND at load()
+  // when the build has CUDA but the machine has no usable device.
+  register_model_class(env, exports, "ModelCuda", model::create_cuda_model);
+#endif
   exports.Set("modelPresets", Napi::Function::New(env, ModelPresets, "modelPresets"));
   exports.Set("modelConfig", Napi::Function::New(env, ModelConfig, "modelConfig"));
   exports.Set("readSafetensors", Napi::Function::New(env, ReadSafetensors, "readSafetensors"));
