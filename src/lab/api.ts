@@ -18,3 +18,4 @@ export { runSweep, cartesian, pointKey, type SweepResult, type SweepOptions, typ
 export { profile, normaliseKernelRecords, type ProfileResult, type KernelRow } from './profile';
 export { standardFigures, loadLabData, type LabData, type StandardFigure } from './figures';
 export { progressText, noProgress, type ProgressSink } from './progress';
+export { GenerationRun, liveCkksOps, liveHeLora, type Live } from './live';

@@ -20,6 +20,8 @@ import { type ProfileResult, profile } from './profile';
 import { type MeasuredProvenance, measured } from './provenance';
 import { type Metrics, type PointFn, type Space, type SweepOptions, type SweepResult, runSweep } from './sweep';
 import * as tables from './tables';
+import * as live from './live';
+import type { GenerationService, PipelineOptions } from '../pipeline/types';
 
 export interface LabOpenOptions {
   backend?: BackendChoice;
@@ -193,6 +195,60 @@ export class Lab {
   /** Per-kernel table of the native work fn does (see profile.ts for where none is available). */
   async profile<T>(fn: () => T | Promise<T>): Promise<ProfileResult<T>> {
     return profile(fn, this.addon());
+  }
+
+  // ---- live measurements and generation ---------------------------------------------------
+
+  /**
+   * Small live measurements through the engine (cached like sweeps). Each returns
+   * { available: false, reason } where the engine part is not built, so notebooks say why.
+   */
+  get live() {
+    return {
+      ckksOps: (o?: live.LiveCkksOptions) => live.liveCkksOps(this, o),
+      heLora: (o?: live.LiveHeLoraOptions) => live.liveHeLora(this, o),
+    };
+  }
+
+  private service: GenerationService | null = null;
+
+  /** Uses this generation service (e.g. one the notebook built) instead of opening one. */
+  useService(service: GenerationService): void {
+    this.service = service;
+  }
+
+  /**
+   * Generates from a prompt and returns the run (tokens, summary, breakdown() table,
+   * stageSeries() for lab.plot.latencyBreakdown). Opens the pipeline's service on first use;
+   * throws with the reason where the pipeline is not available.
+   */
+  async generate(prompt: string, options: PipelineOptions = {}, signal?: AbortSignal): Promise<live.GenerationRun> {
+    if (typeof prompt !== 'string') throw new TypeError('generate: prompt must be a string');
+    if (!this.service) {
+      const opened = await live.openService({ backend: this.backend ?? 'auto', ...options });
+      if (!opened.available) {
+        const err = new Error(`generate: ${opened.reason}`);
+        (err as NodeJS.ErrnoException).code = 'ERR_TENSAFE_BACKEND';
+        throw err;
+      }
+      this.service = opened.service;
+    }
+    return live.generate(this.service, prompt, options, this.provenance(), signal);
+  }
+
+  /** Can this session generate? { available, reason }. */
+  async canGenerate(options: PipelineOptions = {}): Promise<{ available: boolean; reason?: string }> {
+    if (this.service) return { available: true };
+    const opened = await live.openService({ backend: this.backend ?? 'auto', ...options });
+    if (!opened.available) return { available: false, reason: opened.reason };
+    this.service = opened.service;
+    return { available: true };
+  }
+
+  /** Releases the generation service. */
+  async dispose(): Promise<void> {
+    await this.service?.dispose();
+    this.service = null;
   }
 
   /** One line for the top of a notebook: where this session measures, and the cited baseline. */

@@ -1,0 +1,178 @@
+/**
+ * Live measurements for the notebooks, small enough for a CPU machine: CKKS op costs and the
+ * per-token HE-LoRA crypto through the engine's native benchmarks, and generation through the
+ * pipeline's GenerationService. Each returns { available: false, reason } where the engine part
+ * is not built (yet), so a notebook renders committed and cited data and says why.
+ * Points run through lab.sweep: cached by (options, commit, device), resumable, cancellable.
+ */
+import * as aq from 'arquero';
+import type { ColumnTable } from 'arquero';
+import type { CkksOpName } from '../engine/ckks/native-api';
+import type { GenerationService, GenerationSummary, PipelineOptions, TokenEvent } from '../pipeline/types';
+import type { StageSeries } from './plots/breakdown';
+import { stagesFromRecords } from './plots/breakdown';
+import type { OpCostSeries } from './plots/ckks';
+import type { MeasuredProvenance } from './provenance';
+import type { Point, Space, SweepOptions, SweepResult } from './sweep';
+
+export type Live<T> = ({ available: true } & T) | { available: false; reason: string };
+
+/** What live.ts needs from the Lab session (kept narrow to avoid an import cycle). */
+export interface LiveHost {
+  backend: 'cpu' | 'cuda' | null;
+  engineError: string | null;
+  provenance(): MeasuredProvenance;
+  sweep<M extends Record<string, unknown>>(space: Space, fn: (p: Point, ctx: { signal: AbortSignal }) => Promise<M>, opts?: Partial<SweepOptions>): Promise<SweepResult<M>>;
+}
+
+function unavailable(reason: string): { available: false; reason: string } {
+  return { available: false, reason };
+}
+
+/** The engine's Ckks class, or why it cannot be used here. */
+function ckksClass(host: LiveHost): { Ckks: typeof import('../engine/ckks').Ckks } | { reason: string } {
+  if (!host.backend) return { reason: `no native engine (${host.engineError})` };
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { Ckks } = require('../engine/ckks') as typeof import('../engine/ckks');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const addon = require('../engine/native').native() as Record<string, unknown>;
+    const cls = host.backend === 'cuda' ? addon.CkksContextCuda : addon.CkksContextCpu;
+    if (typeof cls !== 'function') return { reason: `the ${host.backend} CKKS backend is not built into this addon yet` };
+    return { Ckks };
+  } catch (err) {
+    return { reason: (err as Error).message };
+  }
+}
+
+const OP_LABELS: Partial<Record<CkksOpName, string>> = { multiply_plain: 'ct_pt_multiply' };
+
+export interface LiveCkksOptions {
+  polyN?: number[];
+  ops?: CkksOpName[];
+  iterations?: number;
+  signal?: AbortSignal;
+}
+
+/** Per-op medians at each poly_n (native timing), as a plot series and a table. */
+export async function liveCkksOps(host: LiveHost, o: LiveCkksOptions = {}): Promise<Live<{ series: OpCostSeries; table: ColumnTable }>> {
+  const found = ckksClass(host);
+  if ('reason' in found) return unavailable(found.reason);
+  const ops = o.ops ?? ['encode', 'encrypt', 'multiply_plain', 'decrypt', 'decode'];
+  const iterations = o.iterations ?? 10;
+  const res = await host.sweep({ polyN: o.polyN ?? [8192, 16384] }, async (p) => {
+    const ckks = found.Ckks.create({ polyN: p.polyN as number, primeBits: [60, 40], specialPrimeBits: 60, backend: host.backend! });
+    try {
+      const out: Record<string, number> = {};
+      for (const op of ops) out[op] = (await ckks.benchmarkOp(op, iterations)).medianUs;
+      return out;
+    } finally {
+      ckks.dispose();
+    }
+  }, { name: `live-ckks-ops-${iterations}`, signal: o.signal });
+  const rows = res.records.flatMap((r) => ops.map((op) => ({ op: OP_LABELS[op] ?? op, poly_n: r.point.polyN as number, us: r.metrics[op] as number })));
+  const prov = host.provenance();
+  return {
+    available: true,
+    series: { label: `tensafe ${host.backend} (this session)`, provenance: prov, rows },
+    table: aq.from(rows.map((r) => ({ op: r.op, poly_n: r.poly_n, median_us: r.us }))),
+  };
+}
+
+export interface LiveHeLoraOptions {
+  polyN?: number[];
+  iterations?: number;
+  d?: number;
+  r?: number;
+  signal?: AbortSignal;
+}
+
+/** Per-token HE-LoRA crypto (d = 1536, r = 32 by default) at each poly_n, as stacked-bar series. */
+export async function liveHeLora(host: LiveHost, o: LiveHeLoraOptions = {}): Promise<Live<{ series: StageSeries[]; table: ColumnTable }>> {
+  const found = ckksClass(host);
+  if ('reason' in found) return unavailable(found.reason);
+  const d = o.d ?? 1536;
+  const r = o.r ?? 32;
+  const iterations = o.iterations ?? 5;
+  const res = await host.sweep({ polyN: o.polyN ?? [8192, 16384] }, async (p) => {
+    const ckks = found.Ckks.create({ polyN: p.polyN as number, primeBits: [60, 40], specialPrimeBits: 60, backend: host.backend! });
+    try {
+      const t = await ckks.benchmarkHeLora({ d, r, iterations });
+      return { ...t.medianUs, products: t.products, replicas: t.replicas, maxAbsError: t.maxAbsError };
+    } finally {
+      ckks.dispose();
+    }
+  }, { name: `live-helora-${d}-${r}-${iterations}`, signal: o.signal });
+  const prov = host.provenance();
+  const series = res.records.map((rec) => {
+    const m = rec.metrics as Record<string, number>;
+    const stages: Record<string, number> = {};
+    for (const s of ['encode', 'encrypt', 'ct_pt_multiply', 'decrypt', 'decode', 'extract_sum']) if (typeof m[s] === 'number') stages[s] = m[s] / 1000;
+    return { label: `tensafe ${host.backend} N=${rec.point.polyN} (this session)`, provenance: prov, stages, total: m.total / 1000 };
+  });
+  const table = aq.from(res.records.map((rec) => ({ poly_n: rec.point.polyN, ...(rec.metrics as Record<string, number>) })));
+  return { available: true, series, table };
+}
+
+/** One generation: the streamed tokens and the summary, with tables and plot series. */
+export class GenerationRun {
+  constructor(
+    readonly prompt: string,
+    readonly tokens: TokenEvent[],
+    readonly summary: GenerationSummary,
+    readonly provenance: MeasuredProvenance,
+  ) {}
+
+  get text(): string {
+    return this.summary.text;
+  }
+
+  /** Median ms per stage over the generated tokens. */
+  breakdown(): ColumnTable {
+    const med = this.tokens.length ? stagesFromRecords(this.tokens.map((t) => t.stages as Record<string, number>)) : {};
+    return aq.from(Object.entries(med).map(([stage, ms]) => ({ stage, median_ms: ms })));
+  }
+
+  /** One row per token: index, id, text, total ms and every stage. */
+  records(): ColumnTable {
+    return aq.from(this.tokens.map((t) => ({ index: t.index, id: t.id, text: t.text, total_ms: t.totalMs, ...t.stages })));
+  }
+
+  /** The stage medians as one stacked bar. */
+  stageSeries(label = `${this.summary.mode} (this session)`): StageSeries {
+    const stages = this.tokens.length ? stagesFromRecords(this.tokens.map((t) => t.stages as Record<string, number>)) : {};
+    return { label, provenance: this.provenance, stages };
+  }
+}
+
+/**
+ * The pipeline's service factory. The pipeline is expected to export
+ * `createGenerationService(options) => Promise<GenerationService>` from src/pipeline/index.ts.
+ */
+export async function openService(options: PipelineOptions): Promise<Live<{ service: GenerationService }>> {
+  let mod: Record<string, unknown>;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require('../pipeline') as Record<string, unknown>;
+  } catch (err) {
+    return unavailable(`the generation pipeline is not built yet (${(err as Error).message.split('\n')[0]})`);
+  }
+  const factory = mod.createGenerationService;
+  if (typeof factory !== 'function') return unavailable('the pipeline exports no createGenerationService() yet');
+  try {
+    return { available: true, service: await (factory as (o: PipelineOptions) => Promise<GenerationService>)(options) };
+  } catch (err) {
+    return unavailable((err as Error).message);
+  }
+}
+
+/** Runs one generation on a service, collecting the tokens; the signal stops it between tokens. */
+export async function generate(service: GenerationService, prompt: string, options: PipelineOptions, provenance: MeasuredProvenance, signal?: AbortSignal): Promise<GenerationRun> {
+  const tokens: TokenEvent[] = [];
+  const it = service.generate(prompt, options, signal);
+  for (;;) {
+    const step = await it.next();
+    if (step.done) return new GenerationRun(prompt, tokens, step.value, provenance);
+    tokens.push(step.value);
+  }
+}

@@ -1,0 +1,70 @@
+// Live measurements say why they are unavailable; generation runs collect tokens from a service.
+import { describe, expect, it } from 'vitest';
+import { GenerationRun, generate, liveCkksOps, liveHeLora } from '../../src/lab/live';
+import { Lab } from '../../src/lab/lab';
+import { measured } from '../../src/lab/provenance';
+import type { GenerationService, GenerationSummary, TokenEvent } from '../../src/pipeline/types';
+
+const prov = measured('Test CPU', '2026-11-26');
+
+describe('live measurements', () => {
+  it('without an engine, return the reason instead of numbers', async () => {
+    const host = { backend: null, engineError: 'not built', provenance: () => prov, sweep: async () => { throw new Error('must not run'); } };
+    const a = await liveCkksOps(host as never);
+    const b = await liveHeLora(host as never);
+    expect(a).toEqual({ available: false, reason: 'no native engine (not built)' });
+    expect(b.available).toBe(false);
+  });
+
+  it('on this build, either measure or say which part is missing', async () => {
+    const lab = await Lab.open({ root: undefined });
+    const res = await lab.live.ckksOps({ polyN: [8192], ops: ['encode'], iterations: 1 });
+    if (res.available) {
+      expect(res.series.rows[0].poly_n).toBe(8192);
+      expect(res.series.rows[0].us).toBeGreaterThan(0);
+      expect(res.series.provenance.kind).toBe('measured');
+    } else {
+      expect(res.reason.length).toBeGreaterThan(0);
+    }
+  }, 120_000);
+});
+
+function fakeService(stages: Array<Record<string, number>>): GenerationService {
+  return {
+    async *generate(prompt: string): AsyncGenerator<TokenEvent, GenerationSummary> {
+      let text = '';
+      for (let i = 0; i < stages.length; i++) {
+        text += `t${i}`;
+        yield { index: i, id: 100 + i, text: `t${i}`, stages: stages[i], totalMs: Object.values(stages[i]).reduce((a, b) => a + b, 0) };
+      }
+      return { text, tokens: stages.length, tokPerS: 10, mode: 'he-lora', stageMedians: {}, options: { maxTokens: stages.length } } as GenerationSummary;
+    },
+    experts: () => [],
+    describe: () => ({ model: 'fake', backend: 'cpu', hiddenSize: 8, vocabSize: 16, polyN: 8192 }),
+    dispose: async () => {},
+  };
+}
+
+describe('generation runs', () => {
+  it('collect the streamed tokens, with per-stage medians and a stacked-bar series', async () => {
+    const stages = Array.from({ length: 5 }, () => ({ forward: Math.random(), encrypt: Math.random() }));
+    const run = await generate(fakeService(stages), 'hi', {}, prov);
+    expect(run).toBeInstanceOf(GenerationRun);
+    expect(run.text).toBe('t0t1t2t3t4');
+    expect(run.records().numRows()).toBe(5);
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[2];
+    const b = Object.fromEntries((run.breakdown().objects() as Array<{ stage: string; median_ms: number }>).map((r) => [r.stage, r.median_ms]));
+    expect(b.forward).toBe(med(stages.map((s) => s.forward)));
+    expect(b.encrypt).toBe(med(stages.map((s) => s.encrypt)));
+    expect(run.stageSeries().provenance).toBe(prov);
+  });
+
+  it('lab.generate uses an injected service', async () => {
+    const lab = await Lab.open();
+    lab.useService(fakeService([{ forward: 1 }]));
+    const run = await lab.generate('What is a savings account?', { maxTokens: 1 });
+    expect(run.tokens).toHaveLength(1);
+    expect(run.provenance.kind).toBe('measured');
+    await expect(lab.generate(5 as never)).rejects.toThrow(TypeError);
+  });
+});
