@@ -547,7 +547,12 @@ Ciphertext CkksContext::multiply_plain(const Ciphertext& a, const Plaintext& b) 
     throw ArgumentRangeError("plaintext has fewer primes (" + std::to_string(b.limbs) + ") than the ciphertext (" +
                              std::to_string(a.limbs) + ")");
   const double scale = a.scale * b.scale;
-  if (!std::isfinite(scale) || std::log2(scale) >= 1000) throw ArgumentRangeError("scale overflow in multiplyPlain");
+  double log_q = 0;
+  for (std::size_t k = 0; k < a.limbs; ++k) log_q += std::log2(static_cast<double>(tables_[k]->modulus()));
+  // A scale at or above the ciphertext modulus leaves no room for the value: refuse it.
+  if (!std::isfinite(scale) || std::log2(scale) + 1 >= log_q)
+    throw ArgumentRangeError("scale overflow in multiplyPlain: the product scale 2^" + std::to_string(std::log2(scale)) +
+                             " does not fit the ciphertext modulus of " + std::to_string(log_q) + " bits (rescale first)");
   const std::uint64_t n = this->n();
   Ciphertext r;
   r.context_id = id_;
