@@ -3,5 +3,6 @@
  * `import { engine } from 'tensafe'` for the engine; `Lab` (src/lab) for notebooks.
  */
 export * as engine from './engine';
+export * as pipeline from './pipeline';
 export { Lab, lab } from './lab';
 export { Model, Tokenizer, modelPresets, modelConfig } from './engine/model';

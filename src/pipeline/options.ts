@@ -31,7 +31,9 @@ export const DEFAULT_OPTIONS: ResolvedOptions = {
   mode: 'he-lora',
   expert: 'auto',
   placement: 'final-hidden',
-  packing: 'replicated-slots',
+  // The fastest packing measured here (no replication, no FFT decode); the original's
+  // 'replicated-slots' is one option away and the seed presets use it.
+  packing: 'coefficients',
   decrypt: 'batched',
   polyN: 16384,
   keyOwner: 'server',
