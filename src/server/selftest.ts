@@ -5,7 +5,7 @@
  * head, sample greedily, repeat for up to 64 tokens. Reports tok/s and where the time went.
  */
 import type { StageName, StageTimes } from '../pipeline/types';
-import type { SplitEngine, SplitHead } from './split-engine';
+import type { SplitEngine, SplitHead, SplitInput } from './split-engine';
 
 export interface SelftestResult {
   query: string;
@@ -21,6 +21,8 @@ export interface SelftestResult {
   /** Median ms per stage over the decode steps; `embed` is the client's embedding lookup. */
   stage_medians: StageTimes & { embed?: number };
   head_backend: 'cpu' | 'cuda';
+  /** What the client sent: embedding rows (the original) or token ids. */
+  input: 'hidden_states' | 'token_ids';
   server_backend: 'cpu' | 'cuda';
   he_active: boolean;
   expert: string;
@@ -54,16 +56,19 @@ export async function runSelftest(engine: SplitEngine, head: SplitHead, query: s
   let heActive = false;
   let dpSigma = 0;
   try {
+    const useEmbeddings = !!head.embed && cfg.inputs.includes('hidden_states');
+    // The client's input for a run of ids: embedding rows when both sides can, else the ids.
+    const makeInput = async (tokens: number[]): Promise<SplitInput> =>
+      useEmbeddings ? { kind: 'embeddings', data: await head.embed!(tokens), seqLen: tokens.length } : { kind: 'tokens', ids: tokens };
     const t0 = performance.now();
     let tEmbed = performance.now();
-    let emb = await head.embed(ids);
+    let input = await makeInput(ids);
     let embedMs = performance.now() - tEmbed;
-    let seqLen = ids.length;
     let prefillMs = 0;
     let tDecode0 = 0;
     for (let step = 0; step < maxTokens && !signal.aborted; step++) {
       const tStep = performance.now();
-      const r = await session.forward(emb, seqLen, { expert, useHe: true });
+      const r = await session.forward(input, { expert, useHe: true });
       heActive = r.heActive;
       dpSigma = r.dpSigma;
       const next = await head.next(r.hidden, { temperature: 0, topK: 1, topP: 1 }, step);
@@ -80,9 +85,8 @@ export async function runSelftest(engine: SplitEngine, head: SplitHead, query: s
       if (stop.has(next.id)) break;
       generated.push(next.id);
       tEmbed = performance.now();
-      emb = await head.embed([next.id]);
+      input = await makeInput([next.id]);
       embedMs = performance.now() - tEmbed;
-      seqLen = 1;
     }
     const total = performance.now() - t0;
     const decodeMs = tDecode0 ? performance.now() - tDecode0 : 0;
@@ -100,6 +104,7 @@ export async function runSelftest(engine: SplitEngine, head: SplitHead, query: s
       prefill_ms: prefillMs,
       stage_medians: medians,
       head_backend: head.backend,
+      input: useEmbeddings ? 'hidden_states' : 'token_ids',
       server_backend: cfg.backend,
       he_active: heActive,
       expert,

@@ -13,7 +13,7 @@
 import WebSocket from 'ws';
 import type { StageTimes } from '../pipeline/types';
 import { decodeBase64, decodeValues, encodeBase64, encodeValues, HiddenDtype, packFrame, unpackFrame } from './hidden-codec';
-import type { SplitHead, SplitSampling } from './split-engine';
+import type { SplitHead, SplitInput, SplitSampling } from './split-engine';
 
 export interface SplitClientOptions {
   /** Wire dtype of the hidden states (default float32). */
@@ -48,6 +48,9 @@ export interface SplitGenerateOptions extends Partial<SplitSampling> {
   sessionId?: string;
   /** Token ids that end the generation. */
   stop?: number[];
+  /** Send embedding rows ('hidden_states', the original) or 'token_ids'; 'auto' (default):
+   * rows when the head has an embedding table and the server accepts them. */
+  input?: 'auto' | 'hidden_states' | 'token_ids';
   /** Turns ids into text for the events (optional). */
   detokenize?: (ids: number[]) => string;
 }
@@ -145,23 +148,33 @@ export class SplitClient {
     return performance.now() - t0;
   }
 
-  /** One forward: `seqLen` embedded positions in, the last final hidden state out. */
-  async forward(embeddings: Float32Array, seqLen: number, opts: { incremental: boolean; sessionId?: string; expert?: string; useHe?: boolean }): Promise<SplitForwardReply> {
-    const fields = {
+  /** One forward: embedding rows (or token ids) in, the last final hidden state out. */
+  async forward(input: SplitInput, opts: { incremental: boolean; sessionId?: string; expert?: string; useHe?: boolean }): Promise<SplitForwardReply> {
+    const common = {
       type: 'forward',
-      seq_len: seqLen,
-      hidden_dim: embeddings.length / seqLen,
-      dtype: this.dtype,
       incremental: opts.incremental,
       session_id: opts.sessionId ?? 'default',
       use_he: opts.useHe ?? true,
+      response_dtype: this.dtype,
       ...(opts.expert ? { expert_name: opts.expert } : {}),
     };
+    if (input.kind === 'tokens') {
+      const t0 = performance.now();
+      const r = await this.request(JSON.stringify({ ...common, token_ids: input.ids }));
+      return this.reply(r, t0);
+    }
+    const embeddings = input.data;
+    const seqLen = input.seqLen;
+    const fields = { ...common, seq_len: seqLen, hidden_dim: embeddings.length / seqLen, dtype: this.dtype };
     const t0 = performance.now();
     const out = this.binary
       ? packFrame(fields, encodeValues(embeddings, this.dtype))
       : JSON.stringify({ ...fields, hidden_states_b64: encodeBase64(embeddings, this.dtype) });
     const r = await this.request(out);
+    return this.reply(r, t0);
+  }
+
+  private reply(r: { data: Buffer; binary: boolean }, t0: number): SplitForwardReply {
     let header: Record<string, unknown>;
     let hidden: Float32Array;
     if (r.binary) {
@@ -193,13 +206,20 @@ export class SplitClient {
     const t0 = performance.now();
     let prefillMs = 0;
     let tDecode = 0;
+    let useRows = options.input === 'hidden_states';
+    if (options.input === undefined || options.input === 'auto') {
+      const cfg = await this.config();
+      useRows = !!head.embed && Array.isArray(cfg.inputs) && (cfg.inputs as string[]).includes('hidden_states');
+    }
+    if (useRows && !head.embed) throw new Error('split client: this head has no embedding table; use input "token_ids"');
+    const makeInput = async (tokens: number[]): Promise<SplitInput> =>
+      useRows ? { kind: 'embeddings', data: await head.embed!(tokens), seqLen: tokens.length } : { kind: 'tokens', ids: tokens };
     let te = performance.now();
-    let emb = await head.embed(promptIds);
+    let input = await makeInput(promptIds);
     let embedMs = performance.now() - te;
-    let seqLen = promptIds.length;
     for (let i = 0; i < maxTokens; i++) {
       const tStep = performance.now();
-      const reply = await this.forward(emb, seqLen, { incremental: i > 0, sessionId, expert: options.expert, useHe: options.useHe });
+      const reply = await this.forward(input, { incremental: i > 0, sessionId, expert: options.expert, useHe: options.useHe });
       const next = await head.next(reply.hidden, sampling, i);
       const serverStages = (reply.fields.stages ?? {}) as StageTimes;
       const serverMs = Number(reply.fields.total_ms ?? 0);
@@ -222,9 +242,8 @@ export class SplitClient {
       }
       if (done || i === maxTokens - 1) break;
       te = performance.now();
-      emb = await head.embed([next.id]);
+      input = await makeInput([next.id]);
       embedMs = performance.now() - te;
-      seqLen = 1;
     }
     const decodeMs = performance.now() - tDecode;
     const stageMedians: StageTimes = {};

@@ -26,6 +26,8 @@ export function parseForward(ctx: ServerContext, obj: Json, payload?: Uint8Array
   const cfg = requireSplit(ctx).config();
   return parseSplitForward(obj, payload, {
     hiddenSize: cfg.hiddenSize,
+    vocabSize: cfg.vocabSize,
+    inputs: cfg.inputs,
     experts: cfg.experts,
     defaultExpert: cfg.defaultExpert,
     maxSeqLen: cfg.contextLength,
@@ -52,7 +54,7 @@ export async function runForward(ctx: ServerContext, key: string, owner: string 
       async (session) => {
         if (!req.incremental) session.reset();
         const cachedSeqLen = session.length;
-        const result = await session.forward(req.hidden, req.seqLen, { expert: req.expert, useHe: req.useHe });
+        const result = await session.forward(req.input, { expert: req.expert, useHe: req.useHe });
         return { req, result, cachedSeqLen, totalMs: performance.now() - t0 };
       },
       owner,

@@ -6,6 +6,11 @@
  * (and the HE-LoRA step on the final hidden state) with a KV cache kept per session, and
  * returns the final hidden state, which the client projects through the LM head and samples.
  *
+ * Two inputs: embedding rows (the original's protocol) or token ids (ours). Both carry the
+ * same information: embedding rows are a table lookup and invert back to their ids by
+ * nearest-row search, which is why the original's split mode hid nothing from the server.
+ * An engine that cannot run its decoder from embedding rows lists only 'token_ids'.
+ *
  * `SplitEngine` is the server side, `SplitHead` the client side; model-split-engine.ts
  * implements both over the engine's model.
  */
@@ -31,6 +36,17 @@ export interface SplitEngineConfig {
   polyN: number;
   simdSlots: number;
   dp: { mechanism: string; epsilon: number; delta: number; sigma: number; sensitivity: number };
+  /** Forward inputs this engine accepts. */
+  inputs: Array<'hidden_states' | 'token_ids'>;
+}
+
+/** What a forward appends to the session's sequence. */
+export type SplitInput =
+  | { kind: 'embeddings'; data: Float32Array; seqLen: number }
+  | { kind: 'tokens'; ids: number[] };
+
+export function inputLength(input: SplitInput): number {
+  return input.kind === 'tokens' ? input.ids.length : input.seqLen;
 }
 
 export interface SplitForwardOptions {
@@ -57,8 +73,8 @@ export interface SplitSession extends Disposable {
   readonly length: number;
   /** Empties the KV cache (a non-incremental forward starts a new sequence). */
   reset(): void;
-  /** Appends `seqLen` embedded positions (seqLen x hiddenSize floats) and returns the last hidden. */
-  forward(embeddings: Float32Array, seqLen: number, options: SplitForwardOptions): Promise<SplitForwardResult>;
+  /** Appends positions (embedding rows or token ids) and returns the last final hidden state. */
+  forward(input: SplitInput, options: SplitForwardOptions): Promise<SplitForwardResult>;
 }
 
 export interface SplitEngine {
@@ -89,8 +105,8 @@ export interface SplitHead extends Disposable {
   readonly backend: 'cpu' | 'cuda';
   readonly hiddenSize: number;
   readonly vocabSize: number;
-  /** Embedding rows of `ids` (ids.length x hiddenSize floats). */
-  embed(ids: number[]): Promise<Float32Array>;
+  /** Embedding rows of `ids` (ids.length x hiddenSize floats); absent when the head has no table. */
+  embed?(ids: number[]): Promise<Float32Array>;
   /** LM head then sampling of one hidden state; `step` numbers the draws of a run. */
   next(hidden: Float32Array, sampling: SplitSampling, step: number): Promise<{ id: number; lmHeadMs: number; samplingMs: number }>;
 }

@@ -47,6 +47,7 @@ export function splitConfigBody(ctx: ServerContext): Record<string, unknown> {
     context_length: c.contextLength,
     dtypes: ['float32', 'float16'],
     binary_frames: true,
+    inputs: c.inputs,
   };
 }
 

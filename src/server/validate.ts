@@ -7,6 +7,7 @@
  */
 import { RequestError } from './errors';
 import { decodeBase64, decodeValues, HiddenDtype, parseDtype } from './hidden-codec';
+import type { SplitInput } from './split-engine';
 
 /** The original's limits (field-notes section 1), plus our split-mode bounds. */
 export const LIMITS = {
@@ -166,7 +167,7 @@ export function parseCompareRequest(obj: Json, experts: string[]): Omit<ChatRequ
 }
 
 export interface SplitForwardRequest {
-  hidden: Float32Array;
+  input: SplitInput;
   seqLen: number;
   hiddenDim: number;
   dtype: HiddenDtype;
@@ -179,35 +180,65 @@ export interface SplitForwardRequest {
 }
 
 /**
- * A split forward, from the original's JSON (`hidden_states_b64`) or from a binary frame
- * (header fields + payload). The hidden size must be the model's; the payload must hold
- * exactly seq_len x hidden_dim finite values.
+ * A split forward, from the original's JSON (`hidden_states_b64`), from a binary frame
+ * (header fields + payload), or (ours) with `token_ids` instead of embedding rows. The hidden
+ * size must be the model's; the payload must hold exactly seq_len x hidden_dim finite values;
+ * token ids must be integers in [0, vocab_size).
  */
 export function parseSplitForward(
   obj: Json,
   payload: Uint8Array | undefined,
-  model: { hiddenSize: number; experts: string[]; defaultExpert: string; maxSeqLen: number },
+  model: { hiddenSize: number; vocabSize: number; experts: string[]; defaultExpert: string; maxSeqLen: number; inputs: Array<'hidden_states' | 'token_ids'> },
 ): SplitForwardRequest {
-  const seqLen = intField(obj, 'seq_len', { min: LIMITS.seqLen.min, max: Math.min(LIMITS.seqLen.max, model.maxSeqLen) }, 1);
-  const hiddenDim = intField(obj, 'hidden_dim', { min: 1, max: 65536 }, model.hiddenSize);
-  if (hiddenDim !== model.hiddenSize) {
-    throw new RequestError(`hidden_dim ${hiddenDim} does not match the model's hidden size ${model.hiddenSize}`, { field: 'hidden_dim' });
-  }
+  const maxSeq = Math.min(LIMITS.seqLen.max, model.maxSeqLen);
   const dtype = parseDtype(obj.dtype);
   const responseDtype = parseDtype(obj.response_dtype ?? dtype, 'response_dtype');
-  let bytes: Uint8Array;
-  let field: string;
-  if (payload) {
-    bytes = payload;
-    field = 'payload';
+  let input: SplitInput;
+  let seqLen: number;
+  let hiddenDim = model.hiddenSize;
+  if (!isMissing(obj.token_ids)) {
+    if (payload || !isMissing(obj.hidden_states_b64)) {
+      throw new RequestError('send either token_ids or hidden states, not both', { field: 'token_ids' });
+    }
+    const ids = obj.token_ids;
+    if (!Array.isArray(ids) || ids.length < 1 || ids.length > maxSeq) {
+      throw new RequestError(`token_ids must be an array of 1 to ${maxSeq} token ids`, { field: 'token_ids' });
+    }
+    ids.forEach((t, i) => {
+      if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t >= model.vocabSize) {
+        throw new RequestError(`token_ids[${i}] must be an integer in [0, ${model.vocabSize}), got ${JSON.stringify(t)}`, { field: 'token_ids' });
+      }
+    });
+    if (!model.inputs.includes('token_ids')) throw new RequestError('this server does not accept token_ids', { field: 'token_ids' });
+    seqLen = ids.length;
+    input = { kind: 'tokens', ids: ids as number[] };
   } else {
-    if (isMissing(obj.hidden_states_b64)) throw new RequestError('hidden_states_b64 is required', { field: 'hidden_states_b64' });
-    bytes = decodeBase64(obj.hidden_states_b64, 'hidden_states_b64');
-    field = 'hidden_states_b64';
+    seqLen = intField(obj, 'seq_len', { min: LIMITS.seqLen.min, max: maxSeq }, 1);
+    hiddenDim = intField(obj, 'hidden_dim', { min: 1, max: 65536 }, model.hiddenSize);
+    if (hiddenDim !== model.hiddenSize) {
+      throw new RequestError(`hidden_dim ${hiddenDim} does not match the model's hidden size ${model.hiddenSize}`, { field: 'hidden_dim' });
+    }
+    let bytes: Uint8Array;
+    let field: string;
+    if (payload) {
+      bytes = payload;
+      field = 'payload';
+    } else {
+      if (isMissing(obj.hidden_states_b64)) throw new RequestError('hidden_states_b64 (or token_ids) is required', { field: 'hidden_states_b64' });
+      bytes = decodeBase64(obj.hidden_states_b64, 'hidden_states_b64');
+      field = 'hidden_states_b64';
+    }
+    const hidden = decodeValues(bytes, dtype, seqLen * hiddenDim, field);
+    if (!model.inputs.includes('hidden_states')) {
+      throw new RequestError(
+        'this engine cannot run its decoder from embedding rows (its model API has no forward from embeddings); send token_ids instead',
+        { status: 501, field, code: 'hidden_states_unsupported' },
+      );
+    }
+    input = { kind: 'embeddings', data: hidden, seqLen };
   }
-  const hidden = decodeValues(bytes, dtype, seqLen * hiddenDim, field);
   return {
-    hidden,
+    input,
     seqLen,
     hiddenDim,
     dtype,

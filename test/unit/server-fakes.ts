@@ -5,7 +5,7 @@
  * (server-engine.test.ts).
  */
 import type { GenerationService, GenerationSummary, PipelineOptions, TokenEvent } from '../../src/pipeline/types';
-import type { SplitEngine, SplitEngineConfig, SplitForwardResult, SplitHead, SplitSession } from '../../src/server/split-engine';
+import type { SplitEngine, SplitEngineConfig, SplitForwardResult, SplitHead, SplitInput, SplitSession } from '../../src/server/split-engine';
 
 export class FakeService implements GenerationService {
   disposed = false;
@@ -54,7 +54,7 @@ export class FakeService implements GenerationService {
   }
 }
 
-/** hidden = (sum of every embedding row in the session so far) + 1 on the last coordinate per call. */
+/** hidden = sum of every embedding row in the session so far, + the length on the last coordinate. */
 export class FakeSplit implements SplitEngine {
   readonly d = 8;
   liveSessions = 0;
@@ -75,6 +75,7 @@ export class FakeSplit implements SplitEngine {
       polyN: 16384,
       simdSlots: 8192,
       dp: { mechanism: 'off', epsilon: 0, delta: 0, sigma: 0, sensitivity: 0 },
+      inputs: ['hidden_states', 'token_ids'],
     };
   }
   tokenize(text: string): number[] {
@@ -106,7 +107,10 @@ export class FakeSplit implements SplitEngine {
         sum.fill(0);
         length = 0;
       },
-      forward: async (emb: Float32Array, seqLen: number): Promise<SplitForwardResult> => {
+      forward: async (input: SplitInput): Promise<SplitForwardResult> => {
+        // Token ids stand for the rows the fake head would embed them to (id / 100).
+        const seqLen = input.kind === 'tokens' ? input.ids.length : input.seqLen;
+        const emb = input.kind === 'tokens' ? Float32Array.from(input.ids.flatMap((id) => Array(d).fill(id / 100))) : input.data;
         if (length + seqLen > 64) throw new RangeError('context overflow');
         for (let p = 0; p < seqLen; p++) for (let j = 0; j < d; j++) sum[j] += emb[p * d + j];
         length += seqLen;

@@ -214,6 +214,10 @@ describe('WS /api/v1/split/stream and the split HTTP endpoints', () => {
     expect(r4.cached_seq_len).toBe(0);
     expect(Array.from(decodeValues(Buffer.from(r4.pre_activations_b64, 'base64'), 'float32', 8, 'x'))).toEqual([1, 1, 1, 1, 1, 1, 1, 2]);
     expect(split.liveSessions).toBe(2);
+    c.send({ type: 'forward', token_ids: [100 - 100, 50 - 50], incremental: true, session_id: 's2' }); // ids: rows of zeros
+    const r5 = await c.next();
+    expect(r5).toMatchObject({ type: 'result', cached_seq_len: 1 });
+    expect(Array.from(decodeValues(Buffer.from(r5.pre_activations_b64, 'base64'), 'float32', 8, 'x'))).toEqual([1, 1, 1, 1, 1, 1, 1, 4]);
     c.send({ type: 'reset', session_id: 's2' });
     expect(await c.next()).toEqual({ type: 'reset', session_id: 's2' });
     await new Promise((r) => setTimeout(r, 10));
@@ -236,6 +240,9 @@ describe('WS /api/v1/split/stream and the split HTTP endpoints', () => {
       [{ type: 'forward', hidden_states_b64: b64(Array(8).fill(1)), seq_len: 0 }, /seq_len must be in \[1, 64\]/],
       [{ type: 'forward', hidden_states_b64: b64([...Array(7).fill(1), Infinity]), seq_len: 1 }, /value 7 is Infinity/],
       [{ type: 'tokenize', text: 5 }, /text must be a string/],
+      [{ type: 'forward', token_ids: [1, 50] }, /token_ids\[1\] must be an integer in \[0, 50\)/],
+      [{ type: 'forward', token_ids: [] }, /token_ids must be an array of 1 to 64/],
+      [{ type: 'forward', token_ids: [1], hidden_states_b64: 'AAAA' }, /either token_ids or hidden states/],
     ];
     for (const [m, re] of cases) {
       c.send(m);
@@ -390,17 +397,17 @@ describe('split client (protocol)', () => {
     let emb = await head.embed([3, 4, 5]);
     let n = 3;
     for (let i = 0; i < 10; i++) {
-      const r = await session.forward(emb, n, { expert: 'banking_expert', useHe: true });
+      const r = await session.forward({ kind: 'embeddings', data: emb, seqLen: n }, { expert: 'banking_expert', useHe: true });
       const next = await head.next(r.hidden, { temperature: 0, topK: 1, topP: 1 }, i);
       ref.push(next.id);
       emb = await head.embed([next.id]);
       n = 1;
     }
     session.dispose();
-    for (const opts of [{ binary: true }, { binary: false }, { binary: true, dtype: 'float16' as const }]) {
+    for (const opts of [{ binary: true }, { binary: false }, { binary: true, dtype: 'float16' as const }, { binary: true, input: 'token_ids' as const }]) {
       const live = split.liveSessions;
       const client = await SplitClient.connect(own.url, opts);
-      const gen = client.generate(head, [3, 4, 5], { maxTokens: 10 });
+      const gen = client.generate(head, [3, 4, 5], { maxTokens: 10, input: opts.input });
       const events = [];
       let step = await gen.next();
       while (!step.done) {

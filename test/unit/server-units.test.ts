@@ -123,18 +123,23 @@ describe('request validation', () => {
   });
 
   it('checks split forwards against the model: hidden size, dtype, payload size, seq_len', () => {
-    const model = { hiddenSize: 4, experts: ['shared_attention'], defaultExpert: 'shared_attention', maxSeqLen: 16 };
+    const model = { hiddenSize: 4, vocabSize: 10, experts: ['shared_attention'], defaultExpert: 'shared_attention', maxSeqLen: 16, inputs: ['hidden_states', 'token_ids'] as Array<'hidden_states' | 'token_ids'> };
     const h = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
     const ok = parseSplitForward({ hidden_states_b64: encodeValues(h, 'float32').toString('base64'), seq_len: 2, hidden_dim: 4 }, undefined, model);
-    expect(ok.hidden).toEqual(h);
+    expect(ok.input).toEqual({ kind: 'embeddings', data: h, seqLen: 2 });
     expect(ok).toMatchObject({ seqLen: 2, expert: 'shared_attention', incremental: false, useHe: true, dtype: 'float32' });
     const half = parseSplitForward({ seq_len: 2, dtype: 'float16' }, encodeValues(h, 'float16'), model);
-    expect(half.hidden).toEqual(h);
+    expect(half.input).toMatchObject({ kind: 'embeddings', data: h });
+    expect(parseSplitForward({ token_ids: [0, 9] }, undefined, model)).toMatchObject({ input: { kind: 'tokens', ids: [0, 9] }, seqLen: 2 });
+    expect(() => parseSplitForward({ token_ids: [10] }, undefined, model)).toThrow(/token_ids\[0\] must be an integer in \[0, 10\)/);
+    expect(() => parseSplitForward({ token_ids: [1.5] }, undefined, model)).toThrow(/token_ids\[0\]/);
+    const idsOnly = { ...model, inputs: ['token_ids'] as Array<'hidden_states' | 'token_ids'> };
+    expect(() => parseSplitForward({ seq_len: 1 }, new Uint8Array(16), idsOnly)).toThrow(/cannot run its decoder from embedding rows/);
     expect(() => parseSplitForward({ hidden_states_b64: '', seq_len: 1, hidden_dim: 5 }, undefined, model)).toThrow(/hidden_dim 5 does not match the model's hidden size 4/);
     expect(() => parseSplitForward({ hidden_states_b64: 'AAAA', seq_len: 1 }, undefined, model)).toThrow(/payload is 3 bytes, expected 16/);
     expect(() => parseSplitForward({ seq_len: 1, dtype: 'int8' }, new Uint8Array(4), model)).toThrow(/dtype must be "float32" or "float16"/);
     expect(() => parseSplitForward({ seq_len: 17 }, new Uint8Array(4), model)).toThrow(/seq_len must be in \[1, 16\]/);
-    expect(() => parseSplitForward({ seq_len: 1 }, undefined, model)).toThrow(/hidden_states_b64 is required/);
+    expect(() => parseSplitForward({ seq_len: 1 }, undefined, model)).toThrow(/hidden_states_b64 \(or token_ids\) is required/);
     expect(() => parseSplitForward({ seq_len: 1, expert_name: 'x' }, new Uint8Array(16), model)).toThrow(/unknown expert "x"/);
   });
 });
