@@ -3,6 +3,7 @@
  * `import { engine } from 'tensafe'` for the engine; `Lab` (src/lab) for notebooks.
  */
 export * as engine from './engine';
+export { Ckks, Plaintext, Ciphertext, SecretKey, PublicKey, GaloisKeys, NttPlan, generateNttPrimes, isPrime } from './engine/ckks';
 export * as pipeline from './pipeline';
 export { Lab, lab } from './lab';
 export { Model, Tokenizer, modelPresets, modelConfig } from './engine/model';

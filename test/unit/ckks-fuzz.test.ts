@@ -56,7 +56,13 @@ describe('CKKS fuzz: malformed calls raise JS errors, never crash', () => {
     const corrupt = (b: Uint8Array): Uint8Array => {
       const mode = pick(['flip', 'truncate', 'extend', 'garbage', 'header']);
       if (mode === 'truncate') return b.slice(0, Math.floor(rnd() * b.length));
-      if (mode === 'extend') return Uint8Array.from([...b.subarray(0, 64), ...new Uint8Array(1 + Math.floor(rnd() * 16)), ...b.subarray(64)]);
+      if (mode === 'extend') {
+        const extra = 1 + Math.floor(rnd() * 16);
+        const out = new Uint8Array(b.length + extra);
+        out.set(b.subarray(0, 64));
+        out.set(b.subarray(64), 64 + extra);
+        return out;
+      }
       if (mode === 'garbage') return Uint8Array.from({ length: Math.floor(rnd() * 200) }, () => Math.floor(rnd() * 256));
       const out = b.slice();
       const i = mode === 'header' ? Math.floor(rnd() * 32) : Math.floor(rnd() * out.length);
@@ -110,10 +116,12 @@ describe('CKKS fuzz: malformed calls raise JS errors, never crash', () => {
     ];
 
     const seen = new Map<string, number>();
+    const times = new Map<string, number>();
     let calls = 0;
     for (let i = 0; i < 10000; i++) {
       const [name, fn] = cases[i % cases.length];
       let threw: unknown;
+      const t0 = performance.now();
       try {
         const r = fn();
         if (r instanceof Promise) await r;
@@ -124,7 +132,10 @@ describe('CKKS fuzz: malformed calls raise JS errors, never crash', () => {
       if (!(threw instanceof Error)) throw new Error(`case '${name}' (call ${i}) did not raise an Error`);
       expect(threw.message.length).toBeGreaterThan(5);
       seen.set(name, (seen.get(name) ?? 0) + 1);
+      if (process.env.FUZZ_PROFILE) times.set(name, (times.get(name) ?? 0) + (performance.now() - t0));
     }
+    // eslint-disable-next-line no-console
+    if (process.env.FUZZ_PROFILE) console.log([...times].sort((a, b) => b[1] - a[1]).slice(0, 6));
     expect(calls).toBe(10000);
     expect(seen.size).toBe(cases.length);
     // the context still works
