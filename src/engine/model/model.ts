@@ -66,6 +66,19 @@ function isPreset(source: string): boolean {
   return modelPresets().some((p) => p.preset === source);
 }
 
+/** Token ids as an Int32Array, refusing what Int32Array.from would silently truncate or wrap. */
+function tokenArray(tokens: readonly number[] | Int32Array, name = 'tokens'): Int32Array {
+  if (tokens instanceof Int32Array) return tokens;
+  if (!Array.isArray(tokens)) throw new TypeError(`${name} must be an Int32Array or an array of token ids`);
+  tokens.forEach((id, i) => {
+    if (typeof id !== 'number') throw new TypeError(`${name}[${i}] must be a number`);
+    if (!Number.isInteger(id) || id < -0x80000000 || id > 0x7fffffff) {
+      throw new RangeError(`${name}[${i}] must be an integer token id, got ${id}`);
+    }
+  });
+  return Int32Array.from(tokens);
+}
+
 function randomSeed(): bigint {
   return crypto.randomBytes(8).readBigUInt64LE();
 }
@@ -155,12 +168,7 @@ export class Model {
     if (Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] === 'object') {
       return Int32Array.from(this.tokenizer().encodeChat(prompt as readonly ChatMessage[]));
     }
-    if (Array.isArray(prompt)) {
-      for (const [i, id] of (prompt as number[]).entries()) {
-        if (!Number.isInteger(id)) throw new TypeError(`prompt[${i}] must be an integer token id`);
-      }
-      return Int32Array.from(prompt as number[]);
-    }
+    if (Array.isArray(prompt)) return tokenArray(prompt as number[], 'prompt');
     throw new TypeError('prompt must be a string, an array of token ids, an Int32Array or an array of chat messages');
   }
 
@@ -168,11 +176,11 @@ export class Model {
 
   /** Appends tokens and returns the last one's logits (prefill + LM head). */
   forward(tokens: readonly number[] | Int32Array): Promise<Float32Array> {
-    return callAsync(() => this.native.forward(Int32Array.from(tokens)));
+    return callAsync(() => this.native.forward(tokenArray(tokens)));
   }
   /** Appends tokens to the cache (no LM head). */
   prefill(tokens: readonly number[] | Int32Array): Promise<void> {
-    return callAsync(() => this.native.prefill(Int32Array.from(tokens)));
+    return callAsync(() => this.native.prefill(tokenArray(tokens)));
   }
   decodeStep(token: number): Promise<void> {
     return callAsync(() => this.native.decodeStep(token));
@@ -293,7 +301,7 @@ export class Model {
     if (!options.keepCache) this.reset();
     this.setSamplingSeed(options.seed ?? randomSeed());
     return callAsync(() =>
-      this.native.generate(Int32Array.from(prompt), {
+      this.native.generate(tokenArray(prompt, 'prompt'), {
         maxNewTokens: options.maxNewTokens ?? 64,
         sampling: { temperature: options.temperature ?? 0, topK: options.topK ?? 0, topP: options.topP ?? 1 },
         stopTokens: this.stopIds(options),
