@@ -6,7 +6,9 @@
 #include <vector>
 
 #include "ckks/benchmarks.h"
+#include "ckks/chacha20.h"
 #include "ckks/context.h"
+#include "ckks/sampling.h"
 #include "ckks_handles.h"
 #include "napi_util.h"
 
@@ -421,7 +423,37 @@ class CkksContextCpu : public Napi::ObjectWrap<CkksContextCpu> {
   Handle<CkksContext> ctx_;
 };
 
+// ckksTesting.chacha20Words(key: Uint8Array(32), stream: bigint, start: bigint, count): BigUint64Array
+// (words of the keystream, for test vectors and for checking the CUDA sampler).
+Napi::Value Chacha20Words(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto key = require_uint8_array(require_arg(info, 0, "key"), "key");
+    if (key.ElementLength() != 32) throw_range("key must hold 32 bytes, got " + std::to_string(key.ElementLength()));
+    uint64_t stream = require_u64(require_arg(info, 1, "stream"), "stream");
+    uint64_t start = require_u64(require_arg(info, 2, "start"), "start");
+    int64_t count = require_int(require_arg(info, 3, "count"), "count", 0, 1 << 24);
+    ckks::ChaChaKey k{};
+    std::memcpy(k.data(), key.Data(), 32);
+    auto out = Napi::BigUint64Array::New(env, static_cast<size_t>(count));
+    ckks::chacha20_words(k, stream, start, static_cast<size_t>(count), out.Data());
+    return out;
+  });
+}
+
+// ckksTesting.gaussianCdt(): BigUint64Array of the 38 CDT thresholds (sampling.h).
+Napi::Value GaussianCdt(const Napi::CallbackInfo& info) {
+  const auto& t = ckks::gaussian_cdt();
+  auto out = Napi::BigUint64Array::New(info.Env(), t.size());
+  std::memcpy(out.Data(), t.data(), t.size() * 8);
+  return out;
+}
+
 void Register(Napi::Env env, Napi::Object exports) {
+  Napi::Object testing = Napi::Object::New(env);
+  testing.Set("chacha20Words", Napi::Function::New(env, Chacha20Words, "chacha20Words"));
+  testing.Set("gaussianCdt", Napi::Function::New(env, GaussianCdt, "gaussianCdt"));
+  exports.Set("ckksTesting", testing);
   PlaintextHandle::Define(env);
   CiphertextHandle::Define(env);
   SecretKeyHandle::Define(env);

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { Ckks, type Ciphertext, type PublicKey, type SecretKey } from '../../src/engine/ckks';
+import { native } from '../../src/engine/native';
 
 function rand(n: number, amp = 1): Float64Array {
   const v = new Float64Array(n);
@@ -230,6 +231,34 @@ describe('CKKS encryption and evaluator against float64', () => {
 });
 
 describe('CKKS randomness', () => {
+  it('ChaCha20 matches the RFC 7539 block test vector (section 2.3.2)', () => {
+    const key = Uint8Array.from({ length: 32 }, (_, i) => i);
+    // RFC nonce 00000009 0000004a 00000000 with block counter 1 is, in the 64-bit counter /
+    // 64-bit nonce layout: counter = 0x09000000_00000001, stream id = 0x4a000000.
+    const counter = 0x0900000000000001n;
+    const words: BigUint64Array = native().ckksTesting.chacha20Words(key, 0x4a000000n, counter * 8n, 8);
+    const hex = Buffer.from(words.buffer).toString('hex');
+    expect(hex).toBe(
+      '10f1e7e4d13b5915500fdd1fa32071c4c7d1f4c733c068030422aa9ac3d46c4e' +
+        'd2826446079faa0914c2d705d98b02a2b5129cd1de164eb9cbd083e8a2503c4e',
+    );
+    // random access: a window starting mid-block equals the same words of a longer run
+    const all: BigUint64Array = native().ckksTesting.chacha20Words(key, 7n, 0n, 40000);
+    const part: BigUint64Array = native().ckksTesting.chacha20Words(key, 7n, 12345n, 100);
+    expect(part).toEqual(all.subarray(12345, 12445));
+    expect(() => native().ckksTesting.chacha20Words(new Uint8Array(31), 0n, 0n, 1)).toThrow(/32 bytes/);
+  });
+
+  it('the Gaussian CDT is increasing and matches sigma 3.2', () => {
+    const t: BigUint64Array = native().ckksTesting.gaussianCdt();
+    expect(t.length).toBe(38);
+    for (let i = 1; i < t.length; i++) expect(t[i] > t[i - 1]).toBe(true);
+    // P(X <= 0) = 1/2 + P(0)/2 with P(0) = 1 / sum exp(-k^2 / (2 sigma^2))
+    let z = 0;
+    for (let k = -19; k <= 19; k++) z += Math.exp(-(k * k) / (2 * 3.2 * 3.2));
+    expect(Number(t[19]) / 2 ** 64).toBeCloseTo(0.5 + 0.5 / z, 12);
+  });
+
   it('error terms follow the discrete Gaussian (sigma 3.2, |e| <= 19)', () => {
     const c = Ckks.create({ polyN: 16384, primeBits: [50], scaleBits: 1, backend: 'cpu' });
     const sk = c.generateSecretKey();
