@@ -7,7 +7,7 @@ import type { OriginalA2000, PeersFile, ResultFile, SotaRow } from './datasets';
 import { loadOriginal, loadPeers, loadResults, loadSota, resultLabel, resultProvenance } from './datasets';
 import type { Figure } from './figure';
 import {
-  type DpSeries, type OpCostSeries, type StageSeries, type StepSeries, type LmHeadSeries,
+  type DpSeries, type MeasuredSotaRow, type OpCostSeries, type StageSeries, type StepSeries, type LmHeadSeries,
   breakdownTree, ckksOpCosts, dpPrivacyUtility, latencyBreakdown, lmHeadBackends, optimisationSteps, sotaComparison,
 } from './plots';
 import {
@@ -49,17 +49,17 @@ function present<T>(xs: Array<T | null>): T[] {
   return xs.filter((x): x is T => x !== null);
 }
 
-export function ckksOpCostsFigure(d: LabData): Figure {
-  const measured = latestResults(d.results, 'ckks').flatMap(resultOpCosts);
+export function ckksOpCostsFigure(d: LabData, extra: OpCostSeries[] = []): Figure {
+  const measured = [...latestResults(d.results, 'ckks').flatMap(resultOpCosts), ...extra];
   const series: OpCostSeries[] = [originalOpCosts(d.original), ...measured, ...peerOpCosts(d.peers.peers)];
   return ckksOpCosts(series, {
     ops: ['encode', 'encrypt', 'ct_pt_multiply', 'decrypt', 'decrypt + copy to host', 'decode', 'rotate'],
-    caption: measured.length ? undefined : 'No ckks result file yet: original and peers only.',
+    caption: measured.length ? undefined : 'No ckks result file or live measurement yet: original and peers only.',
   });
 }
 
-export function breakdownBarsFigure(d: LabData): Figure {
-  const measured = latestResults(d.results, 'pipeline').flatMap(resultBreakdownSeries);
+export function breakdownBarsFigure(d: LabData, extra: StageSeries[] = []): Figure {
+  const measured = [...latestResults(d.results, 'pipeline').flatMap(resultBreakdownSeries), ...extra];
   const series: StageSeries[] = [
     originalBreakdownSeries(d.original, 'breakdown_websocket'),
     originalBreakdownSeries(d.original, 'breakdown_split_gpu_head'),
@@ -72,8 +72,8 @@ export function breakdownBarsFigure(d: LabData): Figure {
   });
 }
 
-export function heCostFigure(d: LabData): Figure {
-  const measured = latestResults(d.results, 'ckks').flatMap(resultHeLoraSeries);
+export function heCostFigure(d: LabData, extra: StageSeries[] = []): Figure {
+  const measured = [...latestResults(d.results, 'ckks').flatMap(resultHeLoraSeries), ...extra];
   const series: StageSeries[] = [...originalPolyNSeries(d.original), ...peerHeSeries(d.peers.peers), ...measured];
   return latencyBreakdown(series, {
     title: 'HE-LoRA crypto per token: the original by poly_n, peers, and tensafe',
@@ -91,8 +91,8 @@ export function breakdownTreeFigure(d: LabData, name: 'breakdown_websocket' | 'b
   });
 }
 
-export function optimisationFigure(d: LabData): Figure {
-  const measured = present(latestResults(d.results, 'pipeline').map(resultOptimisation));
+export function optimisationFigure(d: LabData, extra: StepSeries[] = []): Figure {
+  const measured = [...present(latestResults(d.results, 'pipeline').map(resultOptimisation)), ...extra];
   const series: StepSeries[] = [originalOptimisation(d.original), ...measured];
   return optimisationSteps(series, {
     title: 'Optimisation steps, WebSocket HE (cumulative tok/s)',
@@ -101,20 +101,20 @@ export function optimisationFigure(d: LabData): Figure {
   });
 }
 
-export function lmHeadFigure(d: LabData): Figure {
-  const measured = present(latestResults(d.results, 'model').map(resultLmHead));
+export function lmHeadFigure(d: LabData, extra: LmHeadSeries[] = []): Figure {
+  const measured = [...present(latestResults(d.results, 'model').map(resultLmHead)), ...extra];
   const series: LmHeadSeries[] = [originalLmHead(d.original), ...measured];
   return lmHeadBackends(series, { caption: measured.length ? undefined : 'No model result file yet: the original only.' });
 }
 
-export function sotaFigure(d: LabData): Figure {
-  const measured = measuredSotaRows([...latestResults(d.results, 'pipeline'), ...latestResults(d.results, 'server')]);
+export function sotaFigure(d: LabData, extra: MeasuredSotaRow[] = []): Figure {
+  const measured = [...measuredSotaRows([...latestResults(d.results, 'pipeline'), ...latestResults(d.results, 'server')]), ...extra];
   return sotaComparison(d.sota, measured);
 }
 
 /** DP rows in result files: {epsilon, agreement[, sigma, mechanism]}; null when none. */
-export function dpFigure(d: LabData): Figure | null {
-  const series: DpSeries[] = [];
+export function dpFigure(d: LabData, extra: DpSeries[] = []): Figure | null {
+  const series: DpSeries[] = [...extra];
   for (const r of d.results) {
     const rows = r.rows.filter((x) => typeof x.epsilon === 'number' && typeof x.agreement === 'number');
     if (!rows.length) continue;

@@ -9,7 +9,7 @@ import { type Backend, type BackendChoice, type EngineInfo, deviceName, info, re
 import { type NativeAddon, native, packageRoot } from '../engine/native';
 import { gitCommit } from '../bench/results';
 import type { OriginalA2000, PeersFile, ResultFile, SotaRow } from './datasets';
-import { loadOriginal, loadPeers, loadResults, loadSota } from './datasets';
+import { loadOriginal, loadPeers, loadResults, loadSota, resultProvenance } from './datasets';
 import { display, note } from './display';
 import { type ExportOptions, type ExportResult, exportFigure } from './export';
 import type { Figure } from './figure';
@@ -17,10 +17,11 @@ import { type LabData, standardFigures } from './figures';
 import * as figures from './figures';
 import * as plots from './plots';
 import { type ProfileResult, profile } from './profile';
-import { type MeasuredProvenance, measured } from './provenance';
+import { type MeasuredProvenance, measured, provenanceText } from './provenance';
 import { type Metrics, type PointFn, type Space, type SweepOptions, type SweepResult, runSweep } from './sweep';
 import * as tables from './tables';
 import * as live from './live';
+import { sigmaRows as dpSigmaRows } from './dp';
 import type { GenerationService, PipelineOptions } from '../pipeline/types';
 
 export interface LabOpenOptions {
@@ -143,15 +144,15 @@ export class Lab {
     const d = () => this.data();
     return {
       ...plots,
-      ckksOpCostsStandard: () => figures.ckksOpCostsFigure(d()),
-      breakdownStandard: () => figures.breakdownBarsFigure(d()),
+      ckksOpCostsStandard: (extra?: plots.OpCostSeries[]) => figures.ckksOpCostsFigure(d(), extra),
+      breakdownStandard: (extra?: plots.StageSeries[]) => figures.breakdownBarsFigure(d(), extra),
       breakdownTreeStandard: (name: 'breakdown_websocket' | 'breakdown_split_cpu_head' | 'breakdown_split_gpu_head', kind?: 'sunburst' | 'treemap' | 'icicle') =>
         figures.breakdownTreeFigure(d(), name, kind),
-      heCostStandard: () => figures.heCostFigure(d()),
-      optimisationStandard: () => figures.optimisationFigure(d()),
-      lmHeadStandard: () => figures.lmHeadFigure(d()),
-      sotaStandard: () => figures.sotaFigure(d()),
-      dpStandard: () => figures.dpFigure(d()),
+      heCostStandard: (extra?: plots.StageSeries[]) => figures.heCostFigure(d(), extra),
+      optimisationStandard: (extra?: plots.StepSeries[]) => figures.optimisationFigure(d(), extra),
+      lmHeadStandard: (extra?: plots.LmHeadSeries[]) => figures.lmHeadFigure(d(), extra),
+      sotaStandard: (extra?: plots.MeasuredSotaRow[]) => figures.sotaFigure(d(), extra),
+      dpStandard: (extra?: plots.DpSeries[]) => figures.dpFigure(d(), extra),
       standard: () => standardFigures(d()),
     };
   }
@@ -161,6 +162,29 @@ export class Lab {
   /** Renders a table, figure or text inline (tslab), or prints it (plain Node). */
   show(x: Figure | ColumnTable | string | unknown, opts?: { caption?: string; limit?: number }): void {
     display(x, opts);
+  }
+
+  /**
+   * Shows the rows of every committed result file of a bench, each captioned with its
+   * provenance ("measured here (device, date, committed result)"), or says there is none.
+   */
+  showResults(bench: string, filter?: (row: Record<string, unknown>) => boolean): number {
+    const rs = this.results(bench);
+    if (rs.length === 0) {
+      note(`No committed \`${bench}\` result in datasets/results/ yet.`);
+      return 0;
+    }
+    for (const r of rs) {
+      const rows = filter ? r.rows.filter(filter) : r.rows;
+      display(tables.asTable(rows), { caption: `${r.file}: ${provenanceText(resultProvenance(r))}; ${r.command}`, limit: 80 });
+    }
+    return rs.length;
+  }
+
+  /** Shows a live measurement's table with its provenance, or why it could not run. */
+  showLive<T extends { table: ColumnTable }>(res: live.Live<T>, what = 'live measurement'): void {
+    if (res.available) display(res.table, { caption: `${what}: ${provenanceText(this.provenance())}` });
+    else note(`**${what}: not run here** (${res.reason}). The figures below use committed results and cited data only.`);
   }
 
   /** Markdown in the notebook (plain text elsewhere). */
@@ -197,6 +221,21 @@ export class Lab {
     return profile(fn, this.addon());
   }
 
+  // ---- DP ------------------------------------------------------------------------------
+
+  /** Noise scale per calibration across epsilon (computed here; no hardware involved). */
+  get dp() {
+    return {
+      sigmas: (o?: { epsilons?: number[]; delta?: number; clipNorm?: number }) => tables.asTable(dpSigmaRows(o) as unknown as Array<Record<string, unknown>>),
+      sigmaFigure: (o?: { epsilons?: number[]; delta?: number; clipNorm?: number }) =>
+        plots.sweepView(dpSigmaRows(o) as unknown as Array<Record<string, unknown>>, {
+          x: 'epsilon', y: 'sigma', logX: true, logY: true, provenance: this.provenance(),
+          title: 'DP noise scale sigma against epsilon (delta 1e-5, clip C = 1)',
+          caption: "Computed, not measured. 'original' uses C as the sensitivity (the seed's calibration); classic and analytic use the replace-one sensitivity 2C.",
+        }),
+    };
+  }
+
   // ---- live measurements and generation ---------------------------------------------------
 
   /**
@@ -207,6 +246,8 @@ export class Lab {
     return {
       ckksOps: (o?: live.LiveCkksOptions) => live.liveCkksOps(this, o),
       heLora: (o?: live.LiveHeLoraOptions) => live.liveHeLora(this, o),
+      heLoraWorkload: (o?: { polyN?: number; iterations?: number }) => live.heLoraWorkload(this, o),
+      dpUtility: (o?: live.DpUtilityOptions) => live.dpUtility(this, o),
     };
   }
 

@@ -176,3 +176,77 @@ export async function generate(service: GenerationService, prompt: string, optio
     tokens.push(step.value);
   }
 }
+
+/** An uncached HE-LoRA workload to profile (lab.profile(w.run)); unavailable without the CKKS engine. */
+export function heLoraWorkload(host: LiveHost, o: { polyN?: number; iterations?: number } = {}): Live<{ run: () => Promise<unknown> }> {
+  const found = ckksClass(host);
+  if ('reason' in found) return unavailable(found.reason);
+  const polyN = o.polyN ?? 16384;
+  const iterations = o.iterations ?? 5;
+  return {
+    available: true,
+    run: async () => {
+      const ckks = found.Ckks.create({ polyN, primeBits: [60, 40], specialPrimeBits: 60, backend: host.backend! });
+      try {
+        return await ckks.benchmarkHeLora({ d: 1536, r: 32, iterations });
+      } finally {
+        ckks.dispose();
+      }
+    },
+  };
+}
+
+export interface DpUtilityOptions {
+  epsilons?: number[];
+  mechanisms?: Array<'classic' | 'analytic' | 'original'>;
+  prompt?: string;
+  maxTokens?: number;
+  delta?: number;
+  pipeline?: PipelineOptions;
+  signal?: AbortSignal;
+}
+
+/** Fraction of positions where two greedy token sequences agree (over the reference's length). */
+export function tokenAgreement(reference: number[], other: number[]): number {
+  if (reference.length === 0) return 1;
+  let same = 0;
+  for (let i = 0; i < reference.length; i++) if (other[i] === reference[i]) same++;
+  return same / reference.length;
+}
+
+/**
+ * Utility of DP: greedy tokens of HE-LoRA with DP noise at each epsilon against plaintext LoRA
+ * without noise (same prompt, same seed), as token agreement. Needs the generation pipeline.
+ */
+export async function dpUtility(
+  host: LiveHost & { canGenerate(o?: PipelineOptions): Promise<{ available: boolean; reason?: string }>; generate(p: string, o?: PipelineOptions, s?: AbortSignal): Promise<GenerationRun> },
+  o: DpUtilityOptions = {},
+): Promise<Live<{ series: import('./plots/dp').DpSeries[]; table: ColumnTable }>> {
+  const can = await host.canGenerate(o.pipeline);
+  if (!can.available) return unavailable(can.reason ?? 'generation unavailable');
+  const prompt = o.prompt ?? 'What is a savings account?';
+  const maxTokens = o.maxTokens ?? 16;
+  const base: PipelineOptions = { ...o.pipeline, maxTokens, temperature: 0, seed: 1 };
+  const reference = await host.generate(prompt, { ...base, mode: 'lora' }, o.signal);
+  const refIds = reference.tokens.map((t) => t.id);
+  const res = await host.sweep(
+    { mechanism: o.mechanisms ?? ['analytic', 'original'], epsilon: o.epsilons ?? [0.5, 1, 2, 4, 8, 16] },
+    async (p, ctx) => {
+      const run = await host.generate(prompt, { ...base, mode: 'he-lora', dp: { mechanism: p.mechanism as 'analytic', epsilon: p.epsilon as number, delta: o.delta ?? 1e-5 } }, ctx.signal);
+      return { agreement: tokenAgreement(refIds, run.tokens.map((t) => t.id)), privacy_epsilon: run.summary.privacy?.epsilon ?? null };
+    },
+    { name: `live-dp-${maxTokens}`, signal: o.signal },
+  );
+  const prov = host.provenance();
+  const byMech = new Map<string, Array<{ epsilon: number; agreement: number }>>();
+  for (const r of res.records) {
+    const m = String(r.point.mechanism);
+    if (!byMech.has(m)) byMech.set(m, []);
+    byMech.get(m)!.push({ epsilon: r.point.epsilon as number, agreement: r.metrics.agreement as number });
+  }
+  return {
+    available: true,
+    series: [...byMech.entries()].map(([m, rows]) => ({ label: `${m} (this session)`, provenance: prov, rows })),
+    table: res.table(),
+  };
+}

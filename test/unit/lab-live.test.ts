@@ -68,3 +68,25 @@ describe('generation runs', () => {
     await expect(lab.generate(5 as never)).rejects.toThrow(TypeError);
   });
 });
+
+describe('DP helpers', () => {
+  it('sigma rows: the original calibration is the classic formula at half the replace-one sensitivity; analytic is smaller', async () => {
+    const { sigmaRows } = await import('../../src/lab/dp');
+    const eps = [0.5, 1, 3 * Math.random() + 0.1];
+    const rows = sigmaRows({ epsilons: eps });
+    for (const e of eps) {
+      const get = (m: string) => rows.find((r) => r.epsilon === e && r.mechanism === m)!.sigma;
+      expect(get('classic')).toBeCloseTo(2 * get('original'), 9);
+      expect(get('analytic')).toBeLessThan(get('classic'));
+      // the classic formula, computed directly
+      expect(get('classic')).toBeCloseTo((2 * Math.sqrt(2 * Math.log(1.25 / 1e-5))) / e, 9);
+    }
+    expect(rows.find((r) => r.epsilon === 1 && r.mechanism === 'original')!.sigma).toBeCloseTo(4.8448, 3);
+  });
+
+  it('token agreement counts equal positions over the reference', async () => {
+    const { tokenAgreement } = await import('../../src/lab/live');
+    expect(tokenAgreement([1, 2, 3, 4], [1, 9, 3])).toBe(0.5);
+    expect(tokenAgreement([], [1])).toBe(1);
+  });
+});

@@ -7,3 +7,4 @@ export * from './optimisation';
 export * from './sota';
 export * from './stages';
 export * from './sweep';
+export * from './profile';
