@@ -102,12 +102,15 @@ export async function runServe(argv: string[]): Promise<void> {
   const { server, url } = await startServer({
     service: engines.service,
     split: engines.split,
+    splitUnavailable: engines.splitUnavailable ?? (args.split ? undefined : 'started with --no-split'),
     host: args.host,
     port: args.port,
     maxConcurrent: args.maxConcurrent,
     rateLimit: { perMinute: args.rateLimit },
     sessions: { max: args.maxSessions, idleMs: args.sessionIdleS * 1000 },
+    facts: () => ({ split_available: !!engines.split, ...(engines.splitUnavailable ? { split_unavailable: engines.splitUnavailable } : {}) }),
   });
+  if (engines.splitUnavailable) console.log(`tensafe serve: split mode off: ${engines.splitUnavailable}`);
   const d = engines.service.describe();
   console.log(`tensafe serve: ${url}  (model ${d.model}, ${d.backend}, poly_n ${d.polyN}, experts ${engines.service.experts().join(', ') || 'none'}${engines.split ? ', split on' : ''})`);
   await new Promise<void>((resolve) => {

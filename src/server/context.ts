@@ -24,6 +24,8 @@ export interface ServerContext {
   running: Set<AbortController>;
   /** True once close() started: new work is refused. */
   closing: boolean;
+  /** Why split mode is off (said in the 503 of the split endpoints). */
+  splitUnavailable?: string;
   /** Bytes a WebSocket may have buffered before a stream waits for it to drain. */
   maxBufferedBytes: number;
 }
@@ -44,7 +46,9 @@ export function checkRate(ctx: ServerContext, client: string): void {
 }
 
 export function requireSplit(ctx: ServerContext): SplitEngine {
-  if (!ctx.split) throw new RequestError('split inference is not available on this server', { status: 503, code: 'split_unavailable' });
+  if (!ctx.split) {
+    throw new RequestError(`split inference is not available on this server${ctx.splitUnavailable ? `: ${ctx.splitUnavailable}` : ''}`, { status: 503, code: 'split_unavailable' });
+  }
   return ctx.split;
 }
 

@@ -1,9 +1,13 @@
 /**
- * Opens what the server drives: the HE-LoRA pipeline (GenerationService) and, when the model
- * API allows it, the split engine. The pipeline module is loaded on demand so the server's
- * protocol code does not depend on it at import time.
+ * Opens what the server drives: the HE-LoRA pipeline (GenerationService) and the split engine
+ * over the same model (same preset or folder, same weight seed, same experts and HE
+ * parameters), so split mode and HE mode answer with the same model.
  */
-import type { GenerationService, PipelineOptions } from '../pipeline/types';
+import { modelPresets } from '../engine/model';
+import { Pipeline, type PipelineOpenOptions } from '../pipeline/pipeline';
+import { resolveOptions } from '../pipeline/options';
+import type { GenerationService } from '../pipeline/types';
+import { ModelSplitEngine } from './model-split-engine';
 import type { SplitEngine } from './split-engine';
 
 export interface EngineOptions {
@@ -13,42 +17,55 @@ export interface EngineOptions {
   polyN?: number;
   /** Open the split engine too (default true). */
   split?: boolean;
-  /** Extra pipeline options. */
-  pipeline?: PipelineOptions;
+  /** KV caches (model instances) the split sessions share. */
+  kvSlots?: number;
+  /** Extra Pipeline.open options (numLayers, modelSeed, contextLength, packing, ...). */
+  pipeline?: PipelineOpenOptions;
 }
 
 export interface Engines {
   service: GenerationService;
   split?: SplitEngine;
-}
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function load(modulePath: string): any {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require(modulePath);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && String(err).includes(modulePath.replace('./', '').replace('../', ''))) {
-      return undefined;
-    }
-    throw err;
-  }
+  /** Why split mode is off, when it is. */
+  splitUnavailable?: string;
 }
 
 export async function openEngines(options: EngineOptions = {}): Promise<Engines> {
-  const mod = load('../pipeline/pipeline');
-  if (!mod?.Pipeline?.open) throw new Error('tensafe serve: the HE-LoRA pipeline (src/pipeline/pipeline.ts) is not in this build');
-  const service: GenerationService = await mod.Pipeline.open({
+  const open: PipelineOpenOptions = {
     ...(options.pipeline ?? {}),
     ...(options.backend ? { backend: options.backend } : {}),
     ...(options.model ? { model: options.model } : {}),
     ...(options.polyN ? { polyN: options.polyN } : {}),
     ...(options.adapters ? { adapters: options.adapters } : {}),
-  });
-  let split: SplitEngine | undefined;
-  if (options.split ?? true) {
-    const { openSplitEngine } = await import('./model-split-engine');
-    split = await openSplitEngine(service);
+  };
+  const pipeline = await Pipeline.open(open);
+  if (options.split === false) return { service: pipeline };
+  try {
+    const cfg = pipeline.modelConfig;
+    const requested = open.model ?? 'default';
+    const source = requested === 'default' ? 'qwen2.5-1.5b-shape' : requested;
+    const preset = modelPresets().find((p) => p.preset === source);
+    // The model API loads whole presets: a pipeline that truncated a preset's layers (the CPU
+    // default keeps 4 of 28) has no twin to split with.
+    if (preset && preset.config.numHiddenLayers !== cfg.numHiddenLayers) {
+      return {
+        service: pipeline,
+        splitUnavailable: `split mode needs the whole model: the pipeline holds ${cfg.numHiddenLayers} of the preset's ${preset.config.numHiddenLayers} layers (start with --model tiny or a full preset)`,
+      };
+    }
+    const he = resolveOptions({}, { polyN: open.polyN, packing: open.packing, decrypt: open.decrypt, allowInsecure: open.allowInsecure });
+    const split = await ModelSplitEngine.open({
+      backend: pipeline.backend,
+      source,
+      seed: open.modelSeed ?? 0,
+      contextLength: open.contextLength ?? 2048,
+      experts: pipeline.expertSet,
+      he: { polyN: he.polyN, packing: he.packing, decrypt: he.decrypt, allowInsecure: he.allowInsecure },
+      kvSlots: options.kvSlots,
+    });
+    return { service: pipeline, split };
+  } catch (err) {
+    await pipeline.dispose();
+    throw err;
   }
-  return { service, split };
 }

@@ -1,11 +1,372 @@
 /**
- * The split engine over the engine's model and the HE-LoRA pipeline. Filled in against the
- * model API (src/engine/model) once it exposes a forward from embedding rows; until then
- * openSplitEngine returns undefined and the split endpoints answer 503 saying so.
+ * The split engine over the engine's model (src/engine/model) and the HE-LoRA step of the
+ * pipeline (HeLoraGenerator.heApply): the server half of split inference.
+ *
+ * Server side, per forward: the decoder runs the new positions on the session's KV cache, the
+ * final hidden state h of the last position gets the expert's delta
+ * scaling * B (A h), with A h computed under CKKS (heApply: encode, encrypt, ct x pt,
+ * decrypt, sums, in one native call) and B applied in plaintext, and h + delta goes back.
+ *
+ * KV caches: a pool of `kvSlots` model instances (each one KV cache). A session keeps its
+ * token history; while it owns a slot its forwards are incremental, and when another session
+ * took the slot it is replayed (reset + prefill of its history) on the least recently used
+ * slot. Memory is bounded by the pool, whatever the number of sessions; disposing a session
+ * drops its history and frees its slot.
+ *
+ * Inputs: token ids only. The model API has no forward from embedding rows, so the
+ * original's `hidden_states_b64` input is answered with 501 saying so (see split-engine.ts:
+ * rows and ids carry the same information).
+ *
+ * Client side (SplitHead, also the selftest's client): its own model instance used for the
+ * LM head and sampling of a given hidden state: the backend's hidden is zeroed exactly
+ * (h + (-h) = 0 in IEEE arithmetic) and set to the received state (0 + x = x), so the engine's
+ * multi-threaded CPU (or GPU) LM head projects exactly what the server sent.
  */
-import type { GenerationService } from '../pipeline/types';
-import type { SplitEngine } from './split-engine';
+import { Model } from '../engine/model';
+import type { WeightDtype } from '../engine/model';
+import { Tokenizer } from '../engine/tokenizer';
+import type { ExpertSet } from '../pipeline/experts';
+import { createGenerator, type NativeHeLoraGenerator } from '../pipeline/native';
+import type { Packing, StageTimes } from '../pipeline/types';
+import { RequestError } from './errors';
+import type {
+  SplitEngine, SplitEngineConfig, SplitForwardOptions, SplitForwardResult, SplitHead, SplitInput, SplitSampling, SplitSession,
+} from './split-engine';
 
-export async function openSplitEngine(_service: GenerationService): Promise<SplitEngine | undefined> {
-  return undefined;
+export interface ModelSplitOptions {
+  backend: 'cpu' | 'cuda';
+  /** Preset name or model folder (the same the pipeline holds). */
+  source: string;
+  seed?: number;
+  dtype?: WeightDtype;
+  contextLength?: number;
+  experts: ExpertSet;
+  he?: { polyN?: number; packing?: Packing; decrypt?: 'sequential' | 'batched'; allowInsecure?: boolean };
+  /** Model instances (KV caches) shared by the sessions (default 4 on the CPU, 2 on CUDA). */
+  kvSlots?: number;
 }
+
+/** Serialises the engine's model work (a slot's KV cache must not interleave). */
+class AsyncLock {
+  private tail: Promise<void> = Promise.resolve();
+  async acquire(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((r) => (release = r));
+    const prev = this.tail;
+    this.tail = prev.then(() => next);
+    await prev;
+    return release;
+  }
+}
+
+interface Slot {
+  model: Model;
+  owner?: ModelSplitSession;
+  lastUsed: number;
+}
+
+class ModelSplitSession implements SplitSession {
+  history: number[] = [];
+  slot?: Slot;
+  disposed = false;
+  constructor(private readonly engine: ModelSplitEngine) {}
+  get length(): number {
+    return this.history.length;
+  }
+  reset(): void {
+    this.history = [];
+    if (this.slot && this.slot.owner === this) this.slot.model.reset();
+  }
+  forward(input: SplitInput, options: SplitForwardOptions): Promise<SplitForwardResult> {
+    return this.engine.forwardSession(this, input, options);
+  }
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.history = [];
+    this.engine.release(this);
+  }
+}
+
+export class ModelSplitEngine implements SplitEngine {
+  private readonly slots: Slot[];
+  private readonly lock = new AsyncLock();
+  private readonly heGens = new Map<string, Promise<NativeHeLoraGenerator>>();
+  private readonly tokenizer = Tokenizer.qwen();
+  private disposed = false;
+  private clock = 0;
+
+  private constructor(
+    private readonly options: ModelSplitOptions,
+    slots: Model[],
+  ) {
+    this.slots = slots.map((model) => ({ model, lastUsed: 0 }));
+  }
+
+  static async open(options: ModelSplitOptions): Promise<ModelSplitEngine> {
+    const n = options.kvSlots ?? (options.backend === 'cuda' ? 2 : 4);
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`kvSlots must be an integer >= 1, got ${n}`);
+    const models: Model[] = [];
+    try {
+      for (let i = 0; i < n; i++) {
+        models.push(await Model.load(options.source, { backend: options.backend, seed: options.seed ?? 0, dtype: options.dtype, contextLength: options.contextLength ?? 2048 }));
+      }
+    } catch (err) {
+      models.forEach((m) => m.dispose());
+      throw err;
+    }
+    return new ModelSplitEngine(options, models);
+  }
+
+  private get modelConfig() {
+    return this.slots[0].model.config;
+  }
+
+  config(): SplitEngineConfig {
+    const c = this.modelConfig;
+    const experts = this.options.experts.names();
+    const he = this.heOptions();
+    return {
+      model: c.name,
+      backend: this.options.backend,
+      hiddenSize: c.hiddenSize,
+      vocabSize: c.vocabSize,
+      numLayers: c.numHiddenLayers,
+      clientLayers: 0,
+      contextLength: this.slots[0].model.contextLength,
+      experts,
+      expertKeywords: Object.fromEntries(experts.map((e) => [e, this.keywords(e)])),
+      defaultExpert: experts.includes('shared_attention') ? 'shared_attention' : experts[0] ?? 'none',
+      heActive: experts.length > 0,
+      polyN: he.polyN,
+      simdSlots: he.polyN / 2,
+      // Split forwards add no DP noise here (the pipeline's DP applies to its own generations).
+      dp: { mechanism: 'off', epsilon: 0, delta: 0, sigma: 0, sensitivity: 0 },
+      inputs: ['token_ids'],
+    };
+  }
+
+  private keywords(expert: string): string[] {
+    const r = this.options.experts.router as unknown as { config?: { experts?: Record<string, { gate_keywords?: string[] }> } };
+    return r.config?.experts?.[expert]?.gate_keywords ?? [];
+  }
+
+  private heOptions(): { polyN: number; packing: Packing; decrypt: 'sequential' | 'batched'; allowInsecure: boolean } {
+    const h = this.options.he ?? {};
+    return { polyN: h.polyN ?? 16384, packing: h.packing ?? 'coefficients', decrypt: h.decrypt ?? 'batched', allowInsecure: h.allowInsecure ?? false };
+  }
+
+  /** Ids folded into the model's vocabulary (the tiny test model has 512), as the pipeline does. */
+  private fold(ids: number[]): number[] {
+    const v = this.modelConfig.vocabSize;
+    return ids.map((id) => (id < v ? id : id % v));
+  }
+
+  tokenize(text: string): number[] {
+    return this.fold(this.tokenizer.encode(text));
+  }
+
+  detokenize(ids: number[]): string {
+    return ids.map((id) => (id < this.tokenizer.vocabSize ? this.tokenizer.decode([id], { skipSpecialTokens: true }) : `<|id:${id}|>`)).join('');
+  }
+
+  routeExpert(query: string): string {
+    if (this.options.experts.names().length === 0) return 'none';
+    return this.options.experts.resolve('auto', query).name;
+  }
+
+  prompt(query: string): string {
+    return this.tokenizer.applyChatTemplate([{ role: 'user', content: query }]);
+  }
+
+  stopTokens(): number[] {
+    return [...new Set([...this.tokenizer.stopIds, ...this.modelConfig.eosTokenIds])];
+  }
+
+  createSession(): SplitSession {
+    if (this.disposed) throw new RequestError('split engine is shut down', { status: 503, code: 'shutting_down' });
+    return new ModelSplitSession(this);
+  }
+
+  /** Frees a session's slot (its KV cache is emptied for the next owner). */
+  release(session: ModelSplitSession): void {
+    const slot = session.slot;
+    session.slot = undefined;
+    if (slot && slot.owner === session) {
+      slot.owner = undefined;
+      slot.lastUsed = 0;
+      if (!slot.model.disposed) slot.model.reset();
+    }
+  }
+
+  private heGenerator(expert: string): Promise<NativeHeLoraGenerator> {
+    let g = this.heGens.get(expert);
+    if (!g) {
+      const adapter = this.options.experts.get(expert);
+      const pair = adapter.finalHiddenPair(this.modelConfig.hiddenSize);
+      const he = this.heOptions();
+      g = createGenerator(this.slots[0].model.native, {
+        mode: 'he-lora',
+        placement: 'final-hidden',
+        packing: he.packing,
+        decrypt: he.decrypt,
+        polyN: he.polyN,
+        allowInsecure: he.allowInsecure,
+        timers: false,
+        scaling: adapter.scaling,
+        finalPair: { rank: pair.rank, a: pair.a, b: pair.b },
+      });
+      g.catch(() => this.heGens.delete(expert));
+      this.heGens.set(expert, g);
+    }
+    return g;
+  }
+
+  async forwardSession(session: ModelSplitSession, input: SplitInput, options: SplitForwardOptions): Promise<SplitForwardResult> {
+    if (input.kind !== 'tokens') {
+      throw new RequestError('this engine runs its decoder from token ids only; send token_ids', { status: 501, code: 'hidden_states_unsupported' });
+    }
+    if (session.disposed) throw new RequestError('split session was closed', { status: 410, code: 'session_closed' });
+    const ctx = this.slots[0].model.contextLength;
+    if (session.history.length + input.ids.length > ctx) {
+      throw new RequestError(`the session holds ${session.history.length} positions; ${input.ids.length} more exceed the context of ${ctx}`, { field: 'token_ids', code: 'context_full' });
+    }
+    const release = await this.lock.acquire();
+    try {
+      if (this.disposed) throw new RequestError('split engine is shut down', { status: 503, code: 'shutting_down' });
+      const stages: StageTimes = {};
+      const t0 = performance.now();
+      const slot = await this.slotFor(session);
+      await slot.model.prefill(input.ids);
+      session.history.push(...input.ids);
+      const hidden = slot.model.hidden();
+      stages.forward = performance.now() - t0;
+
+      const experts = this.options.experts.names();
+      const expert = options.expert === 'auto' || !experts.includes(options.expert) ? this.config().defaultExpert : options.expert;
+      let heActive = false;
+      let heMs = 0;
+      if (options.useHe && experts.includes(expert)) {
+        const adapter = this.options.experts.get(expert);
+        const pair = adapter.finalHiddenPair(hidden.length);
+        const gen = await this.heGenerator(expert);
+        const t1 = performance.now();
+        const y = await gen.heApply(Float64Array.from(hidden));
+        heMs = performance.now() - t1;
+        const t2 = performance.now();
+        // delta = scaling * B y, B: [d, r] row-major (PEFT lora_B.weight).
+        const r = pair.rank;
+        const s = adapter.scaling;
+        for (let i = 0; i < hidden.length; i++) {
+          let acc = 0;
+          const row = i * r;
+          for (let k = 0; k < r; k++) acc += pair.b[row + k] * y[k];
+          hidden[i] += s * acc;
+        }
+        stages.lora_b = performance.now() - t2;
+        heActive = true;
+      }
+      return {
+        hidden,
+        stages,
+        heActive,
+        heMs,
+        // heApply: one encryption, the products and their decryptions (the layout's count).
+        heOperations: heActive ? 1 + 2 * ((await this.heGenerator(expert)).info().layouts[0]?.products ?? 0) : 0,
+        dpSigma: 0,
+        expert: heActive ? expert : 'none',
+      };
+    } finally {
+      release();
+    }
+  }
+
+  /** The session's slot: its own when it still owns one, else the LRU slot with a replay. */
+  private async slotFor(session: ModelSplitSession): Promise<Slot> {
+    this.clock++;
+    if (session.slot && session.slot.owner === session) {
+      session.slot.lastUsed = this.clock;
+      return session.slot;
+    }
+    const slot = this.slots.reduce((a, b) => (b.lastUsed < a.lastUsed ? b : a));
+    if (slot.owner) slot.owner.slot = undefined;
+    slot.owner = session;
+    slot.lastUsed = this.clock;
+    session.slot = slot;
+    slot.model.reset();
+    if (session.history.length) await slot.model.prefill(session.history); // replay
+    return slot;
+  }
+
+  async createHead(backend: 'auto' | 'cpu' | 'cuda' = 'auto'): Promise<SplitHead> {
+    return ModelHead.open(this.options.source, { backend, seed: this.options.seed ?? 0, dtype: backend === this.options.backend ? this.options.dtype : undefined });
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    const release = await this.lock.acquire();
+    try {
+      this.disposed = true;
+      for (const g of this.heGens.values()) (await g.catch(() => undefined))?.dispose();
+      this.heGens.clear();
+      for (const s of this.slots) s.model.dispose();
+    } finally {
+      release();
+    }
+  }
+}
+
+/** The client's LM head and sampling over its own model instance (CPU threads or GPU). */
+export class ModelHead implements SplitHead {
+  private current?: Float32Array;
+  private constructor(private readonly model: Model) {}
+
+  static async open(source: string, options: { backend?: 'auto' | 'cpu' | 'cuda'; seed?: number; dtype?: WeightDtype }): Promise<ModelHead> {
+    const model = await Model.load(source, { backend: options.backend ?? 'auto', seed: options.seed ?? 0, dtype: options.dtype, contextLength: 8 });
+    const head = new ModelHead(model);
+    await model.prefill([0]); // the backend needs a hidden state to overwrite
+    head.current = model.hidden();
+    return head;
+  }
+
+  get backend(): 'cpu' | 'cuda' {
+    return this.model.backend;
+  }
+  get hiddenSize(): number {
+    return this.model.config.hiddenSize;
+  }
+  get vocabSize(): number {
+    return this.model.config.vocabSize;
+  }
+
+  /** Sets the backend's hidden state to exactly `h` (zero it, then add h). */
+  private setHidden(h: Float32Array): void {
+    const neg = new Float32Array(this.current!.length);
+    for (let i = 0; i < neg.length; i++) neg[i] = -this.current![i];
+    this.model.addToHidden(neg);
+    this.model.addToHidden(h);
+    this.current = Float32Array.from(h);
+  }
+
+  async next(hidden: Float32Array, sampling: SplitSampling, step: number): Promise<{ id: number; lmHeadMs: number; samplingMs: number }> {
+    if (hidden.length !== this.hiddenSize) throw new RangeError(`hidden must hold ${this.hiddenSize} values, got ${hidden.length}`);
+    this.setHidden(hidden);
+    const t0 = performance.now();
+    await this.model.lmHead();
+    const lmHeadMs = performance.now() - t0;
+    const t1 = performance.now();
+    if (step === 0) this.model.setSamplingSeed(sampling.seed ?? Math.floor(Math.random() * 2 ** 32));
+    const id = this.model.sample({ temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP });
+    return { id, lmHeadMs, samplingMs: performance.now() - t1 };
+  }
+
+  /** The logits of the last next() (for tests). */
+  logits(): Float32Array {
+    return this.model.logits();
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
+

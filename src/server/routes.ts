@@ -319,7 +319,7 @@ export async function handleHttp(ctx: HttpContext, req: IncomingMessage, res: Se
     const status = errorStatus(err);
     const extra: Record<string, string> = status === 429 ? { 'Retry-After': String(ctx.limiter.retryAfterS(clientKey(req)) || 1) } : {};
     if (!res.headersSent && !closed.signal.aborted) send(res, status, JSON.stringify(errorBody(err)), 'application/json', extra);
-    if (status >= 500 && status !== 503) console.error(`tensafe serve: ${route}: ${(err as Error)?.stack ?? err}`);
+    if (status >= 500 && !(err instanceof RequestError)) console.error(`tensafe serve: ${route}: ${(err as Error)?.stack ?? err}`);
   } finally {
     done();
     ctx.metrics.request(route, performance.now() - t0, ok);

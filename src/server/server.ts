@@ -24,6 +24,8 @@ export interface ServerOptions {
   service: GenerationService;
   /** Split inference (server side); the split endpoints answer 503 without it. */
   split?: SplitEngine;
+  /** Why there is no split engine (said in those 503 answers). */
+  splitUnavailable?: string;
   host?: string;
   /** 0 picks a free port (tests). Default 8095, the original's. */
   port?: number;
@@ -57,6 +59,7 @@ export class TensafeServer {
     this.ctx = {
       service: options.service,
       split: options.split,
+      splitUnavailable: options.splitUnavailable,
       gate: new GenerationGate(maxConcurrent, options.maxQueue ?? 256),
       limiter: new RateLimiter(options.rateLimit),
       sessions: new SessionStore<SplitSession>(options.sessions),

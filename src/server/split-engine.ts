@@ -60,6 +60,8 @@ export interface SplitForwardResult {
   /** Server stage times of this call (forward, dp_noise, encode, encrypt, ...), ms. */
   stages: StageTimes;
   heActive: boolean;
+  /** ms of the whole HE step when the engine times it as one call (encode .. sums), else absent. */
+  heMs?: number;
   /** Ciphertext operations this call ran (encryptions + products + decryptions). */
   heOperations: number;
   dpSigma: number;

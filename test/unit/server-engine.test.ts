@@ -1,0 +1,235 @@
+/**
+ * The server over the real engine on the CPU (the 'tiny' preset, random weights): split
+ * forwards equal the local model's hidden state (and the HE-LoRA delta its float64
+ * reference), split generation and chat/stream equal the in-process pipeline token for token,
+ * the selftest reports its numbers, and a bounded load test.
+ */
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Model } from '../../src/engine/model';
+import type { Pipeline } from '../../src/pipeline/pipeline';
+import { openEngines, type Engines } from '../../src/server/engines';
+import { decodeValues } from '../../src/server/hidden-codec';
+import { ModelHead } from '../../src/server/model-split-engine';
+import { startServer, TensafeServer } from '../../src/server/server';
+import { SplitClient } from '../../src/server/split-client';
+import { getJson, WsClient } from './server-client';
+
+let engines: Engines;
+let pipeline: Pipeline;
+let server: TensafeServer;
+let base: string;
+let wsBase: string;
+let local: Model;
+
+const QUERY = 'What is a savings account?';
+
+beforeAll(async () => {
+  engines = await openEngines({ backend: 'cpu', model: 'tiny' });
+  pipeline = engines.service as Pipeline;
+  const s = await startServer({ service: engines.service, split: engines.split, port: 0, ownEngines: false, rateLimit: { perMinute: 1_000_000, burst: 100_000 } });
+  server = s.server;
+  base = s.url;
+  wsBase = base.replace('http', 'ws');
+  local = await Model.load('tiny', { backend: 'cpu', seed: 0, contextLength: 256 });
+});
+
+afterAll(async () => {
+  await server?.close(1000);
+  local?.dispose();
+  await engines?.split?.dispose();
+  await engines?.service.dispose();
+});
+
+async function collect(gen: AsyncGenerator<any, any>): Promise<{ events: any[]; summary: any }> {
+  const events = [];
+  for (;;) {
+    const r = await gen.next();
+    if (r.done) return { events, summary: r.value };
+    events.push(r.value);
+  }
+}
+
+describe('split mode over the real engine', () => {
+  it('a split forward (HE off) equals the local model hidden state bit for bit, prefill and incremental', async () => {
+    const split = engines.split!;
+    const ids = split.tokenize(split.prompt(QUERY));
+    local.reset();
+    await local.prefill(ids);
+    const want = local.hidden();
+    const c = await WsClient.open(`${wsBase}/api/v1/split/stream`);
+    c.send({ type: 'forward', token_ids: ids, use_he: false, session_id: 'a' });
+    const r = await c.next();
+    expect(r).toMatchObject({ type: 'result', he_active: false, cached_seq_len: 0, output_shape: [1, 64] });
+    expect(decodeValues(Buffer.from(r.pre_activations_b64, 'base64'), 'float32', 64, 'x')).toEqual(want);
+    // Three incremental steps with a fresh random token each: equal to the local decode steps.
+    for (let i = 0; i < 3; i++) {
+      const t = Math.floor(Math.random() * 512);
+      await local.decodeStep(t);
+      c.send({ type: 'forward', token_ids: [t], incremental: true, use_he: false, session_id: 'a' });
+      const ri = await c.next();
+      expect(ri.cached_seq_len).toBe(ids.length + i);
+      expect(decodeValues(Buffer.from(ri.pre_activations_b64, 'base64'), 'float32', 64, 'x')).toEqual(local.hidden());
+    }
+    await c.close();
+  });
+
+  it('with HE, the hidden state is h + scaling * B (A h), A h under CKKS within 1e-4 of float64', async () => {
+    const split = engines.split!;
+    const ids = Array.from({ length: 12 }, () => Math.floor(Math.random() * 512));
+    local.reset();
+    await local.prefill(ids);
+    const h = local.hidden();
+    const adapter = pipeline.expertSet.get('banking_expert');
+    const pair = adapter.finalHiddenPair(64);
+    // float64 reference: y = A h, delta = scaling * B y.
+    const y = new Float64Array(pair.rank);
+    for (let k = 0; k < pair.rank; k++) for (let j = 0; j < 64; j++) y[k] += pair.a[k * 64 + j] * h[j];
+    const want = new Float64Array(64);
+    for (let i = 0; i < 64; i++) {
+      let acc = 0;
+      for (let k = 0; k < pair.rank; k++) acc += pair.b[i * pair.rank + k] * y[k];
+      want[i] = h[i] + adapter.scaling * acc;
+    }
+    const client = await SplitClient.connect(base);
+    const reply = await client.forward({ kind: 'tokens', ids }, { incremental: false, expert: 'banking_expert', sessionId: 'he' });
+    expect(reply.fields).toMatchObject({ he_active: true, expert: 'banking_expert' });
+    expect(Number(reply.fields.he_ms)).toBeGreaterThan(0);
+    let maxDelta = 0;
+    let maxErr = 0;
+    for (let i = 0; i < 64; i++) {
+      maxDelta = Math.max(maxDelta, Math.abs(want[i] - h[i]));
+      maxErr = Math.max(maxErr, Math.abs(reply.hidden[i] - want[i]));
+    }
+    expect(maxDelta).toBeGreaterThan(1e-3); // the adapter does change h
+    expect(maxErr).toBeLessThan(1e-4 * Math.max(1, maxDelta) + 1e-5);
+    await client.close();
+  });
+
+  it('split generation (local LM head, remote decoder + HE) equals the in-process pipeline token for token', async () => {
+    const split = engines.split!;
+    const ref = await pipeline.run(QUERY, { mode: 'he-lora', expert: 'banking_expert', maxTokens: 16, temperature: 0 });
+    const head = await ModelHead.open('tiny', { backend: 'cpu', seed: 0 });
+    for (const opts of [{ binary: true }, { binary: false, dtype: 'float16' as const }]) {
+      const client = await SplitClient.connect(base, opts);
+      const { events, summary } = await collect(
+        client.generate(head, split.tokenize(split.prompt(QUERY)), { maxTokens: 16, expert: 'banking_expert', stop: split.stopTokens() }),
+      );
+      const ids = events.map((e) => e.id);
+      if (!opts.dtype) expect(ids).toEqual(ref.events.map((e) => e.id).slice(0, ids.length));
+      expect(ids.length).toBe(ref.events.length);
+      for (const e of events) {
+        expect(e.stages.forward).toBeGreaterThan(0);
+        expect(e.stages.lm_head).toBeGreaterThan(0);
+        expect(e.stages.network).toBeGreaterThanOrEqual(0);
+      }
+      expect(summary.tokPerS).toBeGreaterThan(0);
+      await client.close();
+    }
+    head.dispose();
+  });
+
+  it('answers hidden-state forwards with 501 saying why, and reports the split config', async () => {
+    const cfg = await getJson(`${base}/api/v1/split/config`);
+    expect(cfg.body).toMatchObject({ model: 'tiny (random weights)', hidden_dim: 64, vocab_size: 512, num_layers: 2, inputs: ['token_ids'], he_active: true });
+    const r = await fetch(`${base}/api/v1/split/forward`, {
+      method: 'POST',
+      body: JSON.stringify({ hidden_states_b64: Buffer.alloc(256).toString('base64'), seq_len: 1, hidden_dim: 64 }),
+    });
+    expect(r.status).toBe(501);
+    expect((await r.json()).error).toMatch(/token_ids instead/);
+  });
+
+  it('GET /api/v1/split/selftest generates through the split path and reports tok/s and the stage split', async () => {
+    const r = await getJson(`${base}/api/v1/split/selftest?max_tokens=16`);
+    expect(r.status).toBe(200);
+    expect(r.body.total_tokens).toBeGreaterThan(0);
+    expect(r.body.tok_s).toBeGreaterThan(0);
+    expect(r.body.input_tokens).toBeGreaterThan(5);
+    expect(r.body.he_active).toBe(true);
+    expect(r.body.input).toBe('token_ids');
+    for (const k of ['forward', 'lora_b', 'lm_head', 'sampling']) expect(r.body.stage_medians[k], k).toBeGreaterThan(0);
+    expect(r.body.verdict).toMatch(/^PASS/);
+  });
+});
+
+describe('HE mode over the real pipeline', () => {
+  it('chat/stream delivers the pipeline tokens in order with its stage records and the network stage', async () => {
+    const ref = await pipeline.run(QUERY, { mode: 'he-lora', expert: 'investment_expert', maxTokens: 12, temperature: 0 });
+    const c = await WsClient.open(`${wsBase}/api/v1/chat/stream`);
+    c.send({ query: QUERY, max_tokens: 12, temperature: 0, expert: 'investment_expert' });
+    const frames = await c.until(['done', 'error']);
+    const tokens = frames.filter((f) => f.type === 'token');
+    expect(tokens.map((t) => t.metrics.token_id)).toEqual(ref.events.map((e) => e.id));
+    expect(tokens.map((t) => t.index)).toEqual(ref.events.map((e) => e.index));
+    for (const t of tokens) {
+      for (const k of ['forward', 'encode', 'encrypt', 'ct_pt_multiply', 'decrypt', 'lm_head', 'sampling', 'network']) expect(t.stages[k], k).toBeGreaterThan(0);
+    }
+    const done = frames.at(-1)!;
+    expect(done.type).toBe('done');
+    expect(done.summary).toMatchObject({ tokens: 12, mode: 'he-lora', expert: 'investment_expert' });
+    expect(done.summary.stage_medians.encrypt).toBeGreaterThan(0);
+    await c.close();
+  });
+
+  it('chat/compare answers base and HE-adapted with tok/s', async () => {
+    const r = await fetch(`${base}/api/v1/chat/compare`, { method: 'POST', body: JSON.stringify({ query: QUERY, max_tokens: 6, temperature: 0 }) });
+    expect(r.status).toBe(200);
+    const body = await r.json();
+    expect(body.base.tokens).toBe(6);
+    expect(body.adapted.tokens).toBe(6);
+    expect(body.base.tok_s).toBeGreaterThan(body.adapted.tok_s); // HE costs something on the CPU
+    expect(body.adapted.stage_medians.encrypt).toBeGreaterThan(0);
+  });
+});
+
+describe('load (bounded)', () => {
+  it('32 WebSocket clients x 32 tokens: every token in order, /health answered under load, memory back to baseline', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const measure = async () => {
+      for (let i = 0; i < 3; i++) {
+        gc();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const m = process.memoryUsage();
+      return m.heapUsed + m.external + m.arrayBuffers;
+    };
+    const round = async (n: number, tokens: number) => {
+      const clients = await Promise.all(Array.from({ length: n }, () => WsClient.open(`${wsBase}/api/v1/chat/stream`)));
+      clients.forEach((c, i) => c.send({ query: `${QUERY} (${i})`, max_tokens: tokens, temperature: 0, use_he: i % 2 === 0, expert: 'banking_expert' }));
+      const healthMs: number[] = [];
+      let running = true;
+      const prober = (async () => {
+        while (running) {
+          const t0 = performance.now();
+          const h = await getJson(`${base}/health`);
+          expect(h.status).toBe(200);
+          healthMs.push(performance.now() - t0);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+      const results = await Promise.all(clients.map((c) => c.until(['done', 'error'], 110_000)));
+      running = false;
+      await prober;
+      await Promise.all(clients.map((c) => c.close()));
+      return { results, healthMs };
+    };
+    await round(4, 4); // warm-up: generators, tokenizer, JIT
+    const before = await measure();
+    const { results, healthMs } = await round(32, 32);
+    for (const frames of results) {
+      expect(frames.at(-1)!.type).toBe('done');
+      const idx = frames.filter((f) => f.type === 'token').map((f) => f.index);
+      expect(idx).toEqual(Array.from({ length: idx.length }, (_, i) => i));
+      expect(frames.at(-1)!.summary.tokens).toBe(idx.length);
+    }
+    expect(healthMs.length).toBeGreaterThan(2);
+    expect(Math.max(...healthMs)).toBeLessThan(1000); // answered while 32 streams run
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.stats()).toMatchObject({ sockets: 0, gate: { running: 0, queued: 0 } });
+    const after = await measure();
+    expect(after - before).toBeLessThan(8 * 1024 * 1024);
+  }, 180_000);
+});
