@@ -1,8 +1,16 @@
-/** The engine behind the page test: the protocol doubles (the page's job is rendering). */
+/** The engine behind the page test: the real pipeline on the CPU ('tiny' preset, random weights). */
 import type { GenerationService } from '../../src/pipeline/types';
+import { openEngines } from '../../src/server/engines';
 import type { SplitEngine } from '../../src/server/split-engine';
-import { FakeService, FakeSplit } from './server-fakes';
 
 export async function pageService(): Promise<{ service: GenerationService; split?: SplitEngine; dispose: () => Promise<void> }> {
-  return { service: new FakeService(5), split: new FakeSplit(), dispose: async () => undefined };
+  const e = await openEngines({ backend: 'cpu', model: 'tiny' });
+  return {
+    service: e.service,
+    split: e.split,
+    dispose: async () => {
+      await e.split?.dispose();
+      await e.service.dispose();
+    },
+  };
 }
