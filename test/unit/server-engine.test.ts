@@ -11,7 +11,7 @@ import { Model } from '../../src/engine/model';
 import type { Pipeline } from '../../src/pipeline/pipeline';
 import { openEngines, type Engines } from '../../src/server/engines';
 import { decodeValues } from '../../src/server/hidden-codec';
-import { ModelHead } from '../../src/server/model-split-engine';
+import { ModelHead, ModelSplitEngine } from '../../src/server/model-split-engine';
 import { startServer, TensafeServer } from '../../src/server/server';
 import { SplitClient } from '../../src/server/split-client';
 import { getJson, WsClient } from './server-client';
@@ -72,7 +72,10 @@ describe('split mode over the real engine', () => {
       expect(ri.cached_seq_len).toBe(ids.length + i);
       expect(decodeValues(Buffer.from(ri.pre_activations_b64, 'base64'), 'float32', 64, 'x')).toEqual(local.hidden());
     }
+    expect(server.stats().sessions.sessions).toBe(1);
     await c.close();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(server.stats().sessions.sessions).toBe(0); // the connection's KV cache is freed
   });
 
   it('with HE, the hidden state is h + scaling * B (A h), A h under CKKS within 1e-4 of float64', async () => {
@@ -128,6 +131,42 @@ describe('split mode over the real engine', () => {
       await client.close();
     }
     head.dispose();
+  });
+
+  it('sessions sharing one KV cache are replayed exactly when they interleave', async () => {
+    const engine = await ModelSplitEngine.open({ backend: 'cpu', source: 'tiny', seed: 0, contextLength: 256, experts: pipeline.expertSet, kvSlots: 1 });
+    try {
+      const a = engine.createSession();
+      const b = engine.createSession();
+      const seqA = Array.from({ length: 6 }, () => Math.floor(Math.random() * 512));
+      const seqB = Array.from({ length: 6 }, () => Math.floor(Math.random() * 512));
+      const off = { expert: 'none', useHe: false };
+      // a: prefill 3, b: prefill 3, then alternate single tokens: every switch replays.
+      const got = { a: [] as Float32Array[], b: [] as Float32Array[] };
+      got.a.push((await a.forward({ kind: 'tokens', ids: seqA.slice(0, 3) }, off)).hidden);
+      got.b.push((await b.forward({ kind: 'tokens', ids: seqB.slice(0, 3) }, off)).hidden);
+      for (let i = 3; i < 6; i++) {
+        got.a.push((await a.forward({ kind: 'tokens', ids: [seqA[i]] }, off)).hidden);
+        got.b.push((await b.forward({ kind: 'tokens', ids: [seqB[i]] }, off)).hidden);
+      }
+      expect(a.length).toBe(6);
+      for (const [name, seq] of [['a', seqA], ['b', seqB]] as const) {
+        local.reset();
+        await local.prefill(seq.slice(0, 3));
+        expect(got[name][0]).toEqual(local.hidden());
+        for (let i = 3; i < 6; i++) {
+          await local.decodeStep(seq[i]);
+          // A replayed prefill and an incremental decode agree to float rounding.
+          const want = local.hidden();
+          const g = got[name][i - 2];
+          for (let j = 0; j < want.length; j++) expect(Math.abs(g[j] - want[j])).toBeLessThan(1e-4 * (1 + Math.abs(want[j])));
+        }
+      }
+      a.dispose();
+      b.dispose();
+    } finally {
+      await engine.dispose();
+    }
   });
 
   it('answers hidden-state forwards with 501 saying why, and reports the split config', async () => {
