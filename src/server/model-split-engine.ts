@@ -13,9 +13,11 @@
  * slot. Memory is bounded by the pool, whatever the number of sessions; disposing a session
  * drops its history and frees its slot.
  *
- * Inputs: token ids only. The model API has no forward from embedding rows, so the
- * original's `hidden_states_b64` input is answered with 501 saying so (see split-engine.ts:
- * rows and ids carry the same information).
+ * Inputs: token ids always; embedding rows (the original's `hidden_states_b64`) when the
+ * model binding offers `prefillEmbeddings(rows: Float32Array, n)` (feature-detected: the
+ * model API of this build has no forward from embedding rows, and such forwards are then
+ * answered with 501 saying so; rows and ids carry the same information, see split-engine.ts).
+ * Likewise a head offers `embed` when the binding has `embed(ids) -> Float32Array`.
  *
  * Client side (SplitHead, also the selftest's client): its own model instance used for the
  * LM head and sampling of a given hidden state: the backend's hidden is zeroed exactly
@@ -66,7 +68,10 @@ interface Slot {
 }
 
 class ModelSplitSession implements SplitSession {
+  /** Token ids of the sequence (-1 for positions sent as embedding rows). */
   history: number[] = [];
+  /** The embedding rows sent, when the session runs on rows (for replay). */
+  rowsHistory?: Float32Array[];
   slot?: Slot;
   disposed = false;
   constructor(private readonly engine: ModelSplitEngine) {}
@@ -75,6 +80,7 @@ class ModelSplitSession implements SplitSession {
   }
   reset(): void {
     this.history = [];
+    this.rowsHistory = undefined;
     if (this.slot && this.slot.owner === this) this.slot.model.reset();
   }
   forward(input: SplitInput, options: SplitForwardOptions): Promise<SplitForwardResult> {
@@ -84,6 +90,7 @@ class ModelSplitSession implements SplitSession {
     if (this.disposed) return;
     this.disposed = true;
     this.history = [];
+    this.rowsHistory = undefined;
     this.engine.release(this);
   }
 }
@@ -142,8 +149,13 @@ export class ModelSplitEngine implements SplitEngine {
       simdSlots: he.polyN / 2,
       // Split forwards add no DP noise here (the pipeline's DP applies to its own generations).
       dp: { mechanism: 'off', epsilon: 0, delta: 0, sigma: 0, sensitivity: 0 },
-      inputs: ['token_ids'],
+      inputs: this.acceptsRows() ? ['hidden_states', 'token_ids'] : ['token_ids'],
     };
+  }
+
+  /** Whether the model binding can run the decoder from embedding rows. */
+  private acceptsRows(): boolean {
+    return typeof (this.slots[0].model.native as unknown as Record<string, unknown>).prefillEmbeddings === 'function';
   }
 
   private keywords(expert: string): string[] {
@@ -223,13 +235,17 @@ export class ModelSplitEngine implements SplitEngine {
   }
 
   async forwardSession(session: ModelSplitSession, input: SplitInput, options: SplitForwardOptions): Promise<SplitForwardResult> {
-    if (input.kind !== 'tokens') {
+    if (input.kind !== 'tokens' && !this.acceptsRows()) {
       throw new RequestError('this engine runs its decoder from token ids only; send token_ids', { status: 501, code: 'hidden_states_unsupported' });
+    }
+    if (input.kind !== 'tokens' && session.history.length > 0 && !session.rowsHistory) {
+      throw new RequestError('a session holds either token ids or embedding rows; start a new one (incremental: false)', { code: 'mixed_inputs' });
     }
     if (session.disposed) throw new RequestError('split session was closed', { status: 410, code: 'session_closed' });
     const ctx = this.slots[0].model.contextLength;
-    if (session.history.length + input.ids.length > ctx) {
-      throw new RequestError(`the session holds ${session.history.length} positions; ${input.ids.length} more exceed the context of ${ctx}`, { field: 'token_ids', code: 'context_full' });
+    const n = input.kind === 'tokens' ? input.ids.length : input.seqLen;
+    if (session.history.length + n > ctx) {
+      throw new RequestError(`the session holds ${session.history.length} positions; ${n} more exceed the context of ${ctx}`, { field: 'token_ids', code: 'context_full' });
     }
     const release = await this.lock.acquire();
     try {
@@ -237,8 +253,16 @@ export class ModelSplitEngine implements SplitEngine {
       const stages: StageTimes = {};
       const t0 = performance.now();
       const slot = await this.slotFor(session);
-      await slot.model.prefill(input.ids);
-      session.history.push(...input.ids);
+      if (input.kind === 'tokens') {
+        if (session.rowsHistory && session.history.length === 0) session.rowsHistory = undefined;
+        if (session.rowsHistory) throw new RequestError('a session holds either token ids or embedding rows; start a new one (incremental: false)', { code: 'mixed_inputs' });
+        await slot.model.prefill(input.ids);
+        session.history.push(...input.ids);
+      } else {
+        await this.prefillRows(slot.model, input.data, input.seqLen);
+        session.rowsHistory = [...(session.rowsHistory ?? []), input.data];
+        for (let i = 0; i < input.seqLen; i++) session.history.push(-1); // positions held as rows
+      }
       const hidden = slot.model.hidden();
       stages.forward = performance.now() - t0;
 
@@ -294,8 +318,18 @@ export class ModelSplitEngine implements SplitEngine {
     slot.lastUsed = this.clock;
     session.slot = slot;
     slot.model.reset();
-    if (session.history.length) await slot.model.prefill(session.history); // replay
+    // Replay the session's sequence into this cache.
+    if (session.rowsHistory) {
+      for (const rows of session.rowsHistory) await this.prefillRows(slot.model, rows, rows.length / slot.model.config.hiddenSize);
+    } else if (session.history.length) {
+      await slot.model.prefill(session.history);
+    }
     return slot;
+  }
+
+  private prefillRows(model: Model, rows: Float32Array, n: number): Promise<void> {
+    const nat = model.native as unknown as { prefillEmbeddings: (rows: Float32Array, n: number) => Promise<void> };
+    return nat.prefillEmbeddings(rows, n);
   }
 
   async createHead(backend: 'auto' | 'cpu' | 'cuda' = 'auto'): Promise<SplitHead> {
@@ -337,6 +371,13 @@ export class ModelHead implements SplitHead {
   }
   get vocabSize(): number {
     return this.model.config.vocabSize;
+  }
+
+  /** Embedding rows, when the model binding offers `embed(ids)` (feature-detected). */
+  get embed(): ((ids: number[]) => Promise<Float32Array>) | undefined {
+    const nat = this.model.native as unknown as { embed?: (ids: number[]) => Float32Array | Promise<Float32Array> };
+    if (typeof nat.embed !== 'function') return undefined;
+    return async (ids: number[]) => nat.embed!(ids);
   }
 
   /** Sets the backend's hidden state to exactly `h` (zero it, then add h). */

@@ -27,8 +27,8 @@ export interface HttpContext extends ServerContext {
   staticFiles: Map<string, StaticFile>;
   /** Largest request body accepted, bytes. */
   maxBodyBytes: number;
-  /** The selftest's client-side head, made on first use. */
-  selftestHead?: Promise<SplitHead>;
+  /** The selftest's client-side heads (per backend), made on first use. */
+  selftestHeads: Map<string, Promise<SplitHead>>;
   /** Extra facts for /health and /metrics (HE backend name, ...). */
   facts: () => Record<string, unknown>;
 }
@@ -235,10 +235,20 @@ async function selftest(ctx: HttpContext, url: URL, signal: AbortSignal): Promis
   }
   const query = stringField(obj, 'query', LIMITS.queryMaxChars, undefined, { nonEmpty: true });
   const maxTokens = intField(obj, 'max_tokens', LIMITS.maxTokens, 64);
+  // The client's LM head: 'auto' (the GPU when there is one), or 'cpu' as the original's phone selftest.
+  const headBackend = params.head ?? 'auto';
+  if (headBackend !== 'auto' && headBackend !== 'cpu' && headBackend !== 'cuda') {
+    throw new RequestError(`head must be auto, cpu or cuda, got ${JSON.stringify(headBackend)}`, { field: 'head' });
+  }
   const release = await ctx.gate.acquire(signal);
   try {
-    ctx.selftestHead ??= engine.createHead('auto');
-    const head = await ctx.selftestHead;
+    let pending = ctx.selftestHeads.get(headBackend);
+    if (!pending) {
+      pending = engine.createHead(headBackend);
+      pending.catch(() => ctx.selftestHeads.delete(headBackend));
+      ctx.selftestHeads.set(headBackend, pending);
+    }
+    const head = await pending;
     const result = await runSelftest(engine, head, query, maxTokens, signal);
     ctx.metrics.generations++;
     return { ...result };

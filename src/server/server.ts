@@ -68,6 +68,7 @@ export class TensafeServer {
       closing: false,
       maxBufferedBytes: 1 << 20,
       staticFiles: loadStatic(options.publicDir ?? defaultPublicDir()),
+      selftestHeads: new Map(),
       maxBodyBytes: options.maxBodyBytes ?? 1 << 20,
       facts: options.facts ?? (() => ({})),
     };
@@ -138,7 +139,8 @@ export class TensafeServer {
       for (const ws of this.sockets) ws.terminate();
       this.http.closeAllConnections();
       await this.ctx.sessions.close();
-      if (this.ctx.selftestHead) await (await this.ctx.selftestHead.catch(() => undefined))?.dispose();
+      for (const h of this.ctx.selftestHeads.values()) await (await h.catch(() => undefined))?.dispose();
+      this.ctx.selftestHeads.clear();
       if (this.options.ownEngines ?? true) {
         await this.options.split?.dispose();
         await this.options.service.dispose();

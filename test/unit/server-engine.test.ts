@@ -181,13 +181,14 @@ describe('split mode over the real engine', () => {
   });
 
   it('GET /api/v1/split/selftest generates through the split path and reports tok/s and the stage split', async () => {
-    const r = await getJson(`${base}/api/v1/split/selftest?max_tokens=16`);
+    const r = await getJson(`${base}/api/v1/split/selftest?max_tokens=16&head=cpu`);
     expect(r.status).toBe(200);
     expect(r.body.total_tokens).toBeGreaterThan(0);
     expect(r.body.tok_s).toBeGreaterThan(0);
     expect(r.body.input_tokens).toBeGreaterThan(5);
     expect(r.body.he_active).toBe(true);
     expect(r.body.input).toBe('token_ids');
+    expect(r.body.head_backend).toBe('cpu');
     for (const k of ['forward', 'lora_b', 'lm_head', 'sampling']) expect(r.body.stage_medians[k], k).toBeGreaterThan(0);
     expect(r.body.verdict).toMatch(/^PASS/);
   });

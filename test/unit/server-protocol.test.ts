@@ -285,6 +285,7 @@ describe('WS /api/v1/split/stream and the split HTTP endpoints', () => {
     expect(st.body.stage_medians).toHaveProperty('lm_head');
     expect((await getJson(`${base}/api/v1/split/selftest?max_tokens=5000`)).status).toBe(400);
     expect((await getJson(`${base}/api/v1/split/selftest?max_tokens=abc`)).body.error).toMatch(/max_tokens must be a finite number/);
+    expect((await getJson(`${base}/api/v1/split/selftest?head=tpu`)).body.error).toMatch(/head must be auto, cpu or cuda/);
   });
 
   it('caps the sessions: the least recently used idle one is evicted and freed', async () => {
