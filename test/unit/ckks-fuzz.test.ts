@@ -140,6 +140,7 @@ describe('CKKS fuzz: malformed calls raise JS errors, never crash', () => {
     expect(seen.size).toBe(cases.length);
     // the context still works
     const d = c.decode(c.decrypt(c.add(ct, ct), sk));
-    expect(Math.abs(d[7] - 2 * x[7])).toBeLessThan(1e-2);
+    // scale 2^20 on a 30-bit prime: fresh noise is about 1e-3 .. 1e-2 here
+    expect(Math.abs(d[7] - 2 * x[7])).toBeLessThan(0.05);
   }, 120_000);
 });

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common/errors.h"
-#include "common/thread_pool.h"
+#include "ckks/parallel.h"
 
 namespace tensafe::ckks {
 
@@ -127,7 +127,7 @@ HeLoraTiming benchmark_helora(CkksContext& ctx, int d, int r, int iterations, in
     for (auto& c : prods) ptrs.push_back(&c);
     std::vector<Plaintext> dec = ctx.decrypt_batch(ptrs, sk);
     auto t4 = Clock::now();
-    parallel_for(static_cast<std::size_t>(products), [&](std::size_t b, std::size_t e) {
+    pfor(static_cast<std::size_t>(products), [&](std::size_t b, std::size_t e) {
       for (std::size_t p = b; p < e; ++p) ctx.decode(dec[p], decoded[p].data());
     });
     auto t5 = Clock::now();

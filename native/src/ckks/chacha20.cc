@@ -14,12 +14,19 @@ namespace tensafe::ckks {
 namespace {
 void words_serial(const ChaChaKey& key, std::uint64_t stream, std::uint64_t start, std::size_t count,
                   std::uint64_t* out) {
+  // Word w is bytes [8w, 8w + 8) of the keystream read little-endian, so a whole block is a
+  // plain 64-byte copy (x86 is little-endian); partial blocks at the ends go word by word.
   std::uint32_t block[16];
   std::uint64_t w = start;
   const std::uint64_t end = start + count;
   while (w < end) {
     const std::uint64_t b = w / 8;
     chacha20_block(key.data(), stream, b, block);
+    if (w % 8 == 0 && end - w >= 8) {
+      std::memcpy(out + (w - start), block, 64);
+      w += 8;
+      continue;
+    }
     for (std::uint64_t k = w % 8; k < 8 && w < end; ++k, ++w)
       out[w - start] = static_cast<std::uint64_t>(block[2 * k]) | (static_cast<std::uint64_t>(block[2 * k + 1]) << 32);
   }

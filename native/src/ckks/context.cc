@@ -9,7 +9,7 @@
 
 #include "ckks/sampling.h"
 #include "common/errors.h"
-#include "common/thread_pool.h"
+#include "ckks/parallel.h"
 
 namespace tensafe::ckks {
 
@@ -62,14 +62,14 @@ void CkksContext::check_limbs(std::size_t limbs, const char* what) const {
 
 void CkksContext::ntt_forward(std::uint64_t* data, std::size_t limbs) const {
   const std::uint64_t n = this->n();
-  parallel_for(limbs, [&](std::size_t b, std::size_t e) {
+  pfor(limbs, [&](std::size_t b, std::size_t e) {
     for (std::size_t l = b; l < e; ++l) tables_[l]->forward(data + l * n);
   });
 }
 
 void CkksContext::ntt_inverse(std::uint64_t* data, std::size_t limbs) const {
   const std::uint64_t n = this->n();
-  parallel_for(limbs, [&](std::size_t b, std::size_t e) {
+  pfor(limbs, [&](std::size_t b, std::size_t e) {
     for (std::size_t l = b; l < e; ++l) tables_[l]->inverse(data + l * n);
   });
 }
@@ -97,7 +97,7 @@ void CkksContext::round_to_rns(const double* coeffs, std::size_t limbs, std::uin
                              ", which does not fit the plaintext modulus of " + std::to_string(log_q) + " bits");
   std::vector<Barrett> br;
   for (std::size_t l = 0; l < limbs; ++l) br.push_back(tables_[l]->barrett());
-  parallel_for(n, [&](std::size_t b, std::size_t e) {
+  pfor(n, [&](std::size_t b, std::size_t e) {
     for (std::size_t j = b; j < e; ++j) {
       const double c = std::nearbyint(coeffs[j]);
       if (std::fabs(c) < 9.2e18) {
@@ -142,16 +142,18 @@ void CkksContext::compose_to_double(const std::uint64_t* data, std::size_t limbs
       inv[i * limbs + j] = inv_mod_prime(q[j] % q[i], q[i]);
       inv_s[i * limbs + j] = shoup_precompute(inv[i * limbs + j], q[i]);
     }
+  std::vector<Barrett> br;
+  for (std::size_t i = 0; i < limbs; ++i) br.push_back(tables_[i]->barrett());
   std::vector<double> radix(limbs);  // q_0 ... q_{i-1}
   radix[0] = 1;
   for (std::size_t i = 1; i < limbs; ++i) radix[i] = radix[i - 1] * static_cast<double>(q[i - 1]);
-  parallel_for(n, [&](std::size_t b, std::size_t e) {
+  pfor(n, [&](std::size_t b, std::size_t e) {
     std::vector<std::uint64_t> a(limbs);
     for (std::size_t j = b; j < e; ++j) {
       for (std::size_t i = 0; i < limbs; ++i) {
         std::uint64_t t = data[i * n + j];
         for (std::size_t k = 0; k < i; ++k) {
-          std::uint64_t ak = a[k] >= q[i] ? a[k] % q[i] : a[k];
+          std::uint64_t ak = a[k] >= q[i] ? br[i].reduce64(a[k]) : a[k];
           t = sub_mod(t, ak, q[i]);
           t = mul_shoup(t, inv[i * limbs + k], inv_s[i * limbs + k], q[i]);
         }
@@ -185,7 +187,7 @@ SecretKey CkksContext::generate_secret_key() {
   const std::size_t K = tables_.size();
   sk.ntt.resize(K * n);
   small_to_rns(s.data(), 0, K, sk.ntt.data());
-  parallel_for(K, [&](std::size_t b, std::size_t e) {
+  pfor(K, [&](std::size_t b, std::size_t e) {
     for (std::size_t k = b; k < e; ++k) tables_[k]->forward(sk.ntt.data() + k * n);
   });
   std::fill(s.begin(), s.end(), 0);
@@ -207,7 +209,7 @@ PublicKey CkksContext::generate_public_key(const SecretKey& sk) {
   smp.gaussian(2 * L * n, n, e.data());
   small_to_rns(e.data(), 0, L, b);
   ntt_forward(b, L);
-  parallel_for(L, [&](std::size_t lb, std::size_t le) {
+  pfor(L, [&](std::size_t lb, std::size_t le) {
     for (std::size_t l = lb; l < le; ++l) {
       const Barrett& br = tables_[l]->barrett();
       const std::uint64_t q = br.q;
@@ -261,7 +263,7 @@ GaloisKeys CkksContext::generate_galois_keys(const SecretKey& sk, const std::vec
       std::vector<std::int8_t> e(n);
       smp.gaussian(base + 2 * K * n, n, e.data());
       small_to_rns(e.data(), 0, K, b);
-      parallel_for(K, [&](std::size_t kb, std::size_t ke) {
+      pfor(K, [&](std::size_t kb, std::size_t ke) {
         for (std::size_t k = kb; k < ke; ++k) {
           tables_[k]->forward(b + k * n);
           const Barrett& br = tables_[k]->barrett();
@@ -370,7 +372,7 @@ Ciphertext CkksContext::encrypt(const Plaintext& pt, const PublicKey& pk) {
   small_to_rns(e1.data(), 0, l, ct.c(1, n));
   const std::uint64_t* b = pk.data.data();
   const std::uint64_t* a = b + L * n;
-  parallel_for(l, [&](std::size_t lb, std::size_t le) {
+  pfor(l, [&](std::size_t lb, std::size_t le) {
     for (std::size_t k = lb; k < le; ++k) {
       const NttTables& t = *tables_[k];
       const Barrett& br = t.barrett();
@@ -410,7 +412,7 @@ Ciphertext CkksContext::encrypt_symmetric(const Plaintext& pt, const SecretKey& 
   std::vector<std::int8_t> e(n);
   smp.gaussian(2 * l * n, n, e.data());
   small_to_rns(e.data(), 0, l, ct.c(0, n));
-  parallel_for(l, [&](std::size_t lb, std::size_t le) {
+  pfor(l, [&](std::size_t lb, std::size_t le) {
     for (std::size_t k = lb; k < le; ++k) {
       const NttTables& t = *tables_[k];
       const Barrett& br = t.barrett();
@@ -440,7 +442,9 @@ Plaintext CkksContext::decrypt_impl(const Ciphertext& ct, const SecretKey& sk, b
   pt.limbs = l;
   pt.scale = ct.scale;
   pt.encoding = Encoding::Slots;
-  pt.ntt = false;
+  // Left in the NTT domain (as SEAL does): decode runs the inverse NTT, so a caller that only
+  // re-encrypts or serialises never pays for it.
+  pt.ntt = true;
   pt.data.resize(l * n);
   auto body = [&](std::size_t lb, std::size_t le) {
     for (std::size_t k = lb; k < le; ++k) {
@@ -452,10 +456,9 @@ Plaintext CkksContext::decrypt_impl(const Ciphertext& ct, const SecretKey& sk, b
       const std::uint64_t* s = sk.ntt.data() + k * n;
       std::uint64_t* m = pt.data.data() + k * n;
       for (std::uint64_t j = 0; j < n; ++j) m[j] = add_mod(c0[j], br.mul(c1[j], s[j]), q);
-      t.inverse(m);
     }
   };
-  if (parallel) parallel_for(l, body);
+  if (parallel) pfor(l, body);
   else body(0, l);
   return pt;
 }
@@ -470,7 +473,7 @@ std::vector<Plaintext> CkksContext::decrypt_batch(const std::vector<const Cipher
     return out;
   }
   // Ciphertexts in parallel, each one's limbs serially (no nested parallel_for).
-  parallel_for(cts.size(), [&](std::size_t b, std::size_t e) {
+  pfor(cts.size(), [&](std::size_t b, std::size_t e) {
     for (std::size_t i = b; i < e; ++i) out[i] = decrypt_impl(*cts[i], sk, false);
   });
   return out;
@@ -559,7 +562,7 @@ Ciphertext CkksContext::multiply_plain(const Ciphertext& a, const Plaintext& b) 
   r.limbs = a.limbs;
   r.scale = scale;
   r.data.resize(a.data.size());
-  parallel_for(2 * a.limbs, [&](std::size_t b0, std::size_t e0) {
+  pfor(2 * a.limbs, [&](std::size_t b0, std::size_t e0) {
     for (std::size_t t = b0; t < e0; ++t) {
       const std::size_t i = t / a.limbs, k = t % a.limbs;
       const Barrett& br = tables_[k]->barrett();
@@ -573,14 +576,14 @@ Ciphertext CkksContext::multiply_plain(const Ciphertext& a, const Plaintext& b) 
 }
 
 // Divides an l-limb NTT-domain polynomial by its last prime with rounding: out gets l-1 limbs.
-void CkksContext::rescale_poly(std::uint64_t* poly, std::size_t l, std::uint64_t* out) const {
+void CkksContext::rescale_poly(const std::uint64_t* poly, std::size_t l, std::uint64_t* out) const {
   const std::uint64_t n = this->n();
   const NttTables& tl = *tables_[l - 1];
   const std::uint64_t ql = tl.modulus(), half = ql >> 1;
   std::vector<std::uint64_t> last(poly + (l - 1) * n, poly + l * n);
   tl.inverse(last.data());
   for (std::uint64_t j = 0; j < n; ++j) last[j] = add_mod(last[j], half, ql);
-  parallel_for(l - 1, [&](std::size_t kb, std::size_t ke) {
+  pfor(l - 1, [&](std::size_t kb, std::size_t ke) {
     std::vector<std::uint64_t> tmp(n);
     for (std::size_t k = kb; k < ke; ++k) {
       const NttTables& t = *tables_[k];
@@ -606,10 +609,10 @@ Ciphertext CkksContext::rescale(const Ciphertext& a) const {
   r.limbs = a.limbs - 1;
   r.scale = a.scale / static_cast<double>(tables_[a.limbs - 1]->modulus());
   r.data.resize(2 * r.limbs * n);
-  for (std::size_t i = 0; i < 2; ++i) {
-    std::vector<std::uint64_t> poly(a.c(i, n), a.c(i, n) + a.limbs * n);
-    rescale_poly(poly.data(), a.limbs, r.c(i, n));
-  }
+  // c0 and c1 in parallel (rescale_poly's own loop then runs serially inside the pool).
+  pfor(2, [&](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i) rescale_poly(a.c(i, n), a.limbs, r.c(i, n));
+  });
   return r;
 }
 
@@ -639,7 +642,7 @@ void CkksContext::key_switch(const std::uint64_t* d, std::size_t l, const KeySwi
   targets.push_back(L);
   const std::size_t T = targets.size();
   std::vector<std::uint64_t> acc0(T * n), acc1(T * n);
-  parallel_for(T, [&](std::size_t tb, std::size_t te) {
+  pfor(T, [&](std::size_t tb, std::size_t te) {
     std::vector<std::uint64_t> v(n);
     for (std::size_t ti = tb; ti < te; ++ti) {
       const std::size_t k = targets[ti];
@@ -678,7 +681,7 @@ void CkksContext::key_switch(const std::uint64_t* d, std::size_t l, const KeySwi
     std::vector<std::uint64_t> last(acc.begin() + l * n, acc.begin() + (l + 1) * n);
     tp.inverse(last.data());
     for (std::uint64_t j = 0; j < n; ++j) last[j] = add_mod(last[j], half, P);
-    parallel_for(l, [&](std::size_t kb, std::size_t ke) {
+    pfor(l, [&](std::size_t kb, std::size_t ke) {
       std::vector<std::uint64_t> tmp(n);
       for (std::size_t k = kb; k < ke; ++k) {
         const NttTables& t = *tables_[k];

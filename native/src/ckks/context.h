@@ -26,7 +26,7 @@ struct Plaintext {
   std::size_t limbs = 0;
   double scale = 1;
   Encoding encoding = Encoding::Slots;
-  bool ntt = true;  // false: coefficient form (as decryption returns it)
+  bool ntt = true;  // false: coefficient form (not produced by the CPU backend today; accepted by decode)
   std::vector<std::uint64_t> data;  // limbs * n
 };
 
@@ -129,7 +129,7 @@ class CkksContext {
 
  private:
   void small_to_rns(const std::int8_t* v, std::size_t k_begin, std::size_t k_end, std::uint64_t* out) const;
-  void rescale_poly(std::uint64_t* poly, std::size_t limbs, std::uint64_t* out) const;
+  void rescale_poly(const std::uint64_t* poly, std::size_t limbs, std::uint64_t* out) const;
   void key_switch(const std::uint64_t* d, std::size_t limbs, const KeySwitchKey& key, std::uint64_t* out0,
                   std::uint64_t* out1) const;
   const std::vector<std::uint32_t>& automorphism(std::uint64_t galois) const;

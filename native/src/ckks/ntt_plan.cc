@@ -5,7 +5,7 @@
 #include <random>
 
 #include "common/errors.h"
-#include "common/thread_pool.h"
+#include "ckks/parallel.h"
 
 namespace tensafe::ckks {
 
@@ -42,13 +42,13 @@ void NttPlan::validate(const std::uint64_t* data, std::size_t length, const std:
 }
 
 void NttPlan::forward(std::uint64_t* data) const {
-  parallel_for(limbs(), [&](std::size_t b, std::size_t e) {
+  pfor(limbs(), [&](std::size_t b, std::size_t e) {
     for (std::size_t l = b; l < e; ++l) tables_[l]->forward(data + l * n_);
   });
 }
 
 void NttPlan::inverse(std::uint64_t* data) const {
-  parallel_for(limbs(), [&](std::size_t b, std::size_t e) {
+  pfor(limbs(), [&](std::size_t b, std::size_t e) {
     for (std::size_t l = b; l < e; ++l) tables_[l]->inverse(data + l * n_);
   });
 }

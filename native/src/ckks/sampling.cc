@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "ckks/modarith.h"
-#include "common/thread_pool.h"
+#include "ckks/parallel.h"
 
 namespace tensafe::ckks {
 
