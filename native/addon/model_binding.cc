@@ -541,6 +541,39 @@ Napi::Value ReadSafetensors(const Napi::CallbackInfo& info) {
   });
 }
 
+// syntheticWeights(preset, seed) -> { name: { shape, data: Float32Array } }: the generated weights
+// of a small preset exactly as the backends use them (for tests of the generator and of the
+// forward against an independent implementation). Presets above 20M parameters are refused.
+Napi::Value SyntheticWeights(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    std::string preset = require_string(require_arg(info, 0, "preset"), "preset");
+    uint64_t seed = info.Length() > 1 && !info[1].IsUndefined() ? require_u64(info[1], "seed") : 0;
+    model::Qwen2Config c = model::Qwen2Config::preset(preset);
+    if (c.parameter_count() > 20000000ull)
+      throw_range("syntheticWeights is for small presets (<= 20M parameters); " + preset + " has " +
+                  std::to_string(c.parameter_count()));
+    auto w = model::make_synthetic_weights(c, seed, DType::F32);
+    Napi::Object out = Napi::Object::New(env);
+    auto put = [&](const model::Tensor& t) {
+      Napi::Object o = Napi::Object::New(env);
+      Napi::Array shape = Napi::Array::New(env, t.shape.size());
+      for (size_t i = 0; i < t.shape.size(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.shape[i])));
+      o.Set("shape", shape);
+      auto a = Napi::Float32Array::New(env, t.numel());
+      std::memcpy(a.Data(), t.data, t.numel() * sizeof(float));
+      o.Set("data", a);
+      out.Set(t.name, o);
+    };
+    put(w->embed_tokens);
+    for (const auto& l : w->layers)
+      for (const auto& t : l.tensors) put(t);
+    put(w->norm);
+    if (!c.tie_word_embeddings) put(w->lm_head);
+    return out;
+  });
+}
+
 // sampleToken(logits, sampling, u) -> number: the reference sampler of sampling.h.
 Napi::Value SampleToken(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -630,6 +663,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("modelConfig", Napi::Function::New(env, ModelConfig, "modelConfig"));
   exports.Set("readSafetensors", Napi::Function::New(env, ReadSafetensors, "readSafetensors"));
   exports.Set("sampleToken", Napi::Function::New(env, SampleToken, "sampleToken"));
+  exports.Set("syntheticWeights", Napi::Function::New(env, SyntheticWeights, "syntheticWeights"));
   exports.Set("samplingUniform", Napi::Function::New(env, SamplingUniform, "samplingUniform"));
   exports.Set("lmHeadBench", Napi::Function::New(env, LmHeadBench, "lmHeadBench"));
 }

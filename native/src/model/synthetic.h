@@ -6,7 +6,7 @@
 // Generator (documented so the notebooks can state what "random weights" means):
 //   h = mix64(mix64(seed ^ 0x7e5a5afe) + (tensor_id << 40) + index)      (splitmix64 finaliser)
 //   u = (h >> 40) * 2^-23 - 1                                            uniform in [-1, 1), 24 bits
-//   w = bf16_round(center + half_width * u)
+//   w = bf16_round(fmaf(half_width, u, center))                           (float32, one rounding)
 // Scales keep activations of order one through any depth (uniform with the given std):
 //   embed_tokens, lm_head     std 0.02 (transformers' initializer_range)
 //   q/k/v/o/gate/up/down      std 1/sqrt(fan_in) (fan_in = input width of the Linear)
@@ -72,8 +72,9 @@ TENSAFE_HD inline Scale layer_scale(int layer_tensor, int hidden, int q_dim, int
 }
 
 // The bf16 bit pattern of one element; storage in f32/f16 converts from it.
+// fmaf: one rounding, the same on the host and the GPU whatever the compilers' contraction rules.
 TENSAFE_HD inline uint16_t value_bf16(uint64_t seed, uint32_t tensor_id, uint64_t index, Scale s) {
-  return float_to_bf16(s.center + s.half_width * uniform(seed, tensor_id, index));
+  return float_to_bf16(fmaf(s.half_width, uniform(seed, tensor_id, index), s.center));
 }
 TENSAFE_HD inline float value(uint64_t seed, uint32_t tensor_id, uint64_t index, Scale s) {
   return bf16_to_float(value_bf16(seed, tensor_id, index, s));
