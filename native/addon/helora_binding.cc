@@ -11,6 +11,9 @@
 #include "helora/generator.h"
 #include "helora/he_linear_cpu.h"
 #include "helora/packing.h"
+#if defined(TENSAFE_WITH_CUDA)
+#include "helora/cuda/he_linear_cuda.h"
+#endif
 #include "model/config.h"
 #include "model/weights.h"
 #include "model_binding.h"
@@ -356,6 +359,18 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
                           : helora::LmHead::CpuF32SingleThread;
       cfg.synthetic_weights = synthetic;
       cfg.synthetic_seed = synthetic_seed;
+      // HE on the model's device: a CUDA model gets the CUDA CKKS backend (config.heBackend
+      // 'cpu' keeps CKKS on the host, for comparisons).
+      const std::string model_backend = ms->backend->backend_name();
+      const std::string he_backend =
+          o.Has("heBackend") ? require_enum(o.Get("heBackend"), "config.heBackend", {"cpu", "cuda"}) : model_backend;
+      if (he_backend == "cuda") {
+#if defined(TENSAFE_WITH_CUDA)
+        cfg.he_factory = helora::make_cuda_he_backend;
+#else
+        throw BackendUnavailableError("config.heBackend 'cuda': this build has no CUDA backend");
+#endif
+      }
       if (has_key(o, "dp") && !o.Get("dp").IsNull()) {
         Napi::Object d = require_object(o.Get("dp"), "config.dp");
         cfg.dp = true;
@@ -473,6 +488,7 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
       o.Set("layouts", layouts);
       o.Set("model", config_to_js(env, st->model->backend->config()));
       o.Set("modelBackend", st->model->backend->backend_name());
+      o.Set("heBackend", gen.he_backend_name());
       return o;
     });
   }

@@ -66,6 +66,8 @@ export interface GeneratorConfig {
   scaling?: number;
   timers?: boolean;
   lmHead?: 'backend' | 'cpu-f32-single-thread';
+  /** Where CKKS runs (default: the model's backend). */
+  heBackend?: 'cpu' | 'cuda';
   dp?: { clipNorm: number; sigma: number } | null;
   finalPair?: NativePair;
   pairs?: NativePair[];
@@ -81,7 +83,7 @@ export interface NativeHeLoraGenerator {
   start(prompt: Int32Array, sampling?: { temperature?: number; topK?: number; topP?: number; seed?: number }): Promise<NativeStep>;
   next(token: number): Promise<NativeStep>;
   heApply(x: Float64Array, pairIndex?: number): Promise<Float64Array>;
-  info(): { heSites: number; releases: number; layouts: Array<PackingLayoutInfo | null>; model: ModelConfigInfo; modelBackend: string };
+  info(): { heSites: number; releases: number; layouts: Array<PackingLayoutInfo | null>; model: ModelConfigInfo; modelBackend: string; heBackend: string };
   dispose(): void;
   readonly disposed: boolean;
 }

@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "common/errors.h"
-#include "helora/he_linear_cpu.h"
 #include "model/cpu_model.h"
 #include "model/sampling.h"
 #include "model/synthetic.h"
@@ -60,13 +59,11 @@ Generator::Generator(model::ModelBackend& model, GeneratorConfig config) : model
       auto r = make_layout(cfg_.he.packing, cfg_.he.poly_n, p->in_dim, p->rank).rotations();
       if (r.size() > steps.size()) steps = r;
     }
-    auto session = std::make_shared<HeSessionCpu>(cfg_.he, steps);
-    session_ = session;
+    he_ = cfg_.he_factory ? cfg_.he_factory(cfg_.he, steps) : make_cpu_he_backend(cfg_.he, steps);
     if (cfg_.placement == Placement::FinalHidden) {
-      final_he_ = std::make_unique<HeLinearCpu>(session, cfg_.final_pair.a.data(), cfg_.final_pair.rank, d);
+      final_he_ = he_->make(cfg_.final_pair.a.data(), cfg_.final_pair.rank, d);
     } else {
-      for (auto& p : cfg_.pairs)
-        pair_he_.push_back(p.under_he ? std::make_unique<HeLinearCpu>(session, p.a.data(), p.rank, p.in_dim) : nullptr);
+      for (auto& p : cfg_.pairs) pair_he_.push_back(p.under_he ? he_->make(p.a.data(), p.rank, p.in_dim) : nullptr);
     }
   }
   site_pair_.assign(static_cast<size_t>(mc.num_hidden_layers) * model::kProjectionCount, -1);
@@ -219,6 +216,9 @@ void Generator::lm_head_cpu_single_thread() {
 }
 
 StepResult Generator::post_forward(StageClock& clock, StageTimes& st) {
+  // A device model runs asynchronously: with timers on, wait for the forward so its time is
+  // charged to `forward` (timers off: no extra synchronisation).
+  if (clock.enabled()) model_.synchronize();
   clock.mark(kForward);
   if (cfg_.mode != Mode::Base && cfg_.placement == Placement::FinalHidden) apply_final(clock);
   StepResult r;
@@ -229,10 +229,12 @@ StepResult Generator::post_forward(StageClock& clock, StageTimes& st) {
                                   sampling_.greedy() ? 0.0 : model::sampling_uniform01(cpu_seed_, cpu_draws_++));
   } else {
     model_.lm_head();
+    if (clock.enabled()) model_.synchronize();
     clock.mark(kLmHead);
     r.token = model_.sample(sampling_);
   }
   clock.mark(kSampling);
+  if (he_) he_->end_token(st);
   r.stages = st;
   return r;
 }
@@ -248,6 +250,7 @@ StepResult Generator::start(const int32_t* prompt, int n, const model::SamplingO
   cpu_draws_ = 0;
   releases_ = 0;
   StageTimes st;
+  if (he_) he_->begin_token(cfg_.timers);
   StageClock clock(cfg_.timers, &st);
   clock_ = &clock;
   try {
@@ -265,6 +268,7 @@ StepResult Generator::start(const int32_t* prompt, int n, const model::SamplingO
 StepResult Generator::next(int32_t token) {
   if (!installed_) throw ArgumentRangeError("next() before start()");
   StageTimes st;
+  if (he_) he_->begin_token(cfg_.timers);
   StageClock clock(cfg_.timers, &st);
   clock_ = &clock;
   try {

@@ -11,6 +11,7 @@
 // as plaintext adapters inside the model).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -52,6 +53,8 @@ struct GeneratorConfig {
   // a device: regenerated from the synthetic seed (synthetic.h), else unavailable.
   bool synthetic_weights = false;
   uint64_t synthetic_seed = 0;
+  // Makes the HE backend (CPU when empty). The binding passes the CUDA one for a CUDA model.
+  std::function<std::shared_ptr<HeBackend>(const HeParams&, const std::vector<int64_t>&)> he_factory;
 };
 
 struct StepResult {
@@ -80,6 +83,7 @@ class Generator {
   uint64_t releases() const { return releases_; }
   const GeneratorConfig& config() const { return cfg_; }
   int he_sites() const;
+  const char* he_backend_name() const { return he_ ? he_->name() : "none"; }
 
  private:
   StepResult post_forward(StageClock& clock, StageTimes& st);
@@ -90,7 +94,7 @@ class Generator {
 
   model::ModelBackend& model_;
   GeneratorConfig cfg_;
-  std::shared_ptr<void> session_;                 // the HE session (backend-specific)
+  std::shared_ptr<HeBackend> he_;                 // the CKKS context and keys (CPU or CUDA)
   std::unique_ptr<HeLinear> final_he_;
   std::vector<std::unique_ptr<HeLinear>> pair_he_;   // parallel to cfg_.pairs (null = plaintext)
   std::vector<int> site_pair_;                       // layer * kProjectionCount + proj -> pair index or -1

@@ -31,4 +31,19 @@ class HeLinear {
   virtual void apply(const double* x, double* y, StageClock& clock) = 0;
 };
 
+// One CKKS context and key set (CPU or CUDA) making the HeLinear of every matrix of a generator.
+class HeBackend {
+ public:
+  virtual ~HeBackend() = default;
+  virtual const char* name() const = 0;  // "cpu" | "cuda"
+  virtual std::unique_ptr<HeLinear> make(const float* a, int rank, int in_dim) = 0;
+  // Around each token: a device backend records CUDA events while timers are on and adds the
+  // measured stage times at the end (one synchronisation, timers on only).
+  virtual void begin_token(bool /*timers*/) {}
+  virtual void end_token(StageTimes& /*times*/) {}
+};
+
+// Makes the CPU backend (he_linear_cpu.cc). The CUDA one is made by the binding when built.
+std::shared_ptr<HeBackend> make_cpu_he_backend(const HeParams& params, const std::vector<int64_t>& rotation_steps);
+
 }  // namespace tensafe::helora

@@ -126,4 +126,22 @@ void HeLinearCpu::apply(const double* x, double* y, StageClock& clock) {
   clock.mark(kExtractSum);
 }
 
+namespace {
+class HeBackendCpu final : public HeBackend {
+ public:
+  HeBackendCpu(const HeParams& p, const std::vector<int64_t>& steps) : session_(std::make_shared<HeSessionCpu>(p, steps)) {}
+  const char* name() const override { return "cpu"; }
+  std::unique_ptr<HeLinear> make(const float* a, int rank, int in_dim) override {
+    return std::make_unique<HeLinearCpu>(session_, a, rank, in_dim);
+  }
+
+ private:
+  std::shared_ptr<HeSessionCpu> session_;
+};
+}  // namespace
+
+std::shared_ptr<HeBackend> make_cpu_he_backend(const HeParams& params, const std::vector<int64_t>& rotation_steps) {
+  return std::make_shared<HeBackendCpu>(params, rotation_steps);
+}
+
 }  // namespace tensafe::helora
