@@ -28,13 +28,12 @@ __host__ __device__ inline Split split_of(uint32_t log_n) { return {log_n / 2, l
 // ---- forward ---------------------------------------------------------------------------------
 
 // Stages 0 .. log_n1-1: block = kCols adjacent columns of one polynomial.
-__global__ void forward_columns(uint64_t* __restrict__ data, NttTablesView t, uint32_t limb_count,
-                                uint32_t table_limb_base) {
+__global__ void forward_columns(uint64_t* __restrict__ data, NttTablesView t, const LimbMap map) {
   extern __shared__ uint64_t tile[];  // [n1][kCols]
   const Split sp = split_of(t.log_n);
   const uint32_t n = 1u << t.log_n, n1 = 1u << sp.log_n1;
   const uint32_t poly = blockIdx.y;
-  const uint32_t limb = table_limb_base + poly % limb_count;
+  const uint32_t limb = map.limb[poly % map.count];
   const uint64_t q = t.modulus[limb], two_q = q << 1;
   const uint64_t* w = t.root_powers + static_cast<size_t>(limb) * n;
   const uint64_t* ws = t.root_powers_shoup + static_cast<size_t>(limb) * n;
@@ -69,14 +68,13 @@ __global__ void forward_columns(uint64_t* __restrict__ data, NttTablesView t, ui
 }
 
 // Stages log_n1 .. log_n-1 and the final reduction: block = kRowTile / n2 rows.
-__global__ void forward_rows(uint64_t* __restrict__ data, NttTablesView t, uint32_t limb_count,
-                             uint32_t table_limb_base) {
+__global__ void forward_rows(uint64_t* __restrict__ data, NttTablesView t, const LimbMap map) {
   extern __shared__ uint64_t tile[];  // [rows][n2]
   const Split sp = split_of(t.log_n);
   const uint32_t n = 1u << t.log_n, n2 = 1u << sp.log_n2;
   const uint32_t rows = kRowTile >> sp.log_n2;
   const uint32_t poly = blockIdx.y;
-  const uint32_t limb = table_limb_base + poly % limb_count;
+  const uint32_t limb = map.limb[poly % map.count];
   const uint64_t q = t.modulus[limb], two_q = q << 1;
   const uint64_t* w = t.root_powers + static_cast<size_t>(limb) * n;
   const uint64_t* ws = t.root_powers_shoup + static_cast<size_t>(limb) * n;
@@ -108,14 +106,13 @@ __global__ void forward_rows(uint64_t* __restrict__ data, NttTablesView t, uint3
 // ---- inverse ---------------------------------------------------------------------------------
 
 // Gentleman-Sande stages with gaps 1 .. n2/2 (h = n/2 .. n1): contiguous rows.
-__global__ void inverse_rows(uint64_t* __restrict__ data, NttTablesView t, uint32_t limb_count,
-                             uint32_t table_limb_base) {
+__global__ void inverse_rows(uint64_t* __restrict__ data, NttTablesView t, const LimbMap map) {
   extern __shared__ uint64_t tile[];
   const Split sp = split_of(t.log_n);
   const uint32_t n = 1u << t.log_n, n2 = 1u << sp.log_n2;
   const uint32_t rows = kRowTile >> sp.log_n2;
   const uint32_t poly = blockIdx.y;
-  const uint32_t limb = table_limb_base + poly % limb_count;
+  const uint32_t limb = map.limb[poly % map.count];
   const uint64_t q = t.modulus[limb], two_q = q << 1;
   const uint64_t* w = t.inv_root_powers + static_cast<size_t>(limb) * n;
   const uint64_t* ws = t.inv_root_powers_shoup + static_cast<size_t>(limb) * n;
@@ -145,13 +142,12 @@ __global__ void inverse_rows(uint64_t* __restrict__ data, NttTablesView t, uint3
 }
 
 // Stages with gaps n2 .. n/2 (h = n1/2 .. 1): columns; the last stage folds in n^-1.
-__global__ void inverse_columns(uint64_t* __restrict__ data, NttTablesView t, uint32_t limb_count,
-                                uint32_t table_limb_base) {
+__global__ void inverse_columns(uint64_t* __restrict__ data, NttTablesView t, const LimbMap map) {
   extern __shared__ uint64_t tile[];  // [n1][kCols]
   const Split sp = split_of(t.log_n);
   const uint32_t n = 1u << t.log_n, n1 = 1u << sp.log_n1;
   const uint32_t poly = blockIdx.y;
-  const uint32_t limb = table_limb_base + poly % limb_count;
+  const uint32_t limb = map.limb[poly % map.count];
   const uint64_t q = t.modulus[limb], two_q = q << 1;
   const uint64_t* w = t.inv_root_powers + static_cast<size_t>(limb) * n;
   const uint64_t* ws = t.inv_root_powers_shoup + static_cast<size_t>(limb) * n;
@@ -210,33 +206,34 @@ Launch launch_of(uint32_t log_n, uint32_t polys) {
   return l;
 }
 
-void check_args(const NttTablesView& t, uint32_t limb_count, uint32_t poly_count, uint32_t base) {
+void check_args(const NttTablesView& t, const LimbMap& map, uint32_t poly_count) {
   if (t.log_n < 12 || t.log_n > 16) throw ArgumentRangeError("CUDA NTT supports n = 2^12 .. 2^16");
-  if (limb_count == 0 || base + limb_count > t.limbs)
-    throw ArgumentRangeError("CUDA NTT: limb range exceeds the tables");
-  if (poly_count == 0 || static_cast<uint64_t>(poly_count) * limb_count > 65535u)
+  if (map.count == 0 || map.count > LimbMap::kMax) throw ArgumentRangeError("CUDA NTT: bad limb map");
+  for (uint32_t i = 0; i < map.count; ++i)
+    if (map.limb[i] >= t.limbs) throw ArgumentRangeError("CUDA NTT: limb map exceeds the tables");
+  if (poly_count == 0 || static_cast<uint64_t>(poly_count) * map.count > 65535u)
     throw ArgumentRangeError("CUDA NTT: too many polynomials in one launch");
 }
 
 }  // namespace
 
-void ntt_forward(uint64_t* data, const NttTablesView& tables, uint32_t limb_count, uint32_t poly_count,
-                 uint32_t table_limb_base, cudaStream_t stream) {
-  check_args(tables, limb_count, poly_count, table_limb_base);
-  Launch l = launch_of(tables.log_n, limb_count * poly_count);
-  forward_columns<<<l.cols_grid, l.cols_threads, l.cols_smem, stream>>>(data, tables, limb_count, table_limb_base);
+void ntt_forward(uint64_t* data, const NttTablesView& tables, const LimbMap& map, uint32_t poly_count,
+                 cudaStream_t stream) {
+  check_args(tables, map, poly_count);
+  Launch l = launch_of(tables.log_n, map.count * poly_count);
+  forward_columns<<<l.cols_grid, l.cols_threads, l.cols_smem, stream>>>(data, tables, map);
   CUDA_CHECK_LAUNCH();
-  forward_rows<<<l.rows_grid, l.rows_threads, l.rows_smem, stream>>>(data, tables, limb_count, table_limb_base);
+  forward_rows<<<l.rows_grid, l.rows_threads, l.rows_smem, stream>>>(data, tables, map);
   CUDA_CHECK_LAUNCH();
 }
 
-void ntt_inverse(uint64_t* data, const NttTablesView& tables, uint32_t limb_count, uint32_t poly_count,
-                 uint32_t table_limb_base, cudaStream_t stream) {
-  check_args(tables, limb_count, poly_count, table_limb_base);
-  Launch l = launch_of(tables.log_n, limb_count * poly_count);
-  inverse_rows<<<l.rows_grid, l.rows_threads, l.rows_smem, stream>>>(data, tables, limb_count, table_limb_base);
+void ntt_inverse(uint64_t* data, const NttTablesView& tables, const LimbMap& map, uint32_t poly_count,
+                 cudaStream_t stream) {
+  check_args(tables, map, poly_count);
+  Launch l = launch_of(tables.log_n, map.count * poly_count);
+  inverse_rows<<<l.rows_grid, l.rows_threads, l.rows_smem, stream>>>(data, tables, map);
   CUDA_CHECK_LAUNCH();
-  inverse_columns<<<l.cols_grid, l.cols_threads, l.cols_smem, stream>>>(data, tables, limb_count, table_limb_base);
+  inverse_columns<<<l.cols_grid, l.cols_threads, l.cols_smem, stream>>>(data, tables, map);
   CUDA_CHECK_LAUNCH();
 }
 

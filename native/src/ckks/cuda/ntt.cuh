@@ -4,8 +4,9 @@
 // inv_root_powers[h + i] and n^-1 folded into the last stage); outputs are fully reduced, so
 // they equal the CPU transform word for word.
 //
-// Layout: `data` holds poly_count * limb_count polynomials of n words, polynomial y (limb
-// y % limb_count) at data + y*n. Table limb of polynomial y: table_limb_base + y % limb_count.
+// Layout: `data` holds poly_count * limb_count polynomials of n words, polynomial y at
+// data + y*n; its table limb is map.limb[y % limb_count] (LimbMap::range(b, c) = b .. b+c-1,
+// or any list, e.g. the ciphertext primes followed by the special prime).
 //
 // Split: n = n1 * n2 (n1 = 2^floor(log n / 2)). The first log n1 forward stages connect words
 // that differ only in their high index bits: a "column" kernel loads a few adjacent columns
@@ -36,13 +37,26 @@ struct NttTablesView {
   uint32_t limbs = 0;  // limbs in the tables
 };
 
+// Which table limb each polynomial of a launch uses (by value in the kernel arguments).
+struct LimbMap {
+  static constexpr uint32_t kMax = 64;
+  uint32_t count = 0;
+  uint8_t limb[kMax] = {};
+  static LimbMap range(uint32_t base, uint32_t count) {
+    LimbMap m;
+    m.count = count;
+    for (uint32_t i = 0; i < count && i < kMax; ++i) m.limb[i] = static_cast<uint8_t>(base + i);
+    return m;
+  }
+};
+
 // In-place forward NTT of poly_count * limb_count polynomials; inputs in [0, q) (or any
 // value < 4q), outputs in [0, q). Enqueued on `stream`; no synchronisation.
-void ntt_forward(uint64_t* data, const NttTablesView& tables, uint32_t limb_count, uint32_t poly_count,
-                 uint32_t table_limb_base, cudaStream_t stream);
+void ntt_forward(uint64_t* data, const NttTablesView& tables, const LimbMap& map, uint32_t poly_count,
+                 cudaStream_t stream);
 
 // In-place inverse NTT (n^-1 included); inputs in [0, 2q), outputs in [0, q).
-void ntt_inverse(uint64_t* data, const NttTablesView& tables, uint32_t limb_count, uint32_t poly_count,
-                 uint32_t table_limb_base, cudaStream_t stream);
+void ntt_inverse(uint64_t* data, const NttTablesView& tables, const LimbMap& map, uint32_t poly_count,
+                 cudaStream_t stream);
 
 }  // namespace tensafe::ckks::cuda

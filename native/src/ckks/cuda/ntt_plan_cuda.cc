@@ -90,7 +90,7 @@ void NttPlanCuda::forward(std::uint64_t* host_words) {
   std::lock_guard<std::mutex> lock(mutex_);
   const std::size_t words = impl_->work.size();
   impl_->work.upload(host_words, words, impl_->stream.s);
-  ntt_forward(impl_->work.data(), impl_->tables.view(), impl_->tables.limbs(), 1, 0, impl_->stream.s);
+  ntt_forward(impl_->work.data(), impl_->tables.view(), LimbMap::range(0, impl_->tables.limbs()), 1, impl_->stream.s);
   impl_->work.download(host_words, words, impl_->stream.s);
   CUDA_CHECK(cudaStreamSynchronize(impl_->stream.s));
 }
@@ -99,7 +99,7 @@ void NttPlanCuda::inverse(std::uint64_t* host_words) {
   std::lock_guard<std::mutex> lock(mutex_);
   const std::size_t words = impl_->work.size();
   impl_->work.upload(host_words, words, impl_->stream.s);
-  ntt_inverse(impl_->work.data(), impl_->tables.view(), impl_->tables.limbs(), 1, 0, impl_->stream.s);
+  ntt_inverse(impl_->work.data(), impl_->tables.view(), LimbMap::range(0, impl_->tables.limbs()), 1, impl_->stream.s);
   impl_->work.download(host_words, words, impl_->stream.s);
   CUDA_CHECK(cudaStreamSynchronize(impl_->stream.s));
 }
@@ -116,9 +116,9 @@ NttTiming NttPlanCuda::benchmark(bool fwd, int iterations) {
   impl_->work.upload(host.data(), host.size(), s);
   auto once = [&] {
     if (fwd)
-      ntt_forward(impl_->work.data(), impl_->tables.view(), static_cast<uint32_t>(limbs), 1, 0, s);
+      ntt_forward(impl_->work.data(), impl_->tables.view(), LimbMap::range(0, static_cast<uint32_t>(limbs)), 1, s);
     else
-      ntt_inverse(impl_->work.data(), impl_->tables.view(), static_cast<uint32_t>(limbs), 1, 0, s);
+      ntt_inverse(impl_->work.data(), impl_->tables.view(), LimbMap::range(0, static_cast<uint32_t>(limbs)), 1, s);
   };
   once();  // warm-up (module load)
   Graph graph;

@@ -1,0 +1,960 @@
+// CkksContextCuda (see context_cuda.h): host orchestration of the CKKS kernels.
+#include "ckks/cuda/context_cuda.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <cstring>
+#include <functional>
+#include <random>
+
+#include "ckks/cuda/encoder.cuh"
+#include "ckks/cuda/ntt.cuh"
+#include "ckks/cuda/ntt_tables_cuda.h"
+#include "ckks/cuda/rns_ops.cuh"
+#include "ckks/cuda/sampling.cuh"
+#include "ckks/sampling.h"
+#include "common/device_info.h"
+#include "common/errors.h"
+#include "cuda/cuda_check.h"
+#include "cuda/device_buffer.h"
+
+namespace tensafe::ckks::cuda {
+
+using ::tensafe::cuda::DeviceBuffer;
+
+// ---- device state ---------------------------------------------------------------------------------
+
+class DeviceState {
+ public:
+  explicit DeviceState(const CkksContext& cpu);
+  ~DeviceState();
+
+  std::uint64_t* allocate(std::size_t words) {
+    void* p = nullptr;
+    const std::size_t bytes = words * sizeof(std::uint64_t);
+    cudaError_t err = cudaMallocFromPoolAsync(&p, bytes, pool, stream);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      ::tensafe::cuda::throw_cuda_error(err, "cudaMallocFromPoolAsync", __FILE__, __LINE__);
+    }
+    if (poison) CUDA_CHECK(cudaMemsetAsync(p, 0xA5, bytes, stream));
+    return static_cast<std::uint64_t*>(p);
+  }
+  void release(std::uint64_t* p) noexcept {
+    if (p) cudaFreeAsync(p, stream);
+  }
+
+  cudaStream_t stream = nullptr;
+  cudaMemPool_t pool = nullptr;
+  bool poison = false;
+  bool timing = false;
+  std::uint32_t log_n = 0;
+  std::uint32_t L = 0, K = 0;
+  std::unique_ptr<DeviceNttTables> ntt;
+  DeviceBuffer<Barrett> barrett;  // K key moduli
+  DeviceBuffer<double2> fwd_tw, inv_tw;
+  DeviceBuffer<std::uint64_t> garner_inv, garner_inv_shoup;
+  DeviceBuffer<double> garner_radix;
+  DeviceChaChaKey key{};
+  // Pinned staging for host values in and decoded values out; each event marks the end of the
+  // last copy that used its buffer.
+  double* stage_up = nullptr;
+  double* stage_down = nullptr;
+  cudaEvent_t up_free = nullptr;
+  struct Timed {
+    std::string op;
+    cudaEvent_t start, stop;
+  };
+  std::vector<Timed> timed;
+
+  FftView fft() const { return {fwd_tw.data(), inv_tw.data(), log_n}; }
+  ComposeView garner() const { return {garner_inv.data(), garner_inv_shoup.data(), garner_radix.data(), L}; }
+  const Barrett* br() const { return barrett.data(); }
+};
+
+namespace {
+
+void require_gpu() {
+  if (!cuda_available()) {
+    CudaRuntimeInfo info = cuda_runtime_info();
+    throw BackendUnavailableError("CkksContextCuda needs a usable CUDA GPU: " +
+                                  (info.unavailable_reason.empty() ? std::string("none found") : info.unavailable_reason));
+  }
+}
+
+// The special-FFT twiddles exactly as SlotEncoder computes them (encoder.cc).
+void fft_twiddles(std::uint64_t n, std::vector<double2>& fwd, std::vector<double2>& inv) {
+  const std::uint64_t slots = n / 2, M = 2 * n;
+  std::vector<std::uint64_t> rot(slots);
+  std::uint64_t g = 1;
+  for (std::uint64_t j = 0; j < slots; ++j) {
+    rot[j] = g;
+    g = (g * 5) % M;
+  }
+  auto ksi = [&](std::uint64_t k) {
+    long double a = 2.0L * 3.141592653589793238462643383279502884L * static_cast<long double>(k) / static_cast<long double>(M);
+    return double2{static_cast<double>(std::cos(a)), static_cast<double>(std::sin(a))};
+  };
+  fwd.assign(slots - 1, double2{0, 0});
+  inv.assign(slots - 1, double2{0, 0});
+  for (std::uint64_t len = 2; len <= slots; len <<= 1) {
+    const std::uint64_t lenh = len >> 1, lenq = len << 2, gap = M / lenq;
+    for (std::uint64_t j = 0; j < lenh; ++j) {
+      fwd[lenh - 1 + j] = ksi((rot[j] % lenq) * gap);
+      inv[lenh - 1 + j] = ksi((lenq - rot[j] % lenq) * gap);
+    }
+  }
+}
+
+template <typename T>
+void upload_vec(DeviceBuffer<T>& b, const std::vector<T>& v) {
+  b.allocate(v.size());
+  CUDA_CHECK(cudaMemcpy(b.data(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+}
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+std::vector<double> random_values(std::size_t count, std::mt19937_64& rng, double amplitude) {
+  std::uniform_real_distribution<double> u(-amplitude, amplitude);
+  std::vector<double> v(count);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+struct Event {
+  cudaEvent_t e = nullptr;
+  Event() { CUDA_CHECK(cudaEventCreate(&e)); }
+  ~Event() {
+    if (e) cudaEventDestroy(e);
+  }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+};
+
+float elapsed_us(const Event& a, const Event& b) {
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, a.e, b.e));
+  return ms * 1000.0f;
+}
+
+}  // namespace
+
+DeviceState::DeviceState(const CkksContext& cpu) {
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  int device = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  cudaMemPoolProps props{};
+  props.allocType = cudaMemAllocationTypePinned;
+  props.location.type = cudaMemLocationTypeDevice;
+  props.location.id = device;
+  CUDA_CHECK(cudaMemPoolCreate(&pool, &props));
+  std::uint64_t threshold = ~std::uint64_t{0};  // keep freed blocks cached: a real pool
+  CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+
+  const std::uint64_t n = cpu.n();
+  log_n = static_cast<std::uint32_t>(cpu.tables(0).log_n());
+  L = static_cast<std::uint32_t>(cpu.max_limbs());
+  K = L + (cpu.params().special ? 1 : 0);
+  std::vector<const NttTables*> tabs;
+  std::vector<Barrett> brs;
+  for (std::uint32_t k = 0; k < K; ++k) {
+    tabs.push_back(&cpu.tables(k));
+    brs.push_back(cpu.tables(k).barrett());
+  }
+  ntt = std::make_unique<DeviceNttTables>(tabs);
+  upload_vec(barrett, brs);
+  std::vector<double2> f, i;
+  fft_twiddles(n, f, i);
+  upload_vec(fwd_tw, f);
+  upload_vec(inv_tw, i);
+  std::vector<std::uint64_t> ginv(L * L, 0), ginv_s(L * L, 0);
+  std::vector<double> radix(L, 1.0);
+  for (std::uint32_t a = 0; a < L; ++a) {
+    const std::uint64_t qa = cpu.tables(a).modulus();
+    for (std::uint32_t b = 0; b < a; ++b) {
+      ginv[a * L + b] = inv_mod_prime(cpu.tables(b).modulus() % qa, qa);
+      ginv_s[a * L + b] = shoup_precompute(ginv[a * L + b], qa);
+    }
+    if (a > 0) radix[a] = radix[a - 1] * static_cast<double>(cpu.tables(a - 1).modulus());
+  }
+  upload_vec(garner_inv, ginv);
+  upload_vec(garner_inv_shoup, ginv_s);
+  upload_vec(garner_radix, radix);
+  const auto& spec = cpu.params().spec;
+  ChaChaKey k = spec.seeded ? key_from_seed(spec.seed) : os_random_key();
+  for (int w = 0; w < 8; ++w) key.k[w] = k[w];
+  std::fill(k.begin(), k.end(), 0u);
+  upload_gaussian_table();
+  CUDA_CHECK(cudaMallocHost(&stage_up, n * sizeof(double)));
+  CUDA_CHECK(cudaMallocHost(&stage_down, n * sizeof(double)));
+  CUDA_CHECK(cudaEventCreateWithFlags(&up_free, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventRecord(up_free, stream));
+}
+
+DeviceState::~DeviceState() {
+  if (stream) cudaStreamSynchronize(stream);
+  for (auto& t : timed) {
+    cudaEventDestroy(t.start);
+    cudaEventDestroy(t.stop);
+  }
+  if (up_free) cudaEventDestroy(up_free);
+  if (stage_up) cudaFreeHost(stage_up);
+  if (stage_down) cudaFreeHost(stage_down);
+  if (pool) cudaMemPoolDestroy(pool);
+  if (stream) cudaStreamDestroy(stream);
+  std::memset(&key, 0, sizeof key);
+}
+
+// ---- DeviceWords ------------------------------------------------------------------------------------
+
+DeviceWords::DeviceWords(std::shared_ptr<DeviceState> owner, std::size_t words)
+    : owner_(std::move(owner)), ptr_(owner_->allocate(words)), words_(words) {}
+DeviceWords::~DeviceWords() { release(); }
+DeviceWords::DeviceWords(DeviceWords&& o) noexcept
+    : owner_(std::move(o.owner_)), ptr_(std::exchange(o.ptr_, nullptr)), words_(std::exchange(o.words_, 0)) {}
+DeviceWords& DeviceWords::operator=(DeviceWords&& o) noexcept {
+  if (this != &o) {
+    release();
+    owner_ = std::move(o.owner_);
+    ptr_ = std::exchange(o.ptr_, nullptr);
+    words_ = std::exchange(o.words_, 0);
+  }
+  return *this;
+}
+void DeviceWords::release() noexcept {
+  if (ptr_ && owner_) owner_->release(ptr_);
+  ptr_ = nullptr;
+  words_ = 0;
+}
+
+// ---- per-op event scope ------------------------------------------------------------------------------
+
+namespace {
+class OpScope {
+ public:
+  OpScope(DeviceState& d, const char* op) : d_(d) {
+    if (!d_.timing) return;
+    t_.op = op;
+    CUDA_CHECK(cudaEventCreate(&t_.start));
+    CUDA_CHECK(cudaEventCreate(&t_.stop));
+    CUDA_CHECK(cudaEventRecord(t_.start, d_.stream));
+  }
+  ~OpScope() {
+    if (!d_.timing || !t_.start) return;
+    if (cudaEventRecord(t_.stop, d_.stream) == cudaSuccess) d_.timed.push_back(t_);
+  }
+
+ private:
+  DeviceState& d_;
+  DeviceState::Timed t_{"", nullptr, nullptr};
+};
+}  // namespace
+
+// ---- context ------------------------------------------------------------------------------------------
+
+CkksContextCuda::CkksContextCuda(const CkksParamsSpec& spec) {
+  cpu_ = std::make_shared<CkksContext>(spec);  // validates the parameters first
+  require_gpu();
+  dev_ = std::make_shared<DeviceState>(*cpu_);
+}
+
+CkksContextCuda::~CkksContextCuda() = default;
+
+void CkksContextCuda::set_poison(bool on) { dev_->poison = on; }
+void CkksContextCuda::set_timing(bool on) { dev_->timing = on; }
+
+std::vector<OpEventTime> CkksContextCuda::drain_timings() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  CUDA_CHECK(cudaStreamSynchronize(dev_->stream));
+  std::vector<OpEventTime> out;
+  for (auto& t : dev_->timed) {
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, t.start, t.stop));
+    out.push_back({t.op, 1000.0 * ms});
+    cudaEventDestroy(t.start);
+    cudaEventDestroy(t.stop);
+  }
+  dev_->timed.clear();
+  return out;
+}
+
+DeviceWords CkksContextCuda::alloc(std::size_t words) { return DeviceWords(dev_, words); }
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::new_ct(std::size_t limbs, double scale) {
+  auto ct = std::make_shared<CiphertextCuda>();
+  ct->context_id = cpu_->id();
+  ct->limbs = limbs;
+  ct->scale = scale;
+  ct->words = alloc(2 * limbs * n());
+  return ct;
+}
+
+std::shared_ptr<PlaintextCuda> CkksContextCuda::new_pt(std::size_t limbs, double scale, Encoding enc, bool ntt) {
+  auto pt = std::make_shared<PlaintextCuda>();
+  pt->context_id = cpu_->id();
+  pt->limbs = limbs;
+  pt->scale = scale;
+  pt->encoding = enc;
+  pt->ntt = ntt;
+  pt->words = alloc(limbs * n());
+  return pt;
+}
+
+void CkksContextCuda::check_ct(const CiphertextCuda& ct, const char* what) const { cpu_->check_owner(ct.context_id, what); }
+void CkksContextCuda::check_pt(const PlaintextCuda& pt, const char* what) const { cpu_->check_owner(pt.context_id, what); }
+
+// ---- keys ------------------------------------------------------------------------------------------------
+
+std::shared_ptr<SecretKeyCuda> CkksContextCuda::upload(SecretKey&& sk) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cpu_->check_owner(sk.context_id, "secretKey");
+  auto out = std::make_shared<SecretKeyCuda>();
+  out->words = alloc(sk.ntt.size());
+  CUDA_CHECK(cudaMemcpyAsync(out->words.data(), sk.ntt.data(), sk.ntt.size() * 8, cudaMemcpyHostToDevice, dev_->stream));
+  CUDA_CHECK(cudaStreamSynchronize(dev_->stream));  // the host vector may move right after
+  out->host = std::move(sk);
+  return out;
+}
+
+std::shared_ptr<PublicKeyCuda> CkksContextCuda::upload(PublicKey&& pk) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cpu_->check_owner(pk.context_id, "publicKey");
+  auto out = std::make_shared<PublicKeyCuda>();
+  out->words = alloc(pk.data.size());
+  CUDA_CHECK(cudaMemcpyAsync(out->words.data(), pk.data.data(), pk.data.size() * 8, cudaMemcpyHostToDevice, dev_->stream));
+  CUDA_CHECK(cudaStreamSynchronize(dev_->stream));
+  out->host = std::move(pk);
+  return out;
+}
+
+std::shared_ptr<GaloisKeysCuda> CkksContextCuda::upload(GaloisKeys&& gk) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cpu_->check_owner(gk.context_id, "galoisKeys");
+  auto out = std::make_shared<GaloisKeysCuda>();
+  for (auto& [step, key] : gk.keys) {
+    GaloisKeysCuda::Key k;
+    k.galois = key.galois;
+    k.words = alloc(key.data.size());
+    CUDA_CHECK(cudaMemcpyAsync(k.words.data(), key.data.data(), key.data.size() * 8, cudaMemcpyHostToDevice, dev_->stream));
+    out->device.emplace(step, std::move(k));
+  }
+  CUDA_CHECK(cudaStreamSynchronize(dev_->stream));
+  out->host = std::move(gk);
+  return out;
+}
+
+std::shared_ptr<SecretKeyCuda> CkksContextCuda::generate_secret_key() { return upload(cpu_->generate_secret_key()); }
+
+std::shared_ptr<PublicKeyCuda> CkksContextCuda::generate_public_key(const SecretKeyCuda& sk) {
+  return upload(cpu_->generate_public_key(sk.host));
+}
+
+std::shared_ptr<GaloisKeysCuda> CkksContextCuda::generate_galois_keys(const SecretKeyCuda& sk,
+                                                                      const std::vector<std::int64_t>& steps) {
+  return upload(cpu_->generate_galois_keys(sk.host, steps));
+}
+
+// ---- encoding ------------------------------------------------------------------------------------------
+
+void CkksContextCuda::encode_into(std::uint64_t* out, const double* host_values, std::size_t count, std::size_t period,
+                                  std::size_t limbs, double scale) {
+  DeviceState& d = *dev_;
+  const std::size_t slots = n() / 2;
+  // Bound check before any device work: every coefficient is at most scale * sum|z| / slots
+  // (each special-IFFT output is a unit-modulus combination of the inputs).
+  double sum = 0;
+  for (std::size_t j = 0; j < period; ++j) sum += std::fabs(host_values[j]);
+  sum *= static_cast<double>((count + period - 1) / period);  // whole or partial replicas
+  const double bound = scale * sum / static_cast<double>(slots);
+  double log_q = 0;
+  for (std::size_t l = 0; l < limbs; ++l) log_q += std::log2(static_cast<double>(cpu_->tables(l).modulus()));
+  if (!std::isfinite(bound) || (bound >= 1 && std::log2(bound) + 1 >= log_q))
+    throw ArgumentRangeError("scale overflow: |value * scale| may reach 2^" + std::to_string(std::log2(bound)) +
+                             ", which does not fit the plaintext modulus of " + std::to_string(log_q) + " bits");
+  CUDA_CHECK(cudaEventSynchronize(d.up_free));  // previous upload out of the staging buffer
+  std::memcpy(d.stage_up, host_values, period * sizeof(double));
+  DeviceWords vals = alloc(period);  // doubles, one word each
+  CUDA_CHECK(cudaMemcpyAsync(vals.data(), d.stage_up, period * sizeof(double), cudaMemcpyHostToDevice, d.stream));
+  CUDA_CHECK(cudaEventRecord(d.up_free, d.stream));
+  DeviceWords scratch = alloc(n());  // N/2 double2 = N words
+  encode_slots(out, reinterpret_cast<const double*>(vals.data()), static_cast<std::uint32_t>(count),
+               static_cast<std::uint32_t>(period), scale, d.br(), static_cast<std::uint32_t>(limbs), d.fft(),
+               reinterpret_cast<double2*>(scratch.data()), d.stream);
+  ntt_forward(out, d.ntt->view(), LimbMap::range(0, static_cast<std::uint32_t>(limbs)), 1, d.stream);
+}
+
+std::shared_ptr<PlaintextCuda> CkksContextCuda::encode(const double* values, std::size_t count, std::size_t limbs,
+                                                       double scale) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (limbs == 0) limbs = cpu_->max_limbs();
+  if (limbs < 1 || limbs > cpu_->max_limbs()) throw ArgumentRangeError("limbs out of range");
+  if (scale <= 0) scale = cpu_->default_scale();
+  if (!std::isfinite(scale)) throw ArgumentRangeError("scale must be a finite positive number");
+  if (count > n() / 2)
+    throw ArgumentRangeError("values must hold at most polyN/2 = " + std::to_string(n() / 2) + " numbers, got " +
+                             std::to_string(count));
+  OpScope scope(*dev_, "encode");
+  auto pt = new_pt(limbs, scale, Encoding::Slots, true);
+  if (count == 0) {
+    static const double zero = 0;
+    encode_into(pt->words.data(), &zero, 1, 1, limbs, scale);
+  } else {
+    encode_into(pt->words.data(), values, count, count, limbs, scale);
+  }
+  return pt;
+}
+
+std::shared_ptr<PlaintextCuda> CkksContextCuda::encode_coefficients(const double* values, std::size_t count,
+                                                                    std::size_t limbs, double scale) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (limbs == 0) limbs = cpu_->max_limbs();
+  if (limbs < 1 || limbs > cpu_->max_limbs()) throw ArgumentRangeError("limbs out of range");
+  if (scale <= 0) scale = cpu_->default_scale();
+  if (count > n())
+    throw ArgumentRangeError("values must hold at most polyN = " + std::to_string(n()) + " numbers, got " +
+                             std::to_string(count));
+  double maxabs = 0;
+  for (std::size_t i = 0; i < count; ++i) maxabs = std::max(maxabs, std::fabs(values[i] * scale));
+  double log_q = 0;
+  for (std::size_t l = 0; l < limbs; ++l) log_q += std::log2(static_cast<double>(cpu_->tables(l).modulus()));
+  if (!std::isfinite(maxabs) || (maxabs >= 1 && std::log2(maxabs) + 1 >= log_q))
+    throw ArgumentRangeError("scale overflow: |value * scale| reaches 2^" + std::to_string(std::log2(maxabs)) +
+                             ", which does not fit the plaintext modulus of " + std::to_string(log_q) + " bits");
+  DeviceState& d = *dev_;
+  OpScope scope(d, "encode_coefficients");
+  auto pt = new_pt(limbs, scale, Encoding::Coefficients, true);
+  DeviceWords vals = alloc(std::max<std::size_t>(count, 1));
+  if (count) {
+    CUDA_CHECK(cudaEventSynchronize(d.up_free));
+    std::memcpy(d.stage_up, values, count * sizeof(double));
+    CUDA_CHECK(cudaMemcpyAsync(vals.data(), d.stage_up, count * sizeof(double), cudaMemcpyHostToDevice, d.stream));
+    CUDA_CHECK(cudaEventRecord(d.up_free, d.stream));
+  }
+  cuda::encode_coefficients(pt->words.data(), reinterpret_cast<const double*>(vals.data()),
+                            static_cast<std::uint32_t>(count), scale, d.br(), static_cast<std::uint32_t>(limbs), d.log_n,
+                            d.stream);
+  ntt_forward(pt->words.data(), d.ntt->view(), LimbMap::range(0, static_cast<std::uint32_t>(limbs)), 1, d.stream);
+  return pt;
+}
+
+void CkksContextCuda::decode(const PlaintextCuda& pt, double* out) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_pt(pt, "plaintext");
+  DeviceState& d = *dev_;
+  OpScope scope(d, "decode");
+  const std::uint32_t limbs = static_cast<std::uint32_t>(pt.limbs);
+  const std::uint64_t* words = pt.words.data();
+  DeviceWords tmp;
+  if (pt.ntt) {
+    tmp = alloc(pt.limbs * n());
+    CUDA_CHECK(cudaMemcpyAsync(tmp.data(), words, pt.limbs * n() * 8, cudaMemcpyDeviceToDevice, d.stream));
+    ntt_inverse(tmp.data(), d.ntt->view(), LimbMap::range(0, limbs), 1, d.stream);
+    words = tmp.data();
+  }
+  const std::size_t slots = n() / 2;
+  DeviceWords scratch = alloc(n());
+  DeviceWords vals = alloc(slots);
+  decode_slots(reinterpret_cast<double*>(vals.data()), words, pt.limbs * n(), 1, limbs, 1.0 / pt.scale, d.br(),
+               d.garner(), d.fft(), reinterpret_cast<double2*>(scratch.data()), d.stream);
+  CUDA_CHECK(cudaMemcpyAsync(d.stage_down, vals.data(), slots * sizeof(double), cudaMemcpyDeviceToHost, d.stream));
+  CUDA_CHECK(cudaStreamSynchronize(d.stream));
+  std::memcpy(out, d.stage_down, slots * sizeof(double));
+}
+
+void CkksContextCuda::decode_coefficients(const PlaintextCuda& pt, double* out) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_pt(pt, "plaintext");
+  DeviceState& d = *dev_;
+  OpScope scope(d, "decode_coefficients");
+  const std::uint32_t limbs = static_cast<std::uint32_t>(pt.limbs);
+  const std::uint64_t* words = pt.words.data();
+  DeviceWords tmp;
+  if (pt.ntt) {
+    tmp = alloc(pt.limbs * n());
+    CUDA_CHECK(cudaMemcpyAsync(tmp.data(), words, pt.limbs * n() * 8, cudaMemcpyDeviceToDevice, d.stream));
+    ntt_inverse(tmp.data(), d.ntt->view(), LimbMap::range(0, limbs), 1, d.stream);
+    words = tmp.data();
+  }
+  DeviceWords vals = alloc(n());
+  cuda::decode_coefficients(reinterpret_cast<double*>(vals.data()), words, limbs, 1.0 / pt.scale, d.br(), d.garner(),
+                            d.log_n, d.stream);
+  CUDA_CHECK(cudaMemcpyAsync(d.stage_down, vals.data(), n() * sizeof(double), cudaMemcpyDeviceToHost, d.stream));
+  CUDA_CHECK(cudaStreamSynchronize(d.stream));
+  std::memcpy(out, d.stage_down, n() * sizeof(double));
+}
+
+// ---- encryption ------------------------------------------------------------------------------------------
+
+void CkksContextCuda::encrypt_into(std::uint64_t* c, const std::uint64_t* m, std::size_t limbs, const PublicKeyCuda& pk) {
+  DeviceState& d = *dev_;
+  const std::uint64_t n = this->n();
+  const std::uint32_t l = static_cast<std::uint32_t>(limbs);
+  const std::uint64_t sid = cpu_->next_stream();  // same stream id as the CPU context would take
+  DeviceWords tmp = alloc(3 * limbs * n);         // e0 | e1 | u
+  std::uint64_t* e0 = tmp.data();
+  std::uint64_t* e1 = e0 + limbs * n;
+  std::uint64_t* u = e1 + limbs * n;
+  sample_small_rns(u, d.br(), l, d.log_n, d.key, sid, 0, SmallDistribution::Ternary, d.stream);
+  sample_small_rns(e0, d.br(), l, d.log_n, d.key, sid, n, SmallDistribution::Gaussian, d.stream);
+  sample_small_rns(e1, d.br(), l, d.log_n, d.key, sid, 2 * n, SmallDistribution::Gaussian, d.stream);
+  ntt_forward(tmp.data(), d.ntt->view(), LimbMap::range(0, l), 3, d.stream);
+  rns_encrypt_pk(c, c + limbs * n, e0, e1, u, pk.words.data(), d.L, m, d.br(), l, d.log_n, d.stream);
+}
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::encrypt(const PlaintextCuda& pt, const PublicKeyCuda& pk) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_pt(pt, "plaintext");
+  cpu_->check_owner(pk.host.context_id, "publicKey");
+  if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result); encode a new one to encrypt");
+  OpScope scope(*dev_, "encrypt");
+  auto ct = new_ct(pt.limbs, pt.scale);
+  encrypt_into(ct->words.data(), pt.words.data(), pt.limbs, pk);
+  return ct;
+}
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::encrypt_symmetric(const PlaintextCuda& pt, const SecretKeyCuda& sk) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_pt(pt, "plaintext");
+  cpu_->check_owner(sk.host.context_id, "secretKey");
+  if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result); encode a new one to encrypt");
+  DeviceState& d = *dev_;
+  OpScope scope(d, "encrypt_symmetric");
+  const std::uint64_t n = this->n();
+  const std::uint32_t l = static_cast<std::uint32_t>(pt.limbs);
+  const std::uint64_t sid = cpu_->next_stream();
+  auto ct = new_ct(pt.limbs, pt.scale);
+  std::uint64_t* c0 = ct->words.data();
+  std::uint64_t* c1 = c0 + pt.limbs * n;
+  sample_uniform(c1, d.br(), l, d.log_n, d.key, sid, 0, d.stream);
+  sample_small_rns(c0, d.br(), l, d.log_n, d.key, sid, 2ull * l * n, SmallDistribution::Gaussian, d.stream);
+  ntt_forward(c0, d.ntt->view(), LimbMap::range(0, l), 1, d.stream);
+  rns_encrypt_sk(c0, c1, sk.words.data(), pt.words.data(), d.br(), l, d.log_n, d.stream);
+  return ct;
+}
+
+void CkksContextCuda::decrypt_into(std::uint64_t* out, const std::vector<const std::uint64_t*>& cts, std::size_t limbs,
+                                   const SecretKeyCuda& sk) {
+  DeviceState& d = *dev_;
+  const std::uint32_t l = static_cast<std::uint32_t>(limbs);
+  rns_decrypt_dyadic(out, limbs * n(), cts.data(), sk.words.data(), d.br(), l, static_cast<std::uint32_t>(cts.size()),
+                     d.log_n, d.stream);
+  for (std::size_t first = 0; first < cts.size(); first += 1024) {
+    const std::uint32_t here = static_cast<std::uint32_t>(std::min<std::size_t>(1024, cts.size() - first));
+    ntt_inverse(out + first * limbs * n(), d.ntt->view(), LimbMap::range(0, l), here, d.stream);
+  }
+}
+
+std::shared_ptr<PlaintextCuda> CkksContextCuda::decrypt(const CiphertextCuda& ct, const SecretKeyCuda& sk) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_ct(ct, "ciphertext");
+  cpu_->check_owner(sk.host.context_id, "secretKey");
+  OpScope scope(*dev_, "decrypt");
+  auto pt = new_pt(ct.limbs, ct.scale, Encoding::Slots, false);
+  decrypt_into(pt->words.data(), {ct.words.data()}, ct.limbs, sk);
+  return pt;
+}
+
+std::vector<std::shared_ptr<PlaintextCuda>> CkksContextCuda::decrypt_batch(const std::vector<const CiphertextCuda*>& cts,
+                                                                           const SecretKeyCuda& sk) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cpu_->check_owner(sk.host.context_id, "secretKey");
+  for (auto* ct : cts) check_ct(*ct, "ciphertexts[i]");
+  std::vector<std::shared_ptr<PlaintextCuda>> out;
+  if (cts.empty()) return out;
+  DeviceState& d = *dev_;
+  OpScope scope(d, "decrypt_batch");
+  // Same-level runs are decrypted together (one dyadic and one inverse-NTT launch), then copied
+  // into their own plaintexts.
+  std::size_t i = 0;
+  while (i < cts.size()) {
+    std::size_t j = i;
+    while (j < cts.size() && cts[j]->limbs == cts[i]->limbs) ++j;
+    const std::size_t limbs = cts[i]->limbs, words = limbs * n();
+    DeviceWords all = alloc((j - i) * words);
+    std::vector<const std::uint64_t*> ptrs;
+    for (std::size_t k = i; k < j; ++k) ptrs.push_back(cts[k]->words.data());
+    decrypt_into(all.data(), ptrs, limbs, sk);
+    for (std::size_t k = i; k < j; ++k) {
+      auto pt = new_pt(limbs, cts[k]->scale, Encoding::Slots, false);
+      CUDA_CHECK(cudaMemcpyAsync(pt->words.data(), all.data() + (k - i) * words, words * 8, cudaMemcpyDeviceToDevice,
+                                 d.stream));
+      out.push_back(std::move(pt));
+    }
+    i = j;
+  }
+  return out;
+}
+
+// ---- evaluator -------------------------------------------------------------------------------------------
+
+namespace {
+void require_same_shape(const CiphertextCuda& a, const CiphertextCuda& b) {
+  if (a.limbs != b.limbs)
+    throw ArgumentRangeError("ciphertexts are at different levels (" + std::to_string(a.limbs) + " vs " +
+                             std::to_string(b.limbs) + " primes): modSwitch the higher one first");
+  if (std::fabs(a.scale - b.scale) > 1e-9 * std::max(a.scale, b.scale))
+    throw ArgumentRangeError("ciphertexts have different scales (" + std::to_string(a.scale) + " vs " +
+                             std::to_string(b.scale) + ")");
+}
+}  // namespace
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::add(const CiphertextCuda& a, const CiphertextCuda& b) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_ct(a, "a");
+  check_ct(b, "b");
+  require_same_shape(a, b);
+  OpScope scope(*dev_, "add");
+  auto r = new_ct(a.limbs, a.scale);
+  rns_add(r->words.data(), a.words.data(), b.words.data(), dev_->br(), static_cast<std::uint32_t>(a.limbs), 2,
+          dev_->log_n, false, dev_->stream);
+  return r;
+}
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::sub(const CiphertextCuda& a, const CiphertextCuda& b) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_ct(a, "a");
+  check_ct(b, "b");
+  require_same_shape(a, b);
+  OpScope scope(*dev_, "sub");
+  auto r = new_ct(a.limbs, a.scale);
+  rns_add(r->words.data(), a.words.data(), b.words.data(), dev_->br(), static_cast<std::uint32_t>(a.limbs), 2,
+          dev_->log_n, true, dev_->stream);
+  return r;
+}
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::add_plain(const CiphertextCuda& a, const PlaintextCuda& b) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_ct(a, "ciphertext");
+  check_pt(b, "plaintext");
+  if (!b.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result)");
+  if (b.limbs < a.limbs) throw ArgumentRangeError("plaintext has fewer primes than the ciphertext");
+  if (std::fabs(a.scale - b.scale) > 1e-9 * std::max(a.scale, b.scale))
+    throw ArgumentRangeError("plaintext and ciphertext scales differ");
+  OpScope scope(*dev_, "add_plain");
+  auto r = new_ct(a.limbs, a.scale);
+  rns_add_plain(r->words.data(), a.words.data(), b.words.data(), dev_->br(), static_cast<std::uint32_t>(a.limbs),
+                dev_->log_n, dev_->stream);
+  return r;
+}
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::multiply_plain(const CiphertextCuda& a, const PlaintextCuda& b) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_ct(a, "ciphertext");
+  check_pt(b, "plaintext");
+  if (!b.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result)");
+  if (b.limbs < a.limbs)
+    throw ArgumentRangeError("plaintext has fewer primes (" + std::to_string(b.limbs) + ") than the ciphertext (" +
+                             std::to_string(a.limbs) + ")");
+  const double scale = a.scale * b.scale;
+  if (!std::isfinite(scale) || std::log2(scale) >= 1000) throw ArgumentRangeError("scale overflow in multiplyPlain");
+  OpScope scope(*dev_, "multiply_plain");
+  auto r = new_ct(a.limbs, scale);
+  rns_multiply_plain(r->words.data(), a.words.data(), b.words.data(), dev_->br(), static_cast<std::uint32_t>(a.limbs), 2,
+                     dev_->log_n, dev_->stream);
+  return r;
+}
+
+void CkksContextCuda::drop_last_limb(std::uint64_t* out, const std::uint64_t* in, std::size_t in_limbs,
+                                     std::uint32_t polys, std::uint32_t drop_index, const std::uint64_t* add0) {
+  DeviceState& d = *dev_;
+  const std::uint64_t n = this->n();
+  const std::uint32_t out_limbs = static_cast<std::uint32_t>(in_limbs - 1);
+  DeviceWords last = alloc(polys * n);
+  CUDA_CHECK(cudaMemcpy2DAsync(last.data(), n * 8, in + (in_limbs - 1) * n, in_limbs * n * 8, n * 8, polys,
+                               cudaMemcpyDeviceToDevice, d.stream));
+  LimbMap one;
+  one.count = 1;
+  one.limb[0] = static_cast<std::uint8_t>(drop_index);
+  ntt_inverse(last.data(), d.ntt->view(), one, polys, d.stream);
+  DeviceWords tmp = alloc(static_cast<std::size_t>(polys) * out_limbs * n);
+  rescale_expand(tmp.data(), last.data(), d.br(), drop_index, out_limbs, polys, d.log_n, d.stream);
+  ntt_forward(tmp.data(), d.ntt->view(), LimbMap::range(0, out_limbs), polys, d.stream);
+  LimbWords inv{};
+  const std::uint64_t qd = cpu_->tables(drop_index).modulus();
+  for (std::uint32_t k = 0; k < out_limbs; ++k) {
+    const std::uint64_t q = cpu_->tables(k).modulus();
+    inv.v[k] = inv_mod_prime(qd % q, q);
+    inv.s[k] = shoup_precompute(inv.v[k], q);
+  }
+  rescale_finish(out, in, in_limbs * n, tmp.data(), inv, add0, d.br(), out_limbs, polys, d.log_n, d.stream);
+}
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::rescale(const CiphertextCuda& a) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_ct(a, "ciphertext");
+  if (a.limbs < 2) throw ArgumentRangeError("ciphertext has one prime left: it cannot be rescaled");
+  OpScope scope(*dev_, "rescale");
+  auto r = new_ct(a.limbs - 1, a.scale / static_cast<double>(cpu_->tables(a.limbs - 1).modulus()));
+  drop_last_limb(r->words.data(), a.words.data(), a.limbs, 2, static_cast<std::uint32_t>(a.limbs - 1), nullptr);
+  return r;
+}
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::mod_switch(const CiphertextCuda& a) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_ct(a, "ciphertext");
+  if (a.limbs < 2) throw ArgumentRangeError("ciphertext has one prime left: it cannot be switched down");
+  OpScope scope(*dev_, "mod_switch");
+  auto r = new_ct(a.limbs - 1, a.scale);
+  const std::uint64_t n = this->n();
+  const std::size_t w = r->limbs * n;
+  CUDA_CHECK(cudaMemcpy2DAsync(r->words.data(), w * 8, a.words.data(), a.limbs * n * 8, w * 8, 2,
+                               cudaMemcpyDeviceToDevice, dev_->stream));
+  return r;
+}
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::rotate(const CiphertextCuda& a, std::int64_t steps,
+                                                        const GaloisKeysCuda& gk) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_ct(a, "ciphertext");
+  cpu_->check_owner(gk.host.context_id, "galoisKeys");
+  DeviceState& d = *dev_;
+  const std::int64_t slots = static_cast<std::int64_t>(n() / 2);
+  const std::int64_t norm = ((steps % slots) + slots) % slots;
+  OpScope scope(d, "rotate");
+  const std::uint64_t n = this->n();
+  const std::uint32_t l = static_cast<std::uint32_t>(a.limbs);
+  auto r = new_ct(a.limbs, a.scale);
+  if (norm == 0) {
+    CUDA_CHECK(cudaMemcpyAsync(r->words.data(), a.words.data(), 2 * a.limbs * n * 8, cudaMemcpyDeviceToDevice, d.stream));
+    return r;
+  }
+  auto it = gk.device.find(norm);
+  if (it == gk.device.end())
+    throw ArgumentRangeError("no rotation key for steps = " + std::to_string(steps) + " (generate Galois keys for it)");
+  const std::uint32_t T = l + 1;
+  LimbMap targets_map;
+  LimbIndex targets{};
+  targets_map.count = T;
+  targets.count = T;
+  for (std::uint32_t t = 0; t < l; ++t) targets_map.limb[t] = targets.limb[t] = static_cast<std::uint8_t>(t);
+  targets_map.limb[l] = targets.limb[l] = static_cast<std::uint8_t>(d.L);
+  DeviceWords perm = alloc(2 * a.limbs * n);
+  apply_galois(perm.data(), a.words.data(), it->second.galois, l, 2, d.log_n, d.stream);
+  DeviceWords digits = alloc(a.limbs * n);
+  CUDA_CHECK(cudaMemcpyAsync(digits.data(), perm.data() + a.limbs * n, a.limbs * n * 8, cudaMemcpyDeviceToDevice, d.stream));
+  ntt_inverse(digits.data(), d.ntt->view(), LimbMap::range(0, l), 1, d.stream);
+  DeviceWords v = alloc(static_cast<std::size_t>(l) * T * n);
+  keyswitch_decompose(v.data(), digits.data(), d.br(), l, targets, d.log_n, d.stream);
+  ntt_forward(v.data(), d.ntt->view(), targets_map, l, d.stream);
+  DeviceWords acc = alloc(2ull * T * n);
+  keyswitch_inner(acc.data(), acc.data() + T * n, v.data(), it->second.words.data(), d.K, d.br(), l, targets, d.log_n,
+                  d.stream);
+  drop_last_limb(r->words.data(), acc.data(), T, 2, d.L, perm.data());
+  return r;
+}
+
+// ---- host copies ------------------------------------------------------------------------------------------
+
+Ciphertext CkksContextCuda::download(const CiphertextCuda& ct) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_ct(ct, "ciphertext");
+  Ciphertext out;
+  out.context_id = ct.context_id;
+  out.limbs = ct.limbs;
+  out.scale = ct.scale;
+  out.data.resize(ct.words.size());
+  CUDA_CHECK(cudaMemcpyAsync(out.data.data(), ct.words.data(), out.data.size() * 8, cudaMemcpyDeviceToHost, dev_->stream));
+  CUDA_CHECK(cudaStreamSynchronize(dev_->stream));
+  return out;
+}
+
+Plaintext CkksContextCuda::download(const PlaintextCuda& pt) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_pt(pt, "plaintext");
+  Plaintext out;
+  out.context_id = pt.context_id;
+  out.limbs = pt.limbs;
+  out.scale = pt.scale;
+  out.encoding = pt.encoding;
+  out.ntt = pt.ntt;
+  out.data.resize(pt.words.size());
+  CUDA_CHECK(cudaMemcpyAsync(out.data.data(), pt.words.data(), out.data.size() * 8, cudaMemcpyDeviceToHost, dev_->stream));
+  CUDA_CHECK(cudaStreamSynchronize(dev_->stream));
+  return out;
+}
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::upload(const Ciphertext& ct) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cpu_->check_owner(ct.context_id, "ciphertext");
+  auto r = new_ct(ct.limbs, ct.scale);
+  CUDA_CHECK(cudaMemcpyAsync(r->words.data(), ct.data.data(), ct.data.size() * 8, cudaMemcpyHostToDevice, dev_->stream));
+  CUDA_CHECK(cudaStreamSynchronize(dev_->stream));
+  return r;
+}
+
+std::shared_ptr<PlaintextCuda> CkksContextCuda::upload(const Plaintext& pt) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cpu_->check_owner(pt.context_id, "plaintext");
+  auto r = new_pt(pt.limbs, pt.scale, pt.encoding, pt.ntt);
+  CUDA_CHECK(cudaMemcpyAsync(r->words.data(), pt.data.data(), pt.data.size() * 8, cudaMemcpyHostToDevice, dev_->stream));
+  CUDA_CHECK(cudaStreamSynchronize(dev_->stream));
+  return r;
+}
+
+// ---- benchmarks ----------------------------------------------------------------------------------------------
+
+OpTiming CkksContextCuda::benchmark_op(const std::string& op, int iterations) {
+  std::mt19937_64 rng(7);  // benchmark data only
+  const std::size_t slots = n() / 2;
+  auto values = random_values(slots, rng, 1.0);
+  auto sk = generate_secret_key();
+  auto pk = generate_public_key(*sk);
+  auto pt = encode(values.data(), values.size(), 0, 0);
+  auto ct = encrypt(*pt, *pk);
+  auto ct2 = encrypt(*pt, *pk);
+  auto dec = decrypt(*ct, *sk);
+  std::shared_ptr<GaloisKeysCuda> gk;
+  if (op == "rotate") {
+    if (!cpu_->params().special) throw ArgumentRangeError("options.op: rotate needs a context with specialPrimeBits");
+    gk = generate_galois_keys(*sk, {1});
+  }
+  if ((op == "rescale" || op == "mod_switch") && cpu_->max_limbs() < 2)
+    throw ArgumentRangeError(op + " needs at least two ciphertext primes");
+  std::vector<double> out(n());
+  std::function<void()> fn;
+  if (op == "encode") fn = [&] { encode(values.data(), values.size(), 0, 0); };
+  else if (op == "encode_coefficients") fn = [&] { encode_coefficients(values.data(), values.size(), 0, 0); };
+  else if (op == "decode") fn = [&] { decode(*dec, out.data()); };
+  else if (op == "encrypt") fn = [&] { encrypt(*pt, *pk); };
+  else if (op == "encrypt_symmetric") fn = [&] { encrypt_symmetric(*pt, *sk); };
+  else if (op == "decrypt") fn = [&] { decrypt(*ct, *sk); };
+  else if (op == "add") fn = [&] { add(*ct, *ct2); };
+  else if (op == "sub") fn = [&] { sub(*ct, *ct2); };
+  else if (op == "multiply_plain") fn = [&] { multiply_plain(*ct, *pt); };
+  else if (op == "rescale") fn = [&] { rescale(*ct); };
+  else if (op == "mod_switch") fn = [&] { mod_switch(*ct); };
+  else if (op == "rotate") fn = [&] { rotate(*ct, 1, *gk); };
+  else throw ArgumentRangeError("options.op: unknown operation '" + op + "'");
+  fn();  // warm-up (module load, pool growth)
+  fn();
+  Event start, stop;
+  std::vector<double> us;
+  for (int i = 0; i < iterations; ++i) {
+    CUDA_CHECK(cudaEventRecord(start.e, dev_->stream));
+    fn();
+    CUDA_CHECK(cudaEventRecord(stop.e, dev_->stream));
+    CUDA_CHECK(cudaEventSynchronize(stop.e));
+    us.push_back(elapsed_us(start, stop));
+  }
+  OpTiming t;
+  t.runs = iterations;
+  t.median_us = median_of(us);
+  t.min_us = *std::min_element(us.begin(), us.end());
+  t.max_us = *std::max_element(us.begin(), us.end());
+  return t;
+}
+
+HeLoraTiming CkksContextCuda::benchmark_helora(int d, int r, int iterations, int replicas) {
+  const std::size_t slots = n() / 2;
+  if (d < 1 || static_cast<std::size_t>(d) > slots)
+    throw ArgumentRangeError("options.d must be in [1, polyN/2 = " + std::to_string(slots) + "], got " + std::to_string(d));
+  if (r < 1 || r > 4096) throw ArgumentRangeError("options.r must be in [1, 4096], got " + std::to_string(r));
+  const int max_rep = static_cast<int>(std::min<std::size_t>(slots / d, r));
+  if (replicas == 0) replicas = max_rep;
+  if (replicas < 1 || replicas > max_rep)
+    throw ArgumentRangeError("options.replicas must be in [1, " + std::to_string(max_rep) + "], got " +
+                             std::to_string(replicas));
+  const int products = (r + replicas - 1) / replicas;
+
+  std::mt19937_64 rng(11);  // benchmark data only
+  auto A = random_values(static_cast<std::size_t>(r) * d, rng, 1.0 / std::sqrt(static_cast<double>(d)));
+  auto sk = generate_secret_key();
+  auto pk = generate_public_key(*sk);
+  std::vector<std::shared_ptr<PlaintextCuda>> apts;
+  for (int p = 0; p < products; ++p) {
+    std::vector<double> v(slots, 0.0);
+    for (int k = 0; k < replicas; ++k) {
+      const int row = p * replicas + k;
+      if (row >= r) break;
+      std::copy(A.begin() + static_cast<std::size_t>(row) * d, A.begin() + static_cast<std::size_t>(row + 1) * d,
+                v.begin() + static_cast<std::size_t>(k) * d);
+    }
+    apts.push_back(encode(v.data(), v.size(), 0, 0));
+  }
+
+  std::lock_guard<std::mutex> lock(mutex_);
+  DeviceState& dv = *dev_;
+  const std::uint64_t n = this->n();
+  const std::size_t L = cpu_->max_limbs();
+  const std::uint32_t l = static_cast<std::uint32_t>(L);
+  const double out_scale = cpu_->default_scale() * cpu_->default_scale();
+  // Per-token buffers, allocated once from the pool.
+  DeviceWords pt = alloc(L * n);
+  DeviceWords ct = alloc(2 * L * n);
+  DeviceWords prods = alloc(static_cast<std::size_t>(products) * 2 * L * n);
+  DeviceWords decs = alloc(static_cast<std::size_t>(products) * L * n);
+  DeviceWords scratch = alloc(static_cast<std::size_t>(products) * n);  // products * N/2 double2
+  DeviceWords slotvals = alloc(static_cast<std::size_t>(products) * slots);
+  DeviceWords sums = alloc(static_cast<std::size_t>(products) * replicas);
+  std::vector<const std::uint64_t*> prod_ptrs;
+  for (int p = 0; p < products; ++p) prod_ptrs.push_back(prods.data() + static_cast<std::size_t>(p) * 2 * L * n);
+  double* host_sums = dv.stage_down;  // pinned, products * replicas <= slots doubles
+
+  Event ev[7];
+  std::vector<double> t_enc, t_encrypt, t_mul, t_dec, t_decode, t_sum, t_total;
+  HeLoraTiming out;
+  out.replicas = replicas;
+  out.products = products;
+  std::vector<double> y(r);
+  for (int it = -2; it < iterations; ++it) {  // two warm-up tokens
+    auto h = random_values(d, rng, 1.0);
+    CUDA_CHECK(cudaEventRecord(ev[0].e, dv.stream));
+    encode_into(pt.data(), h.data(), static_cast<std::size_t>(replicas) * d, d, L, cpu_->default_scale());
+    CUDA_CHECK(cudaEventRecord(ev[1].e, dv.stream));
+    encrypt_into(ct.data(), pt.data(), L, *pk);
+    CUDA_CHECK(cudaEventRecord(ev[2].e, dv.stream));
+    for (int p = 0; p < products; ++p)
+      rns_multiply_plain(prods.data() + static_cast<std::size_t>(p) * 2 * L * n, ct.data(), apts[p]->words.data(), dv.br(),
+                         l, 2, dv.log_n, dv.stream);
+    CUDA_CHECK(cudaEventRecord(ev[3].e, dv.stream));
+    decrypt_into(decs.data(), prod_ptrs, L, *sk);
+    CUDA_CHECK(cudaEventRecord(ev[4].e, dv.stream));
+    decode_slots(reinterpret_cast<double*>(slotvals.data()), decs.data(), L * n, static_cast<std::uint32_t>(products), l,
+                 1.0 / out_scale, dv.br(), dv.garner(), dv.fft(), reinterpret_cast<double2*>(scratch.data()),
+                 dv.stream);
+    CUDA_CHECK(cudaEventRecord(ev[5].e, dv.stream));
+    segment_sums(reinterpret_cast<double*>(sums.data()), reinterpret_cast<const double*>(slotvals.data()),
+                 static_cast<std::uint32_t>(products), static_cast<std::uint32_t>(replicas), static_cast<std::uint32_t>(d),
+                 dv.log_n, dv.stream);
+    CUDA_CHECK(cudaMemcpyAsync(host_sums, sums.data(), static_cast<std::size_t>(products) * replicas * sizeof(double),
+                               cudaMemcpyDeviceToHost, dv.stream));
+    CUDA_CHECK(cudaEventRecord(ev[6].e, dv.stream));
+    CUDA_CHECK(cudaEventSynchronize(ev[6].e));
+    for (int row = 0; row < r; ++row) y[row] = host_sums[row];
+    if (it < 0) continue;
+    t_enc.push_back(elapsed_us(ev[0], ev[1]));
+    t_encrypt.push_back(elapsed_us(ev[1], ev[2]));
+    t_mul.push_back(elapsed_us(ev[2], ev[3]));
+    t_dec.push_back(elapsed_us(ev[3], ev[4]));
+    t_decode.push_back(elapsed_us(ev[4], ev[5]));
+    t_sum.push_back(elapsed_us(ev[5], ev[6]));
+    t_total.push_back(elapsed_us(ev[0], ev[6]));
+    if (it == iterations - 1) {
+      double err = 0;
+      for (int row = 0; row < r; ++row) {
+        double ref = 0;
+        for (int i = 0; i < d; ++i) ref += A[static_cast<std::size_t>(row) * d + i] * h[i];
+        err = std::max(err, std::fabs(ref - y[row]));
+      }
+      out.max_abs_error = err;
+    }
+  }
+  out.runs = iterations;
+  out.encode = median_of(t_enc);
+  out.encrypt = median_of(t_encrypt);
+  out.ct_pt_multiply = median_of(t_mul);
+  out.decrypt = median_of(t_dec);
+  out.decode = median_of(t_decode);
+  out.extract_sum = median_of(t_sum);
+  out.total = median_of(t_total);
+  return out;
+}
+
+}  // namespace tensafe::ckks::cuda

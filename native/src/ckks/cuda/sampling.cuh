@@ -1,0 +1,38 @@
+// GPU samplers over the ChaCha20 word stream: the same samples as the CPU Sampler
+// (ckks/sampling.h documents the layout), computed by the shared chacha20_block(),
+// ternary_from_word() and gaussian_from_word() so both backends produce the same words.
+// One thread computes one 64-byte ChaCha20 block (8 words).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "ckks/modarith.h"
+
+namespace tensafe::ckks::cuda {
+
+struct DeviceChaChaKey {
+  uint32_t k[8];
+};
+
+enum class SmallDistribution : int { Ternary = 0, Gaussian = 1 };
+
+// Uploads the Gaussian CDT table (once per process; idempotent, thread-safe).
+void upload_gaussian_table();
+
+// Uniform residues: out[l*n + j] = (word(base + 2k + 1) * 2^64 + word(base + 2k)) mod q_l,
+// k = l*n + j, for l < limbs. `moduli` is a device array of Barrett constants. base % 8 == 0.
+void sample_uniform(uint64_t* out, const Barrett* moduli, uint32_t limbs, uint32_t log_n, const DeviceChaChaKey& key,
+                    uint64_t stream_id, uint64_t base, cudaStream_t stream);
+
+// n small samples (coefficient j from word(base + j)) written as residues over `limbs`
+// moduli, limb-major, in coefficient form: out[l*n + j] = x_j mod q_l. base % 8 == 0.
+void sample_small_rns(uint64_t* out, const Barrett* moduli, uint32_t limbs, uint32_t log_n,
+                      const DeviceChaChaKey& key, uint64_t stream_id, uint64_t base, SmallDistribution dist,
+                      cudaStream_t stream);
+
+// Raw keystream words [start, start + count) (for tests against the CPU chacha20_words).
+void chacha20_words_device(uint64_t* out, const DeviceChaChaKey& key, uint64_t stream_id, uint64_t start,
+                           uint64_t count, cudaStream_t stream);
+
+}  // namespace tensafe::ckks::cuda
