@@ -18,8 +18,9 @@ export interface SelftestResult {
   decode_tok_s: number;
   ms_per_token: number;
   prefill_ms: number;
-  /** Median ms per stage over the decode steps; `embed` is the client's embedding lookup. */
-  stage_medians: StageTimes & { embed?: number };
+  /** Median ms per stage over the decode steps; `embed` is the client's embedding lookup,
+   * `he` the HE step when the engine times it as one call (encode .. sums). */
+  stage_medians: StageTimes & { embed?: number; he?: number };
   head_backend: 'cpu' | 'cuda';
   /** What the client sent: embedding rows (the original) or token ids. */
   input: 'hidden_states' | 'token_ids';
@@ -80,6 +81,7 @@ export async function runSelftest(engine: SplitEngine, head: SplitHead, query: s
         push('lm_head', next.lmHeadMs);
         push('sampling', next.samplingMs);
         push('embed', embedMs);
+        push('he', r.heMs);
         push('total', performance.now() - tStep + embedMs);
       }
       if (stop.has(next.id)) break;
