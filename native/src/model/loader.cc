@@ -188,11 +188,12 @@ std::shared_ptr<HostWeights> make_synthetic_weights(const Qwen2Config& config, u
     const size_t n = t.numel();
     auto buf = owned_bytes(n * dtype_size(dtype));
     void* dst = buf->data();
+    const uint64_t base = synthetic::tensor_base(seed, id);
     parallel_for(
         n,
         [&](size_t b, size_t e) {
           for (size_t i = b; i < e; ++i) {
-            uint16_t h = synthetic::value_bf16(seed, id, i, s);
+            uint16_t h = synthetic::value_bf16_at(base, i, s);
             if (dtype == DType::BF16) static_cast<uint16_t*>(dst)[i] = h;
             else if (dtype == DType::F32) static_cast<float*>(dst)[i] = bf16_to_float(h);
             else static_cast<uint16_t*>(dst)[i] = float_to_f16(bf16_to_float(h));

@@ -34,9 +34,15 @@ TENSAFE_HD inline uint64_t mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// The per-tensor part of the hash, hoisted out of element loops (same values as uniform()).
+TENSAFE_HD inline uint64_t tensor_base(uint64_t seed, uint32_t tensor_id) {
+  return mix64(seed ^ kSeedSalt) + (static_cast<uint64_t>(tensor_id) << 40);
+}
+TENSAFE_HD inline float uniform_at(uint64_t base, uint64_t index) {
+  return static_cast<float>(mix64(base + index) >> 40) * (1.0f / 8388608.0f) - 1.0f;
+}
 TENSAFE_HD inline float uniform(uint64_t seed, uint32_t tensor_id, uint64_t index) {
-  uint64_t h = mix64(mix64(seed ^ kSeedSalt) + (static_cast<uint64_t>(tensor_id) << 40) + index);
-  return static_cast<float>(h >> 40) * (1.0f / 8388608.0f) - 1.0f;
+  return uniform_at(tensor_base(seed, tensor_id), index);
 }
 
 TENSAFE_HD inline uint32_t embed_id() { return 0; }
@@ -71,10 +77,15 @@ TENSAFE_HD inline Scale layer_scale(int layer_tensor, int hidden, int q_dim, int
   }
 }
 
+// The bf16 bit pattern of element `index` of the tensor whose tensor_base() is `base`.
+TENSAFE_HD inline uint16_t value_bf16_at(uint64_t base, uint64_t index, Scale s) {
+  return float_to_bf16(fmaf(s.half_width, uniform_at(base, index), s.center));
+}
+
 // The bf16 bit pattern of one element; storage in f32/f16 converts from it.
 // fmaf: one rounding, the same on the host and the GPU whatever the compilers' contraction rules.
 TENSAFE_HD inline uint16_t value_bf16(uint64_t seed, uint32_t tensor_id, uint64_t index, Scale s) {
-  return float_to_bf16(fmaf(s.half_width, uniform(seed, tensor_id, index), s.center));
+  return value_bf16_at(tensor_base(seed, tensor_id), index, s);
 }
 TENSAFE_HD inline float value(uint64_t seed, uint32_t tensor_id, uint64_t index, Scale s) {
   return bf16_to_float(value_bf16(seed, tensor_id, index, s));
