@@ -353,6 +353,9 @@ export class ModelSplitEngine implements SplitEngine {
 /** The client's LM head and sampling over its own model instance (CPU threads or GPU). */
 export class ModelHead implements SplitHead {
   private current?: Float32Array;
+  // One hidden state on the backend: concurrent next() calls (several clients sharing a head)
+  // must not interleave set-hidden, LM head and sampling.
+  private readonly lock = new AsyncLock();
   private constructor(private readonly model: Model) {}
 
   static async open(source: string, options: { backend?: 'auto' | 'cpu' | 'cuda'; seed?: number; dtype?: WeightDtype }): Promise<ModelHead> {
@@ -391,14 +394,19 @@ export class ModelHead implements SplitHead {
 
   async next(hidden: Float32Array, sampling: SplitSampling, step: number): Promise<{ id: number; lmHeadMs: number; samplingMs: number }> {
     if (hidden.length !== this.hiddenSize) throw new RangeError(`hidden must hold ${this.hiddenSize} values, got ${hidden.length}`);
-    this.setHidden(hidden);
-    const t0 = performance.now();
-    await this.model.lmHead();
-    const lmHeadMs = performance.now() - t0;
-    const t1 = performance.now();
-    if (step === 0) this.model.setSamplingSeed(sampling.seed ?? Math.floor(Math.random() * 2 ** 32));
-    const id = this.model.sample({ temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP });
-    return { id, lmHeadMs, samplingMs: performance.now() - t1 };
+    const release = await this.lock.acquire();
+    try {
+      this.setHidden(hidden);
+      const t0 = performance.now();
+      await this.model.lmHead();
+      const lmHeadMs = performance.now() - t0;
+      const t1 = performance.now();
+      if (step === 0) this.model.setSamplingSeed(sampling.seed ?? Math.floor(Math.random() * 2 ** 32));
+      const id = this.model.sample({ temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP });
+      return { id, lmHeadMs, samplingMs: performance.now() - t1 };
+    } finally {
+      release();
+    }
   }
 
   /** The logits of the last next() (for tests). */

@@ -272,4 +272,23 @@ describe('load (bounded)', () => {
     const after = await measure();
     expect(after - before).toBeLessThan(8 * 1024 * 1024);
   }, 180_000);
+
+  it('32 split clients x 32 tokens share the KV slots: every client gets the pipeline tokens, sessions freed after', async () => {
+    const split = engines.split!;
+    const ref = await pipeline.run(QUERY, { mode: 'he-lora', expert: 'banking_expert', maxTokens: 32, temperature: 0 });
+    const want = ref.events.map((e) => e.id);
+    const head = await ModelHead.open('tiny', { backend: 'cpu', seed: 0 });
+    const promptIds = split.tokenize(split.prompt(QUERY));
+    const clients = await Promise.all(Array.from({ length: 32 }, (_, i) => SplitClient.connect(base, { binary: i % 2 === 0 })));
+    let peakSessions = 0;
+    const poll = setInterval(() => (peakSessions = Math.max(peakSessions, server.stats().sessions.sessions)), 20);
+    const runs = await Promise.all(clients.map((c) => collect(c.generate(head, promptIds, { maxTokens: 32, expert: 'banking_expert', stop: split.stopTokens() }))));
+    clearInterval(poll);
+    for (const r of runs) expect(r.events.map((e) => e.id)).toEqual(want);
+    expect(peakSessions).toBeGreaterThan(4); // more sessions than KV slots: replays happened
+    await Promise.all(clients.map((c) => c.close()));
+    head.dispose();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(server.stats().sessions.sessions).toBe(0);
+  }, 180_000);
 });
