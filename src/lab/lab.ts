@@ -168,21 +168,20 @@ export class Lab {
    * Shows the rows of every committed result file of a bench, each captioned with its
    * provenance ("measured here (device, date, committed result)"), or says there is none.
    */
-  showResults(bench: string, filter?: (row: Record<string, unknown>) => boolean): number {
+  showResults(bench: string, filter?: (row: Record<string, unknown>) => boolean): void {
     const rs = this.results(bench);
     if (rs.length === 0) {
       note(`No committed \`${bench}\` result in datasets/results/ yet.`);
-      return 0;
+      return;
     }
     for (const r of rs) {
       const rows = filter ? r.rows.filter(filter) : r.rows;
       display(tables.asTable(rows), { caption: `${r.file}: ${provenanceText(resultProvenance(r))}; ${r.command}`, limit: 80 });
     }
-    return rs.length;
   }
 
   /** Shows a live measurement's table with its provenance, or why it could not run. */
-  showLive<T extends { table: ColumnTable }>(res: live.Live<T>, what = 'live measurement'): void {
+  showLive(res: live.Live<{ table: ColumnTable }>, what = 'live measurement'): void {
     if (res.available) display(res.table, { caption: `${what}: ${provenanceText(this.provenance())}` });
     else note(`**${what}: not run here** (${res.reason}). The figures below use committed results and cited data only.`);
   }
@@ -267,7 +266,7 @@ export class Lab {
     if (typeof prompt !== 'string') throw new TypeError('generate: prompt must be a string');
     if (!this.service) {
       const opened = await live.openService({ backend: this.backend ?? 'auto', ...options });
-      if (!opened.available) {
+      if (!opened.available || !opened.service) {
         const err = new Error(`generate: ${opened.reason}`);
         (err as NodeJS.ErrnoException).code = 'ERR_TENSAFE_BACKEND';
         throw err;
@@ -281,7 +280,7 @@ export class Lab {
   async canGenerate(options: PipelineOptions = {}): Promise<{ available: boolean; reason?: string }> {
     if (this.service) return { available: true };
     const opened = await live.openService({ backend: this.backend ?? 'auto', ...options });
-    if (!opened.available) return { available: false, reason: opened.reason };
+    if (!opened.available || !opened.service) return { available: false, reason: opened.reason };
     this.service = opened.service;
     return { available: true };
   }

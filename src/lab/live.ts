@@ -15,7 +15,12 @@ import type { OpCostSeries } from './plots/ckks';
 import type { MeasuredProvenance } from './provenance';
 import type { Point, Space, SweepOptions, SweepResult } from './sweep';
 
-export type Live<T> = ({ available: true } & T) | { available: false; reason: string };
+/**
+ * A live result: always the same shape (no union to narrow, which tslab's per-cell compilation
+ * does not carry across cells); where the part is unavailable, `available` is false, `reason`
+ * says why and the series are empty.
+ */
+export type Live<T> = T & { available: boolean; reason?: string };
 
 /** What live.ts needs from the Lab session (kept narrow to avoid an import cycle). */
 export interface LiveHost {
@@ -25,9 +30,11 @@ export interface LiveHost {
   sweep<M extends Record<string, unknown>>(space: Space, fn: (p: Point, ctx: { signal: AbortSignal }) => Promise<M>, opts?: Partial<SweepOptions>): Promise<SweepResult<M>>;
 }
 
-function unavailable(reason: string): { available: false; reason: string } {
-  return { available: false, reason };
+function unavailable<T>(reason: string, empty: T): Live<T> {
+  return { ...empty, available: false, reason };
 }
+
+const emptyTable = () => aq.from([] as Array<Record<string, unknown>>);
 
 /** The engine's Ckks class, or why it cannot be used here. */
 function ckksClass(host: LiveHost): { Ckks: typeof import('../engine/ckks').Ckks } | { reason: string } {
@@ -55,9 +62,9 @@ export interface LiveCkksOptions {
 }
 
 /** Per-op medians at each poly_n (native timing), as a plot series and a table. */
-export async function liveCkksOps(host: LiveHost, o: LiveCkksOptions = {}): Promise<Live<{ series: OpCostSeries; table: ColumnTable }>> {
+export async function liveCkksOps(host: LiveHost, o: LiveCkksOptions = {}): Promise<Live<{ series: OpCostSeries[]; table: ColumnTable }>> {
   const found = ckksClass(host);
-  if ('reason' in found) return unavailable(found.reason);
+  if ('reason' in found) return unavailable(found.reason, { series: [], table: emptyTable() });
   const ops = o.ops ?? ['encode', 'encrypt', 'multiply_plain', 'decrypt', 'decode'];
   const iterations = o.iterations ?? 10;
   const res = await host.sweep({ polyN: o.polyN ?? [8192, 16384] }, async (p) => {
@@ -74,7 +81,7 @@ export async function liveCkksOps(host: LiveHost, o: LiveCkksOptions = {}): Prom
   const prov = host.provenance();
   return {
     available: true,
-    series: { label: `tensafe ${host.backend} (this session)`, provenance: prov, rows },
+    series: [{ label: `tensafe ${host.backend} (this session)`, provenance: prov, rows }],
     table: aq.from(rows.map((r) => ({ op: r.op, poly_n: r.poly_n, median_us: r.us }))),
   };
 }
@@ -90,7 +97,7 @@ export interface LiveHeLoraOptions {
 /** Per-token HE-LoRA crypto (d = 1536, r = 32 by default) at each poly_n, as stacked-bar series. */
 export async function liveHeLora(host: LiveHost, o: LiveHeLoraOptions = {}): Promise<Live<{ series: StageSeries[]; table: ColumnTable }>> {
   const found = ckksClass(host);
-  if ('reason' in found) return unavailable(found.reason);
+  if ('reason' in found) return unavailable(found.reason, { series: [] as StageSeries[], table: emptyTable() });
   const d = o.d ?? 1536;
   const r = o.r ?? 32;
   const iterations = o.iterations ?? 5;
@@ -149,20 +156,20 @@ export class GenerationRun {
  * The pipeline's service factory. The pipeline is expected to export
  * `createGenerationService(options) => Promise<GenerationService>` from src/pipeline/index.ts.
  */
-export async function openService(options: PipelineOptions): Promise<Live<{ service: GenerationService }>> {
+export async function openService(options: PipelineOptions): Promise<Live<{ service: GenerationService | null }>> {
   let mod: Record<string, unknown>;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     mod = require('../pipeline') as Record<string, unknown>;
   } catch (err) {
-    return unavailable(`the generation pipeline is not built yet (${(err as Error).message.split('\n')[0]})`);
+    return unavailable(`the generation pipeline is not built yet (${(err as Error).message.split('\n')[0]})`, { service: null });
   }
   const factory = mod.createGenerationService;
-  if (typeof factory !== 'function') return unavailable('the pipeline exports no createGenerationService() yet');
+  if (typeof factory !== 'function') return unavailable('the pipeline exports no createGenerationService() yet', { service: null });
   try {
     return { available: true, service: await (factory as (o: PipelineOptions) => Promise<GenerationService>)(options) };
   } catch (err) {
-    return unavailable((err as Error).message);
+    return unavailable((err as Error).message, { service: null });
   }
 }
 
@@ -180,7 +187,10 @@ export async function generate(service: GenerationService, prompt: string, optio
 /** An uncached HE-LoRA workload to profile (lab.profile(w.run)); unavailable without the CKKS engine. */
 export function heLoraWorkload(host: LiveHost, o: { polyN?: number; iterations?: number } = {}): Live<{ run: () => Promise<unknown> }> {
   const found = ckksClass(host);
-  if ('reason' in found) return unavailable(found.reason);
+  if ('reason' in found) {
+    const reason = found.reason;
+    return unavailable(reason, { run: async () => { throw new Error(`heLoraWorkload: ${reason}`); } });
+  }
   const polyN = o.polyN ?? 16384;
   const iterations = o.iterations ?? 5;
   return {
@@ -223,7 +233,7 @@ export async function dpUtility(
   o: DpUtilityOptions = {},
 ): Promise<Live<{ series: import('./plots/dp').DpSeries[]; table: ColumnTable }>> {
   const can = await host.canGenerate(o.pipeline);
-  if (!can.available) return unavailable(can.reason ?? 'generation unavailable');
+  if (!can.available) return unavailable(can.reason ?? 'generation unavailable', { series: [] as import('./plots/dp').DpSeries[], table: emptyTable() });
   const prompt = o.prompt ?? 'What is a savings account?';
   const maxTokens = o.maxTokens ?? 16;
   const base: PipelineOptions = { ...o.pipeline, maxTokens, temperature: 0, seed: 1 };

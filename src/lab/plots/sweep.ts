@@ -1,6 +1,7 @@
 /** A sweep's results: lines (one option on x, one line per combination of the others) or a heatmap. */
 import { type Figure, PALETTE, type Trace, makeFigure } from '../figure';
 import type { Provenance } from '../provenance';
+import { type TableLike, rowsOf } from '../tables';
 
 export interface SweepViewOptions {
   /** Option on the x axis. */
@@ -24,7 +25,8 @@ function fmt(v: unknown): string {
   return typeof v === 'number' ? String(v) : typeof v === 'boolean' ? (v ? 'on' : 'off') : String(v);
 }
 
-export function sweepView(rows: Row[], opts: SweepViewOptions): Figure {
+export function sweepView(table: TableLike, opts: SweepViewOptions): Figure {
+  const rows = rowsOf(table);
   if (rows.length === 0) throw new RangeError('sweepView: no rows');
   for (const k of [opts.x, opts.y, ...(opts.by ? [opts.by] : [])]) {
     if (!(k in rows[0])) throw new RangeError(`sweepView: no column '${k}' (columns: ${Object.keys(rows[0]).join(', ')})`);
