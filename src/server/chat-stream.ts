@@ -211,6 +211,8 @@ export function handleChatSocket(ctx: ServerContext, ws: WebSocket, req: Incomin
       let ok = true;
       try {
         if (isBinary) throw new RequestError('chat/stream takes JSON text frames', { field: 'frame' });
+        // The socket's frame limit is sized for split payloads; a chat request is small.
+        if ((data as Buffer).length > 1 << 20) throw new RequestError('chat/stream message exceeds 1 MiB', { status: 413, field: 'message', code: 'too_large' });
         const msg = parseJsonObject(data as Buffer, 'message');
         const type = msg.type ?? 'chat';
         if (type === 'cancel') {

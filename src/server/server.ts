@@ -43,6 +43,8 @@ export interface ServerOptions {
   ownEngines?: boolean;
   /** Extra facts for /health and /metrics. */
   facts?: () => Record<string, unknown>;
+  /** WebSocket ping interval; a socket silent for two intervals is dropped (default 30 s). */
+  heartbeatMs?: number;
 }
 
 export class TensafeServer {
@@ -51,6 +53,8 @@ export class TensafeServer {
   private readonly ctx: HttpContext;
   private readonly options: ServerOptions;
   private readonly sockets = new Set<WebSocket>();
+  private readonly alive = new WeakSet<WebSocket>();
+  private heartbeat?: NodeJS.Timeout;
   private closing?: Promise<void>;
 
   constructor(options: ServerOptions) {
@@ -89,6 +93,8 @@ export class TensafeServer {
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         this.sockets.add(ws);
+        this.alive.add(ws);
+        ws.on('pong', () => this.alive.add(ws));
         this.ctx.metrics.wsConnections++;
         this.ctx.metrics.wsConnectionsTotal++;
         ws.on('close', () => {
@@ -102,6 +108,24 @@ export class TensafeServer {
     });
   }
 
+  /**
+   * Heartbeat: every `ms`, sockets that did not answer the previous ping are terminated (a
+   * peer that vanished without closing would otherwise hold its generation and sessions).
+   */
+  private startHeartbeat(ms: number): void {
+    this.heartbeat = setInterval(() => {
+      for (const ws of this.sockets) {
+        if (!this.alive.has(ws)) {
+          ws.terminate();
+          continue;
+        }
+        this.alive.delete(ws);
+        ws.ping();
+      }
+    }, ms);
+    this.heartbeat.unref();
+  }
+
   /** Starts listening; resolves with the bound address. */
   listen(): Promise<{ host: string; port: number; url: string }> {
     const host = this.options.host ?? '127.0.0.1';
@@ -109,6 +133,7 @@ export class TensafeServer {
       this.http.once('error', reject);
       this.http.listen(this.options.port ?? 8095, host, () => {
         this.http.off('error', reject);
+        this.startHeartbeat(this.options.heartbeatMs ?? 30_000);
         const a = this.http.address() as AddressInfo;
         const shown = a.family === 'IPv6' ? `[${a.address}]` : a.address;
         resolve({ host: a.address, port: a.port, url: `http://${shown}:${a.port}` });
@@ -128,6 +153,7 @@ export class TensafeServer {
   close(graceMs = 5000): Promise<void> {
     this.closing ??= (async () => {
       this.ctx.closing = true;
+      if (this.heartbeat) clearInterval(this.heartbeat);
       this.ctx.gate.close();
       this.http.close();
       const deadline = Date.now() + graceMs;

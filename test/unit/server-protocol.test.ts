@@ -349,6 +349,41 @@ describe('limits', () => {
   });
 });
 
+describe('heartbeat', () => {
+  it('drops a socket that stops answering pings and keeps one that answers', async () => {
+    const { default: WebSocket } = await import('ws');
+    const s = await startServer({ service: new FakeService(0), port: 0, heartbeatMs: 50 });
+    try {
+      const url = `${s.url.replace('http', 'ws')}/api/v1/chat/stream`;
+      const open = (autoPong: boolean) =>
+        new Promise<InstanceType<typeof WebSocket>>((resolve, reject) => {
+          const ws = new WebSocket(url, { autoPong });
+          ws.once('open', () => resolve(ws));
+          ws.once('error', reject);
+        });
+      const silent = await open(false);
+      const live = await open(true);
+      const closed = new Promise<number>((r) => silent.once('close', (code) => r(code)));
+      expect(await closed).toBe(1006); // terminated by the server
+      await new Promise((r) => setTimeout(r, 200));
+      expect(live.readyState).toBe(WebSocket.OPEN);
+      live.close();
+    } finally {
+      await s.server.close(100);
+    }
+  });
+
+  it('closes a socket that sends a frame beyond the payload limit (1009)', async () => {
+    const c = await WsClient.open(`${wsBase}/api/v1/chat/stream`);
+    c.send({ query: 'q', pad: 'x'.repeat(200_000) }); // the limit is sized for a full split context
+    await expect(c.next()).rejects.toThrow(/socket closed \(1009\)/);
+    const again = await WsClient.open(`${wsBase}/api/v1/chat/stream`); // the server is fine
+    again.send({ type: 'ping' });
+    expect((await again.next()).type).toBe('pong');
+    await again.close();
+  });
+});
+
 describe('graceful shutdown', () => {
   it('lets a running stream finish within the grace time, refuses new work, closes sockets and disposes the engines', async () => {
     const svc = new FakeService(5);
