@@ -389,11 +389,16 @@ class CkksContextCpu : public Napi::ObjectWrap<CkksContextCpu> {
       int r = static_cast<int>(require_int(o.Get("r"), "options.r", 1, 4096));
       int iterations = static_cast<int>(optional_int(o, "iterations", "options.iterations", 1, 100000, 10));
       int replicas = static_cast<int>(optional_int(o, "replicas", "options.replicas", 1, static_cast<int64_t>(c.n() / 2), 0));
+      bool streamed = false;  // staged by default: the original's structure
+      if (has_key(o, "pipeline") && !o.Get("pipeline").IsUndefined())
+        streamed = require_enum(o.Get("pipeline"), "options.pipeline", {"staged", "streamed"}) == "streamed";
       auto ctx = ctx_.get();
       auto result = std::make_shared<ckks::HeLoraTiming>();
       return PromiseWorker::run(
           env, "CkksContextCpu.benchmarkHeLora",
-          [ctx, d, r, iterations, replicas, result] { *result = ckks::benchmark_helora(*ctx, d, r, iterations, replicas); },
+          [ctx, d, r, iterations, replicas, streamed, result] {
+            *result = ckks::benchmark_helora(*ctx, d, r, iterations, replicas, streamed);
+          },
           [result](Napi::Env e) -> Napi::Value {
             Napi::Object m = Napi::Object::New(e);
             m.Set("encode", result->encode);

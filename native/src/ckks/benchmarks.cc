@@ -1,6 +1,7 @@
 #include "ckks/benchmarks.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -14,6 +15,10 @@ namespace tensafe::ckks {
 
 namespace {
 using Clock = std::chrono::steady_clock;
+
+double us_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::micro>(b - a).count();
+}
 
 double us_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
@@ -77,7 +82,7 @@ OpTiming benchmark_op(CkksContext& ctx, const std::string& op, int iterations) {
   return t;
 }
 
-HeLoraTiming benchmark_helora(CkksContext& ctx, int d, int r, int iterations, int replicas) {
+HeLoraTiming benchmark_helora(CkksContext& ctx, int d, int r, int iterations, int replicas, bool streamed) {
   const std::size_t slots = ctx.encoder().slots();
   if (d < 1 || static_cast<std::size_t>(d) > slots)
     throw ArgumentRangeError("options.d must be in [1, polyN/2 = " + std::to_string(slots) + "], got " + std::to_string(d));
@@ -111,6 +116,17 @@ HeLoraTiming benchmark_helora(CkksContext& ctx, int d, int r, int iterations, in
   out.products = products;
   std::vector<std::vector<double>> decoded(products, std::vector<double>(slots));
   std::vector<double> y(r);
+  // y[row] = sum of the d slots of that row's replica.
+  auto segment_sums = [&](int p, const double* slots_p) {
+    for (int k = 0; k < replicas; ++k) {
+      const int row = p * replicas + k;
+      if (row >= r) break;
+      const double* s = slots_p + static_cast<std::size_t>(k) * d;
+      double acc = 0;
+      for (int i = 0; i < d; ++i) acc += s[i];
+      y[row] = acc;
+    }
+  };
   for (int it = -1; it < iterations; ++it) {  // it = -1 is the warm-up token
     auto h = random_values(d, rng, 1.0);
     auto t0 = Clock::now();
@@ -120,27 +136,53 @@ HeLoraTiming benchmark_helora(CkksContext& ctx, int d, int r, int iterations, in
     auto t1 = Clock::now();
     Ciphertext ct = ctx.encrypt(pt, pk);
     auto t2 = Clock::now();
-    std::vector<Ciphertext> prods(products);
-    for (int p = 0; p < products; ++p) prods[p] = ctx.multiply_plain(ct, apts[p]);
-    auto t3 = Clock::now();
-    std::vector<const Ciphertext*> ptrs;
-    for (auto& c : prods) ptrs.push_back(&c);
-    std::vector<Plaintext> dec = ctx.decrypt_batch(ptrs, sk);
-    auto t4 = Clock::now();
-    pfor(static_cast<std::size_t>(products), [&](std::size_t b, std::size_t e) {
-      for (std::size_t p = b; p < e; ++p) ctx.decode(dec[p], decoded[p].data());
-    });
-    auto t5 = Clock::now();
-    for (int p = 0; p < products; ++p)
-      for (int k = 0; k < replicas; ++k) {
-        const int row = p * replicas + k;
-        if (row >= r) break;
-        const double* s = decoded[p].data() + static_cast<std::size_t>(k) * d;
-        double acc = 0;
-        for (int i = 0; i < d; ++i) acc += s[i];
-        y[row] = acc;
-      }
-    auto t6 = Clock::now();
+    Clock::time_point t3, t4, t5, t6;
+    double share[4] = {0, 0, 0, 0};  // streamed mode: per-stage thread time (us)
+    if (!streamed) {
+      // Staged, as the original: all products, then one batched decrypt, then all decodes.
+      std::vector<Ciphertext> prods(products);
+      for (int p = 0; p < products; ++p) prods[p] = ctx.multiply_plain(ct, apts[p]);
+      t3 = Clock::now();
+      std::vector<const Ciphertext*> ptrs;
+      for (auto& c : prods) ptrs.push_back(&c);
+      std::vector<Plaintext> dec = ctx.decrypt_batch(ptrs, sk);
+      t4 = Clock::now();
+      pfor(static_cast<std::size_t>(products), [&](std::size_t b, std::size_t e) {
+        for (std::size_t p = b; p < e; ++p) ctx.decode(dec[p], decoded[p].data());
+      });
+      t5 = Clock::now();
+      for (int p = 0; p < products; ++p) segment_sums(p, decoded[p].data());
+      t6 = Clock::now();
+    } else {
+      // Streamed: each core takes whole products (multiply -> decrypt -> decode -> sums) so
+      // one product's buffers stay in cache. Stages overlap across cores, so each stage is
+      // reported as its share of this phase's wall time, in proportion to the thread time
+      // spent in it; the total is exact.
+      std::vector<std::array<double, 4>> per(products);
+      pfor(static_cast<std::size_t>(products), [&](std::size_t b, std::size_t e) {
+        for (std::size_t p = b; p < e; ++p) {
+          auto a0 = Clock::now();
+          Ciphertext prod = ctx.multiply_plain(ct, apts[p]);
+          auto a1 = Clock::now();
+          Plaintext dec = ctx.decrypt(prod, sk);
+          auto a2 = Clock::now();
+          ctx.decode(dec, decoded[p].data());
+          auto a3 = Clock::now();
+          segment_sums(static_cast<int>(p), decoded[p].data());
+          auto a4 = Clock::now();
+          per[p] = {us_between(a0, a1), us_between(a1, a2), us_between(a2, a3), us_between(a3, a4)};
+        }
+      });
+      t6 = Clock::now();
+      for (auto& x : per)
+        for (int i = 0; i < 4; ++i) share[i] += x[i];
+      const double wall = us_between(t2, t6), busy = share[0] + share[1] + share[2] + share[3];
+      const double f = busy > 0 ? wall / busy : 0;
+      auto at = [&](double us) { return t2 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::micro>(us)); };
+      t3 = at(share[0] * f);
+      t4 = at((share[0] + share[1]) * f);
+      t5 = at((share[0] + share[1] + share[2]) * f);
+    }
     if (it < 0) continue;
     auto d_us = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::micro>(b - a).count(); };
     t_enc.push_back(d_us(t0, t1));

@@ -27,6 +27,8 @@ struct HeLoraTiming {
 // slots, encrypted once, multiplied by ceil(r / replicas) plaintexts each holding `replicas`
 // LoRA-A rows (pre-encoded once, outside the timing), decrypted (batched), decoded, and each
 // d-long segment summed into one of the r outputs. replicas 0 = min(floor(slots / d), r).
-HeLoraTiming benchmark_helora(CkksContext& ctx, int d, int r, int iterations, int replicas);
+// streamed = false runs stage after stage (batched decrypt, as the original); true gives each
+// core whole products (multiply, decrypt, decode, sums) for cache locality.
+HeLoraTiming benchmark_helora(CkksContext& ctx, int d, int r, int iterations, int replicas, bool streamed);
 
 }  // namespace tensafe::ckks

@@ -127,6 +127,12 @@ export interface HeLoraBenchOptions {
   iterations: number;
   /** Replicas per ciphertext (default floor(slots / d), at most r). */
   replicas?: number;
+  /**
+   * 'staged' (default): all products, one batched decrypt, all decodes, as the original.
+   * 'streamed' (optional for a backend): each worker takes whole products for cache locality;
+   * overlapping stages are then reported as shares of the phase's wall time.
+   */
+  pipeline?: 'staged' | 'streamed';
 }
 
 export interface HeLoraTiming {
