@@ -1,0 +1,177 @@
+/**
+ * `npm run bench -- pipeline [--backend cpu|cuda|auto] [--quick] [--tokens N] [--runs R]`
+ *
+ * Generation throughput and the per-token breakdown of the HE-LoRA pipeline on the embedded
+ * default model (CPU: Qwen2.5-1.5B shape with 4 of 28 layers; GPU: the full 1.5B shape; random
+ * weights): base, lora (plaintext adapter), and he-lora for every packing x poly_n {8192,
+ * 16384, 32768} x decrypt {sequential, batched}; the seed presets (the original's optimisation
+ * steps); and the best setting with timers off (timers must not slow the run). Printed beside
+ * the original's RTX A2000 figures (cited) and written to datasets/results/ (results.md format).
+ *
+ * tok/s is decode throughput (tokens after the first, whose time includes the prompt), the median
+ * over `runs` generations of `tokens` tokens each, after a warm-up generation per setting. DP is
+ * off in the grid (its cost is one clip and d Gaussian draws); the seed presets use the original's
+ * calibration, as the original did.
+ */
+import { deviceName, resolveBackend } from '../engine/info';
+import { Pipeline } from '../pipeline/pipeline';
+import { heMs } from '../pipeline/records';
+import { SEED_PRESETS } from '../pipeline/options';
+import type { GenerationSummary, PipelineOptions, StageName } from '../pipeline/types';
+import { STAGES } from '../pipeline/types';
+import type { BenchArgs } from './index';
+import { newResult, printTable, stats, writeResult, type Row } from './results';
+
+const PROMPT = 'What is a savings account?';
+
+/** The original's headline numbers (seed-performance-analysis.md, RTX A2000 8GB). */
+const ORIGINAL = {
+  source: 'seed-performance-analysis.md (TenSafe, RTX A2000 8GB)',
+  rows: [
+    { setting: 'original: base model (no HE)', tok_s: 28.2, ms_per_token: 35 },
+    { setting: 'original: WebSocket HE (best)', tok_s: 7.4, ms_per_token: 135 },
+    { setting: 'original: WebSocket HE (avg 5 runs)', tok_s: 6.8, ms_per_token: 147 },
+    { setting: 'original: Split + GPU LM head', tok_s: 4.85, ms_per_token: 207 },
+    { setting: 'original: Split selftest (CPU LM head)', tok_s: 1.24, ms_per_token: 806 },
+  ],
+};
+
+interface Measured {
+  setting: string;
+  options: PipelineOptions;
+  tokS: number;
+  tokSRuns: number[];
+  stages: Partial<Record<StageName, number>>;
+  heMs: number;
+  summary: GenerationSummary;
+}
+
+async function measure(p: Pipeline, setting: string, options: PipelineOptions, tokens: number, runs: number): Promise<Measured> {
+  const o: PipelineOptions = { temperature: 0, ...options, maxTokens: tokens };
+  await p.run(PROMPT, { ...o, maxTokens: Math.min(tokens, 3) }); // warm-up: keys, plaintexts, graphs
+  const tok: number[] = [];
+  let best: GenerationSummary | undefined;
+  const stageRuns: Array<Partial<Record<StageName, number>>> = [];
+  for (let i = 0; i < runs; i++) {
+    const { summary } = await p.run(PROMPT, o);
+    tok.push(summary.tokPerS);
+    stageRuns.push(summary.stageMedians);
+    best = summary;
+  }
+  const stages: Partial<Record<StageName, number>> = {};
+  for (const s of STAGES) {
+    const v = stageRuns.map((r) => r[s]).filter((x): x is number => typeof x === 'number');
+    if (v.length) stages[s] = stats(v).median;
+  }
+  const m = { setting, options: o, tokS: stats(tok).median, tokSRuns: tok, stages, heMs: heMs(stages), summary: best! };
+  console.log(`  ${setting.padEnd(44)} ${m.tokS.toFixed(2).padStart(8)} tok/s   HE ${m.heMs.toFixed(3)} ms/token`);
+  return m;
+}
+
+export async function run(args: BenchArgs): Promise<void> {
+  const backend = resolveBackend(args.backend);
+  const device = deviceName(backend);
+  const tokens = Number(args.options.tokens ?? (args.quick ? 6 : backend === 'cuda' ? 64 : 12));
+  const runs = Number(args.options.runs ?? (args.quick ? 1 : backend === 'cuda' ? 3 : 2));
+  const polyNs = args.quick ? [16384] : [8192, 16384, 32768];
+  const packings = ['replicated-slots', 'rotations', 'coefficients'] as const;
+  const decrypts = ['sequential', 'batched'] as const;
+  const result = newResult('pipeline', backend, device, args.argv);
+
+  console.log(`pipeline bench on ${device} (${backend}): ${tokens} tokens x ${runs} runs per setting`);
+  const p = await Pipeline.open({ backend });
+  const d = p.describe();
+  result.notes = [
+    `model: ${d.model} (d = ${d.hiddenSize}, vocab ${d.vocabSize}); synthetic experts r = 32; prompt '${PROMPT}'`,
+    'tok/s = decode throughput (tokens after the first), median over runs; stage times are per-token medians (CUDA events on the GPU, steady clock on the CPU)',
+    'DP off in the grid; seed presets use the original DP calibration (sigma 4.8448)',
+    `original figures cited from ${ORIGINAL.source}`,
+  ];
+  const all: Measured[] = [];
+  try {
+    const base = await measure(p, 'base', { mode: 'base' }, tokens, runs);
+    const lora = await measure(p, 'lora (plaintext adapter)', { mode: 'lora' }, tokens, runs);
+    all.push(base, lora);
+    const he: Measured[] = [];
+    for (const packing of packings) {
+      for (const polyN of polyNs) {
+        for (const decrypt of decrypts) {
+          // rotations at 32768 on the CPU take seconds per token: fewer tokens there
+          const t = backend === 'cpu' && packing === 'rotations' ? Math.min(tokens, 4) : tokens;
+          he.push(await measure(p, `he-lora ${packing} N=${polyN} ${decrypt}`, { mode: 'he-lora', packing, polyN, decrypt }, t, runs));
+        }
+      }
+    }
+    all.push(...he);
+    const best = he.reduce((a, b) => (b.tokS > a.tokS ? b : a));
+    const bestOff = await measure(p, `${best.setting} (timers off)`, { ...best.options, timers: false }, best.options.maxTokens ?? tokens, runs);
+    const bestDp = await measure(p, `${best.setting} + DP (analytic, eps 1)`, { ...best.options, dp: { mechanism: 'analytic', epsilon: 1 } }, best.options.maxTokens ?? tokens, runs);
+    all.push(bestOff, bestDp);
+    const steps: Array<{ step: number; label: string; m: Measured }> = [];
+    const presetNames = ['baseline', 'batched-decrypt', 'poly-n-16384', 'split-selftest'] as const;
+    for (const [i, name] of presetNames.entries()) {
+      if (args.quick && name === 'split-selftest' && backend === 'cpu') continue;
+      const t = name === 'split-selftest' ? Math.min(tokens, 8) : tokens;
+      const m = await measure(p, `seed preset ${name}`, { seedPreset: name }, t, runs);
+      steps.push({ step: i, label: SEED_PRESETS[name].description, m });
+      all.push(m);
+    }
+
+    // rows: one per setting, one per (setting, stage), one per seed step, the original's (cited)
+    for (const m of all) {
+      const o = m.options;
+      result.rows.push({
+        setting: m.setting,
+        mode: o.mode ?? 'he-lora',
+        packing: o.mode === 'he-lora' || o.seedPreset ? (o.packing ?? (o.seedPreset ? 'replicated-slots' : null)) : null,
+        poly_n: o.mode === 'he-lora' ? (o.polyN ?? null) : null,
+        decrypt: o.mode === 'he-lora' ? (o.decrypt ?? null) : null,
+        timers: o.timers ?? true,
+        tok_s: m.tokS,
+        tok_s_min: Math.min(...m.tokSRuns),
+        tok_s_max: Math.max(...m.tokSRuns),
+        ms_per_token: 1000 / m.tokS,
+        he_ms: m.heMs,
+        tokens: o.maxTokens ?? tokens,
+        runs: m.tokSRuns.length,
+      });
+      for (const [stage, ms] of Object.entries(m.stages)) result.rows.push({ setting: m.setting, stage, median_ms: ms as number });
+    }
+    for (const s of steps) result.rows.push({ step: s.step, label: `${s.m.setting}: ${s.label}`, tok_s: s.m.tokS, he_ms: s.m.heMs });
+    for (const r of ORIGINAL.rows) result.rows.push({ ...r, source: ORIGINAL.source } as Row);
+
+    const timersOverheadPct = ((bestOff.tokS - best.tokS) / bestOff.tokS) * 100;
+    result.summary = {
+      base_tok_s: base.tokS,
+      lora_tok_s: lora.tokS,
+      he_lora_tok_s_best: best.tokS,
+      he_lora_best_setting: best.setting,
+      he_ms_per_token_best: best.heMs,
+      he_lora_over_base: best.tokS / base.tokS,
+      he_lora_timers_off_tok_s_best: bestOff.tokS,
+      timers_overhead_pct: timersOverheadPct,
+    };
+
+    printTable(
+      [
+        ...ORIGINAL.rows.map((r) => ({ Mode: r.setting, 'tok/s': r.tok_s, 'ms/token': r.ms_per_token, 'HE ms': null, Hardware: 'RTX A2000 8GB (cited)' })),
+        ...all.map((m) => ({ Mode: m.setting, 'tok/s': m.tokS, 'ms/token': 1000 / m.tokS, 'HE ms': m.heMs, Hardware: `${device} (measured)` })),
+      ],
+      ['Mode', 'tok/s', 'ms/token', 'HE ms', 'Hardware'],
+      `HE-LoRA generation, ${d.model}`,
+    );
+    const stageCols = STAGES.filter((s) => all.some((m) => m.stages[s] !== undefined));
+    printTable(
+      all.map((m) => ({ setting: m.setting, ...Object.fromEntries(stageCols.map((s) => [s, m.stages[s] ?? null])) })),
+      ['setting', ...stageCols],
+      'Per-token breakdown (ms, medians)',
+    );
+    console.log(
+      `best: ${best.setting}: ${best.tokS.toFixed(2)} tok/s = ${(best.tokS / base.tokS).toFixed(3)}x base (${base.tokS.toFixed(2)} tok/s); ` +
+        `HE ${best.heMs.toFixed(3)} ms/token; timers off ${bestOff.tokS.toFixed(2)} tok/s (${timersOverheadPct.toFixed(2)}%)`,
+    );
+    console.log(`result: ${writeResult(result)}`);
+  } finally {
+    await p.dispose();
+  }
+}
