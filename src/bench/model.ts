@@ -16,6 +16,7 @@
  * 'auto' measures CUDA when a GPU is usable, else the CPU.
  */
 import { spawnSync } from 'node:child_process';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import type { BenchArgs } from './index';
@@ -155,7 +156,11 @@ async function runBackend(backend: Backend, args: BenchArgs): Promise<void> {
     'decode tok/s = (new tokens - 1) / decode time (prefill and the first token excluded); median of runs',
     'forward/lm_head/sampling ms: a separate run with each stage synchronised and timed (per-token medians)',
   ];
-  if (backend === 'cpu') notes.push(`CPU: ${info().cpuModel}, ${info().cpuThreads} threads, float32 arithmetic`);
+  if (backend === 'cpu') {
+    notes.push(`CPU: ${info().cpuModel}, ${info().cpuThreads} threads, float32 arithmetic`);
+    // The CPU machines are shared: say how busy this one was, since it bounds what was measured.
+    notes.push(`host load average (1 min) at start: ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs`);
+  }
 
   log(`model bench on ${backend} (${result.device})`);
   for (const preset of presets) {
@@ -211,7 +216,10 @@ async function runBackend(backend: Backend, args: BenchArgs): Promise<void> {
     result.summary.copy_bandwidth_gb_s = bw / 1e9;
     notes.push('bandwidth floor: weight bytes read per token / device-to-device copy bandwidth measured in this run');
   }
-  if (backend === 'cpu') await lmHeadCpu(result, quick);
+  if (backend === 'cpu') {
+    await lmHeadCpu(result, quick);
+    notes.push(`host load average (1 min) at end: ${os.loadavg()[0].toFixed(1)}`);
+  }
   result.notes = notes;
   printTable(result.rows, undefined, `Qwen2 decode, ${backend} on ${result.device}`);
   log(`summary ${JSON.stringify(result.summary)}`);
