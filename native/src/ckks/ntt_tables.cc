@@ -68,21 +68,50 @@ NttTables::NttTables(u64 n, u64 q) : n_(n), log_n_(0), q_(q) {
 }
 
 void NttTables::forward_lazy(u64* a) const {
+  // Stages are fused in pairs (radix 4: two Cooley-Tukey stages per pass over the data, so half
+  // as many passes through memory); an odd first stage runs alone. Values stay in [0, 4q).
   const u64 q = q_, two_q = q << 1;
   const u64* w = root_powers_.data();
   const u64* ws = root_powers_shoup_.data();
-  u64 t = n_;
-  for (u64 m = 1; m < n_; m <<= 1) {
-    t >>= 1;
+  u64 m = 1;
+  if (log_n_ & 1) {
+    const u64 t = n_ >> 1;
+    const u64 W = w[1], Ws = ws[1];
+    for (u64 j = 0; j < t; ++j) {
+      u64 x = reduce_4q_to_2q(a[j], two_q);
+      u64 y = mul_shoup_lazy(a[j + t], W, Ws, q);
+      a[j] = x + y;
+      a[j + t] = x - y + two_q;
+    }
+    m = 2;
+  }
+  for (; m < n_; m <<= 2) {
+    const u64 t2 = n_ / (4 * m);
     for (u64 i = 0; i < m; ++i) {
-      const u64 W = w[m + i], Ws = ws[m + i];
-      u64* X = a + 2 * i * t;
-      u64* Y = X + t;
-      for (u64 j = 0; j < t; ++j) {
-        u64 x = reduce_4q_to_2q(X[j], two_q);
-        u64 y = mul_shoup_lazy(Y[j], W, Ws, q);
-        X[j] = x + y;
-        Y[j] = x - y + two_q;
+      const u64 W1 = w[m + i], W1s = ws[m + i];
+      const u64 W2 = w[2 * m + 2 * i], W2s = ws[2 * m + 2 * i];
+      const u64 W3 = w[2 * m + 2 * i + 1], W3s = ws[2 * m + 2 * i + 1];
+      u64* X0 = a + 4 * i * t2;
+      u64* X1 = X0 + t2;
+      u64* X2 = X1 + t2;
+      u64* X3 = X2 + t2;
+      for (u64 j = 0; j < t2; ++j) {
+        // stage m: (X0, X2) and (X1, X3) with W1
+        u64 a0 = reduce_4q_to_2q(X0[j], two_q);
+        u64 a1 = reduce_4q_to_2q(X1[j], two_q);
+        u64 y2 = mul_shoup_lazy(X2[j], W1, W1s, q);
+        u64 y3 = mul_shoup_lazy(X3[j], W1, W1s, q);
+        u64 b0 = a0 + y2, b2 = a0 - y2 + two_q;
+        u64 b1 = a1 + y3, b3 = a1 - y3 + two_q;
+        // stage 2m: (b0, b1) with W2, (b2, b3) with W3
+        b0 = reduce_4q_to_2q(b0, two_q);
+        b2 = reduce_4q_to_2q(b2, two_q);
+        u64 z1 = mul_shoup_lazy(b1, W2, W2s, q);
+        u64 z3 = mul_shoup_lazy(b3, W3, W3s, q);
+        X0[j] = b0 + z1;
+        X1[j] = b0 - z1 + two_q;
+        X2[j] = b2 + z3;
+        X3[j] = b2 - z3 + two_q;
       }
     }
   }
