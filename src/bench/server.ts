@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- server [--backend cpu|cuda|auto] [--quick] [--model M] [--tokens N]
- *                          [--runs R] [--expert E]`
+ *                          [--runs R] [--expert E] [--only ws|split]`
+ * (`--only split` is the original's bench_split_ws.py: the split client alone.)
  *
  * Tokens per second through the server on loopback, beside the in-process pipeline and the
  * original's table (RTX A2000, seed-performance-analysis.md: WebSocket HE 7.4 tok/s, split with
@@ -70,6 +71,8 @@ async function runBackend(backend: Backend, args: BenchArgs): Promise<void> {
   const runs = Number(args.options.runs ?? (quick ? 2 : 5));
   const model = args.options.model ?? (backend === 'cuda' ? 'qwen2.5-1.5b-shape' : 'tiny');
   const expert = args.options.expert ?? 'banking_expert';
+  const only = args.options.only ?? 'all';
+  if (!['all', 'ws', 'split'].includes(only)) throw new RangeError(`--only must be ws or split, got '${only}'`);
   const engines = await openEngines({ backend, model });
   const pipeline = engines.service as Pipeline;
   const { server, url } = await startServer({ service: engines.service, split: engines.split, port: 0, ownEngines: false, rateLimit: { perMinute: 1e6, burst: 1e5 } });
@@ -81,39 +84,43 @@ async function runBackend(backend: Backend, args: BenchArgs): Promise<void> {
 
     // Warm-up: HE keys and generators, JIT, sockets.
     await pipeline.run(QUERY, { mode: 'he-lora', expert, maxTokens: 4, temperature: 0 });
-    await wsGenerate(url, { ...chatReq(true), max_tokens: 4 });
-    await wsGenerate(url, { ...chatReq(false), max_tokens: 4 });
+    if (only !== 'split') {
+      await wsGenerate(url, { ...chatReq(true), max_tokens: 4 });
+      await wsGenerate(url, { ...chatReq(false), max_tokens: 4 });
 
-    // In-process and WebSocket HE runs interleaved, so drift hits both alike.
-    const inproc: number[] = [];
-    const wsHe: number[] = [];
-    const wsHeServer: number[] = [];
-    const wsBase: number[] = [];
-    const network: number[] = [];
-    for (let r = 0; r < runs; r++) {
-      const ip = await pipeline.run(QUERY, { mode: 'he-lora', expert, maxTokens: tokens, temperature: 0 });
-      inproc.push(ip.summary.tokPerS);
-      const w = await wsGenerate(url, chatReq(true));
-      wsHe.push(w.tokS);
-      wsHeServer.push(w.serverTokS);
-      network.push(...w.networkMs);
-      wsBase.push((await wsGenerate(url, chatReq(false))).tokS);
+      // In-process and WebSocket HE runs interleaved, so drift hits both alike.
+      const inproc: number[] = [];
+      const wsHe: number[] = [];
+      const wsHeServer: number[] = [];
+      const wsBase: number[] = [];
+      const network: number[] = [];
+      for (let r = 0; r < runs; r++) {
+        const ip = await pipeline.run(QUERY, { mode: 'he-lora', expert, maxTokens: tokens, temperature: 0 });
+        inproc.push(ip.summary.tokPerS);
+        const w = await wsGenerate(url, chatReq(true));
+        wsHe.push(w.tokS);
+        wsHeServer.push(w.serverTokS);
+        network.push(...w.networkMs);
+        wsBase.push((await wsGenerate(url, chatReq(false))).tokS);
+      }
+      const ipS = stats(inproc);
+      const wsS = stats(wsHe);
+      rows.push({ mode: 'in-process pipeline, HE-LoRA', transport: 'none', tok_s: ipS.median, ms_per_token: 1000 / ipS.median, tok_s_min: ipS.min, tok_s_max: ipS.max, runs, tokens, source: 'measured' });
+      rows.push({ mode: 'WebSocket HE (chat/stream)', transport: 'ws', tok_s: wsS.median, ms_per_token: 1000 / wsS.median, tok_s_min: wsS.min, tok_s_max: wsS.max, runs, tokens, network_ms: median(network), source: 'measured' });
+      const wbS = stats(wsBase);
+      rows.push({ mode: 'WebSocket base (use_he false)', transport: 'ws', tok_s: wbS.median, ms_per_token: 1000 / wbS.median, tok_s_min: wbS.min, tok_s_max: wbS.max, runs, tokens, source: 'measured' });
+      result.summary.inprocess_tok_s = ipS.median;
+      result.summary.ws_he_tok_s = wsS.median;
+      result.summary.ws_over_inprocess = wsS.median / ipS.median;
+      result.summary.ws_he_server_tok_s = median(wsHeServer);
+      result.summary.ws_base_tok_s = wbS.median;
+      result.summary.network_ms_per_token = median(network);
     }
-    const ipS = stats(inproc);
-    const wsS = stats(wsHe);
-    rows.push({ mode: 'in-process pipeline, HE-LoRA', transport: 'none', tok_s: ipS.median, ms_per_token: 1000 / ipS.median, tok_s_min: ipS.min, tok_s_max: ipS.max, runs, tokens, source: 'measured' });
-    rows.push({ mode: 'WebSocket HE (chat/stream)', transport: 'ws', tok_s: wsS.median, ms_per_token: 1000 / wsS.median, tok_s_min: wsS.min, tok_s_max: wsS.max, runs, tokens, network_ms: median(network), source: 'measured' });
-    const wbS = stats(wsBase);
-    rows.push({ mode: 'WebSocket base (use_he false)', transport: 'ws', tok_s: wbS.median, ms_per_token: 1000 / wbS.median, tok_s_min: wbS.min, tok_s_max: wbS.max, runs, tokens, source: 'measured' });
-    result.summary.inprocess_tok_s = ipS.median;
-    result.summary.ws_he_tok_s = wsS.median;
-    result.summary.ws_over_inprocess = wsS.median / ipS.median;
-    result.summary.ws_he_server_tok_s = median(wsHeServer);
-    result.summary.ws_base_tok_s = wbS.median;
-    result.summary.network_ms_per_token = median(network);
 
     // Split: the decoder + HE on the server, the LM head and sampling local.
-    if (engines.split) {
+    if (only === 'ws') {
+      // not asked for
+    } else if (engines.split) {
       const split = engines.split;
       const promptIds = split.tokenize(split.prompt(QUERY));
       const heads: Array<{ name: string; backend: Backend; key: string }> = [];
@@ -170,8 +177,9 @@ async function runBackend(backend: Backend, args: BenchArgs): Promise<void> {
     printTable(rows, ['mode', 'transport', 'tok_s', 'ms_per_token', 'tok_s_min', 'tok_s_max', 'network_ms', 'lm_head_ms', 'runs', 'source'], `server on ${result.device} (${desc.model})`);
     // eslint-disable-next-line no-console
     console.log(JSON.stringify(result.summary, null, 2));
+    // A partial run (--only) prints its table but leaves the result file to full runs.
     // eslint-disable-next-line no-console
-    console.log(`wrote ${writeResult(result)}`);
+    console.log(only === 'all' ? `wrote ${writeResult(result)}` : `--only ${only}: result file not written (partial run)`);
   } finally {
     await server.close(2000);
     await engines.split?.dispose();
