@@ -349,6 +349,63 @@ describe('limits', () => {
   });
 });
 
+describe('fuzz', () => {
+  // Random JSON-ish values for every field the endpoints read.
+  const pick = <T,>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)];
+  const junk = (): unknown =>
+    pick<() => unknown>([
+      () => Math.random() * 1e6 - 5e5,
+      () => Math.floor(Math.random() * 5000) - 10,
+      () => pick([NaN, Infinity, -0, 1e308, -1]),
+      () => 'x'.repeat(Math.floor(Math.random() * 50)),
+      () => pick([true, false, null]),
+      () => [1, 'a', null],
+      () => ({ nested: { deep: 1 } }),
+      () => Buffer.from(Array.from({ length: 40 }, () => Math.floor(Math.random() * 256))).toString('base64'),
+      () => '%%%%',
+    ])();
+  const fields = ['type', 'query', 'max_tokens', 'temperature', 'top_p', 'top_k', 'use_he', 'session_id', 'expert', 'expert_name', 'mode', 'seed',
+    'hidden_states_b64', 'seq_len', 'hidden_dim', 'dtype', 'response_dtype', 'incremental', 'token_ids', 'text'];
+  const message = (): string => {
+    const r = Math.random();
+    if (r < 0.1) return Buffer.from(Array.from({ length: 30 }, () => Math.floor(Math.random() * 256))).toString('latin1');
+    if (r < 0.2) return JSON.stringify(junk());
+    const o: Record<string, unknown> = {};
+    for (const f of fields) if (Math.random() < 0.3) o[f] = junk();
+    if (Math.random() < 0.5) o.type = pick(['forward', 'config', 'tokenize', 'ping', 'reset', 'chat', 'cancel', 'zap']);
+    if (Math.random() < 0.3) o.max_tokens = 1;
+    return JSON.stringify(o);
+  };
+
+  it('answers 300 random messages per endpoint without dying, then still serves', async () => {
+    for (const path of ['/api/v1/split/stream', '/api/v1/chat/stream']) {
+      const c = await WsClient.open(`${wsBase}${path}`);
+      for (let i = 0; i < 300; i++) {
+        if (Math.random() < 0.1) {
+          const bin = Math.random() < 0.5 ? packFrame({ seq_len: junk(), dtype: junk(), token_ids: junk() }, Buffer.alloc(Math.floor(Math.random() * 64))) : Buffer.from(message());
+          c.sendBinary(bin);
+        } else c.send(message());
+      }
+      c.send({ type: 'ping' });
+      // Drain until our pong: every earlier frame is a reply of some kind, never a close.
+      for (;;) {
+        const f = await c.next(60_000);
+        expect(typeof f.type).toBe('string');
+        if (f.type === 'pong') break;
+      }
+      c.send({ type: 'cancel' });
+      await c.close();
+    }
+    for (let i = 0; i < 50; i++) {
+      const url = pick(['/api/v1/chat/compare', '/api/v1/split/forward', '/api/v1/split/tokenize']);
+      const r = await fetch(`${base}${url}`, { method: 'POST', body: message() });
+      expect([200, 400, 413, 429, 501, 503]).toContain(r.status);
+      await r.text();
+    }
+    expect((await getJson(`${base}/health`)).body.status).toBe('ok');
+  }, 120_000);
+});
+
 describe('heartbeat', () => {
   it('drops a socket that stops answering pings and keeps one that answers', async () => {
     const { default: WebSocket } = await import('ws');
