@@ -543,12 +543,9 @@ void CkksContextCuda::decrypt_into(std::uint64_t* out, const std::vector<const s
                                    const SecretKeyCuda& sk) {
   DeviceState& d = *dev_;
   const std::uint32_t l = static_cast<std::uint32_t>(limbs);
+  // Left in the NTT domain, as the CPU backend does (decode runs the inverse NTT).
   rns_decrypt_dyadic(out, limbs * n(), cts.data(), sk.words.data(), d.br(), l, static_cast<std::uint32_t>(cts.size()),
                      d.log_n, d.stream);
-  for (std::size_t first = 0; first < cts.size(); first += 1024) {
-    const std::uint32_t here = static_cast<std::uint32_t>(std::min<std::size_t>(1024, cts.size() - first));
-    ntt_inverse(out + first * limbs * n(), d.ntt->view(), LimbMap::range(0, l), here, d.stream);
-  }
 }
 
 std::shared_ptr<PlaintextCuda> CkksContextCuda::decrypt(const CiphertextCuda& ct, const SecretKeyCuda& sk) {
@@ -556,7 +553,7 @@ std::shared_ptr<PlaintextCuda> CkksContextCuda::decrypt(const CiphertextCuda& ct
   check_ct(ct, "ciphertext");
   cpu_->check_owner(sk.host.context_id, "secretKey");
   OpScope scope(*dev_, "decrypt");
-  auto pt = new_pt(ct.limbs, ct.scale, Encoding::Slots, false);
+  auto pt = new_pt(ct.limbs, ct.scale, Encoding::Slots, true);
   decrypt_into(pt->words.data(), {ct.words.data()}, ct.limbs, sk);
   return pt;
 }
@@ -582,7 +579,7 @@ std::vector<std::shared_ptr<PlaintextCuda>> CkksContextCuda::decrypt_batch(const
     for (std::size_t k = i; k < j; ++k) ptrs.push_back(cts[k]->words.data());
     decrypt_into(all.data(), ptrs, limbs, sk);
     for (std::size_t k = i; k < j; ++k) {
-      auto pt = new_pt(limbs, cts[k]->scale, Encoding::Slots, false);
+      auto pt = new_pt(limbs, cts[k]->scale, Encoding::Slots, true);
       CUDA_CHECK(cudaMemcpyAsync(pt->words.data(), all.data() + (k - i) * words, words * 8, cudaMemcpyDeviceToDevice,
                                  d.stream));
       out.push_back(std::move(pt));
@@ -653,7 +650,11 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::multiply_plain(const Ciphertext
     throw ArgumentRangeError("plaintext has fewer primes (" + std::to_string(b.limbs) + ") than the ciphertext (" +
                              std::to_string(a.limbs) + ")");
   const double scale = a.scale * b.scale;
-  if (!std::isfinite(scale) || std::log2(scale) >= 1000) throw ArgumentRangeError("scale overflow in multiplyPlain");
+  double log_q = 0;
+  for (std::size_t k = 0; k < a.limbs; ++k) log_q += std::log2(static_cast<double>(cpu_->tables(k).modulus()));
+  if (!std::isfinite(scale) || std::log2(scale) + 1 >= log_q)
+    throw ArgumentRangeError("scale overflow in multiplyPlain: the product scale 2^" + std::to_string(std::log2(scale)) +
+                             " does not fit the ciphertext modulus of " + std::to_string(log_q) + " bits (rescale first)");
   OpScope scope(*dev_, "multiply_plain");
   auto r = new_ct(a.limbs, scale);
   rns_multiply_plain(r->words.data(), a.words.data(), b.words.data(), dev_->br(), static_cast<std::uint32_t>(a.limbs), 2,
@@ -916,6 +917,7 @@ HeLoraTiming CkksContextCuda::benchmark_helora(int d, int r, int iterations, int
     CUDA_CHECK(cudaEventRecord(ev[3].e, dv.stream));
     decrypt_into(decs.data(), prod_ptrs, L, *sk);
     CUDA_CHECK(cudaEventRecord(ev[4].e, dv.stream));
+    ntt_inverse(decs.data(), dv.ntt->view(), LimbMap::range(0, l), static_cast<std::uint32_t>(products), dv.stream);
     decode_slots(reinterpret_cast<double*>(slotvals.data()), decs.data(), L * n, static_cast<std::uint32_t>(products), l,
                  1.0 / out_scale, dv.br(), dv.garner(), dv.fft(), reinterpret_cast<double2*>(scratch.data()),
                  dv.stream);

@@ -123,6 +123,7 @@ class CkksContextCuda {
   // encryption
   std::shared_ptr<CiphertextCuda> encrypt(const PlaintextCuda& pt, const PublicKeyCuda& pk);
   std::shared_ptr<CiphertextCuda> encrypt_symmetric(const PlaintextCuda& pt, const SecretKeyCuda& sk);
+  // Decryption results stay in the NTT domain (as the CPU's); decode runs the inverse NTT.
   std::shared_ptr<PlaintextCuda> decrypt(const CiphertextCuda& ct, const SecretKeyCuda& sk);
   std::vector<std::shared_ptr<PlaintextCuda>> decrypt_batch(const std::vector<const CiphertextCuda*>& cts,
                                                             const SecretKeyCuda& sk);

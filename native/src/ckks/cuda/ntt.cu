@@ -25,21 +25,43 @@ struct Split {
 
 __host__ __device__ inline Split split_of(uint32_t log_n) { return {log_n / 2, log_n - log_n / 2}; }
 
+// Twiddles of the row stages of rows r0 .. r0+rows-1, staged in shared memory at the start so
+// that no stage waits on a global load: row stage t (0 .. log_n2-1) of those rows uses the
+// contiguous indices (1 << (log_n1 + t)) + (r0 << t) + [0, rows << t), kept at offset
+// rows * (2^t - 1). (Forward stage s = log_n1 + t; inverse stage with gap 2^(log_n2 - 1 - t).)
+__device__ __forceinline__ void stage_row_twiddles(uint64_t* sw, uint64_t* sws, const uint64_t* w, const uint64_t* ws,
+                                                   uint32_t log_n1, uint32_t log_n2, uint32_t rows, uint32_t r0) {
+  const uint32_t total = rows * ((1u << log_n2) - 1);
+  for (uint32_t idx = threadIdx.x; idx < total; idx += blockDim.x) {
+    const uint32_t t = 31 - __clz(idx / rows + 1);
+    const uint32_t local = idx - rows * ((1u << t) - 1);
+    const uint32_t g = (1u << (log_n1 + t)) + (r0 << t) + local;
+    sw[idx] = w[g];
+    sws[idx] = ws[g];
+  }
+}
+
 // ---- forward ---------------------------------------------------------------------------------
 
 // Stages 0 .. log_n1-1: block = kCols adjacent columns of one polynomial.
 __global__ void forward_columns(uint64_t* __restrict__ data, NttTablesView t, const LimbMap map) {
-  extern __shared__ uint64_t tile[];  // [n1][kCols]
+  extern __shared__ uint64_t tile[];  // [n1][kCols], then n1 twiddles and n1 companions
   const Split sp = split_of(t.log_n);
   const uint32_t n = 1u << t.log_n, n1 = 1u << sp.log_n1;
   const uint32_t poly = blockIdx.y;
   const uint32_t limb = map.limb[poly % map.count];
   const uint64_t q = t.modulus[limb], two_q = q << 1;
-  const uint64_t* w = t.root_powers + static_cast<size_t>(limb) * n;
-  const uint64_t* ws = t.root_powers_shoup + static_cast<size_t>(limb) * n;
+  uint64_t* w = tile + n1 * kCols;  // root_powers[0 .. n1) (the column stages use 1 .. n1-1)
+  uint64_t* ws = w + n1;
+  const uint64_t* gw = t.root_powers + static_cast<size_t>(limb) * n;
+  const uint64_t* gws = t.root_powers_shoup + static_cast<size_t>(limb) * n;
   uint64_t* a = data + static_cast<size_t>(poly) * n;
   const uint32_t c0 = blockIdx.x * kCols;
 
+  for (uint32_t idx = threadIdx.x; idx < n1; idx += blockDim.x) {
+    w[idx] = gw[idx];
+    ws[idx] = gws[idx];
+  }
   for (uint32_t idx = threadIdx.x; idx < n1 * kCols; idx += blockDim.x) {
     uint32_t k = idx / kCols, cc = idx % kCols;
     tile[idx] = a[(static_cast<size_t>(k) << sp.log_n2) + c0 + cc];
@@ -69,18 +91,19 @@ __global__ void forward_columns(uint64_t* __restrict__ data, NttTablesView t, co
 
 // Stages log_n1 .. log_n-1 and the final reduction: block = kRowTile / n2 rows.
 __global__ void forward_rows(uint64_t* __restrict__ data, NttTablesView t, const LimbMap map) {
-  extern __shared__ uint64_t tile[];  // [rows][n2]
+  __shared__ uint64_t tile[kRowTile];  // [rows][n2]
+  __shared__ uint64_t sw[kRowTile], sws[kRowTile];
   const Split sp = split_of(t.log_n);
   const uint32_t n = 1u << t.log_n, n2 = 1u << sp.log_n2;
   const uint32_t rows = kRowTile >> sp.log_n2;
   const uint32_t poly = blockIdx.y;
   const uint32_t limb = map.limb[poly % map.count];
   const uint64_t q = t.modulus[limb], two_q = q << 1;
-  const uint64_t* w = t.root_powers + static_cast<size_t>(limb) * n;
-  const uint64_t* ws = t.root_powers_shoup + static_cast<size_t>(limb) * n;
   const uint32_t r0 = blockIdx.x * rows;
   uint64_t* a = data + static_cast<size_t>(poly) * n + static_cast<size_t>(r0) * n2;
 
+  stage_row_twiddles(sw, sws, t.root_powers + static_cast<size_t>(limb) * n,
+                     t.root_powers_shoup + static_cast<size_t>(limb) * n, sp.log_n1, sp.log_n2, rows, r0);
   for (uint32_t idx = threadIdx.x; idx < kRowTile; idx += blockDim.x) tile[idx] = a[idx];
   __syncthreads();
   const uint32_t half = n2 / 2;
@@ -90,9 +113,11 @@ __global__ void forward_rows(uint64_t* __restrict__ data, NttTablesView t, const
       uint32_t row = b_all / half, b = b_all % half;
       uint32_t i_local = b >> gap_log, pos = b & (gap - 1);
       uint32_t j0 = row * n2 + (i_local << (gap_log + 1)) + pos;
-      // global group index: (r * n2 + j) / (2 gap) = r * 2^(s - log_n1) + i_local
-      uint32_t root = (1u << s) + ((r0 + row) << (s - sp.log_n1)) + i_local;
-      uint64_t W = w[root], Ws = ws[root];
+      // global group index: (r * n2 + j) / (2 gap) = r * 2^(s - log_n1) + i_local; staged at
+      // rows * (2^ts - 1) + (row << ts) + i_local, ts = s - log_n1
+      const uint32_t ts = s - sp.log_n1;
+      const uint32_t root = rows * ((1u << ts) - 1) + (row << ts) + i_local;
+      uint64_t W = sw[root], Ws = sws[root];
       uint64_t x = reduce_4q_to_2q(tile[j0], two_q);
       uint64_t y = mul_shoup_lazy(tile[j0 + gap], W, Ws, q);
       tile[j0] = x + y;
@@ -107,31 +132,33 @@ __global__ void forward_rows(uint64_t* __restrict__ data, NttTablesView t, const
 
 // Gentleman-Sande stages with gaps 1 .. n2/2 (h = n/2 .. n1): contiguous rows.
 __global__ void inverse_rows(uint64_t* __restrict__ data, NttTablesView t, const LimbMap map) {
-  extern __shared__ uint64_t tile[];
+  __shared__ uint64_t tile[kRowTile];
+  __shared__ uint64_t sw[kRowTile], sws[kRowTile];
   const Split sp = split_of(t.log_n);
   const uint32_t n = 1u << t.log_n, n2 = 1u << sp.log_n2;
   const uint32_t rows = kRowTile >> sp.log_n2;
   const uint32_t poly = blockIdx.y;
   const uint32_t limb = map.limb[poly % map.count];
   const uint64_t q = t.modulus[limb], two_q = q << 1;
-  const uint64_t* w = t.inv_root_powers + static_cast<size_t>(limb) * n;
-  const uint64_t* ws = t.inv_root_powers_shoup + static_cast<size_t>(limb) * n;
   const uint32_t r0 = blockIdx.x * rows;
   uint64_t* a = data + static_cast<size_t>(poly) * n + static_cast<size_t>(r0) * n2;
 
+  stage_row_twiddles(sw, sws, t.inv_root_powers + static_cast<size_t>(limb) * n,
+                     t.inv_root_powers_shoup + static_cast<size_t>(limb) * n, sp.log_n1, sp.log_n2, rows, r0);
   for (uint32_t idx = threadIdx.x; idx < kRowTile; idx += blockDim.x) tile[idx] = a[idx];
   __syncthreads();
   const uint32_t half = n2 / 2;
   for (uint32_t gap_log = 0; gap_log < sp.log_n2; ++gap_log) {
     const uint32_t gap = 1u << gap_log;
-    const uint32_t log_h = t.log_n - 1 - gap_log;  // h = n / (2 gap)
     for (uint32_t b_all = threadIdx.x; b_all < kRowTile / 2; b_all += blockDim.x) {
       uint32_t row = b_all / half, b = b_all % half;
       uint32_t i_local = b >> gap_log, pos = b & (gap - 1);
       uint32_t j0 = row * n2 + (i_local << (gap_log + 1)) + pos;
-      // group index i = (r * n2 + j) / (2 gap) = r * (n2 / (2 gap)) + i_local
-      uint32_t root = (1u << log_h) + ((r0 + row) << (sp.log_n2 - gap_log - 1)) + i_local;
-      uint64_t W = w[root], Ws = ws[root];
+      // group index i = (r * n2 + j) / (2 gap) = r * (n2 / (2 gap)) + i_local, i.e. row stage
+      // ts = log_n2 - gap_log - 1 of stage_row_twiddles (h = 2^(log_n1 + ts))
+      const uint32_t ts = sp.log_n2 - gap_log - 1;
+      const uint32_t root = rows * ((1u << ts) - 1) + (row << ts) + i_local;
+      uint64_t W = sw[root], Ws = sws[root];
       uint64_t u = tile[j0], v = tile[j0 + gap];
       tile[j0] = reduce_4q_to_2q(u + v, two_q);
       tile[j0 + gap] = mul_shoup_lazy(u - v + two_q, W, Ws, q);
@@ -143,17 +170,23 @@ __global__ void inverse_rows(uint64_t* __restrict__ data, NttTablesView t, const
 
 // Stages with gaps n2 .. n/2 (h = n1/2 .. 1): columns; the last stage folds in n^-1.
 __global__ void inverse_columns(uint64_t* __restrict__ data, NttTablesView t, const LimbMap map) {
-  extern __shared__ uint64_t tile[];  // [n1][kCols]
+  extern __shared__ uint64_t tile[];  // [n1][kCols], then n1 twiddles and n1 companions
   const Split sp = split_of(t.log_n);
   const uint32_t n = 1u << t.log_n, n1 = 1u << sp.log_n1;
   const uint32_t poly = blockIdx.y;
   const uint32_t limb = map.limb[poly % map.count];
   const uint64_t q = t.modulus[limb], two_q = q << 1;
-  const uint64_t* w = t.inv_root_powers + static_cast<size_t>(limb) * n;
-  const uint64_t* ws = t.inv_root_powers_shoup + static_cast<size_t>(limb) * n;
+  uint64_t* w = tile + n1 * kCols;  // inv_root_powers[0 .. n1)
+  uint64_t* ws = w + n1;
+  const uint64_t* gw = t.inv_root_powers + static_cast<size_t>(limb) * n;
+  const uint64_t* gws = t.inv_root_powers_shoup + static_cast<size_t>(limb) * n;
   uint64_t* a = data + static_cast<size_t>(poly) * n;
   const uint32_t c0 = blockIdx.x * kCols;
 
+  for (uint32_t idx = threadIdx.x; idx < n1; idx += blockDim.x) {
+    w[idx] = gw[idx];
+    ws[idx] = gws[idx];
+  }
   for (uint32_t idx = threadIdx.x; idx < n1 * kCols; idx += blockDim.x) {
     uint32_t k = idx / kCols, cc = idx % kCols;
     tile[idx] = a[(static_cast<size_t>(k) << sp.log_n2) + c0 + cc];
@@ -199,10 +232,10 @@ Launch launch_of(uint32_t log_n, uint32_t polys) {
   Launch l;
   l.cols_grid = dim3(n2 / kCols, polys);
   l.cols_threads = std::min<uint32_t>((n1 / 2) * kCols, 256);
-  l.cols_smem = sizeof(uint64_t) * n1 * kCols;
+  l.cols_smem = sizeof(uint64_t) * (n1 * kCols + 2 * n1);
   l.rows_grid = dim3(n1 / (kRowTile / n2), polys);
   l.rows_threads = kRowTile / 2;
-  l.rows_smem = sizeof(uint64_t) * kRowTile;
+  l.rows_smem = 0;  // static
   return l;
 }
 

@@ -25,8 +25,8 @@ for (const logN of [13, 14, 15, 16]) {
 const ops = ['encode', 'decode', 'encode_coefficients', 'encrypt', 'encrypt_symmetric', 'decrypt', 'add', 'sub',
   'multiply_plain', 'rescale', 'mod_switch', 'rotate'];
 for (const polyN of [8192, 16384, 32768, 65536]) {
-  const primeBits = polyN === 8192 ? [60, 40, 60] : [60, 40, 60];
-  const ctx = new addon.CkksContextCuda({ polyN, primeBits, specialPrimeBits: 60 });
+  const bits = polyN === 8192 ? 50 : 60;
+  const ctx = new addon.CkksContextCuda({ polyN, primeBits: [bits, 40, bits], specialPrimeBits: bits });
   for (const op of ops) {
     const t = await ctx.benchmarkOp({ op, iterations: 30 });
     emit({ what: 'op', polyN, op, medianUs: t.medianUs, minUs: t.minUs });
