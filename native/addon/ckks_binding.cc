@@ -140,7 +140,9 @@ class CkksContextCpu : public Napi::ObjectWrap<CkksContextCpu> {
       o.Set("specialModulus", p.special ? Napi::Value(Napi::BigInt::New(env, p.special)) : env.Null());
       o.Set("logQP", p.log_qp);
       o.Set("maxLogQP128", p.max_log_qp);
-      o.Set("insecure", p.insecure);
+      // The seeded test mode is never secure: its randomness is a function of a public seed.
+      o.Set("insecure", p.insecure || p.spec.seeded);
+      o.Set("belowSecurityBound", p.insecure);
       o.Set("seeded", p.spec.seeded);
       o.Set("scale", c.default_scale());
       char hex[17];

@@ -145,10 +145,15 @@ async function runOurs(backend: Backend, polyN: number, opIters: number, tokens:
   const ckks = Ckks.create({ polyN, primeBits: [60, 40], specialPrimeBits: 60, backend });
   const info = ckks.info();
   const ops: Record<string, number> = {};
-  for (const op of OPS) ops[op] = (await ckks.benchmarkOp(op, opIters)).medianUs;
+  const spread: Record<string, { min: number; max: number }> = {};
+  for (const op of OPS) {
+    const t = await ckks.benchmarkOp(op, opIters);
+    ops[op] = t.medianUs;
+    spread[op] = { min: t.minUs, max: t.maxUs };
+  }
   const helora: HeLoraTiming = await ckks.benchmarkHeLora({ d: D, r: R, iterations: tokens });
   ckks.dispose();
-  return { ops, helora, info };
+  return { ops, spread, helora, info };
 }
 
 // ---- CPU run -----------------------------------------------------------------------------------
@@ -171,7 +176,7 @@ async function runCpu(args: BenchArgs): Promise<BenchResult> {
     const ours = await runOurs('cpu', polyN, opIters, tokens);
     const theirs = seal ? runSeal(seal, polyN, Math.max(3, Math.floor(opIters / 2)), Math.max(2, Math.floor(tokens / 2))) : undefined;
     for (const op of OPS) {
-      const row: Row = { op, poly_n: polyN, median_us: ours.ops[op], runs: opIters };
+      const row: Row = { op, poly_n: polyN, median_us: ours.ops[op], min_us: ours.spread[op].min, max_us: ours.spread[op].max, runs: opIters };
       if (theirs) {
         row.node_seal_us = theirs.ops[op];
         row.speedup = theirs.ops[op] / ours.ops[op];
@@ -227,7 +232,7 @@ async function runCuda(args: BenchArgs): Promise<BenchResult> {
     const ours = await runOurs(backend, polyN, opIters, tokens);
     const row: Row = { source: 'tensafe (measured)', poly_n: polyN };
     for (const op of OPS) {
-      opRows.push({ op, poly_n: polyN, median_us: ours.ops[op], runs: opIters });
+      opRows.push({ op, poly_n: polyN, median_us: ours.ops[op], min_us: ours.spread[op].min, max_us: ours.spread[op].max, runs: opIters });
       row[`${op === 'multiply_plain' ? 'ct_pt_multiply' : op}_us`] = ours.ops[op];
     }
     row.helora_ms = ours.helora.medianUs.total / 1e3;

@@ -54,6 +54,7 @@ describe('CKKS parameters and the 128-bit security table', () => {
     }
     const ok = Ckks.create({ ...bad, allowInsecure: true }).info();
     expect(ok.insecure).toBe(true);
+    expect(ok.belowSecurityBound).toBe(true);
     expect(ok.logQP).toBeGreaterThan(ok.maxLogQP128);
     expect(() => Ckks.create({ polyN: 8192, primeBits: [60, 60, 60, 40], backend: 'cpu' })).toThrow(/security/);
     expect(Ckks.create({ polyN: 16384, primeBits: [60, 60, 60, 60, 60, 60, 60], backend: 'cpu' }).info().insecure).toBe(false);
@@ -289,6 +290,9 @@ describe('CKKS randomness', () => {
     };
     const a = mk(42n);
     expect(a.info().seeded).toBe(true);
+    expect(a.info().insecure).toBe(true);
+    expect(a.info().belowSecurityBound).toBe(false);
+    expect(mk().info().insecure).toBe(false);
     expect(run(a).equals(run(mk(42n)))).toBe(true);
     expect(run(mk(42n)).equals(run(mk(43n)))).toBe(false);
     expect(run(mk()).equals(run(mk()))).toBe(false);

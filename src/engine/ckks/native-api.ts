@@ -56,8 +56,10 @@ export interface CkksContextInfo {
   logQP: number;
   /** The 128-bit classical bound on log2(Q * P) for this N (field-notes section 3). */
   maxLogQP128: number;
-  /** True when the parameters exceed the bound (then allowInsecure was given). */
+  /** True when the parameters exceed the bound (then allowInsecure was given) or in seeded mode. */
   insecure: boolean;
+  /** True when log2(Q*P) exceeds the 128-bit bound (allowed only with allowInsecure). */
+  belowSecurityBound: boolean;
   /** True in the seeded test mode (never secure). */
   seeded: boolean;
   scale: number;
