@@ -1,5 +1,7 @@
 #include "model/cpu_kernels.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -99,33 +101,48 @@ float dot_row(const MatRef& w, int r, const float* x) {
 
 void matmul(const MatRef& w, const float* x, int n, float* y, const float* bias) {
   const size_t rows = static_cast<size_t>(w.rows);
+  // Rows are handed out in blocks from a shared counter rather than split in fixed halves, so
+  // a core that is descheduled (the CPU machines are shared) does not leave the other waiting.
+  const size_t block = std::max<size_t>(min_rows(w.cols, n), rows / (16 * cpu_threads()) + 1);
+  std::atomic<size_t> next{0};
+  auto work = [&](size_t begin, size_t end) {
+    if (n == 1) {
+      for (size_t r = begin; r < end; ++r) {
+        float v = dot_row(w, static_cast<int>(r), x);
+        y[r] = bias ? v + bias[r] : v;
+      }
+      return;
+    }
+    // Several tokens: widen each weight row once (it stays in L1) and reuse it for all.
+    thread_local std::vector<float> row;
+    const float* wr = nullptr;
+    if (w.dtype != DType::F32) row.resize(static_cast<size_t>(w.cols));
+    for (size_t r = begin; r < end; ++r) {
+      if (w.dtype == DType::F32) {
+        wr = static_cast<const float*>(w.data) + r * static_cast<size_t>(w.cols);
+      } else {
+        widen_row(w, static_cast<int>(r), row.data());
+        wr = row.data();
+      }
+      const float b = bias ? bias[r] : 0.0f;
+      for (int t = 0; t < n; ++t)
+        y[static_cast<size_t>(t) * rows + r] = dot_f32(wr, x + static_cast<size_t>(t) * w.cols, w.cols) + b;
+    }
+  };
+  if (rows <= block) {
+    work(0, rows);
+    return;
+  }
   parallel_for(
-      rows,
-      [&](size_t begin, size_t end) {
-        if (n == 1) {
-          for (size_t r = begin; r < end; ++r) {
-            float v = dot_row(w, static_cast<int>(r), x);
-            y[r] = bias ? v + bias[r] : v;
-          }
-          return;
-        }
-        // Several tokens: widen each weight row once (it stays in L1) and reuse it for all.
-        thread_local std::vector<float> row;
-        const float* wr = nullptr;
-        if (w.dtype != DType::F32) row.resize(static_cast<size_t>(w.cols));
-        for (size_t r = begin; r < end; ++r) {
-          if (w.dtype == DType::F32) {
-            wr = static_cast<const float*>(w.data) + r * static_cast<size_t>(w.cols);
-          } else {
-            widen_row(w, static_cast<int>(r), row.data());
-            wr = row.data();
-          }
-          const float b = bias ? bias[r] : 0.0f;
-          for (int t = 0; t < n; ++t)
-            y[static_cast<size_t>(t) * rows + r] = dot_f32(wr, x + static_cast<size_t>(t) * w.cols, w.cols) + b;
+      cpu_threads(),
+      [&](size_t, size_t) {
+        for (;;) {
+          const size_t r0 = next.fetch_add(block, std::memory_order_relaxed);
+          if (r0 >= rows) break;
+          work(r0, std::min(rows, r0 + block));
         }
       },
-      min_rows(w.cols, n));
+      1);
 }
 
 void matmul_naive(const MatRef& w, const float* x, int n, float* y) {
