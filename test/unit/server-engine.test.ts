@@ -9,14 +9,15 @@ import * as vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Model } from '../../src/engine/model';
 import type { Pipeline } from '../../src/pipeline/pipeline';
-import { openEngines, type Engines } from '../../src/server/engines';
+import type { Engines } from '../../src/server/engines';
 import { decodeValues } from '../../src/server/hidden-codec';
 import { ModelHead, ModelSplitEngine } from '../../src/server/model-split-engine';
 import { startServer, TensafeServer } from '../../src/server/server';
 import { SplitClient } from '../../src/server/split-client';
 import { getJson, WsClient } from './server-client';
+import { openTinyEngines } from './server-page-service';
 
-let engines: Engines;
+let engines: Engines & { cleanup: () => void };
 let pipeline: Pipeline;
 let server: TensafeServer;
 let base: string;
@@ -26,7 +27,7 @@ let local: Model;
 const QUERY = 'What is a savings account?';
 
 beforeAll(async () => {
-  engines = await openEngines({ backend: 'cpu', model: 'tiny' });
+  engines = await openTinyEngines();
   pipeline = engines.service as Pipeline;
   const s = await startServer({ service: engines.service, split: engines.split, port: 0, ownEngines: false, rateLimit: { perMinute: 1_000_000, burst: 100_000 } });
   server = s.server;
@@ -40,6 +41,7 @@ afterAll(async () => {
   local?.dispose();
   await engines?.split?.dispose();
   await engines?.service.dispose();
+  engines?.cleanup();
 });
 
 async function collect(gen: AsyncGenerator<any, any>): Promise<{ events: any[]; summary: any }> {

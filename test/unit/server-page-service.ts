@@ -1,16 +1,35 @@
-/** The engine behind the page test: the real pipeline on the CPU ('tiny' preset, random weights). */
+/**
+ * The real engines for the server tests: the pipeline on the CPU ('tiny' preset, random
+ * weights) and the split engine over the same model. The synthetic experts are written to a
+ * folder of this process, so test files running in parallel never race on a shared cache.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { modelPresets } from '../../src/engine/model';
+import { writeSyntheticExperts } from '../../src/pipeline/experts';
 import type { GenerationService } from '../../src/pipeline/types';
-import { openEngines } from '../../src/server/engines';
+import { openEngines, type Engines } from '../../src/server/engines';
 import type { SplitEngine } from '../../src/server/split-engine';
 
+export async function openTinyEngines(): Promise<Engines & { cleanup: () => void }> {
+  const c = modelPresets().find((p) => p.preset === 'tiny')!.config;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tensafe-server-experts-'));
+  writeSyntheticExperts(root, { hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers, numHeads: c.numAttentionHeads, numKvHeads: c.numKeyValueHeads, headDim: c.headDim, intermediateSize: c.intermediateSize }, { seed: 0, baseModel: c.name });
+  const e = await openEngines({ backend: 'cpu', model: 'tiny', adapters: root });
+  return { ...e, cleanup: () => fs.rmSync(root, { recursive: true, force: true }) };
+}
+
+/** The engine behind the page test. */
 export async function pageService(): Promise<{ service: GenerationService; split?: SplitEngine; dispose: () => Promise<void> }> {
-  const e = await openEngines({ backend: 'cpu', model: 'tiny' });
+  const e = await openTinyEngines();
   return {
     service: e.service,
     split: e.split,
     dispose: async () => {
       await e.split?.dispose();
       await e.service.dispose();
+      e.cleanup();
     },
   };
 }
