@@ -5,5 +5,6 @@
 export * as engine from './engine';
 export { Ckks, Plaintext, Ciphertext, SecretKey, PublicKey, GaloisKeys, NttPlan, generateNttPrimes, isPrime } from './engine/ckks';
 export * as pipeline from './pipeline';
+export * as server from './server';
 export { Lab, lab } from './lab';
 export { Model, Tokenizer, modelPresets, modelConfig } from './engine/model';
