@@ -5,6 +5,7 @@
 #include "model_binding.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -115,6 +116,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
             InstanceMethod("trim", &ModelWrap::Trim),
             InstanceMethod("setSamplingSeed", &ModelWrap::SetSamplingSeed),
             InstanceMethod("setLayerAdapters", &ModelWrap::SetLayerAdapters),
+            InstanceMethod("setHookLora", &ModelWrap::SetHookLora),
+            InstanceAccessor("hookCalls", &ModelWrap::HookCalls, nullptr),
             InstanceMethod("dispose", &ModelWrap::Dispose),
             InstanceAccessor("position", &ModelWrap::Position, nullptr),
             InstanceAccessor("contextLength", &ModelWrap::ContextLength, nullptr),
@@ -407,32 +410,83 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     });
   }
 
+  static std::vector<model::LoraAdapter> read_adapters(const Napi::Value& v) {
+    if (!v.IsArray()) throw_type("adapters must be an array");
+    auto arr = v.As<Napi::Array>();
+    std::vector<model::LoraAdapter> list;
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      const std::string n = "adapters[" + std::to_string(i) + "]";
+      Napi::Object o = require_object(arr.Get(i), n);
+      model::LoraAdapter a;
+      a.layer = static_cast<int>(require_int(require_arg_obj(o, "layer", n), n + ".layer", 0, 1 << 20));
+      a.target = model::parse_projection(require_string(require_arg_obj(o, "target", n), n + ".target"));
+      a.rank = static_cast<int>(require_int(require_arg_obj(o, "rank", n), n + ".rank", 1, 4096));
+      a.scaling = static_cast<float>(optional_finite(o, "scaling", n + ".scaling", 1.0));
+      auto fa = require_float32_array(require_arg_obj(o, "a", n), n + ".a");
+      auto fb = require_float32_array(require_arg_obj(o, "b", n), n + ".b");
+      a.a.assign(fa.Data(), fa.Data() + fa.ElementLength());
+      a.b.assign(fb.Data(), fb.Data() + fb.ElementLength());
+      list.push_back(std::move(a));
+    }
+    return list;
+  }
+
   // setLayerAdapters([{ layer, target, rank, scaling, a: Float32Array, b: Float32Array }])
   Napi::Value SetLayerAdapters(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       auto st = state();
-      Napi::Value v = require_arg(info, 0, "adapters");
-      if (!v.IsArray()) throw_type("adapters must be an array");
-      auto arr = v.As<Napi::Array>();
-      std::vector<model::LoraAdapter> list;
-      for (uint32_t i = 0; i < arr.Length(); ++i) {
-        const std::string n = "adapters[" + std::to_string(i) + "]";
-        Napi::Object o = require_object(arr.Get(i), n);
-        model::LoraAdapter a;
-        a.layer = static_cast<int>(require_int(require_arg_obj(o, "layer", n), n + ".layer", 0, 1 << 20));
-        a.target = model::parse_projection(require_string(require_arg_obj(o, "target", n), n + ".target"));
-        a.rank = static_cast<int>(require_int(require_arg_obj(o, "rank", n), n + ".rank", 1, 4096));
-        a.scaling = static_cast<float>(optional_finite(o, "scaling", n + ".scaling", 1.0));
-        auto fa = require_float32_array(require_arg_obj(o, "a", n), n + ".a");
-        auto fb = require_float32_array(require_arg_obj(o, "b", n), n + ".b");
-        a.a.assign(fa.Data(), fa.Data() + fa.ElementLength());
-        a.b.assign(fb.Data(), fb.Data() + fb.ElementLength());
-        list.push_back(std::move(a));
-      }
+      auto list = read_adapters(require_arg(info, 0, "adapters"));
       std::lock_guard<std::mutex> lock(st->mu);
       st->backend->set_layer_adapters(std::move(list));
       return info.Env().Undefined();
     });
+  }
+
+  // setHookLora(adapters): the same LoRA pairs applied through the projection-hook interface
+  // (the path an encrypted LoRA takes: the hook sees the projection's input and adds its delta),
+  // counting the calls in `hookCalls`. For tests of the hook plumbing; [] removes the hook.
+  Napi::Value SetHookLora(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto st = state();
+      auto list = std::make_shared<std::vector<model::LoraAdapter>>(read_adapters(require_arg(info, 0, "adapters")));
+      const model::Qwen2Config& c = st->backend->config();
+      std::vector<model::HookSite> sites;
+      for (size_t i = 0; i < list->size(); ++i) {
+        const auto& a = (*list)[i];
+        const size_t in = static_cast<size_t>(model::projection_in_dim(c, a.target));
+        const size_t out = static_cast<size_t>(model::projection_out_dim(c, a.target));
+        if (a.a.size() != static_cast<size_t>(a.rank) * in || a.b.size() != out * static_cast<size_t>(a.rank))
+          throw_range("adapters[" + std::to_string(i) + "]: a must be rank x " + std::to_string(in) + ", b " +
+                      std::to_string(out) + " x rank");
+        sites.push_back({a.layer, a.target});
+      }
+      auto calls = hook_calls_;
+      calls->store(0);
+      model::ProjectionHook hook;
+      if (!list->empty()) {
+        hook = [list, calls](const model::ProjectionHookArgs& h) {
+          calls->fetch_add(1);
+          for (const auto& a : *list) {
+            if (a.layer != h.layer || a.target != h.target) continue;
+            std::vector<double> ax(static_cast<size_t>(a.rank), 0.0);
+            for (int r = 0; r < a.rank; ++r)
+              for (int i = 0; i < h.in_dim; ++i) ax[static_cast<size_t>(r)] += double(a.a[static_cast<size_t>(r) * h.in_dim + i]) * h.input[i];
+            for (int o = 0; o < h.out_dim; ++o) {
+              double s = 0.0;
+              for (int r = 0; r < a.rank; ++r) s += double(a.b[static_cast<size_t>(o) * a.rank + r]) * ax[static_cast<size_t>(r)];
+              h.output[o] += a.scaling * static_cast<float>(s);
+            }
+          }
+        };
+      }
+      std::lock_guard<std::mutex> lock(st->mu);
+      st->backend->set_projection_hook(std::move(hook), std::move(sites));
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value HookCalls(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(hook_calls_->load()));
   }
 
   static Napi::Value require_arg_obj(const Napi::Object& o, const char* key, const std::string& owner) {
@@ -472,6 +526,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), handle_.disposed()); }
 
   Handle<ModelState> handle_;
+  std::shared_ptr<std::atomic<int64_t>> hook_calls_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 // ---- free functions --------------------------------------------------------------------------

@@ -42,6 +42,10 @@ export interface NativeModel {
   trim(length: number): void;
   setSamplingSeed(seed: number | bigint): void;
   setLayerAdapters(adapters: LayerAdapter[]): void;
+  /** The same LoRA pairs through the projection-hook interface (tests of the hook plumbing). */
+  setHookLora(adapters: LayerAdapter[]): void;
+  /** Hook invocations since the last setHookLora. */
+  readonly hookCalls: number;
   dispose(): void;
   readonly position: number;
   readonly contextLength: number;
