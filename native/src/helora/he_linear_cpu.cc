@@ -70,19 +70,39 @@ static double compose_one(const ckks::Plaintext& pt, const std::vector<std::uint
   return v / pt.scale;
 }
 
-void HeLinearCpu::read_out(const ckks::Plaintext& pt, int product, double* y, std::vector<double>& buf) const {
+void HeLinearCpu::read_out(const ckks::Plaintext& pt, int product, double* y, std::vector<double>& buf) {
   auto& ctx = session_->ctx();
   if (layout_.packing == Packing::Coefficients) {
+    // Decryption may leave m in the NTT domain (as SEAL does): back to coefficients first.
+    if (pt.ntt) {
+      coeff_buf_.assign(pt.data.begin(), pt.data.end());
+      ctx.ntt_inverse(coeff_buf_.data(), pt.limbs);
+      ckks::Plaintext c;
+      c.limbs = pt.limbs;
+      c.scale = pt.scale;
+      c.ntt = false;
+      c.data.swap(coeff_buf_);
+      read_coefficients(c, product, y);
+      coeff_buf_.swap(c.data);
+      return;
+    }
+    read_coefficients(pt, product, y);
+    return;
+  }
+  ctx.decode(pt, buf.data());
+  extract(layout_, buf.data(), product, y);
+}
+
+void HeLinearCpu::read_coefficients(const ckks::Plaintext& pt, int product, double* y) const {
+  auto& ctx = session_->ctx();
+  {
     const auto& q = ctx.params().moduli;
     for (int k = 0; k < layout_.rows_per_pt; ++k) {
       const int row = product * layout_.rows_per_pt + k;
       if (row >= layout_.rank) break;
       y[row] += compose_one(pt, q, ctx.n(), static_cast<std::size_t>(read_index(layout_, k)));
     }
-    return;
   }
-  ctx.decode(pt, buf.data());
-  extract(layout_, buf.data(), product, y);
 }
 
 void HeLinearCpu::apply(const double* x, double* y, StageClock& clock) {

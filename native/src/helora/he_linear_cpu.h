@@ -43,12 +43,14 @@ class HeLinearCpu final : public HeLinear {
   void apply(const double* x, double* y, StageClock& clock) override;
 
  private:
-  void read_out(const ckks::Plaintext& pt, int product, double* y, std::vector<double>& buf) const;
+  void read_out(const ckks::Plaintext& pt, int product, double* y, std::vector<double>& buf);
+  void read_coefficients(const ckks::Plaintext& pt, int product, double* y) const;
 
   std::shared_ptr<HeSessionCpu> session_;
   PackingLayout layout_;
   std::vector<ckks::Plaintext> weights_;  // [chunk][product]
   std::vector<double> in_buf_, dec_buf_;
+  std::vector<std::uint64_t> coeff_buf_;
 };
 
 }  // namespace tensafe::helora
