@@ -204,7 +204,7 @@ export function loadResults(opts: { root?: string; dir?: string; bench?: string 
   return { results, skipped };
 }
 
-/** Provenance of a committed result file: "measured here (device, date, committed result)". */
+/** Provenance of a committed result file: "measured here (device, date; datasets/results)". */
 export function resultProvenance(r: ResultFile): MeasuredProvenance {
   return measured(r.device, r.date, { backend: r.backend, commit: r.commit, file: r.file, committed: true });
 }

@@ -53,45 +53,42 @@ export function wrapText(text: string, width = 150): string {
   return out.join('<br>');
 }
 
-/** Builds a figure with a title, the provenance caption under the plot and a fixed size. */
+/**
+ * Builds a figure with a title, the provenance (and caption) as the title's subtitle, and a
+ * fixed size. The subtitle is placed against the whole figure, not the plot area, so long
+ * category labels never push it off the page.
+ */
 export function makeFigure(spec: FigureSpec): Figure {
   if (spec.sources.length === 0) throw new RangeError('makeFigure: a figure needs at least one source (provenance)');
   const note = provenanceNote(spec.sources);
-  const captionText = wrapText(spec.caption ? `${note}\n${spec.caption}` : note);
-  const lines = captionText.split('<br>').length;
+  const width = spec.width ?? DEFAULT_WIDTH;
+  const chars = Math.max(60, Math.floor((width - 40) / 6.3));
+  const subtitle = wrapText(spec.caption ? `${note}\n${spec.caption}` : note, chars);
+  const lines = subtitle.split('<br>').length;
   const base = spec.layout ?? {};
-  const margin = { l: 80, r: 30, t: 60, b: 100 + 16 * lines, ...(base.margin as object | undefined) };
-  const annotations = [
-    ...((base.annotations as unknown[] | undefined) ?? []),
-    {
-      text: captionText,
-      xref: 'paper',
-      yref: 'paper',
-      x: 0,
-      y: 0,
-      xanchor: 'left',
-      yanchor: 'top',
-      yshift: -(margin.b - 12 - 16 * lines),
-      showarrow: false,
-      align: 'left',
-      font: { size: 11, color: '#555' },
-      name: 'provenance',
-    },
-  ];
+  const margin = { l: 80, r: 30, b: 70, ...(base.margin as object | undefined), t: 64 + 15 * lines };
   const layout: Layout = {
-    template: undefined,
     font: { family: 'Helvetica, Arial, sans-serif', size: 13 },
     paper_bgcolor: 'white',
     plot_bgcolor: 'white',
-    width: spec.width ?? DEFAULT_WIDTH,
+    width,
     height: spec.height ?? DEFAULT_HEIGHT,
     ...base,
-    title: { text: spec.title, x: 0.02, xanchor: 'left' },
+    title: {
+      text: spec.title,
+      x: 0.01,
+      xanchor: 'left',
+      xref: 'container',
+      y: 1,
+      yref: 'container',
+      yanchor: 'top',
+      pad: { t: 14 },
+      subtitle: { text: subtitle, font: { size: 11, color: '#555' } },
+    },
     margin,
-    annotations,
     meta: { provenance: note },
   };
-  delete layout.template;
+  if (spec.height !== undefined) layout.height = spec.height + 15 * lines;
   return {
     data: spec.data,
     layout,

@@ -166,7 +166,7 @@ export class Lab {
 
   /**
    * Shows the rows of every committed result file of a bench, each captioned with its
-   * provenance ("measured here (device, date, committed result)"), or says there is none.
+   * provenance ("measured here (device, date; datasets/results)"), or says there is none.
    */
   showResults(bench: string, filter?: (row: Record<string, unknown>) => boolean): void {
     const rs = this.results(bench);

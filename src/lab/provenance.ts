@@ -48,7 +48,7 @@ export function measured(device: string, date: string, extra: Partial<MeasuredPr
 export function provenanceText(p: Provenance): string {
   if (p.kind === 'measured') {
     const day = p.date.slice(0, 10);
-    const how = p.committed ? ', committed result' : '';
+    const how = p.committed ? '; datasets/results' : '';
     return `measured here (${p.device}, ${day}${how})`;
   }
   return p.hardware ? `cited (${p.source}, ${p.hardware})` : `cited (${p.source})`;

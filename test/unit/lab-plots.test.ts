@@ -14,18 +14,18 @@ const A2000 = originalProvenance();
 const H100 = measured('NVIDIA H100 80GB HBM3', '2026-11-26T12:00:00Z', { committed: true });
 
 function caption(fig: { layout: Record<string, unknown> }): string {
-  const ann = (fig.layout.annotations as Array<{ name?: string; text: string }>).find((a) => a.name === 'provenance');
-  return ann!.text.replace(/<br>/g, ' ');
+  const title = fig.layout.title as { subtitle: { text: string } };
+  return title.subtitle.text.replace(/<br>/g, ' ');
 }
 
 describe('provenance', () => {
   it('prints measured and cited sources distinctly and groups series that share one', () => {
-    expect(provenanceText(H100)).toBe('measured here (NVIDIA H100 80GB HBM3, 2026-11-26, committed result)');
+    expect(provenanceText(H100)).toBe('measured here (NVIDIA H100 80GB HBM3, 2026-11-26; datasets/results)');
     expect(provenanceText(A2000)).toBe('cited (seed-performance-analysis.md, RTX A2000 8GB)');
     expect(provenanceNote([{ label: 'a', provenance: A2000 }, { label: 'b', provenance: A2000 }])).toBe(provenanceText(A2000));
     const mixed = provenanceNote([{ label: 'orig', provenance: A2000 }, { label: 'ours', provenance: H100 }]);
     expect(mixed).toContain('cited (seed-performance-analysis.md, RTX A2000 8GB): orig');
-    expect(mixed).toContain('measured here (NVIDIA H100 80GB HBM3, 2026-11-26, committed result): ours');
+    expect(mixed).toContain('measured here (NVIDIA H100 80GB HBM3, 2026-11-26; datasets/results): ours');
   });
 
   it('a figure without a source is refused', () => {
@@ -53,7 +53,7 @@ describe('latencyBreakdown', () => {
   });
 
   it('labels the totals and names both sources in the caption', () => {
-    const totals = (fig.layout.annotations as Array<{ text: string; name?: string }>).filter((a) => a.name !== 'provenance').map((a) => a.text);
+    const totals = (fig.layout.annotations as Array<{ text: string }>).map((a) => a.text);
     expect(totals).toEqual(['70.0 ms', '2.10 ms']);
     expect(caption(fig)).toContain('cited (seed-performance-analysis.md, RTX A2000 8GB): A');
     expect(caption(fig)).toContain('measured here (NVIDIA H100 80GB HBM3');

@@ -109,7 +109,6 @@ export function latencyBreakdown(series: StageSeries[], opts: LatencyBreakdownOp
       legend: { orientation: 'v', x: 1.02, y: 1, traceorder: 'normal' },
       xaxis: orientation === 'h' ? valueAxis : categoryAxis,
       yaxis: orientation === 'h' ? categoryAxis : valueAxis,
-      height: Math.max(420, 140 + 60 * series.length),
     },
     height: Math.max(420, 160 + 60 * series.length),
     sources: series.map((s) => ({ label: s.label, provenance: s.provenance })),
