@@ -231,6 +231,44 @@ describe('CKKS encryption and evaluator against float64', () => {
   });
 });
 
+describe('CKKS deeper chains and the largest ring', () => {
+  it('two ct x pt products with a rescale after each, at N = 16384 with [60, 40, 40]', () => {
+    const c = Ckks.create({ polyN: 16384, primeBits: [60, 40, 40], backend: 'cpu' });
+    const { secretKey, publicKey } = c.generateKeys();
+    const x = rand(8192, 1);
+    const y = rand(8192, 1);
+    const z = rand(8192, 1);
+    let ct = c.encrypt(c.encode(x), publicKey);
+    ct = c.rescale(c.multiplyPlain(ct, c.encode(y)));
+    expect(ct.limbs).toBe(2);
+    ct = c.rescale(c.multiplyPlain(ct, c.encode(z, { limbs: 2 })));
+    expect(ct.limbs).toBe(1);
+    const ref = x.map((v, i) => v * y[i] * z[i]);
+    const d = c.decode(c.decrypt(ct, secretKey));
+    report.two_products_rescaled = bits(maxErr(d, ref), ref);
+    expect(report.two_products_rescaled).toBeGreaterThan(12);
+    // modSwitch a fresh ciphertext down to the product's level and add
+    const fresh = c.modSwitch(c.modSwitch(c.encrypt(c.encode(x, { scale: ct.scale }), publicKey)));
+    const sum = c.decode(c.decrypt(c.add(ct, fresh), secretKey));
+    const refSum = ref.map((v, i) => v + x[i]);
+    expect(bits(maxErr(sum, refSum), refSum)).toBeGreaterThan(12);
+  });
+
+  it('N = 65536: encode, encrypt, multiply, rotate round trip', async () => {
+    const c = Ckks.create({ polyN: 65536, primeBits: [60, 40], specialPrimeBits: 60, backend: 'cpu' });
+    const { secretKey, publicKey } = c.generateKeys();
+    const x = rand(32768, 1);
+    const ct = c.encrypt(c.encode(x), publicKey);
+    const d = c.decode(c.decrypt(ct, secretKey));
+    report.encrypt_decrypt_65536 = bits(maxErr(d, x), x);
+    expect(report.encrypt_decrypt_65536).toBeGreaterThan(18);
+    const gk = await c.generateGaloisKeys(secretKey, [3]);
+    const r = c.decode(c.decrypt(c.rotate(ct, 3, gk), secretKey));
+    const ref = Float64Array.from({ length: 32768 }, (_, i) => x[(i + 3) % 32768]);
+    expect(bits(maxErr(r, ref), ref)).toBeGreaterThan(15);
+  });
+});
+
 describe('CKKS randomness', () => {
   it('ChaCha20 matches the RFC 7539 block test vector (section 2.3.2)', () => {
     const key = Uint8Array.from({ length: 32 }, (_, i) => i);
