@@ -125,14 +125,19 @@ export async function streamChat(ctx: ServerContext, ws: WebSocket, req: ChatReq
   const t0 = performance.now();
   const gen = ctx.service.generate(req.query, options, signal);
   let summary: GenerationSummary | undefined;
+  let step = await gen.next();
   for (;;) {
-    const step = await gen.next();
     if (step.done) {
       summary = step.value;
       break;
     }
     const ev = step.value;
     if (signal.aborted) break;
+    // Ask for the next token before sending this one: the engine computes it on its own
+    // thread (GPU) while this thread encodes and sends, so the network stage overlaps the
+    // next token's work instead of adding to it. (The pipeline times its stages itself.)
+    const pending = gen.next();
+    pending.catch(() => undefined); // handled below; no unhandled rejection while we send
     const shown: StageTimes = { ...ev.stages, network: lastNetwork };
     agg.total_tokens++;
     agg.total_encrypt_ms += (ev.stages.encode ?? 0) + (ev.stages.encrypt ?? 0);
@@ -157,9 +162,10 @@ export async function streamChat(ctx: ServerContext, ws: WebSocket, req: ChatReq
     ctx.metrics.token({ ...ev.stages, network });
     lastNetwork = network;
     await drain(ws, ctx.maxBufferedBytes, signal);
+    step = await pending;
   }
-  if (!summary) {
-    await gen.return?.(undefined as never);
+  if (!summary || signal.aborted) {
+    if (!summary) await gen.return?.(undefined as never);
     return; // cancelled: no done frame (the client asked to stop or went away)
   }
   ctx.metrics.generations++;
