@@ -215,6 +215,28 @@ describe('HE mode over the real pipeline', () => {
     await c.close();
   });
 
+  it('a cancel stops the pipeline mid-stream (no done frame), a vanished client frees its slot', async () => {
+    const c = await WsClient.open(`${wsBase}/api/v1/chat/stream`);
+    c.send({ query: QUERY, max_tokens: 500, temperature: 0.7, top_k: 0, top_p: 1, seed: 1 });
+    const head = await c.until(['token']);
+    expect(head[0].type).toBe('input_info');
+    c.send({ type: 'cancel' });
+    const rest = await c.until(['cancelled', 'done', 'error']);
+    expect(rest.at(-1)!.type).toBe('cancelled');
+    expect(rest.filter((f) => f.type === 'token').length).toBeLessThan(400);
+    c.send({ query: QUERY, max_tokens: 2 });
+    expect((await c.until(['done'])).at(-1)!.summary.tokens).toBe(2);
+    // A client that goes away mid-stream: the generation stops and the gate empties.
+    const gone = await WsClient.open(`${wsBase}/api/v1/chat/stream`);
+    gone.send({ query: QUERY, max_tokens: 500, temperature: 0.7, top_k: 0, top_p: 1, seed: 2 });
+    await gone.until(['token']);
+    gone.ws.terminate();
+    const t0 = Date.now();
+    while (server.stats().gate.running > 0 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+    expect(server.stats().gate.running).toBe(0);
+    await c.close();
+  });
+
   it('chat/compare answers base and HE-adapted with tok/s', async () => {
     const r = await fetch(`${base}/api/v1/chat/compare`, { method: 'POST', body: JSON.stringify({ query: QUERY, max_tokens: 6, temperature: 0 }) });
     expect(r.status).toBe(200);
