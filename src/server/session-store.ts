@@ -40,6 +40,9 @@ export class SessionStore<T extends Disposable> {
   private created = 0;
   private evicted = 0;
   private expired = 0;
+  /** Keys lately freed by the cap or the idle timeout (bounded), so a client that continues
+   * such a session incrementally is told instead of silently starting over. */
+  private readonly gone = new Set<string>();
 
   constructor(options: SessionStoreOptions = {}) {
     this.max = options.max ?? 32;
@@ -60,6 +63,16 @@ export class SessionStore<T extends Disposable> {
     return this.entries.has(key);
   }
 
+  /** True when `key` was freed by the cap or the idle timeout (and not used since). */
+  wasReclaimed(key: string): boolean {
+    return this.gone.has(key);
+  }
+
+  private markGone(key: string): void {
+    this.gone.add(key);
+    if (this.gone.size > 4096) this.gone.delete(this.gone.values().next().value as string);
+  }
+
   /**
    * Borrows the session `key`, creating it with `create` when absent; the callback runs with
    * the session marked busy (not evictable) and its idle clock restarted.
@@ -71,6 +84,7 @@ export class SessionStore<T extends Disposable> {
       if (this.entries.size >= this.max) this.evictOne();
       e = { value: create(), lastUsed: this.now(), busy: 0, owner };
       this.entries.set(key, e);
+      this.gone.delete(key);
       this.created++;
       created = true;
     }
@@ -92,6 +106,7 @@ export class SessionStore<T extends Disposable> {
     for (const [k, e] of this.entries) {
       if (e.busy === 0) {
         this.remove(k);
+        this.markGone(k);
         this.evicted++;
         return;
       }
@@ -126,6 +141,7 @@ export class SessionStore<T extends Disposable> {
     for (const [k, e] of [...this.entries]) {
       if (e.busy === 0 && t - e.lastUsed >= this.idleMs) {
         this.remove(k);
+        this.markGone(k);
         this.expired++;
       }
     }

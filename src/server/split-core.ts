@@ -10,6 +10,7 @@
  * and its clients take the last row either way.
  */
 import { ServerContext, requireSplit } from './context';
+import { RequestError } from './errors';
 import { encodeBase64, HiddenDtype, unpackFrame } from './hidden-codec';
 import type { SplitForwardResult } from './split-engine';
 import { Json, parseSplitForward, SplitForwardRequest } from './validate';
@@ -46,6 +47,15 @@ export function parseBinaryForward(frame: Uint8Array): { header: Json; payload: 
 export async function runForward(ctx: ServerContext, key: string, owner: string | undefined, req: SplitForwardRequest, signal: AbortSignal): Promise<SplitOutcome> {
   const engine = requireSplit(ctx);
   const t0 = performance.now();
+  // Continuing a session that the cap or the idle timeout reclaimed would silently restart
+  // the sequence from this one token: say so instead.
+  if (req.incremental && !ctx.sessions.has(key) && ctx.sessions.wasReclaimed(key)) {
+    throw new RequestError(`session ${JSON.stringify(req.sessionId)} expired (idle timeout or session cap); resend the whole sequence with incremental: false`, {
+      status: 409,
+      field: 'session_id',
+      code: 'session_expired',
+    });
+  }
   const release = await ctx.gate.acquire(signal);
   try {
     return await ctx.sessions.use(

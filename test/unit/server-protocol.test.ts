@@ -297,6 +297,13 @@ describe('WS /api/v1/split/stream and the split HTTP endpoints', () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(split.liveSessions).toBeLessThanOrEqual(4);
     expect(server.stats().sessions.evicted).toBeGreaterThanOrEqual(6 + before - 4);
+    // Continuing an evicted session is refused (it would restart from one token) ...
+    const cont = await postJson(`${base}/api/v1/split/forward`, { hidden_states_b64: b64(Array(8).fill(1)), seq_len: 1, session_id: 'cap0', incremental: true });
+    expect(cont.status).toBe(409);
+    expect(cont.body).toMatchObject({ code: 'session_expired', field: 'session_id' });
+    // ... restarting it is fine, and a never-seen session may start incrementally (as the original).
+    expect((await postJson(`${base}/api/v1/split/forward`, { hidden_states_b64: b64(Array(8).fill(1)), seq_len: 1, session_id: 'cap0' })).status).toBe(200);
+    expect((await postJson(`${base}/api/v1/split/forward`, { hidden_states_b64: b64(Array(8).fill(1)), seq_len: 1, session_id: 'fresh', incremental: true })).status).toBe(200);
   });
 });
 
