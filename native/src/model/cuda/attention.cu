@@ -1,8 +1,8 @@
 // Decode attention for one new token over the KV cache, grouped-query heads, split over the
 // sequence ("flash-decoding"): block (head h, split s) scores positions
 // [s*kAttnSplit, min((s+1)*kAttnSplit, pos+1)) with one thread per position, keeps its own
-// running max m and sum l, and writes an unnormalised partial output; a second kernel combines
-// the splits. The grid covers the whole context so the launch shape never changes (the decode
+// running max m and sum l, and writes an unnormalised partial output; the last split of a head
+// to finish (an atomic counter per head) combines them. The grid covers the whole context so the launch shape never changes (the decode
 // step is a captured CUDA graph); splits past the current length return at once.
 //
 // RoPE and the cache write are fused in: every block rotates its q head (and, in the split that
@@ -17,11 +17,13 @@
 
 #include "cuda/cuda_check.h"
 #include "model/cuda/kernels.h"
+#include "model/cuda/pdl.h"
 
 namespace tensafe::model::cuda {
 namespace {
 
 constexpr int kThreads = kAttnSplit;  // one thread per position of a split
+constexpr int kMaxChunks = 32;       // head_dim up to 256 takes the vectorised paths
 
 template <DType KT>
 __device__ __forceinline__ float cache_load(const uint16_t* p) {
@@ -67,16 +69,19 @@ template <DType KT>
 __global__ void __launch_bounds__(kThreads) attention_split_kernel(
     const float* __restrict__ qkv, uint16_t* k_cache, uint16_t* v_cache, const float2* __restrict__ rope,
     const int* __restrict__ pos_ptr, int heads, int kv_heads, int D, int context, float* __restrict__ o_part,
-    float* __restrict__ m_part, float* __restrict__ l_part) {
+    float* __restrict__ m_part, float* __restrict__ l_part, int* __restrict__ counters, float* __restrict__ out) {
   extern __shared__ float smem[];
   float* qs = smem;            // [D] rotated q, pre-scaled by 1/sqrt(D)
   float* ks = qs + D;          // [D] rotated new k (rounded to the cache type)
   float* vs = ks + D;          // [D] new v (rounded)
   float* es = vs + D;          // [kThreads] exp(score - max)
+  float* vred = es + kThreads; // [8 * kThreads] partial sums of the value phase
   __shared__ float red[kThreads / 32];
 
   const int h = blockIdx.x, s = blockIdx.y, splits = gridDim.y;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  pdl_trigger();
+  pdl_wait();  // every block, before the position, q/k/v or the cache are touched
   const int pos = *pos_ptr;
   const int len = pos + 1;
   const int start = s * kThreads;
@@ -129,12 +134,20 @@ __global__ void __launch_bounds__(kThreads) attention_split_kernel(
       for (int d = 0; d < D; ++d) acc = fmaf(qs[d], ks[d], acc);
     } else {
       const uint16_t* krow = k_cache + (static_cast<size_t>(g) * context + p) * D;
-      if ((D & 7) == 0) {
-        for (int d = 0; d < D; d += 8) {
-          float f[8];
-          unpack8<KT>(*reinterpret_cast<const uint4*>(krow + d), f);
+      if ((D & 7) == 0 && D <= 8 * kMaxChunks) {
+        // All of the row's 16-byte loads issue before the first FMA (one memory round trip).
+        uint4 kv[kMaxChunks];
 #pragma unroll
-          for (int e = 0; e < 8; ++e) acc = fmaf(qs[d + e], f[e], acc);
+        for (int c = 0; c < kMaxChunks; ++c)
+          if (c < (D >> 3)) kv[c] = *reinterpret_cast<const uint4*>(krow + 8 * c);
+#pragma unroll
+        for (int c = 0; c < kMaxChunks; ++c) {
+          if (c < (D >> 3)) {
+            float f[8];
+            unpack8<KT>(kv[c], f);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) acc = fmaf(qs[8 * c + e], f[e], acc);
+          }
         }
       } else {
         for (int d = 0; d < D; ++d) acc = fmaf(qs[d], cache_load<KT>(krow + d), acc);
@@ -156,51 +169,77 @@ __global__ void __launch_bounds__(kThreads) attention_split_kernel(
   l = 0.0f;
   for (int i = 0; i < kThreads / 32; ++i) l += red[i];
 
-  // Weighted values: thread t takes dimensions t, t + kThreads, ...
+  // Weighted values. Vectorised: thread t owns 8 dimensions (chunk t % DC of DC = D/8) for the
+  // positions t / DC, t / DC + PL, ... (PL = kThreads / DC position lanes), so each thread has
+  // several independent 16-byte loads in flight; the PL partial sums meet in shared memory.
   const int cached_end = has_new ? pos : end;  // positions read from the cache
   float* op = o_part + (static_cast<size_t>(h) * splits + s) * D;
-  for (int d = tid; d < D; d += kThreads) {
-    const uint16_t* vcol = v_cache + static_cast<size_t>(g) * context * D + d;
-    float acc = 0.0f;
-    int pp = start;
-    for (; pp + 4 <= cached_end; pp += 4) {
-      const float v0 = cache_load<KT>(vcol + static_cast<size_t>(pp) * D);
-      const float v1 = cache_load<KT>(vcol + static_cast<size_t>(pp + 1) * D);
-      const float v2 = cache_load<KT>(vcol + static_cast<size_t>(pp + 2) * D);
-      const float v3 = cache_load<KT>(vcol + static_cast<size_t>(pp + 3) * D);
-      acc = fmaf(es[pp - start], v0, acc);
-      acc = fmaf(es[pp + 1 - start], v1, acc);
-      acc = fmaf(es[pp + 2 - start], v2, acc);
-      acc = fmaf(es[pp + 3 - start], v3, acc);
+  const uint16_t* vbase = v_cache + static_cast<size_t>(g) * context * D;
+  const int DC = D >> 3;
+  if ((D & 7) == 0 && DC <= kThreads) {
+    const int dc = tid % DC, pl = tid / DC, PL = kThreads / DC;
+    float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    if (pl < PL) {
+#pragma unroll 8
+      for (int pp = start + pl; pp < cached_end; pp += PL) {
+        float f[8];
+        unpack8<KT>(*reinterpret_cast<const uint4*>(vbase + static_cast<size_t>(pp) * D + 8 * dc), f);
+        const float wgt = es[pp - start];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[e] = fmaf(wgt, f[e], acc[e]);
+      }
+      if (has_new && pl == 0) {
+        const float wgt = es[pos - start];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[e] = fmaf(wgt, vs[8 * dc + e], acc[e]);
+      }
+#pragma unroll
+      for (int e = 0; e < 8; ++e) vred[pl * D + 8 * dc + e] = acc[e];
     }
-    for (; pp < cached_end; ++pp) acc = fmaf(es[pp - start], cache_load<KT>(vcol + static_cast<size_t>(pp) * D), acc);
-    if (has_new) acc = fmaf(es[pos - start], vs[d], acc);
-    op[d] = acc;
+    __syncthreads();
+    for (int d = tid; d < D; d += kThreads) {
+      float sum = 0.0f;
+      for (int i = 0; i < PL; ++i) sum += vred[i * D + d];
+      op[d] = sum;
+    }
+  } else {
+    for (int d = tid; d < D; d += kThreads) {
+      const uint16_t* vcol = vbase + d;
+      float acc = 0.0f;
+      for (int pp = start; pp < cached_end; ++pp) acc = fmaf(es[pp - start], cache_load<KT>(vcol + static_cast<size_t>(pp) * D), acc);
+      if (has_new) acc = fmaf(es[pos - start], vs[d], acc);
+      op[d] = acc;
+    }
   }
   if (tid == 0) {
     m_part[h * splits + s] = m;
     l_part[h * splits + s] = l;
   }
-}
 
-// out[h, d] = sum_s exp(m_s - M) o_s[d] / sum_s exp(m_s - M) l_s over the live splits.
-__global__ void attention_combine_kernel(const int* __restrict__ pos_ptr, int D, int splits,
-                                         const float* __restrict__ o_part, const float* __restrict__ m_part,
-                                         const float* __restrict__ l_part, float* __restrict__ out) {
-  const int h = blockIdx.x;
-  const int live = min(splits, (*pos_ptr + 1 + kAttnSplit - 1) / kAttnSplit);
+  // The last split of this head to finish combines all of them (no separate kernel), over
+  // the live splits: out[h, d] = sum_s exp(m_s - M) o_s[d] / sum_s exp(m_s - M) l_s.
+  const int live = (len + kThreads - 1) / kThreads;
+  __shared__ bool is_last;
+  __threadfence();  // this block's partials are visible device-wide before it is counted
+  __syncthreads();
+  if (tid == 0) is_last = atomicAdd(&counters[h], 1) == live - 1;
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
   const float* mh = m_part + h * splits;
   const float* lh = l_part + h * splits;
   float M = -FLT_MAX;
-  for (int s = 0; s < live; ++s) M = fmaxf(M, mh[s]);
+  for (int i = 0; i < live; ++i) M = fmaxf(M, __ldcg(mh + i));
   float L = 0.0f;
-  for (int s = 0; s < live; ++s) L += __expf(mh[s] - M) * lh[s];
+  for (int i = 0; i < live; ++i) L += __expf(__ldcg(mh + i) - M) * __ldcg(lh + i);
   const float inv = 1.0f / L;
-  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+  for (int d = tid; d < D; d += kThreads) {
     float acc = 0.0f;
-    for (int s = 0; s < live; ++s) acc += __expf(mh[s] - M) * o_part[(static_cast<size_t>(h) * splits + s) * D + d];
+    for (int i = 0; i < live; ++i)
+      acc += __expf(__ldcg(mh + i) - M) * __ldcg(o_part + (static_cast<size_t>(h) * splits + i) * D + d);
     out[static_cast<size_t>(h) * D + d] = acc * inv;
   }
+  if (tid == 0) counters[h] = 0;  // ready for the next launch (graph replays reuse it)
 }
 
 }  // namespace
@@ -208,21 +247,14 @@ __global__ void attention_combine_kernel(const int* __restrict__ pos_ptr, int D,
 void attention_decode(const AttentionArgs& a, cudaStream_t stream) {
   const int splits = attention_splits(a.context);
   const dim3 grid(a.heads, splits);
-  const size_t smem = (3 * static_cast<size_t>(a.head_dim) + kThreads) * sizeof(float);
+  const size_t smem = (3 * static_cast<size_t>(a.head_dim) + 9 * kThreads) * sizeof(float);
   if (a.cache_type == DType::BF16) {
-    attention_split_kernel<DType::BF16><<<grid, kThreads, smem, stream>>>(
-        a.qkv, a.k_cache, a.v_cache, a.rope, a.pos, a.heads, a.kv_heads, a.head_dim, a.context, a.o_part, a.m_part,
-        a.l_part);
+    launch_pdl(attention_split_kernel<DType::BF16>, grid, kThreads, smem, stream, a.qkv, a.k_cache, a.v_cache, a.rope,
+               a.pos, a.heads, a.kv_heads, a.head_dim, a.context, a.o_part, a.m_part, a.l_part, a.counters, a.out);
   } else {
-    attention_split_kernel<DType::F16><<<grid, kThreads, smem, stream>>>(
-        a.qkv, a.k_cache, a.v_cache, a.rope, a.pos, a.heads, a.kv_heads, a.head_dim, a.context, a.o_part, a.m_part,
-        a.l_part);
+    launch_pdl(attention_split_kernel<DType::F16>, grid, kThreads, smem, stream, a.qkv, a.k_cache, a.v_cache, a.rope,
+               a.pos, a.heads, a.kv_heads, a.head_dim, a.context, a.o_part, a.m_part, a.l_part, a.counters, a.out);
   }
-  CUDA_CHECK_LAUNCH();
-  const int threads = a.head_dim >= 128 ? 128 : ((a.head_dim + 31) / 32) * 32;
-  attention_combine_kernel<<<a.heads, threads, 0, stream>>>(a.pos, a.head_dim, splits, a.o_part, a.m_part, a.l_part,
-                                                            a.out);
-  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace tensafe::model::cuda

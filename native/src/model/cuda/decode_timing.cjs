@@ -38,6 +38,7 @@ async function measure(preset, graph) {
   const row = {
     preset,
     graph,
+    pdl: process.env.TENSAFE_CUDA_PDL !== '0',
     load_ms: loadMs,
     weight_bytes_per_token: m.weightBytesPerToken,
     decode_tok_s_median: median(tokS),
@@ -78,7 +79,7 @@ async function measure(preset, graph) {
       continue;
     }
     console.log(
-      `${r.preset.padEnd(20)} graph=${String(r.graph).padEnd(5)} ${r.decode_tok_s_median.toFixed(1)} tok/s ` +
+      `${r.preset.padEnd(20)} graph=${String(r.graph).padEnd(5)} pdl=${String(r.pdl).padEnd(5)} ${r.decode_tok_s_median.toFixed(1)} tok/s ` +
         `(${r.ms_per_token.toFixed(3)} ms/token, ${r.achieved_gb_s.toFixed(0)} GB/s) ` +
         `stages fwd ${r.stage_forward_ms.toFixed(3)} lm ${r.stage_lm_head_ms.toFixed(3)} samp ${r.stage_sampling_ms.toFixed(3)} ms ` +
         `load ${r.load_ms} ms`,

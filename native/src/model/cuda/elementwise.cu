@@ -7,6 +7,7 @@
 
 #include "cuda/cuda_check.h"
 #include "model/cuda/kernels.h"
+#include "model/cuda/pdl.h"
 #include "model/synthetic.h"
 
 namespace tensafe::model::cuda {
@@ -18,6 +19,8 @@ __device__ __forceinline__ float to_f(uint16_t u, DType t) {
 
 __global__ void embed_kernel(const uint16_t* __restrict__ embed, DType wtype, const int32_t* __restrict__ tokens,
                              const int* __restrict__ pos, int d, float* __restrict__ x) {
+  pdl_trigger();
+  pdl_wait();
   const int32_t token = tokens[*pos];
   const uint16_t* row = embed + static_cast<size_t>(token) * d;
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < d; i += gridDim.x * blockDim.x) x[i] = to_f(row[i], wtype);
@@ -26,6 +29,8 @@ __global__ void embed_kernel(const uint16_t* __restrict__ embed, DType wtype, co
 __global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, int d,
                                float* __restrict__ out, int* advance_pos) {
   __shared__ float red[32];
+  pdl_trigger();
+  pdl_wait();
   float ss = 0.0f;
   for (int i = threadIdx.x; i < d; i += blockDim.x) ss = fmaf(x[i], x[i], ss);
 #pragma unroll
@@ -41,7 +46,18 @@ __global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restr
 }
 
 __global__ void add_kernel(float* __restrict__ y, const float* __restrict__ x, int n) {
+  pdl_trigger();
+  pdl_wait();
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] += x[i];
+}
+
+__global__ void swiglu_kernel(const float* __restrict__ gu, int n, float* __restrict__ act) {
+  pdl_trigger();
+  pdl_wait();
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    const float g = gu[i];
+    act[i] = g / (1.0f + __expf(-g)) * gu[n + i];
+  }
 }
 
 __global__ void synth_kernel(void* out, DType wtype, size_t count, uint64_t seed, uint32_t tensor_id, float center,
@@ -76,20 +92,22 @@ int grid_for(size_t count, int threads) {
 void embed_lookup(const uint16_t* embed, DType wtype, const int32_t* tokens, const int* pos, int d, float* x,
                   cudaStream_t stream) {
   const int threads = 256;
-  embed_kernel<<<std::max(1, std::min((d + threads - 1) / threads, 64)), threads, 0, stream>>>(embed, wtype, tokens,
-                                                                                                 pos, d, x);
-  CUDA_CHECK_LAUNCH();
+  launch_pdl(embed_kernel, std::max(1, std::min((d + threads - 1) / threads, 64)), threads, 0, stream, embed, wtype,
+             tokens, pos, d, x);
 }
 
 void rmsnorm(const float* x, const float* w, float eps, int d, float* out, int* advance_pos, cudaStream_t stream) {
-  rmsnorm_kernel<<<1, 1024, 0, stream>>>(x, w, eps, d, out, advance_pos);
-  CUDA_CHECK_LAUNCH();
+  launch_pdl(rmsnorm_kernel, 1, 1024, 0, stream, x, w, eps, d, out, advance_pos);
 }
 
 void add_inplace(float* y, const float* x, int n, cudaStream_t stream) {
   if (n <= 0) return;
-  add_kernel<<<grid_for(static_cast<size_t>(n), 256), 256, 0, stream>>>(y, x, n);
-  CUDA_CHECK_LAUNCH();
+  launch_pdl(add_kernel, grid_for(static_cast<size_t>(n), 256), 256, 0, stream, y, x, n);
+}
+
+void swiglu(const float* gu, int n, float* act, cudaStream_t stream) {
+  if (n <= 0) return;
+  launch_pdl(swiglu_kernel, grid_for(static_cast<size_t>(n), 256), 256, 0, stream, gu, n, act);
 }
 
 void synth_fill(void* out, DType wtype, size_t count, uint64_t seed, uint32_t tensor_id, float center,

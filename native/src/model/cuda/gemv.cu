@@ -18,6 +18,7 @@
 
 #include "cuda/cuda_check.h"
 #include "model/cuda/kernels.h"
+#include "model/cuda/pdl.h"
 
 namespace tensafe::model::cuda {
 namespace {
@@ -86,11 +87,40 @@ __global__ void __launch_bounds__(kMaxThreads) gemv_vec_kernel(const uint16_t* _
                                                                const float* __restrict__ bias, float* y,
                                                                int groups) {
   static_assert(EPI != static_cast<int>(GemvEpilogue::SwiGLU) || ROWS % 2 == 0, "SwiGLU pairs rows");
+  constexpr bool kSwiGLU = EPI == static_cast<int>(GemvEpilogue::SwiGLU);
+  constexpr int kOutPerGroup = kSwiGLU ? ROWS / 2 : ROWS;
   __shared__ float red[2][ROWS][kMaxWarps];
   __shared__ float scratch[kMaxWarps];
   const int C = k >> 3;
   const int T = blockDim.x;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nwarps = T >> 5;
+
+  // The weights of group g: ROWS rows x MAXJ chunks of 16 bytes per thread. Out-of-range rows
+  // and chunks load a clamped (valid) address instead of branching, so all loads issue back to
+  // back: a chunk past C meets x == 0, a row past n is never stored.
+  uint4 wv[ROWS][MAXJ];
+  auto load_group = [&](int g) {
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+      int out, row;
+      if constexpr (kSwiGLU) {
+        out = min(g * kOutPerGroup + (r % kOutPerGroup), n - 1);
+        row = r < kOutPerGroup ? out : n + out;
+      } else {
+        out = min(g * ROWS + r, n - 1);
+        row = out;
+      }
+      const uint16_t* wrow = w + static_cast<size_t>(row) * static_cast<size_t>(k);
+#pragma unroll
+      for (int j = 0; j < MAXJ; ++j) wv[r][j] = ld_stream(wrow + 8 * min(tid + j * T, C - 1));
+    }
+  };
+
+  // Weights depend on no earlier kernel: start streaming them before waiting for it.
+  pdl_trigger();
+  int g = blockIdx.x;
+  load_group(g);
+  pdl_wait();
 
   // This thread's slice of x, normalised when asked.
   float xv[MAXJ][8];
@@ -118,38 +148,15 @@ __global__ void __launch_bounds__(kMaxThreads) gemv_vec_kernel(const uint16_t* _
       if (c < C) {
         const float4 a = reinterpret_cast<const float4*>(norm_w)[2 * c];
         const float4 b = reinterpret_cast<const float4*>(norm_w)[2 * c + 1];
-        const float g[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+        const float gw[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
 #pragma unroll
-        for (int e = 0; e < 8; ++e) xv[j][e] = (xv[j][e] * r) * g[e];
+        for (int e = 0; e < 8; ++e) xv[j][e] = (xv[j][e] * r) * gw[e];
       }
     }
   }
 
-  constexpr bool kSwiGLU = EPI == static_cast<int>(GemvEpilogue::SwiGLU);
-  constexpr int kOutPerGroup = kSwiGLU ? ROWS / 2 : ROWS;
   int parity = 0;
-  for (int g = blockIdx.x; g < groups; g += gridDim.x, parity ^= 1) {
-    uint4 wv[ROWS][MAXJ];
-#pragma unroll
-    for (int r = 0; r < ROWS; ++r) {
-      int out, row;
-      if constexpr (kSwiGLU) {
-        out = g * kOutPerGroup + (r % kOutPerGroup);
-        row = r < kOutPerGroup ? out : n + out;
-      } else {
-        out = g * ROWS + r;
-        row = out;
-      }
-      // Out-of-range rows and chunks load a clamped (valid) address instead of branching, so
-      // all loads issue back to back: a chunk past C meets x == 0, a row past n is not stored.
-      if (out >= n) row = kSwiGLU ? (r < kOutPerGroup ? n - 1 : 2 * n - 1) : n - 1;
-      const uint16_t* wrow = w + static_cast<size_t>(row) * static_cast<size_t>(k);
-#pragma unroll
-      for (int j = 0; j < MAXJ; ++j) {
-        const int c = min(tid + j * T, C - 1);
-        wv[r][j] = ld_stream(wrow + 8 * c);
-      }
-    }
+  for (; g < groups; g += gridDim.x, parity ^= 1) {
     float acc[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) {
@@ -161,8 +168,11 @@ __global__ void __launch_bounds__(kMaxThreads) gemv_vec_kernel(const uint16_t* _
 #pragma unroll
         for (int e = 0; e < 8; ++e) acc[r] = fmaf(f[e], xv[j][e], acc[r]);
       }
-      acc[r] = warp_sum(acc[r]);
     }
+    // Next group's loads go out before this group's reduction (software pipelining).
+    if (g + static_cast<int>(gridDim.x) < groups) load_group(g + gridDim.x);
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) acc[r] = warp_sum(acc[r]);
     if (lane == 0) {
 #pragma unroll
       for (int r = 0; r < ROWS; ++r) red[parity][r][warp] = acc[r];
@@ -193,6 +203,8 @@ __global__ void gemv_generic_kernel(const uint16_t* __restrict__ w, int n, int k
                                     const float* __restrict__ norm_w, float eps, const float* __restrict__ bias,
                                     float* y) {
   __shared__ float scratch[kMaxWarps];
+  pdl_trigger();
+  pdl_wait();
   float r = 1.0f;
   if (norm_w != nullptr) {
     float ss = 0.0f;
@@ -252,8 +264,7 @@ void launch_vec(const GemvArgs& a, int threads, cudaStream_t stream) {
   const int groups = (a.n + out_per_group - 1) / out_per_group;
   auto fn = gemv_vec_kernel<WT, ROWS, MAXJ, EPI>;
   const int grid = std::min(groups, blocks_per_sm(reinterpret_cast<const void*>(fn), threads) * sm_count());
-  fn<<<grid, threads, 0, stream>>>(a.w, a.n, a.k, a.x, a.norm_w, a.eps, a.bias, a.y, groups);
-  CUDA_CHECK_LAUNCH();
+  launch_pdl(fn, grid, threads, 0, stream, a.w, a.n, a.k, a.x, a.norm_w, a.eps, a.bias, a.y, groups);
 }
 
 // Rows per group: enough independent 16-byte loads per thread (ROWS * MAXJ ~ 8-12) to cover
@@ -276,8 +287,7 @@ template <DType WT, int EPI>
 void launch_generic(const GemvArgs& a, cudaStream_t stream) {
   const int threads = 256;
   const int grid = std::max(1, std::min((a.n + 7) / 8, 4 * sm_count()));
-  gemv_generic_kernel<WT, EPI><<<grid, threads, 0, stream>>>(a.w, a.n, a.k, a.x, a.norm_w, a.eps, a.bias, a.y);
-  CUDA_CHECK_LAUNCH();
+  launch_pdl(gemv_generic_kernel<WT, EPI>, grid, threads, 0, stream, a.w, a.n, a.k, a.x, a.norm_w, a.eps, a.bias, a.y);
 }
 
 template <DType WT>

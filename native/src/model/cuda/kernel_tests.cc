@@ -119,13 +119,18 @@ void run_attention(AttentionCase& c) {
   const int splits = attention_splits(c.context);
   DeviceBuffer<float> o_part(static_cast<size_t>(c.heads) * splits * c.head_dim), m_part(c.heads * splits),
       l_part(c.heads * splits);
+  auto counters = upload(std::vector<int>(static_cast<size_t>(c.heads), 0));
   DeviceBuffer<float> out = poisoned(static_cast<size_t>(c.heads) * c.head_dim);
   AttentionArgs a;
   a.qkv = qd.data(); a.k_cache = kd.data(); a.v_cache = vd.data(); a.cache_type = c.cache_type; a.rope = rd.data();
   a.pos = pd.data(); a.heads = c.heads; a.kv_heads = c.kv_heads; a.head_dim = c.head_dim; a.context = c.context;
-  a.o_part = o_part.data(); a.m_part = m_part.data(); a.l_part = l_part.data(); a.out = out.data();
+  a.o_part = o_part.data(); a.m_part = m_part.data(); a.l_part = l_part.data(); a.counters = counters.data();
+  a.out = out.data();
   attention_decode(a, st.s);
   st.sync();
+  // Every launch must leave the per-head counters at zero for the next one.
+  for (int v : download(counters))
+    if (v != 0) throw CudaError("attention test: a split counter was left at " + std::to_string(v));
   c.out = download(out);
   auto kb = download(kd), vb = download(vd);
   for (size_t i = 0; i < cache; ++i) {

@@ -60,11 +60,13 @@ struct AttentionArgs {
   float* o_part = nullptr;
   float* m_part = nullptr;
   float* l_part = nullptr;
+  int* counters = nullptr;      // [heads], zero before the first launch (each launch leaves them zero)
   float* out = nullptr;         // [heads * head_dim]
 };
 
 // RoPE on q and the new k, K/V cache write at *pos, causal softmax(q k^T / sqrt(hd)) v over
-// positions 0..*pos with grouped-query heads, split over the sequence then combined.
+// positions 0..*pos with grouped-query heads, split over the sequence; the last split of each
+// head to finish combines them (one kernel).
 void attention_decode(const AttentionArgs& a, cudaStream_t stream);
 inline int attention_splits(int context) { return (context + kAttnSplit - 1) / kAttnSplit; }
 
@@ -77,6 +79,8 @@ void embed_lookup(const uint16_t* embed, DType wtype, const int32_t* tokens, con
 void rmsnorm(const float* x, const float* w, float eps, int d, float* out, int* advance_pos, cudaStream_t stream);
 // y[i] += x[i].
 void add_inplace(float* y, const float* x, int n, cudaStream_t stream);
+// act[i] = silu(gu[i]) * gu[n + i] (the unfused SwiGLU of the instrumented path).
+void swiglu(const float* gu, int n, float* act, cudaStream_t stream);
 // Synthetic weights (model/synthetic.h), generated on the device, stored as `wtype`
 // (F16/BF16: uint16_t bits; F32: float).
 void synth_fill(void* out, DType wtype, size_t count, uint64_t seed, uint32_t tensor_id, float center,

@@ -2,6 +2,7 @@
 // it (LM head, sampling). See model_cuda.h for the layout and the stream contract.
 #include "model/cuda/model_cuda.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -92,9 +93,13 @@ ModelCuda::ModelCuda(const WeightSource& source, const ModelOptions& options)
     hidden_.allocate(d);
     logits_.allocate(V);
     delta_.allocate(d);
+    xn_.allocate(d);
+    proj_.allocate(std::max<size_t>({static_cast<size_t>(d), 2 * static_cast<size_t>(I), static_cast<size_t>(qd) + 2 * kvd}));
     o_part_.allocate(static_cast<size_t>(H) * splits * D);
     m_part_.allocate(static_cast<size_t>(H) * splits);
     l_part_.allocate(static_cast<size_t>(H) * splits);
+    attn_counters_.allocate(H);
+    CUDA_CHECK(cudaMemset(attn_counters_.data(), 0, attn_counters_.bytes()));
     tokens_.allocate(ctx);
     pos_.allocate(1);
     sampled_.allocate(1);
@@ -257,6 +262,7 @@ void ModelCuda::enqueue_step() {
     at.heads = c.num_attention_heads; at.kv_heads = c.num_key_value_heads; at.head_dim = c.head_dim;
     at.context = context_length_;
     at.o_part = o_part_.data(); at.m_part = m_part_.data(); at.l_part = l_part_.data();
+    at.counters = attn_counters_.data();
     at.out = attn_.data();
     attention_decode(at, stream_);
 
@@ -301,10 +307,160 @@ void ModelCuda::do_forward(const int32_t* tokens, int n) {
       ::tensafe::cuda::throw_cuda_error(err, "cudaGraphInstantiate", __FILE__, __LINE__);
     }
   }
+  const bool instrumented = hook_ || !adapters_.empty();
   for (int i = 0; i < n; ++i) {
-    if (use_graph_) CUDA_CHECK(cudaGraphLaunch(graph_, stream_));
+    if (instrumented) run_instrumented_step(position_ + i);
+    else if (use_graph_) CUDA_CHECK(cudaGraphLaunch(graph_, stream_));
     else enqueue_step();
   }
+}
+
+void ModelCuda::install_adapters(const std::vector<LoraAdapter>& adapters) {
+  synchronize();
+  adapters_ = adapters;
+  adapted_.assign(static_cast<size_t>(config_.num_hidden_layers) * kProjectionCount, 0);
+  for (const auto& a : adapters_) adapted_[static_cast<size_t>(a.layer) * kProjectionCount + static_cast<int>(a.target)] = 1;
+}
+
+void ModelCuda::install_hook(ProjectionHook hook, std::vector<HookSite> sites) {
+  synchronize();
+  hook_site_.assign(static_cast<size_t>(config_.num_hidden_layers) * kProjectionCount, 0);
+  if (!hook || sites.empty()) {
+    hook_ = nullptr;
+    return;
+  }
+  hook_ = std::move(hook);
+  for (const auto& s : sites) hook_site_[static_cast<size_t>(s.layer) * kProjectionCount + static_cast<int>(s.target)] = 1;
+}
+
+bool ModelCuda::has_site(int layer, Projection p) const {
+  const size_t i = static_cast<size_t>(layer) * kProjectionCount + static_cast<int>(p);
+  return (i < adapted_.size() && adapted_[i]) || (hook_ && i < hook_site_.size() && hook_site_[i]);
+}
+
+void ModelCuda::apply_host(int layer, Projection p, int position, const float* in, int in_dim, float* out, int out_dim) {
+  for (const auto& a : adapters_) {
+    if (a.layer != layer || a.target != p) continue;
+    std::vector<double> ax(static_cast<size_t>(a.rank), 0.0);
+    for (int r = 0; r < a.rank; ++r) {
+      const float* row = a.a.data() + static_cast<size_t>(r) * in_dim;
+      double s = 0.0;
+      for (int j = 0; j < in_dim; ++j) s += static_cast<double>(row[j]) * in[j];
+      ax[static_cast<size_t>(r)] = s;
+    }
+    for (int o = 0; o < out_dim; ++o) {
+      const float* row = a.b.data() + static_cast<size_t>(o) * a.rank;
+      double s = 0.0;
+      for (int r = 0; r < a.rank; ++r) s += static_cast<double>(row[r]) * ax[static_cast<size_t>(r)];
+      out[o] += static_cast<float>(static_cast<double>(a.scaling) * s);
+    }
+  }
+  const size_t i = static_cast<size_t>(layer) * kProjectionCount + static_cast<int>(p);
+  if (hook_ && i < hook_site_.size() && hook_site_[i]) {
+    ProjectionHookArgs args{layer, p, position, in, in_dim, out, out_dim, MemorySpace::Host};
+    hook_(args);
+  }
+}
+
+void ModelCuda::run_instrumented_step(int position) {
+  const Qwen2Config& c = config_;
+  const int d = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), I = c.intermediate_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const size_t cache_layer = static_cast<size_t>(c.num_key_value_heads) * context_length_ * c.head_dim;
+  // Copies device -> host (count floats), after everything queued so far.
+  auto fetch = [&](std::vector<float>& host, const float* dev, size_t count) {
+    host.resize(count);
+    CUDA_CHECK(cudaMemcpyAsync(host.data(), dev, count * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  };
+  auto put_back = [&](float* dev, const std::vector<float>& host, size_t count) {
+    CUDA_CHECK(cudaMemcpyAsync(dev, host.data(), count * sizeof(float), cudaMemcpyHostToDevice, stream_));
+    synchronize();  // host buffers are reused by the next site
+  };
+  auto plain_gemv = [&](const uint16_t* w, int n, int k, const float* x, const float* bias, float* y) {
+    GemvArgs a;
+    a.w = w; a.wtype = wtype_; a.n = n; a.k = k; a.x = x; a.bias = bias; a.y = y; a.epilogue = GemvEpilogue::Store;
+    gemv(a, stream_);
+  };
+
+  embed_lookup(embed_, wtype_, tokens_.data(), pos_.data(), d, x_.data(), stream_);
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const Layer& ly = layers_[static_cast<size_t>(l)];
+    // q / k / v
+    if (has_site(l, Projection::Q) || has_site(l, Projection::K) || has_site(l, Projection::V)) {
+      rmsnorm(x_.data(), ly.ln1, eps, d, xn_.data(), nullptr, stream_);
+      plain_gemv(ly.qkv, qd + 2 * kvd, d, xn_.data(), ly.qkv_bias, qkv_.data());
+      fetch(h_in_, xn_.data(), d);
+      fetch(h_out_, qkv_.data(), static_cast<size_t>(qd) + 2 * kvd);
+      synchronize();
+      apply_host(l, Projection::Q, position, h_in_.data(), d, h_out_.data(), qd);
+      apply_host(l, Projection::K, position, h_in_.data(), d, h_out_.data() + qd, kvd);
+      apply_host(l, Projection::V, position, h_in_.data(), d, h_out_.data() + qd + kvd, kvd);
+      put_back(qkv_.data(), h_out_, static_cast<size_t>(qd) + 2 * kvd);
+    } else {
+      GemvArgs a;
+      a.w = ly.qkv; a.wtype = wtype_; a.n = qd + 2 * kvd; a.k = d; a.x = x_.data(); a.norm_w = ly.ln1; a.eps = eps;
+      a.bias = ly.qkv_bias; a.y = qkv_.data(); a.epilogue = GemvEpilogue::Store;
+      gemv(a, stream_);
+    }
+    AttentionArgs at;
+    at.qkv = qkv_.data();
+    at.k_cache = kv_cache_.data() + (2 * static_cast<size_t>(l)) * cache_layer;
+    at.v_cache = kv_cache_.data() + (2 * static_cast<size_t>(l) + 1) * cache_layer;
+    at.cache_type = wtype_; at.rope = rope_.data(); at.pos = pos_.data();
+    at.heads = c.num_attention_heads; at.kv_heads = c.num_key_value_heads; at.head_dim = c.head_dim;
+    at.context = context_length_;
+    at.o_part = o_part_.data(); at.m_part = m_part_.data(); at.l_part = l_part_.data();
+    at.counters = attn_counters_.data(); at.out = attn_.data();
+    attention_decode(at, stream_);
+    // o
+    if (has_site(l, Projection::O)) {
+      plain_gemv(ly.o, d, qd, attn_.data(), nullptr, proj_.data());
+      fetch(h_in_, attn_.data(), qd);
+      fetch(h_out_, proj_.data(), d);
+      synchronize();
+      apply_host(l, Projection::O, position, h_in_.data(), qd, h_out_.data(), d);
+      put_back(proj_.data(), h_out_, d);
+      add_inplace(x_.data(), proj_.data(), d, stream_);
+    } else {
+      GemvArgs a;
+      a.w = ly.o; a.wtype = wtype_; a.n = d; a.k = qd; a.x = attn_.data(); a.y = x_.data();
+      a.epilogue = GemvEpilogue::Accumulate;
+      gemv(a, stream_);
+    }
+    // gate / up
+    if (has_site(l, Projection::Gate) || has_site(l, Projection::Up)) {
+      rmsnorm(x_.data(), ly.ln2, eps, d, xn_.data(), nullptr, stream_);
+      plain_gemv(ly.gate_up, 2 * I, d, xn_.data(), nullptr, proj_.data());
+      fetch(h_in_, xn_.data(), d);
+      fetch(h_out_, proj_.data(), 2 * static_cast<size_t>(I));
+      synchronize();
+      apply_host(l, Projection::Gate, position, h_in_.data(), d, h_out_.data(), I);
+      apply_host(l, Projection::Up, position, h_in_.data(), d, h_out_.data() + I, I);
+      put_back(proj_.data(), h_out_, 2 * static_cast<size_t>(I));
+      swiglu(proj_.data(), I, act_.data(), stream_);
+    } else {
+      GemvArgs a;
+      a.w = ly.gate_up; a.wtype = wtype_; a.n = I; a.k = d; a.x = x_.data(); a.norm_w = ly.ln2; a.eps = eps;
+      a.y = act_.data(); a.epilogue = GemvEpilogue::SwiGLU;
+      gemv(a, stream_);
+    }
+    // down
+    if (has_site(l, Projection::Down)) {
+      plain_gemv(ly.down, d, I, act_.data(), nullptr, proj_.data());
+      fetch(h_in_, act_.data(), I);
+      fetch(h_out_, proj_.data(), d);
+      synchronize();
+      apply_host(l, Projection::Down, position, h_in_.data(), I, h_out_.data(), d);
+      put_back(proj_.data(), h_out_, d);
+      add_inplace(x_.data(), proj_.data(), d, stream_);
+    } else {
+      GemvArgs a;
+      a.w = ly.down; a.wtype = wtype_; a.n = d; a.k = I; a.x = act_.data(); a.y = x_.data();
+      a.epilogue = GemvEpilogue::Accumulate;
+      gemv(a, stream_);
+    }
+  }
+  rmsnorm(x_.data(), final_norm_, eps, d, hidden_.data(), pos_.data(), stream_);
 }
 
 void ModelCuda::on_reset() { set_device_position(0); }

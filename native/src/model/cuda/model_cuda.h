@@ -60,6 +60,10 @@ class ModelCuda final : public ModelBackend {
   void on_reset() override;
   void on_trim(int n) override;
   int32_t do_sample(const SamplingOptions& opts, double u) override;
+  // Plaintext LoRA adapters and projection hooks: while any is installed, decode steps run the
+  // instrumented eager path (unfused at the adapted projections, host round trip per site).
+  void install_adapters(const std::vector<LoraAdapter>& adapters) override;
+  void install_hook(ProjectionHook hook, std::vector<HookSite> sites) override;
 
  private:
   struct Layer {
@@ -74,6 +78,10 @@ class ModelCuda final : public ModelBackend {
 
   void upload_weights(const WeightSource& source);
   void enqueue_step();  // one token's forward, on stream_ (captured into the graph once)
+  void run_instrumented_step(int position);  // same forward with adapters / hooks applied
+  bool has_site(int layer, Projection p) const;
+  // out[0..out_dim) += adapters of (layer, p) applied to in, then the hook if it is a site.
+  void apply_host(int layer, Projection p, int position, const float* in, int in_dim, float* out, int out_dim);
   void set_device_position(int pos);
 
   DType wtype_ = DType::F16;
@@ -92,10 +100,19 @@ class ModelCuda final : public ModelBackend {
   DeviceBuffer<float2> rope_;
   DeviceBuffer<float> x_, qkv_, attn_, act_, hidden_, logits_, delta_;
   DeviceBuffer<float> o_part_, m_part_, l_part_;
+  DeviceBuffer<int> attn_counters_;
   DeviceBuffer<int32_t> tokens_;  // [context]: token of each position
   DeviceBuffer<int> pos_;         // position of the next token
   DeviceBuffer<int32_t> sampled_;
   DeviceBuffer<unsigned char> sampling_scratch_;
+
+  // Adapters and hooks (instrumented path).
+  std::vector<LoraAdapter> adapters_;
+  ProjectionHook hook_;
+  std::vector<char> hook_site_;  // [layer * kProjectionCount + projection]
+  std::vector<char> adapted_;    // same indexing: any adapter there
+  DeviceBuffer<float> xn_, proj_;
+  std::vector<float> h_in_, h_out_;
 
   // Pinned host staging (async copies need page-locked memory).
   int32_t* h_tokens_ = nullptr;  // [context]
