@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -99,50 +100,77 @@ float dot_row(const MatRef& w, int r, const float* x) {
   return dot_half(static_cast<const uint16_t*>(w.data) + base, w.dtype, x, w.cols);
 }
 
-void matmul(const MatRef& w, const float* x, int n, float* y, const float* bias) {
+namespace {
+
+// Rows [begin, end) of one product, for n tokens.
+void rows_of(const MatJob& job, const float* x, int n, size_t begin, size_t end) {
+  const MatRef& w = job.w;
   const size_t rows = static_cast<size_t>(w.rows);
-  // Rows are handed out in blocks from a shared counter rather than split in fixed halves, so
-  // a core that is descheduled (the CPU machines are shared) does not leave the other waiting.
-  const size_t block = std::max<size_t>(min_rows(w.cols, n), rows / (16 * cpu_threads()) + 1);
-  std::atomic<size_t> next{0};
-  auto work = [&](size_t begin, size_t end) {
-    if (n == 1) {
-      for (size_t r = begin; r < end; ++r) {
-        float v = dot_row(w, static_cast<int>(r), x);
-        y[r] = bias ? v + bias[r] : v;
-      }
-      return;
-    }
-    // Several tokens: widen each weight row once (it stays in L1) and reuse it for all.
-    thread_local std::vector<float> row;
-    const float* wr = nullptr;
-    if (w.dtype != DType::F32) row.resize(static_cast<size_t>(w.cols));
+  if (n == 1) {
     for (size_t r = begin; r < end; ++r) {
-      if (w.dtype == DType::F32) {
-        wr = static_cast<const float*>(w.data) + r * static_cast<size_t>(w.cols);
-      } else {
-        widen_row(w, static_cast<int>(r), row.data());
-        wr = row.data();
-      }
-      const float b = bias ? bias[r] : 0.0f;
-      for (int t = 0; t < n; ++t)
-        y[static_cast<size_t>(t) * rows + r] = dot_f32(wr, x + static_cast<size_t>(t) * w.cols, w.cols) + b;
+      const float v = dot_row(w, static_cast<int>(r), x);
+      job.y[r] = job.bias ? v + job.bias[r] : v;
     }
-  };
-  if (rows <= block) {
-    work(0, rows);
     return;
   }
+  // Several tokens: widen each weight row once (it stays in L1) and reuse it for all.
+  thread_local std::vector<float> row;
+  if (w.dtype != DType::F32) row.resize(static_cast<size_t>(w.cols));
+  for (size_t r = begin; r < end; ++r) {
+    const float* wr;
+    if (w.dtype == DType::F32) {
+      wr = static_cast<const float*>(w.data) + r * static_cast<size_t>(w.cols);
+    } else {
+      widen_row(w, static_cast<int>(r), row.data());
+      wr = row.data();
+    }
+    const float b = job.bias ? job.bias[r] : 0.0f;
+    for (int t = 0; t < n; ++t)
+      job.y[static_cast<size_t>(t) * rows + r] = dot_f32(wr, x + static_cast<size_t>(t) * w.cols, w.cols) + b;
+  }
+}
+
+}  // namespace
+
+void matmul_multi(const MatJob* jobs, int count, const float* x, int n) {
+  // The products share one input and one dispatch: their rows form one range, handed out in
+  // blocks from a shared counter (a core that is descheduled on a shared machine does not leave
+  // the other waiting), and small products (k/v) cost no barrier of their own.
+  for (int j = 1; j < count; ++j)
+    if (jobs[j].w.cols != jobs[0].w.cols) throw std::logic_error("matmul_multi: the products must share the input width");
+  std::vector<size_t> offset(static_cast<size_t>(count) + 1, 0);
+  for (int j = 0; j < count; ++j) offset[static_cast<size_t>(j) + 1] = offset[static_cast<size_t>(j)] + static_cast<size_t>(jobs[j].w.rows);
+  const size_t total = offset.back();
+  const size_t block = std::max<size_t>(min_rows(jobs[0].w.cols, n), total / (16 * cpu_threads()) + 1);
+  auto work = [&](size_t g0, size_t g1) {
+    size_t j = 0;
+    while (g0 < g1) {
+      while (offset[j + 1] <= g0) ++j;
+      const size_t stop = std::min(g1, offset[j + 1]);
+      rows_of(jobs[j], x, n, g0 - offset[j], stop - offset[j]);
+      g0 = stop;
+    }
+  };
+  if (total <= block) {
+    work(0, total);
+    return;
+  }
+  std::atomic<size_t> next{0};
   parallel_for(
       cpu_threads(),
       [&](size_t, size_t) {
         for (;;) {
-          const size_t r0 = next.fetch_add(block, std::memory_order_relaxed);
-          if (r0 >= rows) break;
-          work(r0, std::min(rows, r0 + block));
+          const size_t g0 = next.fetch_add(block, std::memory_order_relaxed);
+          if (g0 >= total) break;
+          work(g0, std::min(total, g0 + block));
         }
       },
       1);
+}
+
+void matmul(const MatRef& w, const float* x, int n, float* y, const float* bias) {
+  MatJob job{w, y, bias};
+  matmul_multi(&job, 1, x, n);
 }
 
 void matmul_naive(const MatRef& w, const float* x, int n, float* y) {

@@ -28,6 +28,14 @@ float dot_row(const MatRef& w, int r, const float* x);
 // Y[t * w.rows + r] = W_r . X[t * w.cols ..] (+ bias[r]) for t < n, r < rows; both cores.
 void matmul(const MatRef& w, const float* x, int n, float* y, const float* bias = nullptr);
 
+// Several products of the same input x (q/k/v, gate/up) in one parallel dispatch.
+struct MatJob {
+  MatRef w;
+  float* y;
+  const float* bias;  // may be null
+};
+void matmul_multi(const MatJob* jobs, int count, const float* x, int n);
+
 // The same product on the calling thread with a plain scalar loop (no SIMD, no threads): the
 // baseline the benchmark compares against (the original's single-threaded numpy LM head).
 void matmul_naive(const MatRef& w, const float* x, int n, float* y);

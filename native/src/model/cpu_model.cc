@@ -195,9 +195,8 @@ void CpuModel::forward_chunk(const int32_t* tokens, int n, int pos0) {
 
     // --- self-attention block ---
     for (int t = 0; t < n; ++t) cpu::rms_norm(x_.data() + t * ud, L.in_norm, nd, d, c.rms_norm_eps, xn_.data() + t * ud);
-    cpu::matmul(L.q, xn_.data(), n, q_.data(), L.q_bias);
-    cpu::matmul(L.k, xn_.data(), n, k_.data(), L.k_bias);
-    cpu::matmul(L.v, xn_.data(), n, v_.data(), L.v_bias);
+    const cpu::MatJob qkv[3] = {{L.q, q_.data(), L.q_bias}, {L.k, k_.data(), L.k_bias}, {L.v, v_.data(), L.v_bias}};
+    cpu::matmul_multi(qkv, 3, xn_.data(), n);
     after_projection(l, Projection::Q, xn_.data(), d, q_.data(), qd, n, pos0);
     after_projection(l, Projection::K, xn_.data(), d, k_.data(), kvd, n, pos0);
     after_projection(l, Projection::V, xn_.data(), d, v_.data(), kvd, n, pos0);
@@ -231,8 +230,8 @@ void CpuModel::forward_chunk(const int32_t* tokens, int n, int pos0) {
 
     // --- SwiGLU MLP ---
     for (int t = 0; t < n; ++t) cpu::rms_norm(x_.data() + t * ud, L.post_norm, pd, d, c.rms_norm_eps, xn_.data() + t * ud);
-    cpu::matmul(L.gate, xn_.data(), n, gate_.data());
-    cpu::matmul(L.up, xn_.data(), n, up_.data());
+    const cpu::MatJob gate_up[2] = {{L.gate, gate_.data(), nullptr}, {L.up, up_.data(), nullptr}};
+    cpu::matmul_multi(gate_up, 2, xn_.data(), n);
     after_projection(l, Projection::Gate, xn_.data(), d, gate_.data(), f, n, pos0);
     after_projection(l, Projection::Up, xn_.data(), d, up_.data(), f, n, pos0);
     for (size_t i = 0; i < static_cast<size_t>(n) * f; ++i) gate_[i] = silu(gate_[i]) * up_[i];
