@@ -219,7 +219,7 @@ greedy-token agreement of HE-LoRA with DP against plaintext LoRA without noise.
 `),
     open,
     code(`
-lab.show(lab.dp.sigmas(), { caption: 'computed here (no hardware involved)' });
+lab.show(lab.dp.sigmas(), { caption: 'computed here (src/pipeline/dp; no hardware involved)' });
 lab.show(lab.dp.sigmaFigure());
 `),
     code(`

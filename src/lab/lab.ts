@@ -17,7 +17,7 @@ import { type LabData, standardFigures } from './figures';
 import * as figures from './figures';
 import * as plots from './plots';
 import { type ProfileResult, profile } from './profile';
-import { type MeasuredProvenance, measured, provenanceText } from './provenance';
+import { type MeasuredProvenance, computed, measured, provenanceText } from './provenance';
 import { type Metrics, type PointFn, type Space, type SweepOptions, type SweepResult, runSweep } from './sweep';
 import * as tables from './tables';
 import * as live from './live';
@@ -174,10 +174,14 @@ export class Lab {
       note(`No committed \`${bench}\` result in datasets/results/ yet.`);
       return;
     }
+    let shown = 0;
     for (const r of rs) {
       const rows = filter ? r.rows.filter(filter) : r.rows;
+      if (rows.length === 0) continue;
       display(tables.asTable(rows), { caption: `${r.file}: ${provenanceText(resultProvenance(r))}; ${r.command}`, limit: 80 });
+      shown++;
     }
+    if (shown === 0) note(`The committed \`${bench}\` results (${rs.map((r) => r.file).join(', ')}) hold no rows of this kind yet.`);
   }
 
   /** Shows a live measurement's table with its provenance, or why it could not run. */
@@ -228,7 +232,7 @@ export class Lab {
       sigmas: (o?: { epsilons?: number[]; delta?: number; clipNorm?: number }) => tables.asTable(dpSigmaRows(o) as unknown as Array<Record<string, unknown>>),
       sigmaFigure: (o?: { epsilons?: number[]; delta?: number; clipNorm?: number }) =>
         plots.sweepView(dpSigmaRows(o) as unknown as Array<Record<string, unknown>>, {
-          x: 'epsilon', y: 'sigma', logX: true, logY: true, provenance: this.provenance(),
+          x: 'epsilon', y: 'sigma', logX: true, logY: true, provenance: computed('src/pipeline/dp'),
           title: 'DP noise scale sigma against epsilon (delta 1e-5, clip C = 1)',
           caption: "Computed, not measured. 'original' uses C as the sensitivity (the seed's calibration); classic and analytic use the replace-one sensitivity 2C.",
         }),

@@ -26,7 +26,15 @@ export interface CitedProvenance {
   hardware?: string;
 }
 
-export type Provenance = MeasuredProvenance | CitedProvenance;
+/** Computed here from formulas (no hardware involved), e.g. DP noise scales. */
+export interface ComputedProvenance {
+  kind: 'computed';
+  /** What computed it, e.g. "src/pipeline/dp". */
+  by: string;
+  date: string;
+}
+
+export type Provenance = MeasuredProvenance | CitedProvenance | ComputedProvenance;
 
 export const ORIGINAL_SOURCE = 'seed-performance-analysis.md';
 export const ORIGINAL_HARDWARE = 'RTX A2000 8GB';
@@ -40,6 +48,10 @@ export function cited(source: string, hardware?: string): CitedProvenance {
   return hardware ? { kind: 'cited', source, hardware } : { kind: 'cited', source };
 }
 
+export function computed(by: string, date = new Date().toISOString()): ComputedProvenance {
+  return { kind: 'computed', by, date };
+}
+
 export function measured(device: string, date: string, extra: Partial<MeasuredProvenance> = {}): MeasuredProvenance {
   return { ...extra, kind: 'measured', device, date };
 }
@@ -51,6 +63,7 @@ export function provenanceText(p: Provenance): string {
     const how = p.committed ? '; datasets/results' : '';
     return `measured here (${p.device}, ${day}${how})`;
   }
+  if (p.kind === 'computed') return `computed here (${p.by}, ${p.date.slice(0, 10)}; no hardware involved)`;
   return p.hardware ? `cited (${p.source}, ${p.hardware})` : `cited (${p.source})`;
 }
 

@@ -7,7 +7,7 @@ import {
   NOT_COMPARABLE_MARK, breakdownTree, ckksOpCosts, dpPrivacyUtility, flattenTree, latencyBreakdown, lmHeadBackends,
   optimisationSteps, sotaComparison, stagesFromRecords, stagesFromTree, sweepView,
 } from '../../src/lab/plots';
-import { cited, measured, originalProvenance, provenanceNote, provenanceText } from '../../src/lab/provenance';
+import { cited, computed, measured, originalProvenance, provenanceNote, provenanceText } from '../../src/lab/provenance';
 import { standardFigures, loadLabData } from '../../src/lab/figures';
 
 const A2000 = originalProvenance();
@@ -22,6 +22,7 @@ describe('provenance', () => {
   it('prints measured and cited sources distinctly and groups series that share one', () => {
     expect(provenanceText(H100)).toBe('measured here (NVIDIA H100 80GB HBM3, 2026-11-26; datasets/results)');
     expect(provenanceText(A2000)).toBe('cited (seed-performance-analysis.md, RTX A2000 8GB)');
+    expect(provenanceText(computed('src/pipeline/dp', '2026-11-26T01:00:00Z'))).toBe('computed here (src/pipeline/dp, 2026-11-26; no hardware involved)');
     expect(provenanceNote([{ label: 'a', provenance: A2000 }, { label: 'b', provenance: A2000 }])).toBe(provenanceText(A2000));
     const mixed = provenanceNote([{ label: 'orig', provenance: A2000 }, { label: 'ours', provenance: H100 }]);
     expect(mixed).toContain('cited (seed-performance-analysis.md, RTX A2000 8GB): orig');
