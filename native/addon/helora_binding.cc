@@ -13,6 +13,7 @@
 #include "helora/packing.h"
 #if defined(TENSAFE_WITH_CUDA)
 #include "helora/cuda/he_linear_cuda.h"
+#include "helora/cuda/resident_cuda.h"
 #endif
 #include "model/config.h"
 #include "model/weights.h"
@@ -367,6 +368,9 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
       if (he_backend == "cuda") {
 #if defined(TENSAFE_WITH_CUDA)
         cfg.he_factory = helora::make_cuda_he_backend;
+        // Device-resident step where it applies (config.resident: false forces the per-op path).
+        if (optional_bool(o, "resident", "config.resident", true) && model_backend == "cuda")
+          cfg.resident_factory = helora::make_cuda_resident_step;
 #else
         throw BackendUnavailableError("config.heBackend 'cuda': this build has no CUDA backend");
 #endif

@@ -68,6 +68,8 @@ export interface GeneratorConfig {
   lmHead?: 'backend' | 'cpu-f32-single-thread';
   /** Where CKKS runs (default: the model's backend). */
   heBackend?: 'cpu' | 'cuda';
+  /** CUDA only: use the device-resident step where it applies (coefficients, batched, final-hidden). Default true. */
+  resident?: boolean;
   dp?: { clipNorm: number; sigma: number } | null;
   finalPair?: NativePair;
   pairs?: NativePair[];

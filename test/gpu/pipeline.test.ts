@@ -67,7 +67,7 @@ describe.skipIf(noGpu)('HE-LoRA on the GPU', () => {
     for (const packing of PACKINGS) {
       for (const decrypt of ['batched', 'sequential'] as const) {
         const he = await tokens({ mode: 'he-lora', finalPair, scaling: ex.scaling, packing, decrypt, polyN: 8192 });
-        expect(he.heBackend).toBe('cuda');
+        expect(he.heBackend).toBe(packing === 'coefficients' && decrypt === 'batched' ? 'cuda-resident' : 'cuda');
         expect(he.ids, `${packing}/${decrypt}`).toEqual(lora.ids);
         const st = toStageTimes(he.last);
         for (const s of ['encode', 'encrypt', 'ct_pt_multiply', 'decrypt', 'extract_sum', 'lm_head', 'sampling', 'forward']) {
@@ -75,6 +75,27 @@ describe.skipIf(noGpu)('HE-LoRA on the GPU', () => {
         }
       }
     }
+  });
+
+  it('resident and per-op CUDA paths give the same tokens; DP on the device draws noise and counts releases', async () => {
+    const c = tiny.config();
+    const d = c.hiddenSize;
+    const a = Float32Array.from({ length: 32 * d }, () => ((Math.random() * 2 - 1) * 1.7) / Math.sqrt(d));
+    const b = Float32Array.from({ length: d * 32 }, () => (Math.random() * 2 - 1) * 0.05);
+    const finalPair = { rank: 32, a, b };
+    const lora = await tokens({ mode: 'lora', finalPair, scaling: 2 });
+    const res = await tokens({ mode: 'he-lora', finalPair, scaling: 2, packing: 'coefficients', polyN: 16384 });
+    const perOp = await tokens({ mode: 'he-lora', finalPair, scaling: 2, packing: 'coefficients', polyN: 16384, resident: false });
+    expect(res.heBackend).toBe('cuda-resident');
+    expect(perOp.heBackend).toBe('cuda');
+    expect(res.ids).toEqual(lora.ids);
+    expect(perOp.ids).toEqual(lora.ids);
+    const g = await createGenerator(tiny, { mode: 'he-lora', finalPair, scaling: 2, packing: 'coefficients', polyN: 16384, dp: { clipNorm: 1, sigma: 3 } });
+    let s = await g.start(prompt);
+    for (let i = 0; i < 3; i++) s = await g.next(s.token);
+    expect(g.info().releases).toBe(4);
+    expect(toStageTimes(s.stages).dp_noise).toBeGreaterThanOrEqual(0);
+    g.dispose();
   });
 
   it('HE A h within 1e-4 relative of float64 at d = 1536, r = 32 on CUDA, and equal to the CPU CKKS result within 1e-6', async () => {

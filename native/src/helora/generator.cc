@@ -47,7 +47,21 @@ Generator::Generator(model::ModelBackend& model, GeneratorConfig config) : model
     throw ArgumentRangeError("dp.clipNorm must be a finite number > 0");
   if (cfg_.dp && !(cfg_.sigma >= 0 && std::isfinite(cfg_.sigma))) throw ArgumentRangeError("dp.sigma must be a finite number >= 0");
 
-  if (cfg_.mode == Mode::HeLora) {
+  const bool resident_ok = cfg_.mode == Mode::HeLora && cfg_.placement == Placement::FinalHidden &&
+                           cfg_.resident_factory && cfg_.he.packing == Packing::Coefficients && cfg_.he.batched_decrypt;
+  if (resident_ok) {
+    ResidentSpec spec;
+    spec.he = cfg_.he;
+    spec.in_dim = spec.out_dim = d;
+    spec.rank = cfg_.final_pair.rank;
+    spec.a = cfg_.final_pair.a;
+    spec.b = cfg_.final_pair.b;
+    spec.scaling = cfg_.scaling;
+    spec.dp = cfg_.dp;
+    spec.clip_norm = cfg_.clip_norm;
+    spec.sigma = cfg_.sigma;
+    resident_ = cfg_.resident_factory(model_, spec);
+  } else if (cfg_.mode == Mode::HeLora) {
     // One CKKS session for every matrix; rotation keys cover the largest segment needed.
     std::vector<const PairSpec*> he_pairs;
     if (cfg_.placement == Placement::FinalHidden) he_pairs.push_back(&cfg_.final_pair);
@@ -150,6 +164,16 @@ void Generator::apply_final(StageClock& clock) {
   const int d = model_.config().hidden_size;
   const PairSpec& p = cfg_.final_pair;
   model::FloatSpan h = model_.hidden();
+  if (resident_) {
+    // Everything on the device, on the model's stream: no host copy of h, y or the delta.
+    if (h.space != MemorySpace::Device) throw BackendUnavailableError("the resident HE-LoRA step needs a device model");
+    resident_->enqueue(h.data, clock.enabled());
+    ++releases_;
+    model_.add_to_hidden(resident_->delta(), MemorySpace::Device);
+    if (clock.enabled()) model_.synchronize();  // so lm_head's time is its own (timers only)
+    clock.restart();                            // the HE stages come from CUDA events
+    return;
+  }
   const float* hp = h.data;
   if (h.space != MemorySpace::Host) {
     hidden_host_.resize(d);
@@ -235,6 +259,7 @@ StepResult Generator::post_forward(StageClock& clock, StageTimes& st) {
   }
   clock.mark(kSampling);
   if (he_) he_->end_token(st);
+  if (resident_ && cfg_.placement == Placement::FinalHidden && cfg_.mode == Mode::HeLora) resident_->collect(st);
   r.stages = st;
   return r;
 }
@@ -287,6 +312,11 @@ std::vector<double> Generator::he_apply(const double* x, int in_dim, int pair_in
   HeLinear* he = nullptr;
   int rank = 0;
   if (cfg_.mode != Mode::HeLora) throw ArgumentRangeError("heApply needs mode 'he-lora'");
+  if (resident_) {
+    if (in_dim != resident_->layout().in_dim)
+      throw ArgumentRangeError("x must hold " + std::to_string(resident_->layout().in_dim) + " values, got " + std::to_string(in_dim));
+    return resident_->apply_host(x);
+  }
   if (cfg_.placement == Placement::FinalHidden) {
     he = final_he_.get();
     rank = cfg_.final_pair.rank;
@@ -306,6 +336,7 @@ std::vector<double> Generator::he_apply(const double* x, int in_dim, int pair_in
 
 const PackingLayout* Generator::layout(int pair_index) const {
   if (cfg_.mode != Mode::HeLora) return nullptr;
+  if (resident_) return &resident_->layout();
   if (cfg_.placement == Placement::FinalHidden) return &final_he_->layout();
   if (pair_index < 0 || pair_index >= static_cast<int>(pair_he_.size()) || !pair_he_[pair_index]) return nullptr;
   return &pair_he_[pair_index]->layout();

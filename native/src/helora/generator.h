@@ -17,6 +17,7 @@
 
 #include "helora/dp_noise.h"
 #include "helora/he_linear.h"
+#include "helora/resident.h"
 #include "helora/stages.h"
 #include "model/backend.h"
 
@@ -55,6 +56,9 @@ struct GeneratorConfig {
   uint64_t synthetic_seed = 0;
   // Makes the HE backend (CPU when empty). The binding passes the CUDA one for a CUDA model.
   std::function<std::shared_ptr<HeBackend>(const HeParams&, const std::vector<int64_t>&)> he_factory;
+  // Makes the device-resident step (CUDA model, final-hidden, coefficients, batched); used
+  // instead of he_factory when set and applicable.
+  std::function<std::unique_ptr<ResidentStep>(model::ModelBackend&, const ResidentSpec&)> resident_factory;
 };
 
 struct StepResult {
@@ -83,7 +87,7 @@ class Generator {
   uint64_t releases() const { return releases_; }
   const GeneratorConfig& config() const { return cfg_; }
   int he_sites() const;
-  const char* he_backend_name() const { return he_ ? he_->name() : "none"; }
+  const char* he_backend_name() const { return resident_ ? "cuda-resident" : he_ ? he_->name() : "none"; }
 
  private:
   StepResult post_forward(StageClock& clock, StageTimes& st);
@@ -96,6 +100,7 @@ class Generator {
   GeneratorConfig cfg_;
   std::shared_ptr<HeBackend> he_;                 // the CKKS context and keys (CPU or CUDA)
   std::unique_ptr<HeLinear> final_he_;
+  std::unique_ptr<ResidentStep> resident_;
   std::vector<std::unique_ptr<HeLinear>> pair_he_;   // parallel to cfg_.pairs (null = plaintext)
   std::vector<int> site_pair_;                       // layer * kProjectionCount + proj -> pair index or -1
   DpNoise noise_;

@@ -8,6 +8,8 @@
 #include <string>
 
 #include "ckks/cuda/context_cuda.h"
+#include "ckks/cuda/ntt.cuh"
+#include "ckks/cuda/ntt_tables_cuda.h"
 #include "ckks/modarith.h"
 #include "common/errors.h"
 #include "cuda/cuda_check.h"
@@ -37,6 +39,8 @@ struct CudaSession {
   };
   std::vector<Ev> events;
   helora::cuda::GarnerConsts garner;
+  std::unique_ptr<ckks::cuda::DeviceNttTables> ntt;  // inverse NTT of NTT-domain decryptions
+  ckks::cuda::DeviceBuffer<uint64_t> scratch;          // their coefficient form
 
   ~CudaSession() {
     for (auto& e : events) {
@@ -119,12 +123,20 @@ class HeLinearCuda final : public HeLinear {
       for (auto& c : prods) ptrs.push_back(c.get());
       auto pts = ctx.decrypt_batch(ptrs, *s_->sk);
       helora::cuda::PlaintextPtrs list{};
+      // The context works on its own stream: wait for the decryptions before our kernels.
+      CUDA_CHECK(cudaDeviceSynchronize());
+      const size_t Ln = pts.empty() ? 0 : pts[0]->limbs * static_cast<size_t>(layout_.n);
+      if (s_->scratch.size() < pts.size() * Ln) s_->scratch.allocate(pts.size() * Ln);
       for (size_t i = 0; i < pts.size(); ++i) {
         list.p[i] = pts[i]->words.data();
         list.inv_scale[i] = 1.0 / pts[i]->scale;
+        if (pts[i]->ntt) {  // decryption left m in the NTT domain: to coefficients on our stream
+          CUDA_CHECK(cudaMemcpyAsync(s_->scratch.data() + i * Ln, pts[i]->words.data(), Ln * 8, cudaMemcpyDeviceToDevice, s_->stream));
+          ckks::cuda::ntt_inverse(s_->scratch.data() + i * Ln, s_->ntt->view(),
+                                  ckks::cuda::LimbMap::range(0, static_cast<uint32_t>(pts[i]->limbs)), 1, s_->stream);
+          list.p[i] = s_->scratch.data() + i * Ln;
+        }
       }
-      // The context works on its own stream: wait for the decryptions before our kernel.
-      CUDA_CHECK(cudaDeviceSynchronize());
       const uint32_t count = static_cast<uint32_t>(pts.size()), per = static_cast<uint32_t>(layout_.rows_per_pt);
       cudaEvent_t e = s_->begin();
       helora::cuda::extract_coefficients(d_out_, list, count, static_cast<uint32_t>(layout_.n), d_index_, per, s_->garner, s_->stream);
@@ -156,6 +168,10 @@ class HeLinearCuda final : public HeLinear {
         clock.restart();
         ckks::Plaintext host = ctx.download(*m);  // the original's per-ciphertext host copy
         clock.mark(kTransfer);
+        if (host.ntt) {
+          ctx.cpu().ntt_inverse(host.data.data(), host.limbs);
+          host.ntt = false;
+        }
         const auto& q = ctx.cpu().params().moduli;
         for (int k = 0; k < layout_.rows_per_pt; ++k) {
           const int row = product * layout_.rows_per_pt + k;
@@ -221,6 +237,11 @@ class HeBackendCuda final : public HeBackend {
     s_->pk = s_->ctx->generate_public_key(*s_->sk);
     if (!steps.empty()) s_->gk = s_->ctx->generate_galois_keys(*s_->sk, steps);
     CUDA_CHECK(cudaStreamCreateWithFlags(&s_->stream, cudaStreamNonBlocking));
+    {
+      std::vector<const ckks::NttTables*> tabs;
+      for (size_t k = 0; k < s_->ctx->cpu().max_limbs(); ++k) tabs.push_back(&s_->ctx->cpu().tables(k));
+      s_->ntt = std::make_unique<ckks::cuda::DeviceNttTables>(tabs);
+    }
     const auto& q = s_->ctx->cpu().params().moduli;
     if (q.size() > static_cast<size_t>(helora::cuda::kMaxGarnerLimbs))
       throw ArgumentRangeError("the CUDA HE-LoRA extraction handles at most 4 primes");
