@@ -62,6 +62,7 @@ export async function openEngines(options: EngineOptions = {}): Promise<Engines>
       experts: pipeline.expertSet,
       he: { polyN: he.polyN, packing: he.packing, decrypt: he.decrypt, allowInsecure: he.allowInsecure },
       kvSlots: options.kvSlots,
+      dp: open.dp,
     });
     return { service: pipeline, split };
   } catch (err) {

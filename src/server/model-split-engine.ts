@@ -27,9 +27,10 @@
 import { Model } from '../engine/model';
 import type { WeightDtype } from '../engine/model';
 import { Tokenizer } from '../engine/tokenizer';
+import { clipL2, CsprngGaussian, PrivacyAccountant, resolveDp, type ResolvedDp } from '../pipeline/dp';
 import type { ExpertSet } from '../pipeline/experts';
 import { createGenerator, type NativeHeLoraGenerator } from '../pipeline/native';
-import type { Packing, StageTimes } from '../pipeline/types';
+import type { DpOptions, Packing, StageTimes } from '../pipeline/types';
 import { RequestError } from './errors';
 import type {
   SplitEngine, SplitEngineConfig, SplitForwardOptions, SplitForwardResult, SplitHead, SplitInput, SplitSampling, SplitSession,
@@ -46,6 +47,13 @@ export interface ModelSplitOptions {
   he?: { polyN?: number; packing?: Packing; decrypt?: 'sequential' | 'batched'; allowInsecure?: boolean };
   /** Model instances (KV caches) shared by the sessions (default 4 on the CPU, 2 on CUDA). */
   kvSlots?: number;
+  /**
+   * DP noise on the HE input (the pipeline's options): the final hidden state is clipped to
+   * L2 norm C and N(0, sigma^2) noise from the OS CSPRNG is added before encryption; the delta
+   * computed from it is added to the clean state, as in HE mode. Each forward with HE is one
+   * release, composed per session by the pipeline's accountant.
+   */
+  dp?: DpOptions;
 }
 
 /** Serialises the engine's model work (a slot's KV cache must not interleave). */
@@ -72,6 +80,8 @@ class ModelSplitSession implements SplitSession {
   history: number[] = [];
   /** The embedding rows sent, when the session runs on rows (for replay). */
   rowsHistory?: Float32Array[];
+  /** Composition of this session's DP releases (when DP is on). */
+  accountant?: PrivacyAccountant;
   slot?: Slot;
   disposed = false;
   constructor(private readonly engine: ModelSplitEngine) {}
@@ -79,6 +89,7 @@ class ModelSplitSession implements SplitSession {
     return this.history.length;
   }
   reset(): void {
+    // A new sequence; the privacy spent by this session's earlier releases stays counted.
     this.history = [];
     this.rowsHistory = undefined;
     if (this.slot && this.slot.owner === this) this.slot.model.reset();
@@ -100,6 +111,8 @@ export class ModelSplitEngine implements SplitEngine {
   private readonly lock = new AsyncLock();
   private readonly heGens = new Map<string, Promise<NativeHeLoraGenerator>>();
   private readonly tokenizer = Tokenizer.qwen();
+  private readonly dp: ResolvedDp | null;
+  private readonly noise = new CsprngGaussian();
   private disposed = false;
   private clock = 0;
 
@@ -108,6 +121,7 @@ export class ModelSplitEngine implements SplitEngine {
     slots: Model[],
   ) {
     this.slots = slots.map((model) => ({ model, lastUsed: 0 }));
+    this.dp = resolveDp(options.dp);
   }
 
   static async open(options: ModelSplitOptions): Promise<ModelSplitEngine> {
@@ -147,8 +161,9 @@ export class ModelSplitEngine implements SplitEngine {
       heActive: experts.length > 0,
       polyN: he.polyN,
       simdSlots: he.polyN / 2,
-      // Split forwards add no DP noise here (the pipeline's DP applies to its own generations).
-      dp: { mechanism: 'off', epsilon: 0, delta: 0, sigma: 0, sensitivity: 0 },
+      dp: this.dp
+        ? { mechanism: this.dp.mechanism, epsilon: this.dp.epsilon, delta: this.dp.delta, sigma: this.dp.sigma, sensitivity: this.dp.sensitivity }
+        : { mechanism: 'off', epsilon: 0, delta: 0, sigma: 0, sensitivity: 0 },
       inputs: this.acceptsRows() ? ['hidden_states', 'token_ids'] : ['token_ids'],
     };
   }
@@ -274,8 +289,19 @@ export class ModelSplitEngine implements SplitEngine {
         const adapter = this.options.experts.get(expert);
         const pair = adapter.finalHiddenPair(hidden.length);
         const gen = await this.heGenerator(expert);
+        let x = Float64Array.from(hidden);
+        if (this.dp) {
+          const tn = performance.now();
+          x = clipL2(x, this.dp.clipNorm);
+          const n = new Float64Array(x.length);
+          this.noise.fill(n, this.dp.sigma);
+          for (let i = 0; i < x.length; i++) x[i] += n[i];
+          session.accountant ??= new PrivacyAccountant(this.dp.accountant, this.dp.delta);
+          session.accountant.addGaussian(this.dp.sigma, this.dp.sensitivity, 1);
+          stages.dp_noise = performance.now() - tn;
+        }
         const t1 = performance.now();
-        const y = await gen.heApply(Float64Array.from(hidden));
+        const y = await gen.heApply(x);
         heMs = performance.now() - t1;
         const t2 = performance.now();
         // delta = scaling * B y, B: [d, r] row-major (PEFT lora_B.weight).
@@ -297,7 +323,8 @@ export class ModelSplitEngine implements SplitEngine {
         heMs,
         // heApply: one encryption, the products and their decryptions (the layout's count).
         heOperations: heActive ? 1 + 2 * ((await this.heGenerator(expert)).info().layouts[0]?.products ?? 0) : 0,
-        dpSigma: 0,
+        dpSigma: heActive && this.dp ? this.dp.sigma : 0,
+        ...(session.accountant ? { privacy: session.accountant.spent() } : {}),
         expert: heActive ? expert : 'none',
       };
     } finally {

@@ -92,6 +92,7 @@ export function resultFields(ctx: ServerContext, o: SplitOutcome, dtype: HiddenD
     decrypt_ms: r2((s.decrypt ?? 0) + (s.transfer ?? 0)),
     he_operations: o.result.heOperations,
     dp_sigma: o.result.dpSigma,
+    ...(o.result.privacy ? { dp_epsilon_spent: o.result.privacy.epsilon, dp_delta: o.result.privacy.delta, dp_releases: o.result.privacy.releases } : {}),
     total_ms: r2(o.totalMs),
     incremental: o.cachedSeqLen > 0,
     cached_seq_len: o.cachedSeqLen,

@@ -65,6 +65,8 @@ export interface SplitForwardResult {
   /** Ciphertext operations this call ran (encryptions + products + decryptions). */
   heOperations: number;
   dpSigma: number;
+  /** Cumulative privacy spent by the session's DP releases (when DP is on). */
+  privacy?: { epsilon: number; delta: number; accountant: string; releases: number };
   /** The expert actually applied ('none' when HE/adapters were off). */
   expert: string;
 }

@@ -171,6 +171,55 @@ describe('split mode over the real engine', () => {
     }
   });
 
+  it('with DP on, noise enters only through the adapter path and each release is accounted', async () => {
+    const { PrivacyAccountant, resolveDp } = await import('../../src/pipeline/dp');
+    const dpOpts = { mechanism: 'analytic' as const, epsilon: 1, delta: 1e-5 };
+    const dp = resolveDp(dpOpts)!;
+    const engine = await ModelSplitEngine.open({ backend: 'cpu', source: 'tiny', seed: 0, contextLength: 64, experts: pipeline.expertSet, kvSlots: 1, dp: dpOpts });
+    try {
+      expect(engine.config().dp).toMatchObject({ mechanism: 'analytic', epsilon: 1, sigma: dp.sigma });
+      const session = engine.createSession();
+      const ids = [5, 17, 42, 7];
+      const outs: Float32Array[] = [];
+      for (let i = 0; i < 2; i++) {
+        session.reset();
+        const r = await session.forward({ kind: 'tokens', ids }, { expert: 'banking_expert', useHe: true });
+        expect(r.dpSigma).toBe(dp.sigma);
+        expect(r.stages.dp_noise).toBeGreaterThan(0);
+        const acc = new PrivacyAccountant(dp.accountant, dp.delta);
+        acc.addGaussian(dp.sigma, dp.sensitivity, i + 1);
+        expect(r.privacy).toEqual(acc.spent());
+        outs.push(r.hidden);
+      }
+      // Fresh noise each release, and the two answers differ only inside span(B): the clean
+      // hidden state is untouched, the noise reaches it through the adapter alone.
+      const pair = pipeline.expertSet.get('banking_expert').finalHiddenPair(64);
+      const diff = Array.from(outs[0], (v, i) => v - outs[1][i]);
+      const norm = (v: number[]) => Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+      expect(norm(diff)).toBeGreaterThan(1e-4);
+      const basis: number[][] = [];
+      for (let k = 0; k < pair.rank; k++) {
+        let col = Array.from({ length: 64 }, (_, i) => pair.b[i * pair.rank + k]);
+        for (const q of basis) {
+          const dot = col.reduce((a, x, i) => a + x * q[i], 0);
+          col = col.map((x, i) => x - dot * q[i]);
+        }
+        const n = norm(col);
+        if (n > 1e-9) basis.push(col.map((x) => x / n));
+      }
+      expect(basis.length).toBeLessThan(64); // a proper subspace: the check can fail
+      let res = diff;
+      for (const q of basis) {
+        const dot = res.reduce((a, x, i) => a + x * q[i], 0);
+        res = res.map((x, i) => x - dot * q[i]);
+      }
+      expect(norm(res)).toBeLessThan(1e-3 * norm(diff) + 1e-5);
+      session.dispose();
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   it('answers hidden-state forwards with 501 saying why, and reports the split config', async () => {
     const cfg = await getJson(`${base}/api/v1/split/config`);
     expect(cfg.body).toMatchObject({ model: 'tiny (random weights)', hidden_dim: 64, vocab_size: 512, num_layers: 2, inputs: ['token_ids'], he_active: true });
