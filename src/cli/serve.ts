@@ -22,11 +22,14 @@ export interface ServeArgs {
   maxSessions: number;
   sessionIdleS: number;
   split: boolean;
+  /** DP noise on the HE input (off by default). */
+  dp?: { mechanism: 'classic' | 'analytic' | 'original'; epsilon?: number; delta?: number };
 }
 
 const usage = `usage: tensafe serve [--host 127.0.0.1] [--port 8095] [--model default|tiny|<dir>] [--adapters <dir>]
                      [--poly-n 16384] [--backend auto|cpu|cuda] [--max-concurrent 2] [--rate-limit 600]
-                     [--max-sessions 32] [--session-idle-s 300] [--no-split]`;
+                     [--max-sessions 32] [--session-idle-s 300] [--no-split]
+                     [--dp off|classic|analytic|original] [--epsilon 1] [--delta 1e-5]`;
 
 function intArg(name: string, v: string, min: number, max: number): number {
   const n = Number(v);
@@ -80,6 +83,21 @@ export function parseServeArgs(argv: string[]): ServeArgs {
       case 'session-idle-s':
         out.sessionIdleS = intArg(name, v, 1, 86_400);
         break;
+      case 'dp':
+        if (v === 'off') {
+          out.dp = undefined;
+          break;
+        }
+        if (v !== 'classic' && v !== 'analytic' && v !== 'original') throw new RangeError(`serve: --dp must be off, classic, analytic or original, got '${v}'`);
+        out.dp = { ...(out.dp ?? {}), mechanism: v };
+        break;
+      case 'epsilon':
+      case 'delta': {
+        const x = Number(v);
+        if (!Number.isFinite(x) || x <= 0 || (name === 'delta' && x >= 1)) throw new RangeError(`serve: --${name} must be a number > 0${name === 'delta' ? ' and < 1' : ''}, got '${v}'`);
+        out.dp = { mechanism: out.dp?.mechanism ?? 'analytic', ...(out.dp ?? {}), [name]: x };
+        break;
+      }
       default:
         throw new RangeError(`serve: unknown option --${name}\n${usage}`);
     }
@@ -98,7 +116,14 @@ export async function runServe(argv: string[]): Promise<void> {
     }
     throw err;
   }
-  const engines = await openEngines({ backend: args.backend, model: args.model, adapters: args.adapters, polyN: args.polyN, split: args.split });
+  const engines = await openEngines({
+    backend: args.backend,
+    model: args.model,
+    adapters: args.adapters,
+    polyN: args.polyN,
+    split: args.split,
+    ...(args.dp ? { pipeline: { dp: args.dp } } : {}),
+  });
   const { server, url } = await startServer({
     service: engines.service,
     split: engines.split,
@@ -112,7 +137,10 @@ export async function runServe(argv: string[]): Promise<void> {
   });
   if (engines.splitUnavailable) console.log(`tensafe serve: split mode off: ${engines.splitUnavailable}`);
   const d = engines.service.describe();
-  console.log(`tensafe serve: ${url}  (model ${d.model}, ${d.backend}, poly_n ${d.polyN}, experts ${engines.service.experts().join(', ') || 'none'}${engines.split ? ', split on' : ''})`);
+  console.log(
+    `tensafe serve: ${url}  (model ${d.model}, ${d.backend}, poly_n ${d.polyN}, experts ${engines.service.experts().join(', ') || 'none'}` +
+      `${engines.split ? ', split on' : ''}, DP ${args.dp ? `${args.dp.mechanism} eps ${args.dp.epsilon ?? 1} delta ${args.dp.delta ?? 1e-5}` : 'off'})`,
+  );
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (sig: string) => {
