@@ -590,7 +590,7 @@ class CkksContextCudaJs : public Napi::ObjectWrap<CkksContextCudaJs> {
       int iterations = static_cast<int>(optional_int(o, "iterations", "options.iterations", 1, 100000, 10));
       int replicas = static_cast<int>(optional_int(o, "replicas", "options.replicas", 1, static_cast<int64_t>(c.n() / 2), 0));
       auto ctx = ctx_.get();
-      auto result = std::make_shared<ckks::HeLoraTiming>();
+      auto result = std::make_shared<CkksContextCuda::HeLoraResult>();
       return PromiseWorker::run(
           env, "CkksContextCuda.benchmarkHeLora",
           [ctx, d, r, iterations, replicas, result] { *result = ctx->benchmark_helora(d, r, iterations, replicas); },
@@ -609,6 +609,7 @@ class CkksContextCudaJs : public Napi::ObjectWrap<CkksContextCudaJs> {
             r.Set("replicas", result->replicas);
             r.Set("products", result->products);
             r.Set("maxAbsError", result->max_abs_error);
+            r.Set("graphs", result->graphs);
             return r;
           });
     });

@@ -160,7 +160,8 @@ describe.skipIf(noGpu)('CkksContextCuda equals CkksContextCpu in seeded mode', (
       expect(maxAbsDiff(gpu.decodeCoefficients(pc), c)).toBeLessThan(1e-9);
       const pcC = cpu.encodeCoefficients(c);
       expect(Buffer.from(gpu.serialize(pc)).equals(Buffer.from(cpu.serialize(pcC)))).toBe(true);
-      expect(maxAbsDiff(gpu.decodeCoefficients(toGpuPt(cpu, gpu, pcC)), cpu.decodeCoefficients(pcC))).toBeLessThan(1e-12);
+      // Garner's float64 sum cancels large terms: both backends round it (FMA placement differs)
+      expect(maxAbsDiff(gpu.decodeCoefficients(toGpuPt(cpu, gpu, pcC)), cpu.decodeCoefficients(pcC))).toBeLessThan(1e-9);
       // end to end on the GPU alone: encrypt, multiply, rescale, decrypt, decode
       const sk = gpu.generateSecretKey();
       const pk = gpu.generatePublicKey(sk);
@@ -182,6 +183,7 @@ describe.skipIf(noGpu)('CkksContextCuda equals CkksContextCpu in seeded mode', (
     expect(t.replicas).toBe(5);
     expect(t.products).toBe(7);
     expect(t.maxAbsError).toBeLessThan(1e-3);
+    expect(t.graphs).toBe(true); // the token's stages were captured and replayed as CUDA graphs
     for (const k of ['encode', 'encrypt', 'ct_pt_multiply', 'decrypt', 'decode', 'extract_sum', 'total'])
       expect(t.medianUs[k]).toBeGreaterThan(0);
     const op = await gpu.benchmarkOp({ op: 'multiply_plain', iterations: 5 });

@@ -143,9 +143,16 @@ class CkksContextCuda {
   std::shared_ptr<CiphertextCuda> upload(const Ciphertext& ct);
   std::shared_ptr<PlaintextCuda> upload(const Plaintext& pt);
 
-  // native benchmarks, timed with CUDA events
+  // Native benchmarks, timed with CUDA events. benchmark_op: each sample is kOpBatch
+  // back-to-back operations between two events, divided by kOpBatch (steady-state cost per
+  // operation, as library benchmarks report it; one isolated call also pays ~5-8 us of host
+  // launch latency). benchmark_helora: per-token latency, each stage a captured CUDA graph.
+  static constexpr int kOpBatch = 10;
   OpTiming benchmark_op(const std::string& op, int iterations);
-  HeLoraTiming benchmark_helora(int d, int r, int iterations, int replicas);
+  struct HeLoraResult : HeLoraTiming {
+    bool graphs = false;  // stages replayed as CUDA graphs (false: capture failed, direct launches)
+  };
+  HeLoraResult benchmark_helora(int d, int r, int iterations, int replicas);
 
  private:
   std::shared_ptr<CiphertextCuda> new_ct(std::size_t limbs, double scale);

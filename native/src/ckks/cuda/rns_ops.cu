@@ -47,6 +47,16 @@ struct CtPointers {
   const uint64_t* p[kMax];
 };
 
+__global__ void mul_plain_batch_kernel(uint64_t* __restrict__ out, uint64_t out_stride, const uint64_t* __restrict__ a,
+                                       CtPointers pts, const Barrett* __restrict__ br, uint32_t limbs, uint32_t log_n) {
+  const uint64_t per_poly = static_cast<uint64_t>(limbs) << log_n;
+  const uint64_t i = blockIdx.x * static_cast<uint64_t>(kBlock) + threadIdx.x;
+  if (i >= 2 * per_poly) return;
+  const uint32_t k = blockIdx.y;
+  const uint64_t w = i % per_poly;
+  out[k * out_stride + i] = br[w >> log_n].mul(a[i], pts.p[k][w]);
+}
+
 __global__ void decrypt_kernel(uint64_t* __restrict__ out, uint64_t out_stride, CtPointers cts,
                                const uint64_t* __restrict__ sk, const Barrett* __restrict__ br, uint32_t limbs,
                                uint32_t log_n) {
@@ -101,6 +111,19 @@ void rns_multiply_plain(uint64_t* out, const uint64_t* a, const uint64_t* p, con
   const uint64_t count = (static_cast<uint64_t>(limbs) * polys) << log_n;
   mul_plain_kernel<<<blocks_for(count), kBlock, 0, s>>>(out, a, p, br, limbs, count, log_n);
   CUDA_CHECK_LAUNCH();
+}
+
+void rns_multiply_plain_batch(uint64_t* out, uint64_t out_stride, const uint64_t* a, const uint64_t* const* pts,
+                              const Barrett* br, uint32_t limbs, uint32_t count, uint32_t log_n, cudaStream_t s) {
+  const uint64_t words = (2ull * limbs) << log_n;
+  for (uint32_t first = 0; first < count; first += CtPointers::kMax) {
+    const uint32_t here = std::min<uint32_t>(CtPointers::kMax, count - first);
+    CtPointers p{};
+    for (uint32_t c = 0; c < here; ++c) p.p[c] = pts[first + c];
+    mul_plain_batch_kernel<<<dim3(blocks_for(words), here), kBlock, 0, s>>>(out + first * out_stride, out_stride, a, p, br,
+                                                                            limbs, log_n);
+    CUDA_CHECK_LAUNCH();
+  }
 }
 
 void rns_decrypt_dyadic(uint64_t* out, uint64_t out_stride, const uint64_t* const* cts, const uint64_t* sk,

@@ -35,6 +35,9 @@ void rns_add_plain(uint64_t* out, const uint64_t* a, const uint64_t* p, const Ba
 // out_i = a_i * p for the `polys` polynomials of a (each `limbs` limbs); p has >= limbs limbs.
 void rns_multiply_plain(uint64_t* out, const uint64_t* a, const uint64_t* p, const Barrett* br, uint32_t limbs,
                         uint32_t polys, uint32_t log_n, cudaStream_t s);
+// out_k = a * p_k for `count` plaintexts (one launch): out_k at out + k*out_stride (2*limbs*n).
+void rns_multiply_plain_batch(uint64_t* out, uint64_t out_stride, const uint64_t* a, const uint64_t* const* pts,
+                              const Barrett* br, uint32_t limbs, uint32_t count, uint32_t log_n, cudaStream_t s);
 // m = c0 + c1 * s for `count` ciphertexts at `ct_stride` words apart (each 2*limbs*n),
 // m_k at out + k*out_stride (each limbs*n). Secret key: limb k at sk + k*n.
 void rns_decrypt_dyadic(uint64_t* out, uint64_t out_stride, const uint64_t* const* cts, const uint64_t* sk,

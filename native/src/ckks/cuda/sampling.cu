@@ -23,9 +23,11 @@ __device__ __forceinline__ void block_words(const DeviceChaChaKey& key, uint64_t
 }
 
 __global__ void uniform_kernel(uint64_t* __restrict__ out, const Barrett* __restrict__ moduli, uint64_t total,
-                               uint32_t log_n, DeviceChaChaKey key, uint64_t stream_id, uint64_t base_block) {
+                               uint32_t log_n, DeviceChaChaKey key, uint64_t stream_id, uint64_t base_block,
+                               const uint64_t* stream_id_ptr) {
   const uint64_t t = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
   if (4 * t >= total) return;
+  if (stream_id_ptr) stream_id = *stream_id_ptr;
   uint64_t w[8];
   block_words(key, stream_id, base_block + t, w);
 #pragma unroll
@@ -38,10 +40,11 @@ __global__ void uniform_kernel(uint64_t* __restrict__ out, const Barrett* __rest
 
 __global__ void small_kernel(uint64_t* __restrict__ out, const Barrett* __restrict__ moduli, uint32_t limbs,
                              uint32_t log_n, DeviceChaChaKey key, uint64_t stream_id, uint64_t base_block,
-                             int gaussian) {
+                             int gaussian, const uint64_t* stream_id_ptr) {
   const uint32_t n = 1u << log_n;
   const uint32_t t = blockIdx.x * blockDim.x + threadIdx.x;
   if (8 * t >= n) return;
+  if (stream_id_ptr) stream_id = *stream_id_ptr;
   uint64_t w[8];
   block_words(key, stream_id, base_block + t, w);
   int x[8];
@@ -80,25 +83,26 @@ void upload_gaussian_table() {
 }
 
 void sample_uniform(uint64_t* out, const Barrett* moduli, uint32_t limbs, uint32_t log_n, const DeviceChaChaKey& key,
-                    uint64_t stream_id, uint64_t base, cudaStream_t stream) {
+                    uint64_t stream_id, uint64_t base, cudaStream_t stream, const uint64_t* stream_id_ptr) {
   check_base(base);
   const uint64_t total = static_cast<uint64_t>(limbs) << log_n;
   const uint64_t threads = total / 4;
   const uint32_t block = 256;
   uniform_kernel<<<static_cast<unsigned>((threads + block - 1) / block), block, 0, stream>>>(
-      out, moduli, total, log_n, key, stream_id, base / 8);
+      out, moduli, total, log_n, key, stream_id, base / 8, stream_id_ptr);
   CUDA_CHECK_LAUNCH();
 }
 
 void sample_small_rns(uint64_t* out, const Barrett* moduli, uint32_t limbs, uint32_t log_n,
                       const DeviceChaChaKey& key, uint64_t stream_id, uint64_t base, SmallDistribution dist,
-                      cudaStream_t stream) {
+                      cudaStream_t stream, const uint64_t* stream_id_ptr) {
   check_base(base);
   upload_gaussian_table();
   const uint32_t threads = (1u << log_n) / 8;
   const uint32_t block = 128;
   small_kernel<<<(threads + block - 1) / block, block, 0, stream>>>(out, moduli, limbs, log_n, key, stream_id,
-                                                                    base / 8, dist == SmallDistribution::Gaussian);
+                                                                    base / 8, dist == SmallDistribution::Gaussian,
+                                                                    stream_id_ptr);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -20,16 +20,19 @@ enum class SmallDistribution : int { Ternary = 0, Gaussian = 1 };
 // Uploads the Gaussian CDT table (once per process; idempotent, thread-safe).
 void upload_gaussian_table();
 
+// Every sampler takes the stream id by value or, when stream_id_ptr is not null, reads it from
+// device memory at run time (lets a captured CUDA graph encrypt with a fresh id per replay).
+
 // Uniform residues: out[l*n + j] = (word(base + 2k + 1) * 2^64 + word(base + 2k)) mod q_l,
 // k = l*n + j, for l < limbs. `moduli` is a device array of Barrett constants. base % 8 == 0.
 void sample_uniform(uint64_t* out, const Barrett* moduli, uint32_t limbs, uint32_t log_n, const DeviceChaChaKey& key,
-                    uint64_t stream_id, uint64_t base, cudaStream_t stream);
+                    uint64_t stream_id, uint64_t base, cudaStream_t stream, const uint64_t* stream_id_ptr = nullptr);
 
 // n small samples (coefficient j from word(base + j)) written as residues over `limbs`
 // moduli, limb-major, in coefficient form: out[l*n + j] = x_j mod q_l. base % 8 == 0.
 void sample_small_rns(uint64_t* out, const Barrett* moduli, uint32_t limbs, uint32_t log_n,
                       const DeviceChaChaKey& key, uint64_t stream_id, uint64_t base, SmallDistribution dist,
-                      cudaStream_t stream);
+                      cudaStream_t stream, const uint64_t* stream_id_ptr = nullptr);
 
 // Raw keystream words [start, start + count) (for tests against the CPU chacha20_words).
 void chacha20_words_device(uint64_t* out, const DeviceChaChaKey& key, uint64_t stream_id, uint64_t start,
