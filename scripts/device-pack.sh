@@ -3,7 +3,7 @@
 # .device/ (git-ignored, carried by the device tool, kept under 48 MiB):
 #   node.xz        this machine's Node binary (the GPU machine has no Node.js)
 #   tensafe.node   the addon, built HERE with the CUDA backend (sm_90 code builds here)
-#   app.tar.xz     dist/ (compiled TS), test/, vitest.config.mts, package.json, scripts/,
+#   app.tar.xz     dist/ (compiled TS), src/ (the tests import it), test/, vitest.config.mts, package.json, scripts/,
 #                  and the runtime node_modules closure (vitest, ws, arquero, tokenizer)
 #   COMMIT         the git commit of the packed tree (result files record it)
 # The GPU command is scripts/device-run.sh (see README, "GPU").
@@ -21,6 +21,7 @@ if [ ! -f .device/node.xz ] || [ "$(command -v node)" -nt .device/node.xz ]; the
   xz -T2 -c "$(command -v node)" > .device/node.xz
 fi
 cp "$addon" .device/tensafe.node
+strip --strip-unneeded .device/tensafe.node  # debug sections are most of its size
 git rev-parse HEAD > .device/COMMIT 2>/dev/null || echo unknown > .device/COMMIT
 [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && sed -i 's/$/-dirty/' .device/COMMIT
 # node_modules change rarely: packed once per lockfile (nm.tar.xz), the app every time.
@@ -32,7 +33,7 @@ if [ ! -f .device/nm.tar.xz ] || [ "$(cat .device/nm.sum 2>/dev/null)" != "$lock
   echo "$lock_sum" > .device/nm.sum
 fi
 mkdir -p datasets/fixtures
-tar -cf - dist test vitest.config.mts package.json scripts datasets/fixtures | xz -T2 -6 > .device/app.tar.xz
+tar -cf - dist src test vitest.config.mts package.json scripts datasets/fixtures | xz -T2 -6 > .device/app.tar.xz
 files=".device/node.xz .device/tensafe.node .device/nm.tar.xz .device/app.tar.xz"
 du -ch $files | tail -1 | sed 's/^/device-pack: total /'
 size=$(du -cb $files | tail -1 | cut -f1)

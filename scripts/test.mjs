@@ -17,7 +17,7 @@ if (gpu) env.TENSAFE_REQUIRE_GPU = '1';
 // vitest is started through the running node (no npx: the GPU machine carries node alone).
 const vitestBin = join(process.cwd(), 'node_modules', 'vitest', 'vitest.mjs');
 const args = [vitestBin, 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`];
-args.push(...(gpu ? ['test/gpu'] : extra));
+args.push(...(gpu && extra.length === 0 ? ['test/gpu'] : extra));
 const run = spawnSync(process.execPath, args, { stdio: 'inherit', env });
 if (run.error) console.error(`test: could not start vitest: ${run.error.message}`);
 
