@@ -66,7 +66,7 @@ export async function openEngines(options: EngineOptions = {}): Promise<Engines>
     });
     return { service: pipeline, split };
   } catch (err) {
-    await pipeline.dispose();
-    throw err;
+    // HE mode does not depend on split mode: serve without it and say why.
+    return { service: pipeline, splitUnavailable: `the split engine failed to open: ${(err as Error).message}` };
   }
 }
