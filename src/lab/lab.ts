@@ -30,6 +30,8 @@ export interface LabOpenOptions {
   root?: string;
   /** Small configurations (CI, CPU-only machines); default from TENSAFE_NOTEBOOK_SMALL=1. */
   small?: boolean;
+  /** Options for opening the generation pipeline (Pipeline.open: model, numLayers, adapters, polyN, ...). */
+  pipeline?: PipelineOptions & Record<string, unknown>;
 }
 
 export class Lab {
@@ -45,6 +47,8 @@ export class Lab {
     readonly small: boolean,
     /** Why the engine is unavailable, when it is. */
     readonly engineError: string | null,
+    /** Options the generation pipeline is opened with. */
+    readonly pipelineOptions: PipelineOptions & Record<string, unknown> = {},
   ) {}
 
   /**
@@ -61,10 +65,10 @@ export class Lab {
     const small = opts.small ?? process.env.TENSAFE_NOTEBOOK_SMALL === '1';
     try {
       const backend = resolveBackend(choice);
-      return new Lab(backend, deviceName(backend), root, small, null);
+      return new Lab(backend, deviceName(backend), root, small, null, opts.pipeline ?? {});
     } catch (err) {
       if (choice !== 'auto') throw err;
-      return new Lab(null, 'no engine', root, small, (err as Error).message);
+      return new Lab(null, 'no engine', root, small, (err as Error).message, opts.pipeline ?? {});
     }
   }
 
@@ -269,7 +273,7 @@ export class Lab {
   async generate(prompt: string, options: PipelineOptions = {}, signal?: AbortSignal): Promise<live.GenerationRun> {
     if (typeof prompt !== 'string') throw new TypeError('generate: prompt must be a string');
     if (!this.service) {
-      const opened = await live.openService({ backend: this.backend ?? 'auto', ...options });
+      const opened = await live.openService({ backend: this.backend ?? 'auto', ...this.pipelineOptions });
       if (!opened.available || !opened.service) {
         const err = new Error(`generate: ${opened.reason}`);
         (err as NodeJS.ErrnoException).code = 'ERR_TENSAFE_BACKEND';
@@ -281,9 +285,10 @@ export class Lab {
   }
 
   /** Can this session generate? { available, reason }. */
-  async canGenerate(options: PipelineOptions = {}): Promise<{ available: boolean; reason?: string }> {
+  async canGenerate(): Promise<{ available: boolean; reason?: string }> {
     if (this.service) return { available: true };
-    const opened = await live.openService({ backend: this.backend ?? 'auto', ...options });
+    if (!this.backend) return { available: false, reason: `no native engine (${this.engineError})` };
+    const opened = await live.openService({ backend: this.backend, ...this.pipelineOptions });
     if (!opened.available || !opened.service) return { available: false, reason: opened.reason };
     this.service = opened.service;
     return { available: true };

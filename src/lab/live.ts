@@ -153,10 +153,10 @@ export class GenerationRun {
 }
 
 /**
- * The pipeline's service factory. The pipeline is expected to export
- * `createGenerationService(options) => Promise<GenerationService>` from src/pipeline/index.ts.
+ * Opens the pipeline's GenerationService: `Pipeline.open(options)` from src/pipeline (or a
+ * `createGenerationService(options)` factory, if the pipeline offers one instead).
  */
-export async function openService(options: PipelineOptions): Promise<Live<{ service: GenerationService | null }>> {
+export async function openService(options: PipelineOptions & Record<string, unknown>): Promise<Live<{ service: GenerationService | null }>> {
   let mod: Record<string, unknown>;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -164,12 +164,13 @@ export async function openService(options: PipelineOptions): Promise<Live<{ serv
   } catch (err) {
     return unavailable(`the generation pipeline is not built yet (${(err as Error).message.split('\n')[0]})`, { service: null });
   }
-  const factory = mod.createGenerationService;
-  if (typeof factory !== 'function') return unavailable('the pipeline exports no createGenerationService() yet', { service: null });
+  const pipeline = mod.Pipeline as { open?: (o: unknown) => Promise<GenerationService> } | undefined;
+  const factory = typeof pipeline?.open === 'function' ? pipeline.open.bind(pipeline) : (mod.createGenerationService as ((o: unknown) => Promise<GenerationService>) | undefined);
+  if (typeof factory !== 'function') return unavailable('the pipeline exports neither Pipeline.open() nor createGenerationService() yet', { service: null });
   try {
-    return { available: true, service: await (factory as (o: PipelineOptions) => Promise<GenerationService>)(options) };
+    return { available: true, service: await factory(options) };
   } catch (err) {
-    return unavailable((err as Error).message, { service: null });
+    return unavailable(`the pipeline could not open: ${(err as Error).message.split('\n')[0]}`, { service: null });
   }
 }
 
@@ -229,10 +230,10 @@ export function tokenAgreement(reference: number[], other: number[]): number {
  * without noise (same prompt, same seed), as token agreement. Needs the generation pipeline.
  */
 export async function dpUtility(
-  host: LiveHost & { canGenerate(o?: PipelineOptions): Promise<{ available: boolean; reason?: string }>; generate(p: string, o?: PipelineOptions, s?: AbortSignal): Promise<GenerationRun> },
+  host: LiveHost & { canGenerate(): Promise<{ available: boolean; reason?: string }>; generate(p: string, o?: PipelineOptions, s?: AbortSignal): Promise<GenerationRun> },
   o: DpUtilityOptions = {},
 ): Promise<Live<{ series: import('./plots/dp').DpSeries[]; table: ColumnTable }>> {
-  const can = await host.canGenerate(o.pipeline);
+  const can = await host.canGenerate();
   if (!can.available) return unavailable(can.reason ?? 'generation unavailable', { series: [] as import('./plots/dp').DpSeries[], table: emptyTable() });
   const prompt = o.prompt ?? 'What is a savings account?';
   const maxTokens = o.maxTokens ?? 16;
