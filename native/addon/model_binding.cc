@@ -112,6 +112,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
             InstanceMethod("hidden", &ModelWrap::Hidden),
             InstanceMethod("logits", &ModelWrap::Logits),
             InstanceMethod("addToHidden", &ModelWrap::AddToHidden),
+            InstanceMethod("setHidden", &ModelWrap::SetHidden),
+            InstanceMethod("embed", &ModelWrap::Embed),
+            InstanceMethod("prefillEmbeddings", &ModelWrap::PrefillEmbeddings),
             InstanceMethod("reset", &ModelWrap::Reset),
             InstanceMethod("trim", &ModelWrap::Trim),
             InstanceMethod("setSamplingSeed", &ModelWrap::SetSamplingSeed),
@@ -406,6 +409,51 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       uint64_t seed = require_u64(require_arg(info, 0, "seed"), "seed");
       std::lock_guard<std::mutex> lock(st->mu);
       st->backend->set_sampling_seed(seed);
+      return info.Env().Undefined();
+    });
+  }
+
+  // embed(tokens) -> Float32Array (n x d): the embedding rows (split mode: the client's part).
+  Napi::Value Embed(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto st = state();
+      auto tokens = read_tokens(require_arg(info, 0, "tokens"), "tokens");
+      const size_t d = static_cast<size_t>(st->backend->config().hidden_size);
+      std::vector<float> rows(tokens.size() * d);
+      {
+        std::lock_guard<std::mutex> lock(st->mu);
+        st->backend->embed(tokens.data(), static_cast<int>(tokens.size()), rows.data());
+      }
+      auto a = Napi::Float32Array::New(info.Env(), rows.size());
+      std::memcpy(a.Data(), rows.data(), rows.size() * sizeof(float));
+      return a;
+    });
+  }
+
+  // prefillEmbeddings(rows: Float32Array, n) -> Promise<void>: positions from embedding rows.
+  Napi::Value PrefillEmbeddings(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto st = state();
+      const int d = st->backend->config().hidden_size;
+      auto rows = require_float32_array(require_arg(info, 0, "rows"), "rows", 0, false);
+      const int n = static_cast<int>(require_int(require_arg(info, 1, "n"), "n", 1, 1 << 20));
+      if (rows.ElementLength() != static_cast<size_t>(n) * static_cast<size_t>(d))
+        throw_range("rows must hold n x hiddenSize = " + std::to_string(static_cast<size_t>(n) * d) + " values, got " +
+                    std::to_string(rows.ElementLength()));
+      auto copy = std::make_shared<std::vector<float>>(rows.Data(), rows.Data() + rows.ElementLength());
+      return async(info, "tensafe.model.prefillEmbeddings",
+                   [copy, n](model::ModelBackend& m) { m.prefill_embeddings(copy->data(), n); });
+    });
+  }
+
+  // setHidden(h: Float32Array): replaces the hidden state before lmHead().
+  Napi::Value SetHidden(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto st = state();
+      auto h = require_float32_array(require_arg(info, 0, "hidden"), "hidden",
+                                     static_cast<size_t>(st->backend->config().hidden_size));
+      std::lock_guard<std::mutex> lock(st->mu);
+      st->backend->set_hidden(h.Data(), model::MemorySpace::Host);
       return info.Env().Undefined();
     });
   }

@@ -157,3 +157,37 @@ describe('generated presets', () => {
     await expect(Model.load('tiny', { backend: 'cpu', seed: -1 })).rejects.toThrow(RangeError);
   });
 });
+
+describe('split mode (cpu)', () => {
+  it('runs the layers from embedding rows exactly as from token ids, and sets the hidden state', async () => {
+    const m = await Model.load('tiny', { backend: 'cpu', contextLength: 64, seed: 4 });
+    try {
+      const ids = tokens(37, 512, 9);
+      const fromIds = await m.forward(ids);
+      const hiddenIds = m.hidden();
+      const rows = m.embed(ids);
+      expect(rows.length).toBe(37 * 64);
+      m.reset();
+      await m.prefillEmbeddings(rows.subarray(0, 20 * 64), 20);
+      await m.prefillEmbeddings(rows.subarray(20 * 64), 17);
+      expect(m.position).toBe(37);
+      expect(Array.from(m.hidden())).toEqual(Array.from(hiddenIds));
+      await m.lmHead();
+      expect(Array.from(m.logits())).toEqual(Array.from(fromIds));
+      // A client's LM head over a hidden state from elsewhere.
+      m.reset();
+      await m.forward([1, 2, 3]);
+      m.setHidden(hiddenIds);
+      await m.lmHead();
+      expect(Array.from(m.logits())).toEqual(Array.from(fromIds));
+      await expect(m.prefillEmbeddings(new Float32Array(64), 2)).rejects.toThrow(/n x hiddenSize = 128/);
+      const bad = new Float32Array(64);
+      bad[5] = NaN;
+      await expect(m.prefillEmbeddings(bad, 1)).rejects.toThrow(/not finite/);
+      expect(() => m.embed([600])).toThrow(/outside the vocabulary/);
+      expect(() => m.setHidden(new Float32Array(3))).toThrow(/length 64/);
+    } finally {
+      m.dispose();
+    }
+  });
+});

@@ -6,6 +6,16 @@
 
 namespace tensafe::model {
 
+namespace {
+void check_tokens(const int32_t* tokens, int n, int vocab) {
+  for (int i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= vocab)
+      throw ArgumentRangeError("token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                               " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+  }
+}
+}  // namespace
+
 const char* projection_name(Projection p) {
   switch (p) {
     case Projection::Q: return "q_proj";
@@ -68,13 +78,41 @@ void ModelBackend::prefill(const int32_t* tokens, int n) {
     throw ArgumentRangeError("context length exceeded: " + std::to_string(position_) + " tokens cached + " +
                              std::to_string(n) + " new > contextLength " + std::to_string(context_length_) +
                              " (reset() or trim() the cache, or load with a larger contextLength)");
-  for (int i = 0; i < n; ++i) {
-    if (tokens[i] < 0 || tokens[i] >= config_.vocab_size)
-      throw ArgumentRangeError("token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
-                               " is outside the vocabulary [0, " + std::to_string(config_.vocab_size) + ")");
-  }
+  check_tokens(tokens, n, config_.vocab_size);
   do_forward(tokens, n);
   position_ += n;
+}
+
+
+void ModelBackend::embed(const int32_t* tokens, int n, float* host_out) {
+  if (n < 1) throw ArgumentRangeError("tokens must hold at least one token id");
+  check_tokens(tokens, n, config_.vocab_size);
+  do_embed(tokens, n, host_out);
+}
+
+void ModelBackend::prefill_embeddings(const float* rows, int n) {
+  if (n < 1) throw ArgumentRangeError("rows must hold at least one embedding row");
+  if (static_cast<int64_t>(position_) + n > context_length_)
+    throw ArgumentRangeError("context length exceeded: " + std::to_string(position_) + " positions cached + " +
+                             std::to_string(n) + " new > contextLength " + std::to_string(context_length_));
+  const size_t count = static_cast<size_t>(n) * static_cast<size_t>(config_.hidden_size);
+  for (size_t i = 0; i < count; ++i)
+    if (!std::isfinite(rows[i])) throw ArgumentRangeError("rows[" + std::to_string(i) + "] is not finite");
+  do_forward_embeddings(rows, n);
+  position_ += n;
+}
+
+void ModelBackend::set_hidden(const float*, MemorySpace) {
+  throw BackendUnavailableError(std::string("set_hidden is not implemented by the ") + backend_name() + " backend");
+}
+
+void ModelBackend::do_embed(const int32_t*, int, float*) {
+  throw BackendUnavailableError(std::string("embed is not implemented by the ") + backend_name() + " backend");
+}
+
+void ModelBackend::do_forward_embeddings(const float*, int) {
+  throw BackendUnavailableError(std::string("prefill from embedding rows is not implemented by the ") + backend_name() +
+                                " backend");
 }
 
 int32_t ModelBackend::sample(const SamplingOptions& opts) {

@@ -20,6 +20,9 @@
 //   lm_head() (logits = lm_head_weight . hidden, float32 output) -> sample(opts) (token id).
 //   hidden() and logits() are spans in the backend's memory space (device memory on CUDA);
 //   read_hidden()/read_logits() copy to the host and synchronise.
+// * Split mode (optional; the CPU backend implements it): embed() gives the embedding rows of
+//   tokens, prefill_embeddings() runs the layers from such rows, set_hidden() replaces the
+//   hidden state before lm_head() (a client's LM head over the server's hidden state).
 // * Sampling follows sampling.h exactly. The draw counter (one per non-greedy sample() call)
 //   restarts at 0 with set_sampling_seed(seed); the same seed and logits give the same tokens
 //   on every backend.
@@ -142,6 +145,15 @@ class ModelBackend {
   virtual void read_logits(float* host_out) = 0;
   virtual void synchronize() {}
 
+  // ---- split mode: the client embeds and runs the LM head, the server runs the layers ----
+  // Embedding rows of n tokens (n x d floats, host); tokens validated as in prefill().
+  void embed(const int32_t* tokens, int n, float* host_out);
+  // Appends n positions whose inputs are embedding rows (n x d floats, host) instead of ids;
+  // validated like prefill (count, context, finite values). hidden() is then the last row's.
+  void prefill_embeddings(const float* rows, int n);
+  // hidden = h (d floats in `space`): a hidden state computed elsewhere, before lm_head().
+  virtual void set_hidden(const float* h, MemorySpace space);
+
   // ---- per-layer adapters ----
   // Replaces the installed set (empty clears). Validates layer, shapes and finiteness.
   void set_layer_adapters(std::vector<LoraAdapter> adapters);
@@ -156,6 +168,9 @@ class ModelBackend {
   virtual void do_forward(const int32_t* tokens, int n) = 0;
   virtual void on_reset() {}
   virtual void on_trim(int /*n*/) {}
+  // Split mode; the defaults raise BackendUnavailableError.
+  virtual void do_embed(const int32_t* tokens, int n, float* host_out);
+  virtual void do_forward_embeddings(const float* rows, int n);
   // Picks a token from the current logits given the draw u (unused when greedy).
   virtual int32_t do_sample(const SamplingOptions& opts, double u) = 0;
   // Defaults raise BackendUnavailableError for a non-empty request.

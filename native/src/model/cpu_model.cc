@@ -98,8 +98,27 @@ CpuModel::CpuModel(const WeightSource& source, const ModelOptions& options)
 void CpuModel::do_forward(const int32_t* tokens, int n) {
   for (int done = 0; done < n; done += kChunk) {
     const int m = std::min(kChunk, n - done);
-    forward_chunk(tokens + done, m, position_ + done);
+    forward_chunk(tokens + done, nullptr, m, position_ + done);
   }
+}
+
+void CpuModel::do_forward_embeddings(const float* rows, int n) {
+  const size_t d = static_cast<size_t>(config_.hidden_size);
+  for (int done = 0; done < n; done += kChunk) {
+    const int m = std::min(kChunk, n - done);
+    forward_chunk(nullptr, rows + static_cast<size_t>(done) * d, m, position_ + done);
+  }
+}
+
+void CpuModel::do_embed(const int32_t* tokens, int n, float* out) {
+  const size_t d = static_cast<size_t>(config_.hidden_size);
+  for (int t = 0; t < n; ++t) cpu::embedding_row(embed_, tokens[t], out + static_cast<size_t>(t) * d);
+}
+
+void CpuModel::set_hidden(const float* h, MemorySpace space) {
+  if (space != MemorySpace::Host) throw ArgumentRangeError("the cpu backend takes a host hidden state");
+  if (!h) throw ArgumentTypeError("hidden must not be null");
+  std::memcpy(hidden_.data(), h, hidden_.size() * sizeof(float));
 }
 
 void CpuModel::after_projection(int layer, Projection p, const float* in, int in_dim, float* out, int out_dim, int n,
@@ -179,14 +198,16 @@ void CpuModel::attention(int layer, int n, int pos0) {
       1);
 }
 
-void CpuModel::forward_chunk(const int32_t* tokens, int n, int pos0) {
+void CpuModel::forward_chunk(const int32_t* tokens, const float* rows, int n, int pos0) {
   const Qwen2Config& c = config_;
   const int d = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), f = c.intermediate_size, D = c.head_dim;
   const int half = D / 2;
   const size_t ctx = static_cast<size_t>(context_length_);
   const size_t ud = static_cast<size_t>(d);
 
-  for (int t = 0; t < n; ++t) cpu::embedding_row(embed_, tokens[t], x_.data() + t * ud);
+  if (rows) std::memcpy(x_.data(), rows, static_cast<size_t>(n) * ud * sizeof(float));
+  else
+    for (int t = 0; t < n; ++t) cpu::embedding_row(embed_, tokens[t], x_.data() + t * ud);
 
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const Layer& L = layers_[static_cast<size_t>(l)];

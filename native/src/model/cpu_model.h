@@ -27,9 +27,12 @@ class CpuModel final : public ModelBackend {
   FloatSpan logits() override { return {logits_.data(), logits_.size(), MemorySpace::Host}; }
   void read_hidden(float* host_out) override;
   void read_logits(float* host_out) override;
+  void set_hidden(const float* h, MemorySpace space) override;
 
  protected:
   void do_forward(const int32_t* tokens, int n) override;
+  void do_embed(const int32_t* tokens, int n, float* host_out) override;
+  void do_forward_embeddings(const float* rows, int n) override;
   int32_t do_sample(const SamplingOptions& opts, double u) override;
   void install_adapters(const std::vector<LoraAdapter>& adapters) override;
   void install_hook(ProjectionHook hook, std::vector<HookSite> sites) override;
@@ -46,7 +49,8 @@ class CpuModel final : public ModelBackend {
     const void* post_norm;
   };
 
-  void forward_chunk(const int32_t* tokens, int n, int pos0);
+  // Runs the layers on n positions from pos0; the inputs are tokens' embedding rows, or `rows`.
+  void forward_chunk(const int32_t* tokens, const float* rows, int n, int pos0);
   // Adds plaintext adapters and calls the hook for projection p of layer l on n rows.
   void after_projection(int layer, Projection p, const float* in, int in_dim, float* out, int out_dim, int n, int pos0);
   void attention(int layer, int n, int pos0);

@@ -38,6 +38,9 @@ export interface NativeModel {
   hidden(): Float32Array;
   logits(): Float32Array;
   addToHidden(delta: Float32Array): void;
+  setHidden(hidden: Float32Array): void;
+  embed(tokens: Int32Array | number[]): Float32Array;
+  prefillEmbeddings(rows: Float32Array, n: number): Promise<void>;
   reset(): void;
   trim(length: number): void;
   setSamplingSeed(seed: number | bigint): void;
@@ -208,6 +211,18 @@ export class Model {
   /** hidden += delta (the HE-LoRA output goes here before lmHead()). */
   addToHidden(delta: Float32Array): void {
     callSync(() => this.native.addToHidden(delta));
+  }
+  /** hidden = h (a hidden state computed elsewhere, e.g. the server's in split mode), before lmHead(). */
+  setHidden(hidden: Float32Array): void {
+    callSync(() => this.native.setHidden(hidden));
+  }
+  /** Embedding rows of tokens (n x hiddenSize): the client's part in split mode. */
+  embed(tokens: readonly number[] | Int32Array): Float32Array {
+    return callSync(() => this.native.embed(tokenArray(tokens)));
+  }
+  /** Appends n positions from embedding rows (n x hiddenSize) instead of token ids. */
+  prefillEmbeddings(rows: Float32Array, n: number): Promise<void> {
+    return callAsync(() => this.native.prefillEmbeddings(rows, n));
   }
   reset(): void {
     callSync(() => this.native.reset());
