@@ -99,6 +99,8 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
     if (L.n < 1024) throw_range("spec.polyN must be >= 1024 for CKKS");
     hp.batched_decrypt = so.Has("decrypt") ? require_enum(so.Get("decrypt"), "spec.decrypt", {"sequential", "batched"}) == "batched" : true;
     hp.allow_insecure = optional_bool(so, "allowInsecure", "spec.allowInsecure", false);
+    if (so.Has("encryption"))
+      hp.symmetric = require_enum(so.Get("encryption"), "spec.encryption", {"secret-key", "public-key"}) == "secret-key";
     auto a = require_float32_array(require_arg(info, 1, "a"), "a", static_cast<size_t>(L.rank) * L.in_dim);
     auto x = require_float64_array(require_arg(info, 2, "x"), "x", static_cast<size_t>(L.in_dim));
     const int iterations = info.Length() > 3 && !info[3].IsUndefined() ? static_cast<int>(require_int(info[3], "iterations", 1, 100000)) : 1;
@@ -352,6 +354,8 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
       cfg.he.poly_n = static_cast<int>(optional_int(o, "polyN", "config.polyN", 1024, 65536, 16384));
       if (cfg.he.poly_n & (cfg.he.poly_n - 1)) throw_range("config.polyN must be a power of two");
       cfg.he.allow_insecure = optional_bool(o, "allowInsecure", "config.allowInsecure", false);
+      if (o.Has("encryption"))
+        cfg.he.symmetric = require_enum(o.Get("encryption"), "config.encryption", {"secret-key", "public-key"}) == "secret-key";
       cfg.scaling = static_cast<float>(optional_finite(o, "scaling", "config.scaling", 1.0));
       cfg.timers = optional_bool(o, "timers", "config.timers", true);
       if (o.Has("lmHead"))

@@ -106,7 +106,8 @@ export async function run(args: BenchArgs): Promise<void> {
     const best = he.reduce((a, b) => (b.tokS > a.tokS ? b : a));
     const bestOff = await measure(p, `${best.setting} (timers off)`, { ...best.options, timers: false }, best.options.maxTokens ?? tokens, runs);
     const bestDp = await measure(p, `${best.setting} + DP (analytic, eps 1)`, { ...best.options, dp: { mechanism: 'analytic', epsilon: 1 } }, best.options.maxTokens ?? tokens, runs);
-    all.push(bestOff, bestDp);
+    const bestPk = await measure(p, `${best.setting} public-key encryption`, { ...best.options, encryption: 'public-key' }, best.options.maxTokens ?? tokens, runs);
+    all.push(bestOff, bestDp, bestPk);
     const steps: Array<{ step: number; label: string; m: Measured }> = [];
     const presetNames = ['baseline', 'batched-decrypt', 'poly-n-16384', 'split-selftest'] as const;
     for (const [i, name] of presetNames.entries()) {

@@ -66,6 +66,8 @@ export interface GeneratorConfig {
   scaling?: number;
   timers?: boolean;
   lmHead?: 'backend' | 'cpu-f32-single-thread';
+  /** 'secret-key' (default: the key holder encrypts) or 'public-key' (the original's). */
+  encryption?: 'secret-key' | 'public-key';
   /** Where CKKS runs (default: the model's backend). */
   heBackend?: 'cpu' | 'cuda';
   /** CUDA only: use the device-resident step where it applies (coefficients, batched, final-hidden). Default true. */
@@ -110,7 +112,7 @@ export function simulatePacking(spec: LayoutSpec, a: Float32Array, x: Float64Arr
 
 /** A x under CKKS, without a model; `iterations` applications, each with its stage times. */
 export function heLinear(
-  spec: LayoutSpec & { decrypt?: 'sequential' | 'batched'; allowInsecure?: boolean },
+  spec: LayoutSpec & { decrypt?: 'sequential' | 'batched'; allowInsecure?: boolean; encryption?: 'secret-key' | 'public-key' },
   a: Float32Array,
   x: Float64Array,
   iterations = 1,

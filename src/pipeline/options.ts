@@ -15,6 +15,7 @@ export const BACKENDS = ['auto', 'cpu', 'cuda'] as const;
 export const POLY_NS = [4096, 8192, 16384, 32768, 65536] as const;
 export const SEED_PRESET_NAMES = ['baseline', 'batched-decrypt', 'poly-n-16384', 'split-selftest'] as const;
 export const LM_HEADS = ['backend', 'cpu-f32-single-thread'] as const;
+export const ENCRYPTIONS = ['secret-key', 'public-key'] as const;
 
 /** Request clamps of the original server (field-notes section 1), enforced as errors here. */
 export const LIMITS = { maxTokens: 2048, temperature: 2, topK: 200 } as const;
@@ -46,6 +47,7 @@ export const DEFAULT_OPTIONS: ResolvedOptions = {
   topP: 1,
   lmHead: 'backend',
   layersUnderHe: [],
+  encryption: 'secret-key',
 };
 
 const KNOWN_KEYS = new Set<string>([...Object.keys(DEFAULT_OPTIONS), 'seed', 'seedPreset']);
@@ -145,6 +147,7 @@ export function validatePipelineOptions(options: unknown): PipelineOptions {
   if (has('topP')) out.topP = checkNumber('topP', o.topP, (x) => x > 0 && x <= 1, 'a number in (0, 1]');
   if (has('seed')) out.seed = checkInt('seed', o.seed, 0, Number.MAX_SAFE_INTEGER);
   if (has('lmHead')) out.lmHead = checkEnum('lmHead', o.lmHead, LM_HEADS);
+  if (has('encryption')) out.encryption = checkEnum('encryption', o.encryption, ENCRYPTIONS);
   if (has('layersUnderHe')) {
     const l = o.layersUnderHe;
     if (!Array.isArray(l)) throw typeErr('layersUnderHe', 'an array of layer indices', l);
@@ -169,25 +172,25 @@ export const SEED_PRESETS: Record<SeedPreset['name'], SeedPreset> = {
   baseline: {
     name: 'baseline',
     description: 'step 0: poly_n 32768, sequential decrypt (one host copy per ciphertext), host segment sums, original DP calibration',
-    overrides: { mode: 'he-lora', placement: 'final-hidden', packing: 'replicated-slots', polyN: 32768, decrypt: 'sequential', keyOwner: 'server', dp: { mechanism: 'original' }, lmHead: 'backend' },
+    overrides: { mode: 'he-lora', placement: 'final-hidden', packing: 'replicated-slots', polyN: 32768, decrypt: 'sequential', keyOwner: 'server', encryption: 'public-key', dp: { mechanism: 'original' }, lmHead: 'backend' },
     original: { tokPerS: [3.0, 4.2], mode: 'websocket', source: SEED_SOURCE },
   },
   'batched-decrypt': {
     name: 'batched-decrypt',
     description: 'step 1: + batched GPU-resident decrypt with one bulk copy',
-    overrides: { mode: 'he-lora', placement: 'final-hidden', packing: 'replicated-slots', polyN: 32768, decrypt: 'batched', keyOwner: 'server', dp: { mechanism: 'original' }, lmHead: 'backend' },
+    overrides: { mode: 'he-lora', placement: 'final-hidden', packing: 'replicated-slots', polyN: 32768, decrypt: 'batched', keyOwner: 'server', encryption: 'public-key', dp: { mechanism: 'original' }, lmHead: 'backend' },
     original: { tokPerS: [4.8, 5.8], mode: 'websocket', source: SEED_SOURCE },
   },
   'poly-n-16384': {
     name: 'poly-n-16384',
     description: 'step 2: + poly_n 16384 (7 products instead of 4, each about half the cost)',
-    overrides: { mode: 'he-lora', placement: 'final-hidden', packing: 'replicated-slots', polyN: 16384, decrypt: 'batched', keyOwner: 'server', dp: { mechanism: 'original' }, lmHead: 'backend' },
+    overrides: { mode: 'he-lora', placement: 'final-hidden', packing: 'replicated-slots', polyN: 16384, decrypt: 'batched', keyOwner: 'server', encryption: 'public-key', dp: { mechanism: 'original' }, lmHead: 'backend' },
     original: { tokPerS: [6.6, 7.4], mode: 'websocket', source: SEED_SOURCE },
   },
   'split-selftest': {
     name: 'split-selftest',
     description: 'split selftest: the server part of step 2, then a single-thread float32 CPU LM head (the 650 ms bottleneck)',
-    overrides: { mode: 'he-lora', placement: 'final-hidden', packing: 'replicated-slots', polyN: 16384, decrypt: 'batched', keyOwner: 'server', dp: { mechanism: 'original' }, lmHead: 'cpu-f32-single-thread' },
+    overrides: { mode: 'he-lora', placement: 'final-hidden', packing: 'replicated-slots', polyN: 16384, decrypt: 'batched', keyOwner: 'server', encryption: 'public-key', dp: { mechanism: 'original' }, lmHead: 'cpu-f32-single-thread' },
     original: { tokPerS: [1.24, 1.24], mode: 'split-selftest', source: SEED_SOURCE },
   },
 };

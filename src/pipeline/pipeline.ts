@@ -148,6 +148,7 @@ export class Pipeline implements GenerationService {
       allowInsecure: o.allowInsecure,
       timers: o.timers,
       lmHead: o.lmHead,
+      encryption: o.encryption,
       dp: dp && o.mode === 'he-lora' ? { clipNorm: dp.clipNorm, sigma: dp.sigma } : null,
     };
     if (o.mode === 'base' || !adapter) return cfg;
@@ -165,7 +166,7 @@ export class Pipeline implements GenerationService {
   private async generator(o: ResolvedOptions, expert: string | undefined, adapter: PeftAdapter | undefined, dp: ResolvedDp | null): Promise<NativeHeLoraGenerator> {
     const key = JSON.stringify({
       mode: o.mode, expert: o.mode === 'base' ? null : expert, placement: o.placement, packing: o.packing, decrypt: o.decrypt, polyN: o.polyN,
-      timers: o.timers, lmHead: o.lmHead, allowInsecure: o.allowInsecure, layersUnderHe: o.layersUnderHe,
+      timers: o.timers, lmHead: o.lmHead, encryption: o.encryption, allowInsecure: o.allowInsecure, layersUnderHe: o.layersUnderHe,
       dp: dp && o.mode === 'he-lora' ? [dp.clipNorm, dp.sigma] : null,
     });
     let g = this.generators.get(key);

@@ -83,6 +83,11 @@ export interface PipelineOptions extends SamplingOptions {
    * adapter runs in plaintext). Empty / absent = every adapted layer under HE.
    */
   layersUnderHe?: number[];
+  /**
+   * CKKS encryption: 'secret-key' (default with keyOwner 'server': the server holds the key
+   * anyway, and it is cheaper) or 'public-key' (the original's; the seed presets use it).
+   */
+  encryption?: 'secret-key' | 'public-key';
 }
 
 /** One streamed token. */

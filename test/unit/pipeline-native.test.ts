@@ -95,8 +95,8 @@ describe('HE A x on the CPU', () => {
       for (const [polyN, rank, d] of cases) {
         const a = randA(rank, d);
         const x = randX(d, 3);
-        for (const decrypt of ['batched', 'sequential'] as const) {
-          const { y, stages } = await heLinear({ packing, polyN, rank, inDim: d, decrypt }, a, x);
+        for (const [decrypt, encryption] of [['batched', 'secret-key'], ['sequential', 'public-key']] as const) {
+          const { y, stages } = await heLinear({ packing, polyN, rank, inDim: d, decrypt, encryption }, a, x);
           expect(maxRel(y, naive(a, x, rank))).toBeLessThan(1e-4);
           const st = toStageTimes(stages[0]);
           expect(Object.keys(st).sort()).toEqual(['ct_pt_multiply', 'decrypt', 'encode', 'encrypt', 'extract_sum']);

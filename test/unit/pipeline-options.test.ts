@@ -20,7 +20,7 @@ describe('validatePipelineOptions', () => {
       backend: 'cpu', model: 'tiny', mode: 'lora', expert: 'banking_expert', placement: 'layers', packing: 'coefficients',
       decrypt: 'sequential', polyN: 8192, keyOwner: 'server', dp: { mechanism: 'analytic', epsilon: 2, delta: 1e-6, clipNorm: 1, sensitivity: 2, accountant: 'zcdp' },
       maxTokens: 64, timers: false, seedPreset: 'baseline', allowInsecure: true, temperature: 0.7, topK: 40, topP: 0.9, seed: 42,
-      lmHead: 'backend', layersUnderHe: [0, 2],
+      lmHead: 'backend', layersUnderHe: [0, 2], encryption: 'public-key',
     };
     expect(validatePipelineOptions(o)).toEqual(o);
     expect(validatePipelineOptions({ mode: 'base' })).toEqual({ mode: 'base' });
@@ -51,6 +51,7 @@ describe('validatePipelineOptions', () => {
     expectErr(() => validatePipelineOptions({ model: '' }), RangeError, /'model'/);
     expectErr(() => validatePipelineOptions({ expert: '../etc' }), RangeError, /'expert'/);
     expectErr(() => validatePipelineOptions({ lmHead: 'gpu' }), RangeError, /'lmHead'/);
+    expectErr(() => validatePipelineOptions({ encryption: 'none' }), RangeError, /'encryption'/);
     expectErr(() => validatePipelineOptions({ layersUnderHe: [0, -1] }), RangeError, /'layersUnderHe\[1\]'/);
     expectErr(() => validatePipelineOptions({ polyn: 8192 }), RangeError, /'polyn'.*known option/);
     expectErr(() => validatePipelineOptions({ dp: 'on' }), TypeError, /'dp'/);
@@ -69,6 +70,8 @@ describe('seed presets and defaults', () => {
     const b = resolveOptions({ seedPreset: 'baseline', polyN: 8192, decrypt: 'batched', maxTokens: 16 });
     expect(b).toMatchObject({ polyN: 32768, decrypt: 'sequential', packing: 'replicated-slots', placement: 'final-hidden', mode: 'he-lora', maxTokens: 16 });
     expect(b.dp.mechanism).toBe('original');
+    expect(b.encryption).toBe('public-key');
+    expect(resolveOptions({}).encryption).toBe('secret-key');
     expect(resolveOptions({ seedPreset: 'batched-decrypt' })).toMatchObject({ polyN: 32768, decrypt: 'batched' });
     expect(resolveOptions({ seedPreset: 'poly-n-16384' })).toMatchObject({ polyN: 16384, decrypt: 'batched' });
     expect(resolveOptions({ seedPreset: 'split-selftest' }).lmHead).toBe('cpu-f32-single-thread');

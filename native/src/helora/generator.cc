@@ -48,7 +48,8 @@ Generator::Generator(model::ModelBackend& model, GeneratorConfig config) : model
   if (cfg_.dp && !(cfg_.sigma >= 0 && std::isfinite(cfg_.sigma))) throw ArgumentRangeError("dp.sigma must be a finite number >= 0");
 
   const bool resident_ok = cfg_.mode == Mode::HeLora && cfg_.placement == Placement::FinalHidden &&
-                           cfg_.resident_factory && cfg_.he.packing == Packing::Coefficients && cfg_.he.batched_decrypt;
+                           cfg_.resident_factory && cfg_.he.packing == Packing::Coefficients && cfg_.he.batched_decrypt &&
+                           cfg_.he.symmetric;
   if (resident_ok) {
     ResidentSpec spec;
     spec.he = cfg_.he;

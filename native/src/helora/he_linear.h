@@ -21,6 +21,9 @@ struct HeParams {
   std::vector<int> prime_bits{60, 40};
   int scale_bits = 40;
   int special_bits = 60;  // used only by the rotations packing (key switching)
+  // Secret-key (symmetric) encryption: the key holder encrypts (the server in keyOwner
+  // 'server' mode holds the key anyway); cheaper than public-key encryption.
+  bool symmetric = true;
 };
 
 class HeLinear {

@@ -116,7 +116,7 @@ void HeLinearCpu::apply(const double* x, double* y, StageClock& clock) {
     ckks::Plaintext pt = p.packing == Packing::Coefficients ? ctx.encode_coefficients(in_buf_.data(), in_buf_.size(), 0, 0)
                                                             : ctx.encode(in_buf_.data(), in_buf_.size(), 0, 0);
     clock.mark(kEncode);
-    ckks::Ciphertext ct = ctx.encrypt(pt, session_->public_key());
+    ckks::Ciphertext ct = p.symmetric ? ctx.encrypt_symmetric(pt, session_->secret_key()) : ctx.encrypt(pt, session_->public_key());
     clock.mark(kEncrypt);
     for (int q = 0; q < P; ++q) {
       ckks::Ciphertext prod = ctx.multiply_plain(ct, weights_[static_cast<size_t>(c) * P + q]);

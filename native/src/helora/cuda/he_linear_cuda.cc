@@ -107,7 +107,7 @@ class HeLinearCuda final : public HeLinear {
       pack_input(layout_, x, c, in_buf_.data());
       auto pt = p.packing == Packing::Coefficients ? ctx.encode_coefficients(in_buf_.data(), in_buf_.size(), 0, 0)
                                                    : ctx.encode(in_buf_.data(), in_buf_.size(), 0, 0);
-      auto ct = ctx.encrypt(*pt, *s_->pk);
+      auto ct = p.symmetric ? ctx.encrypt_symmetric(*pt, *s_->sk) : ctx.encrypt(*pt, *s_->pk);
       for (int q = 0; q < P; ++q) {
         auto prod = ctx.multiply_plain(*ct, *weights_[static_cast<size_t>(c) * P + q]);
         if (p.packing == Packing::Rotations)
