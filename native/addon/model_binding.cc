@@ -755,6 +755,32 @@ Napi::Value LmHeadBench(const Napi::CallbackInfo& info) {
   });
 }
 
+// modelCpuMatmul(w: Float32Array, rows, cols, x: Float32Array, n, dtype) -> Float32Array (n x rows):
+// the CPU kernel (threads, SIMD, multi-token path for n > 1) on weights stored as `dtype`
+// (converted from w here), for tests against a plain reference.
+Napi::Value ModelCpuMatmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const int rows = static_cast<int>(require_int(require_arg(info, 1, "rows"), "rows", 1, 1 << 20));
+    const int cols = static_cast<int>(require_int(require_arg(info, 2, "cols"), "cols", 1, 1 << 16));
+    const int n = static_cast<int>(require_int(require_arg(info, 4, "n"), "n", 1, 1024));
+    auto w = require_float32_array(require_arg(info, 0, "w"), "w", static_cast<size_t>(rows) * cols);
+    auto x = require_float32_array(require_arg(info, 3, "x"), "x", static_cast<size_t>(n) * cols);
+    DType dt = model::parse_dtype(require_enum(require_arg(info, 5, "dtype"), "dtype", {"f32", "f16", "bf16"}));
+    std::vector<uint16_t> half;
+    const void* data = w.Data();
+    if (dt != DType::F32) {
+      half.resize(w.ElementLength());
+      for (size_t i = 0; i < half.size(); ++i)
+        half[i] = dt == DType::BF16 ? model::float_to_bf16(w.Data()[i]) : model::float_to_f16(w.Data()[i]);
+      data = half.data();
+    }
+    auto y = Napi::Float32Array::New(env, static_cast<size_t>(n) * rows);
+    model::cpu::matmul(model::cpu::MatRef{data, dt, rows, cols}, x.Data(), n, y.Data());
+    return y;
+  });
+}
+
 void Register(Napi::Env env, Napi::Object exports) {
   register_model_class(env, exports, "ModelCpu", model::create_cpu_model);
 #if defined(TENSAFE_WITH_CUDA)
@@ -769,6 +795,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("syntheticWeights", Napi::Function::New(env, SyntheticWeights, "syntheticWeights"));
   exports.Set("samplingUniform", Napi::Function::New(env, SamplingUniform, "samplingUniform"));
   exports.Set("lmHeadBench", Napi::Function::New(env, LmHeadBench, "lmHeadBench"));
+  exports.Set("modelCpuMatmul", Napi::Function::New(env, ModelCpuMatmul, "modelCpuMatmul"));
 }
 
 }  // namespace
