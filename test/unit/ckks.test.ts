@@ -288,10 +288,18 @@ describe('CKKS randomness', () => {
       '10f1e7e4d13b5915500fdd1fa32071c4c7d1f4c733c068030422aa9ac3d46c4e' +
         'd2826446079faa0914c2d705d98b02a2b5129cd1de164eb9cbd083e8a2503c4e',
     );
-    // random access: a window starting mid-block equals the same words of a longer run
+    // the 8-block vector path (64+ aligned words) gives the same first block
+    const wide: BigUint64Array = native().ckksTesting.chacha20Words(key, 0x4a000000n, counter * 8n, 64);
+    expect(Buffer.from(wide.buffer, 0, 64).toString('hex')).toBe(hex);
+    // random access: windows starting mid-block or at other block groupings equal the same
+    // words of a longer run (vector and scalar paths agree lane by lane)
     const all: BigUint64Array = native().ckksTesting.chacha20Words(key, 7n, 0n, 40000);
-    const part: BigUint64Array = native().ckksTesting.chacha20Words(key, 7n, 12345n, 100);
-    expect(part).toEqual(all.subarray(12345, 12445));
+    for (const [start, len] of [[12345, 100], [8, 640], [3, 9000], [39936, 64]]) {
+      const part: BigUint64Array = native().ckksTesting.chacha20Words(key, 7n, BigInt(start), len);
+      expect(part).toEqual(all.subarray(start, start + len));
+    }
+    const scalarOnly = Array.from({ length: 80 }, (_, i) => native().ckksTesting.chacha20Words(key, 7n, BigInt(i * 7), 7));
+    scalarOnly.forEach((w: BigUint64Array, i: number) => expect(w).toEqual(all.subarray(i * 7, i * 7 + 7)));
     expect(() => native().ckksTesting.chacha20Words(new Uint8Array(31), 0n, 0n, 1)).toThrow(/32 bytes/);
   });
 
