@@ -3,6 +3,7 @@
  * (across prefill chunk boundaries), trim/reset, context overflow and bad token ids give clear
  * errors without touching the cache, generated presets are deterministic and honestly named.
  */
+import * as os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Model, modelConfig, modelPresets } from '../../src/engine/model';
@@ -148,6 +149,15 @@ describe('generated presets', () => {
     const rms = Math.sqrt(a.reduce((s, v) => s + v * v, 0) / a.length);
     expect(rms).toBeGreaterThan(0.05);
     expect(rms).toBeLessThan(10);
+  });
+
+  // 1.5B shape in f32 plus a 2^20-token cache needs about 66 GB: refused up front on a machine
+  // with less than 88 GB, instead of being killed while zeroing overcommitted memory.
+  it.skipIf(os.totalmem() > 80e9)('refuses a model the machine cannot hold, before allocating it', async () => {
+    await expect(Model.load('qwen2.5-1.5b-shape', { backend: 'cpu', dtype: 'f32', contextLength: 1 << 20 })).rejects.toMatchObject({
+      code: 'ERR_TENSAFE_OUT_OF_MEMORY',
+      message: expect.stringMatching(/needs \d+\.\d+ GB; this machine has/),
+    });
   });
 
   it('refuses unknown presets, missing folders and bad options', async () => {

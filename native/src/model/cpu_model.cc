@@ -1,5 +1,7 @@
 #include "model/cpu_model.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -18,8 +20,28 @@ inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 }  // namespace
 
+// Refuses, before anything is allocated, a model whose generated weights plus KV cache the
+// machine cannot hold (an overcommitted allocation would get the process killed while it is
+// being filled, instead of a catchable error).
+void CpuModel::check_memory(const WeightSource& source, const ModelOptions& options) const {
+  const Qwen2Config& c = config_;
+  const double ctx = static_cast<double>(context_length_);
+  double bytes = 2.0 * c.num_hidden_layers * c.num_key_value_heads * ctx * c.head_dim * sizeof(float) +
+                 ctx * c.head_dim * sizeof(float);  // K and V caches, RoPE tables
+  if (!source.host)
+    bytes += static_cast<double>(c.parameter_count()) * dtype_size(options.weight_dtype.value_or(DType::BF16));
+  else if (options.weight_dtype)
+    bytes += static_cast<double>(c.parameter_count()) * dtype_size(*options.weight_dtype);
+  const double phys = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  if (phys > 0 && bytes > 0.75 * phys)
+    throw OutOfMemoryError("this model (weights to build + KV cache for contextLength " + std::to_string(context_length_) +
+                           ") needs " + std::to_string(bytes / 1e9) + " GB; this machine has " + std::to_string(phys / 1e9) +
+                           " GB (use a smaller contextLength or dtype)");
+}
+
 CpuModel::CpuModel(const WeightSource& source, const ModelOptions& options)
     : ModelBackend(source.host ? source.host->config : source.config, options.context_length) {
+  check_memory(source, options);
   // Weights: generated (bf16 unless asked otherwise: the values are bf16-exact), or the loaded
   // tensors, converted once when a storage dtype is requested.
   if (!source.host) {

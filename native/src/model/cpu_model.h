@@ -50,6 +50,7 @@ class CpuModel final : public ModelBackend {
   };
 
   // Runs the layers on n positions from pos0; the inputs are tokens' embedding rows, or `rows`.
+  void check_memory(const WeightSource& source, const ModelOptions& options) const;
   void forward_chunk(const int32_t* tokens, const float* rows, int n, int pos0);
   // Adds plaintext adapters and calls the hook for projection p of layer l on n rows.
   void after_projection(int layer, Projection p, const float* in, int in_dim, float* out, int out_dim, int n, int pos0);
