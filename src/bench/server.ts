@@ -178,7 +178,7 @@ async function runBackend(backend: Backend, args: BenchArgs): Promise<void> {
       `model: ${desc.model} on ${desc.backend}, poly_n ${desc.polyN}, expert ${expert}, greedy, DP off, ${tokens} tokens per run, query "${QUERY}"`,
       'tok/s are decode rates: the first token (prompt prefill) is left out, as the pipeline reports them; ws_he_tok_s is timed by the client from token frame arrivals',
       'network_ms_per_token: the server encoding and sending one token frame (JSON); split *_network_ms: round trip minus the server time (both sides encode/decode + loopback)',
-      'split sends token ids (the model API has no forward from embedding rows; rows and ids carry the same information) and receives the float32 hidden state in a binary frame',
+      `split: the client embeds locally and sends ${engines.split?.config().inputs.includes('hidden_states') ? 'embedding rows' : 'token ids (this engine has no forward from rows)'} in binary float32 frames, and receives the final hidden state the same way`,
       'original rows are cited from seed-performance-analysis.md (RTX A2000, Qwen2.5-1.5B real weights), not measured here',
     ];
     printTable(rows, ['mode', 'transport', 'tok_s', 'ms_per_token', 'tok_s_min', 'tok_s_max', 'network_ms', 'lm_head_ms', 'runs', 'source'], `server on ${result.device} (${desc.model})`);

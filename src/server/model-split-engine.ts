@@ -14,15 +14,15 @@
  * drops its history and frees its slot.
  *
  * Inputs: token ids always; embedding rows (the original's `hidden_states_b64`) when the
- * model binding offers `prefillEmbeddings(rows: Float32Array, n)` (feature-detected: the
- * model API of this build has no forward from embedding rows, and such forwards are then
- * answered with 501 saying so; rows and ids carry the same information, see split-engine.ts).
- * Likewise a head offers `embed` when the binding has `embed(ids) -> Float32Array`.
+ * model binding offers `prefillEmbeddings(rows: Float32Array, n)` (feature-detected; without
+ * it such forwards are answered with 501 saying so; rows and ids carry the same information,
+ * see split-engine.ts). Likewise a head offers `embed` when the binding has `embed(ids)`.
  *
  * Client side (SplitHead, also the selftest's client): its own model instance used for the
- * LM head and sampling of a given hidden state: the backend's hidden is zeroed exactly
- * (h + (-h) = 0 in IEEE arithmetic) and set to the received state (0 + x = x), so the engine's
- * multi-threaded CPU (or GPU) LM head projects exactly what the server sent.
+ * embedding lookup (`embed`), and the LM head and sampling of a given hidden state: the
+ * backend's hidden is set to the received state (`setHidden`; on bindings without it, zeroed
+ * exactly, h + (-h) = 0, then 0 + x = x), so the engine's multi-threaded CPU (or GPU) LM head
+ * projects exactly what the server sent.
  */
 import { Model } from '../engine/model';
 import type { WeightDtype } from '../engine/model';
@@ -410,8 +410,15 @@ export class ModelHead implements SplitHead {
     return async (ids: number[]) => nat.embed!(ids);
   }
 
-  /** Sets the backend's hidden state to exactly `h` (zero it, then add h). */
+  /** Sets the backend's hidden state to exactly `h`: the binding's setHidden when present,
+   * else zero it (h + (-h) = 0) and add h. */
   private setHidden(h: Float32Array): void {
+    const nat = this.model.native as unknown as { setHidden?: (h: Float32Array) => void };
+    if (typeof nat.setHidden === 'function') {
+      nat.setHidden(h);
+      this.current = Float32Array.from(h);
+      return;
+    }
     const neg = new Float32Array(this.current!.length);
     for (let i = 0; i < neg.length; i++) neg[i] = -this.current![i];
     this.model.addToHidden(neg);

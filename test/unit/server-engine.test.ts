@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Model } from '../../src/engine/model';
 import type { Pipeline } from '../../src/pipeline/pipeline';
 import type { Engines } from '../../src/server/engines';
-import { decodeValues } from '../../src/server/hidden-codec';
+import { decodeValues, encodeValues, packFrame, unpackFrame } from '../../src/server/hidden-codec';
 import { ModelHead, ModelSplitEngine } from '../../src/server/model-split-engine';
 import { startServer, TensafeServer } from '../../src/server/server';
 import { SplitClient } from '../../src/server/split-client';
@@ -116,10 +116,11 @@ describe('split mode over the real engine', () => {
     const split = engines.split!;
     const ref = await pipeline.run(QUERY, { mode: 'he-lora', expert: 'banking_expert', maxTokens: 16, temperature: 0 });
     const head = await ModelHead.open('tiny', { backend: 'cpu', seed: 0 });
-    for (const opts of [{ binary: true }, { binary: false, dtype: 'float16' as const }]) {
+    // Embedding rows (the original protocol; binary float32, then JSON float16) and token ids.
+    for (const opts of [{ binary: true }, { binary: false, dtype: 'float16' as const }, { binary: true, input: 'token_ids' as const }]) {
       const client = await SplitClient.connect(base, opts);
       const { events, summary } = await collect(
-        client.generate(head, split.tokenize(split.prompt(QUERY)), { maxTokens: 16, expert: 'banking_expert', stop: split.stopTokens() }),
+        client.generate(head, split.tokenize(split.prompt(QUERY)), { maxTokens: 16, expert: 'banking_expert', stop: split.stopTokens(), input: opts.input }),
       );
       const ids = events.map((e) => e.id);
       if (!opts.dtype) expect(ids).toEqual(ref.events.map((e) => e.id).slice(0, ids.length));
@@ -220,15 +221,41 @@ describe('split mode over the real engine', () => {
     }
   });
 
-  it('answers hidden-state forwards with 501 saying why, and reports the split config', async () => {
+  it('embedding-row forwards (the original protocol, float32 and float16) equal token-id forwards', async () => {
     const cfg = await getJson(`${base}/api/v1/split/config`);
-    expect(cfg.body).toMatchObject({ model: 'tiny (random weights)', hidden_dim: 64, vocab_size: 512, num_layers: 2, inputs: ['token_ids'], he_active: true });
-    const r = await fetch(`${base}/api/v1/split/forward`, {
-      method: 'POST',
-      body: JSON.stringify({ hidden_states_b64: Buffer.alloc(256).toString('base64'), seq_len: 1, hidden_dim: 64 }),
-    });
-    expect(r.status).toBe(501);
-    expect((await r.json()).error).toMatch(/token_ids instead/);
+    expect(cfg.body).toMatchObject({ model: 'tiny (random weights)', hidden_dim: 64, vocab_size: 512, num_layers: 2, he_active: true });
+    expect(cfg.body.inputs).toContain('token_ids');
+    expect(cfg.body.inputs).toContain('hidden_states');
+    const split = engines.split!;
+    const ids = split.tokenize(split.prompt(QUERY));
+    const rows = local.native.embed(ids) as unknown as Float32Array;
+    expect(rows.length).toBe(ids.length * 64);
+    const c = await WsClient.open(`${wsBase}/api/v1/split/stream`);
+    c.send({ type: 'forward', token_ids: ids, use_he: false, session_id: 'ids' });
+    const byIds = decodeValues(Buffer.from((await c.next()).pre_activations_b64, 'base64'), 'float32', 64, 'x');
+    // The original's JSON + base64 float32 rows.
+    c.send({ type: 'forward', hidden_states_b64: encodeValues(rows, 'float32').toString('base64'), seq_len: ids.length, hidden_dim: 64, use_he: false, session_id: 'rows' });
+    const r = await c.next();
+    expect(r).toMatchObject({ type: 'result', cached_seq_len: 0 });
+    expect(decodeValues(Buffer.from(r.pre_activations_b64, 'base64'), 'float32', 64, 'x')).toEqual(byIds);
+    // Incremental: one more row vs one more id.
+    const t = 77;
+    c.send({ type: 'forward', token_ids: [t], incremental: true, use_he: false, session_id: 'ids' });
+    const nextIds = decodeValues(Buffer.from((await c.next()).pre_activations_b64, 'base64'), 'float32', 64, 'x');
+    c.sendBinary(packFrame({ type: 'forward', seq_len: 1, incremental: true, use_he: false, session_id: 'rows' }, encodeValues(local.native.embed([t]) as unknown as Float32Array, 'float32')));
+    const f = unpackFrame((await c.nextRaw()).data);
+    expect(f.header.cached_seq_len).toBe(ids.length);
+    expect(decodeValues(f.payload, 'float32', 64, 'x')).toEqual(nextIds);
+    // A session holds one kind of input.
+    c.send({ type: 'forward', token_ids: [1], incremental: true, use_he: false, session_id: 'rows' });
+    expect(await c.next()).toMatchObject({ type: 'error', code: 'mixed_inputs' });
+    // float16 rows: rounded to half precision (the preset's bf16-exact rows mostly survive), close to the float32 answer.
+    c.send({ type: 'forward', hidden_states_b64: encodeValues(rows, 'float16').toString('base64'), dtype: 'float16', response_dtype: 'float32', seq_len: ids.length, use_he: false, session_id: 'half' });
+    const half = decodeValues(Buffer.from((await c.next()).pre_activations_b64, 'base64'), 'float32', 64, 'x');
+    await c.close();
+    let maxErr = 0;
+    for (let i = 0; i < 64; i++) maxErr = Math.max(maxErr, Math.abs(half[i] - byIds[i]));
+    expect(maxErr).toBeLessThan(0.05);
   });
 
   it('GET /api/v1/split/selftest generates through the split path and reports tok/s and the stage split', async () => {
@@ -238,7 +265,7 @@ describe('split mode over the real engine', () => {
     expect(r.body.tok_s).toBeGreaterThan(0);
     expect(r.body.input_tokens).toBeGreaterThan(5);
     expect(r.body.he_active).toBe(true);
-    expect(r.body.input).toBe('token_ids');
+    expect(r.body.input).toBe('hidden_states'); // the head embeds, the server takes rows
     expect(r.body.head_backend).toBe('cpu');
     for (const k of ['forward', 'lora_b', 'lm_head', 'sampling']) expect(r.body.stage_medians[k], k).toBeGreaterThan(0);
     expect(r.body.verdict).toMatch(/^PASS/);
