@@ -186,10 +186,11 @@ class ResidentCuda final : public ResidentStep {
       kc::rns_encrypt_sk(c0, c1, sk_.data(), m_.data(), br_.data(), L_, log_n_, stream_);
       if (c == 0) rec(3);
       // ct x pt for the chunk's products
-      for (int q = 0; q < PC; ++q) {
-        const size_t idx = static_cast<size_t>(c) * PC + q;
-        kc::rns_multiply_plain(prod_.data() + idx * 2 * Ln, ct_.data(), w_.data() + idx * Ln, br_.data(), L_, 2, log_n_, stream_);
-      }
+      // ct x pt for the chunk's products, one launch
+      const uint64_t* wp[kc::LimbMap::kMax];
+      for (int q = 0; q < PC; ++q) wp[q] = w_.data() + (static_cast<size_t>(c) * PC + q) * Ln;
+      kc::rns_multiply_plain_batch(prod_.data() + static_cast<size_t>(c) * PC * 2 * Ln, 2 * Ln, ct_.data(), wp, br_.data(), L_,
+                                   static_cast<uint32_t>(PC), log_n_, stream_);
     }
     rec(4);
     std::vector<const uint64_t*> cts(P);
