@@ -214,8 +214,9 @@ async function splitForward(ctx: HttpContext, req: IncomingMessage, res: ServerR
   const binary = (req.headers['content-type'] ?? '').startsWith('application/octet-stream');
   const { header, payload } = binary ? parseBinaryForward(raw) : { header: parseJsonObject(raw), payload: undefined };
   const fwd = parseForward(ctx, header, payload);
-  checkRate(ctx, clientKey(req));
   const key = `http:${clientKey(req)}:${fwd.sessionId}`;
+  // One request per sequence: incremental forwards of a live session are not counted again.
+  if (!fwd.incremental || !ctx.sessions.has(key)) checkRate(ctx, clientKey(req));
   const outcome = await runForward(ctx, key, undefined, fwd, signal);
   ctx.metrics.token(outcome.result.stages);
   if (binary) {

@@ -117,8 +117,11 @@ export function handleSplitSocket(ctx: ServerContext, ws: WebSocket, req: Incomi
 
   const forward = async (msg: Record<string, unknown>, payload: Uint8Array | undefined, binary: boolean): Promise<void> => {
     if (ctx.closing) throw new RequestError('server is shutting down', { status: 503, code: 'shutting_down' });
-    checkRate(ctx, client);
     const fwd = parseForward(ctx, msg, payload);
+    // A sequence costs one request: its incremental forwards (one token each, metered by the
+    // generation gate and the context length) are not counted again, or a split client would
+    // hit the per-minute limit after a hundred tokens.
+    if (!fwd.incremental || !ctx.sessions.has(`${owner}:${fwd.sessionId}`)) checkRate(ctx, client);
     const { controller, done } = track(ctx, closed.signal);
     try {
       const outcome = await runForward(ctx, `${owner}:${fwd.sessionId}`, owner, fwd, controller.signal);

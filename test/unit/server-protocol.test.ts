@@ -323,6 +323,20 @@ describe('limits', () => {
       c.send(body);
       expect(await c.next()).toMatchObject({ type: 'error', code: 'rate_limited' });
       await c.close();
+      // Split: starting a sequence is a request; its incremental forwards are not counted.
+      const sc = await WsClient.open(`${s.url.replace('http', 'ws')}/api/v1/split/stream`);
+      sc.send({ token_ids: [1], session_id: 'z' });
+      expect(await sc.next()).toMatchObject({ type: 'error', code: 'rate_limited' });
+      await new Promise((r) => setTimeout(r, 1100)); // one request refills
+      sc.send({ token_ids: [1], session_id: 'z' });
+      expect((await sc.next()).type).toBe('result');
+      for (let i = 0; i < 20; i++) {
+        sc.send({ token_ids: [2], session_id: 'z', incremental: true });
+        expect((await sc.next()).type).toBe('result');
+      }
+      sc.send({ token_ids: [3], session_id: 'other', incremental: true }); // a new session counts
+      expect(await sc.next()).toMatchObject({ type: 'error', code: 'rate_limited' });
+      await sc.close();
     } finally {
       await s.server.close(100);
     }
