@@ -94,7 +94,7 @@ const can = await lab.canGenerate();
 const runs = [];
 if (can.available) {
   const run = await lab.generate('What is a savings account?', { mode: 'he-lora', maxTokens: lab.small ? 4 : 16, timers: true });
-  lab.show(run.breakdown(), { caption: \`median ms per stage: \${lab.header()}\` });
+  lab.show(run.breakdown(), { caption: \`median ms per stage, \${run.tokens.length} tokens: \${run.source()}\` });
   runs.push(run.stageSeries());
 } else {
   lab.note(\`**Live generation: not run here** (\${can.reason}). The bars below use committed results and cited data.\`);
@@ -135,7 +135,7 @@ if (can.available) {
     async (p, ctx) => { const run = await lab.generate('What is a savings account?', { mode: 'he-lora', maxTokens: lab.small ? 2 : 8, packing: p.packing as any, polyN: p.polyN as number }, ctx.signal);
       return { tok_s: run.summary.tokPerS }; }, { name: 'nb03-packings' });
   lab.show(sweep.table());
-  lab.show(lab.plot.sweepView(sweep.table(), { x: 'polyN', y: 'tok_s', provenance: lab.provenance(), logX: true }));
+  lab.show(lab.plot.sweepView(sweep.table(), { x: 'packing', y: 'tok_s', provenance: lab.provenance(), title: 'HE-LoRA tok/s by packing (lines: poly_n)' }));
 } else {
   lab.note(\`**Packing sweep: not run here** (\${can.reason}).\`);
 }

@@ -12,7 +12,7 @@ import type { GenerationService, GenerationSummary, PipelineOptions, TokenEvent 
 import type { StageSeries } from './plots/breakdown';
 import { stagesFromRecords } from './plots/breakdown';
 import type { OpCostSeries } from './plots/ckks';
-import type { MeasuredProvenance } from './provenance';
+import { type MeasuredProvenance, provenanceText } from './provenance';
 import type { Point, Space, SweepOptions, SweepResult } from './sweep';
 
 /**
@@ -132,6 +132,11 @@ export class GenerationRun {
 
   get text(): string {
     return this.summary.text;
+  }
+
+  /** "measured here (device, date)" for captions. */
+  source(): string {
+    return provenanceText(this.provenance);
   }
 
   /** Median ms per stage over the generated tokens. */
