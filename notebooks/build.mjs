@@ -135,7 +135,7 @@ if (can.available) {
     async (p, ctx) => { const run = await lab.generate('What is a savings account?', { mode: 'he-lora', maxTokens: lab.small ? 2 : 8, packing: p.packing as any, polyN: p.polyN as number }, ctx.signal);
       return { tok_s: run.summary.tokPerS }; }, { name: 'nb03-packings' });
   lab.show(sweep.table());
-  lab.show(lab.plot.sweepView(sweep.table(), { x: 'packing', y: 'tok_s', provenance: lab.provenance(), title: 'HE-LoRA tok/s by packing (lines: poly_n)' }));
+  lab.show(lab.plot.sweepView(sweep.table(), { x: 'packing', y: 'tok_s', lines: ['polyN'], provenance: lab.provenance(), title: 'HE-LoRA tok/s by packing (lines: poly_n)' }));
 } else {
   lab.note(\`**Packing sweep: not run here** (\${can.reason}).\`);
 }

@@ -203,6 +203,11 @@ describe('sweepView', () => {
     expect(fig.data.map((t) => t.name)).toEqual(['batch=off', 'batch=on']);
     expect(fig.data[1].y).toEqual([2, 1]);
   });
+  it('groups lines by the columns asked for, numeric ones included', () => {
+    const fig = sweepView(rows, { x: 'batch', y: 'ms', lines: ['polyN'], provenance: H100 });
+    expect(fig.data.map((t) => t.name)).toEqual(['polyN=8192', 'polyN=16384']);
+    expect(fig.data[0].y).toEqual([4, 2]);
+  });
   it('draws a heatmap over two options', () => {
     const fig = sweepView(rows, { x: 'polyN', y: 'ms', by: 'batch', provenance: H100 });
     expect(fig.data[0].type).toBe('heatmap');

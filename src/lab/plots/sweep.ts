@@ -11,6 +11,8 @@ export interface SweepViewOptions {
   /** Second option for the heatmap's y axis; lines are drawn when absent. */
   by?: string;
   kind?: 'lines' | 'heatmap';
+  /** Columns whose combinations make the lines (default: the non-numeric columns other than x and y). */
+  lines?: string[];
   title?: string;
   caption?: string;
   logX?: boolean;
@@ -56,7 +58,7 @@ export function sweepView(table: TableLike, opts: SweepViewOptions): Figure {
     }];
     layout = { xaxis: { title: { text: opts.x }, type: 'category' }, yaxis: { title: { text: by }, type: 'category' } };
   } else {
-    const others = Object.keys(rows[0]).filter((k) => k !== opts.x && k !== opts.y && isOption(rows, k));
+    const others = opts.lines ?? Object.keys(rows[0]).filter((k) => k !== opts.x && k !== opts.y && isOption(rows, k));
     const groups = new Map<string, Row[]>();
     for (const r of rows) {
       const key = others.map((k) => `${k}=${fmt(r[k])}`).join(', ') || opts.y;
