@@ -183,6 +183,9 @@ void CpuModel::attention(int layer, int n, int pos0) {
   const size_t layer_base = static_cast<size_t>(layer) * static_cast<size_t>(c.num_key_value_heads) * ctx * D;
 
   // One task per (token, head): each scans its KV head's cache up to its own position (causal).
+  // Short contexts are cheaper than a barrier: keep ~64K multiply-adds per chunk at least.
+  const size_t per_job = 2 * static_cast<size_t>(pos0 + n) * static_cast<size_t>(D);
+  const size_t min_jobs = std::max<size_t>(1, (size_t{1} << 16) / per_job);
   parallel_for(
       static_cast<size_t>(n) * H,
       [&](size_t begin, size_t end) {
@@ -217,7 +220,7 @@ void CpuModel::attention(int layer, int n, int pos0) {
           }
         }
       },
-      1);
+      min_jobs);
 }
 
 void CpuModel::forward_chunk(const int32_t* tokens, const float* rows, int n, int pos0) {
