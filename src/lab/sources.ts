@@ -185,6 +185,14 @@ export function resultLmHead(r: ResultFile): LmHeadSeries | null {
   return rows.length ? { label: resultLabel(r), provenance: resultProvenance(r), rows } : null;
 }
 
+/** The model a result measured: summary.model, else a "model: ..." note, else the design's shape. */
+export function resultModel(r: ResultFile): string {
+  if (typeof r.summary.model === 'string') return r.summary.model;
+  const n = (r.notes ?? []).find((x) => x.startsWith('model: '));
+  if (n) return n.slice('model: '.length).split(/;| \(d = /)[0].trim();
+  return 'Qwen2.5-1.5B shape';
+}
+
 /** Rows measured here for the SOTA figure: the pipeline's best HE-LoRA tok/s and the server's. */
 export function measuredSotaRows(results: ResultFile[]): MeasuredSotaRow[] {
   const out: MeasuredSotaRow[] = [];
@@ -194,7 +202,7 @@ export function measuredSotaRows(results: ResultFile[]): MeasuredSotaRow[] {
       const setting = r.summary.he_lora_best_setting ? `, ${r.summary.he_lora_best_setting}` : '';
       out.push({
         system: `tensafe in-process HE-LoRA (${r.backend}${setting})`,
-        model: String(r.summary.model ?? 'Qwen2.5-1.5B shape'),
+        model: resultModel(r),
         hardware: hw,
         what_encrypted: 'LoRA-A product under CKKS (this repository)',
         tok_s: r.summary.he_lora_tok_s_best as number,
@@ -204,7 +212,7 @@ export function measuredSotaRows(results: ResultFile[]): MeasuredSotaRow[] {
     if (r.bench === 'server' && num(r.summary.ws_he_tok_s) !== undefined) {
       out.push({
         system: `tensafe WebSocket HE (${r.backend})`,
-        model: String(r.summary.model ?? 'Qwen2.5-1.5B shape'),
+        model: resultModel(r),
         hardware: hw,
         what_encrypted: 'LoRA-A product under CKKS, over the WebSocket server',
         tok_s: r.summary.ws_he_tok_s as number,

@@ -64,6 +64,13 @@ describe('result adapters', () => {
     expect(rows.every((x) => x.provenance.kind === 'measured')).toBe(true);
   });
 
+  it('takes the model from the summary or the notes', async () => {
+    const { resultModel } = await import('../../src/lab/sources');
+    expect(resultModel(result({ summary: { model: 'm1' } }))).toBe('m1');
+    expect(resultModel(result({ notes: ['x', 'model: qwen2.5-1.5b-shape, 4 of 28 layers (d = 1536, vocab 151936); experts'] }))).toBe('qwen2.5-1.5b-shape, 4 of 28 layers');
+    expect(resultModel(result({}))).toBe('Qwen2.5-1.5B shape');
+  });
+
   it('pipeline stage rows group by setting', () => {
     const s = resultBreakdownSeries(result({ bench: 'pipeline', rows: [
       { setting: 'a', stage: 'forward', median_ms: 1 }, { setting: 'a', stage: 'encrypt', median_ms: 2 },
