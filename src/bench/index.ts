@@ -39,6 +39,8 @@ export function parseBenchArgs(argv: string[]): { name: string; args: BenchArgs 
 }
 
 export async function runBench(argv: string[]): Promise<void> {
+  // `bench split` (the original's bench_split_ws.py) is the server benchmark's split client alone.
+  if (argv[0] === 'split') argv = ['server', '--only', 'split', ...argv.slice(1)];
   const { name, args } = parseBenchArgs(argv);
   if (!(benchNames as readonly string[]).includes(name)) {
     throw new RangeError(`bench: unknown benchmark '${name}'; choose one of ${benchNames.join(', ')}`);

@@ -7,7 +7,7 @@ import { runBench } from '../bench/index';
 
 const usage = `usage: tensafe <command> [options]
   demo                        the demo (npm start)
-  bench <name> [--backend cpu|cuda|auto] [--quick]
+  bench <name> [--backend cpu|cuda|auto] [--quick]  (bench split = the split client alone)
                               benchmarks: ntt, ckks, model, pipeline, server
   figures                     regenerate figures/ from datasets/
   serve [--host H] [--port P] start the HTTP/WebSocket server
