@@ -501,9 +501,7 @@ void CkksContextCuda::encrypt_into(std::uint64_t* c, const std::uint64_t* m, std
   std::uint64_t* e0 = tmp.data();
   std::uint64_t* e1 = e0 + limbs * n;
   std::uint64_t* u = e1 + limbs * n;
-  sample_small_rns(u, d.br(), l, d.log_n, d.key, sid, 0, SmallDistribution::Ternary, d.stream);
-  sample_small_rns(e0, d.br(), l, d.log_n, d.key, sid, n, SmallDistribution::Gaussian, d.stream);
-  sample_small_rns(e1, d.br(), l, d.log_n, d.key, sid, 2 * n, SmallDistribution::Gaussian, d.stream);
+  sample_encryption_noise(u, e0, e1, d.br(), l, d.log_n, d.key, sid, d.stream);
   ntt_forward(tmp.data(), d.ntt->view(), LimbMap::range(0, l), 3, d.stream);
   rns_encrypt_pk(c, c + limbs * n, e0, e1, u, pk.words.data(), d.L, m, d.br(), l, d.log_n, d.stream);
 }
@@ -928,9 +926,7 @@ CkksContextCuda::HeLoraResult CkksContextCuda::benchmark_helora(int d, int r, in
         ntt_forward(pt.data(), dv.ntt->view(), LimbMap::range(0, l), 1, st);
       },
       [&] {  // encrypt (public key), stream id read on the device
-        sample_small_rns(u, dv.br(), l, dv.log_n, dv.key, 0, 0, SmallDistribution::Ternary, st, sid);
-        sample_small_rns(e0, dv.br(), l, dv.log_n, dv.key, 0, n, SmallDistribution::Gaussian, st, sid);
-        sample_small_rns(e1, dv.br(), l, dv.log_n, dv.key, 0, 2 * n, SmallDistribution::Gaussian, st, sid);
+        sample_encryption_noise(u, e0, e1, dv.br(), l, dv.log_n, dv.key, 0, st, sid);
         ntt_forward(noise.data(), dv.ntt->view(), LimbMap::range(0, l), 3, st);
         rns_encrypt_pk(ct.data(), ct.data() + L * n, e0, e1, u, pk->words.data(), dv.L, pt.data(), dv.br(), l, dv.log_n, st);
       },

@@ -38,35 +38,33 @@ __global__ void uniform_kernel(uint64_t* __restrict__ out, const Barrett* __rest
   }
 }
 
-__global__ void small_kernel(uint64_t* __restrict__ out, const Barrett* __restrict__ moduli, uint32_t limbs,
-                             uint32_t log_n, DeviceChaChaKey key, uint64_t stream_id, uint64_t base_block,
-                             int gaussian, const uint64_t* stream_id_ptr) {
+// Up to three small-sample polynomials of one stream in one launch (blockIdx.y picks which).
+struct SmallBatch {
+  uint64_t* out[3];
+  uint64_t base_block[3];
+  int gaussian[3];
+};
+
+__global__ void small_kernel(SmallBatch batch, const Barrett* __restrict__ moduli, uint32_t limbs, uint32_t log_n,
+                             DeviceChaChaKey key, uint64_t stream_id, const uint64_t* stream_id_ptr) {
   const uint32_t n = 1u << log_n;
   const uint32_t t = blockIdx.x * blockDim.x + threadIdx.x;
   if (8 * t >= n) return;
   if (stream_id_ptr) stream_id = *stream_id_ptr;
+  const uint32_t which = blockIdx.y;
   uint64_t w[8];
-  block_words(key, stream_id, base_block + t, w);
+  block_words(key, stream_id, batch.base_block[which] + t, w);
+  const bool gaussian = batch.gaussian[which] != 0;
   int x[8];
 #pragma unroll
   for (int i = 0; i < 8; ++i) x[i] = gaussian ? gaussian_from_word(w[i], c_gaussian_cdt) : ternary_from_word(w[i]);
+  uint64_t* out = batch.out[which];
   for (uint32_t l = 0; l < limbs; ++l) {
     const uint64_t q = moduli[l].q;
     uint64_t* o = out + static_cast<size_t>(l) * n + 8 * t;
 #pragma unroll
     for (int i = 0; i < 8; ++i) o[i] = x[i] < 0 ? q - static_cast<uint64_t>(-x[i]) : static_cast<uint64_t>(x[i]);
   }
-}
-
-__global__ void words_kernel(uint64_t* __restrict__ out, DeviceChaChaKey key, uint64_t stream_id, uint64_t start,
-                             uint64_t count) {
-  const uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
-  if (i >= count) return;
-  const uint64_t word = start + i;
-  uint32_t o[16];
-  chacha20_block(key.k, stream_id, word / 8, o);
-  const int k = static_cast<int>(word % 8);
-  out[i] = static_cast<uint64_t>(o[2 * k]) | (static_cast<uint64_t>(o[2 * k + 1]) << 32);
 }
 
 void check_base(uint64_t base) {
@@ -98,20 +96,36 @@ void sample_small_rns(uint64_t* out, const Barrett* moduli, uint32_t limbs, uint
                       cudaStream_t stream, const uint64_t* stream_id_ptr) {
   check_base(base);
   upload_gaussian_table();
+  SmallBatch b{};
+  b.out[0] = out;
+  b.base_block[0] = base / 8;
+  b.gaussian[0] = dist == SmallDistribution::Gaussian;
   const uint32_t threads = (1u << log_n) / 8;
   const uint32_t block = 128;
-  small_kernel<<<(threads + block - 1) / block, block, 0, stream>>>(out, moduli, limbs, log_n, key, stream_id,
-                                                                    base / 8, dist == SmallDistribution::Gaussian,
-                                                                    stream_id_ptr);
+  small_kernel<<<dim3((threads + block - 1) / block, 1), block, 0, stream>>>(b, moduli, limbs, log_n, key, stream_id,
+                                                                            stream_id_ptr);
   CUDA_CHECK_LAUNCH();
 }
 
-void chacha20_words_device(uint64_t* out, const DeviceChaChaKey& key, uint64_t stream_id, uint64_t start,
-                           uint64_t count, cudaStream_t stream) {
-  if (count == 0) return;
-  const uint32_t block = 256;
-  words_kernel<<<static_cast<unsigned>((count + block - 1) / block), block, 0, stream>>>(out, key, stream_id, start,
-                                                                                         count);
+void sample_encryption_noise(uint64_t* u, uint64_t* e0, uint64_t* e1, const Barrett* moduli, uint32_t limbs,
+                             uint32_t log_n, const DeviceChaChaKey& key, uint64_t stream_id, cudaStream_t stream,
+                             const uint64_t* stream_id_ptr) {
+  upload_gaussian_table();
+  const uint64_t n = 1ull << log_n;
+  SmallBatch b{};
+  b.out[0] = u;
+  b.base_block[0] = 0;
+  b.gaussian[0] = 0;
+  b.out[1] = e0;
+  b.base_block[1] = n / 8;
+  b.gaussian[1] = 1;
+  b.out[2] = e1;
+  b.base_block[2] = 2 * n / 8;
+  b.gaussian[2] = 1;
+  const uint32_t threads = static_cast<uint32_t>(n / 8);
+  const uint32_t block = 128;
+  small_kernel<<<dim3((threads + block - 1) / block, 3), block, 0, stream>>>(b, moduli, limbs, log_n, key, stream_id,
+                                                                            stream_id_ptr);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -34,8 +34,10 @@ void sample_small_rns(uint64_t* out, const Barrett* moduli, uint32_t limbs, uint
                       const DeviceChaChaKey& key, uint64_t stream_id, uint64_t base, SmallDistribution dist,
                       cudaStream_t stream, const uint64_t* stream_id_ptr = nullptr);
 
-// Raw keystream words [start, start + count) (for tests against the CPU chacha20_words).
-void chacha20_words_device(uint64_t* out, const DeviceChaChaKey& key, uint64_t stream_id, uint64_t start,
-                           uint64_t count, cudaStream_t stream);
+// The three samples of a public-key encryption in one launch (sampling.h layout):
+// u ternary from word 0, e0 Gaussian from word n, e1 Gaussian from word 2n.
+void sample_encryption_noise(uint64_t* u, uint64_t* e0, uint64_t* e1, const Barrett* moduli, uint32_t limbs,
+                             uint32_t log_n, const DeviceChaChaKey& key, uint64_t stream_id, cudaStream_t stream,
+                             const uint64_t* stream_id_ptr = nullptr);
 
 }  // namespace tensafe::ckks::cuda
