@@ -47,6 +47,11 @@ CkksContext::CkksContext(const CkksParamsSpec& spec)
   key_ = spec.seeded ? key_from_seed(spec.seed) : os_random_key();
 }
 
+void secure_wipe(void* p, std::size_t bytes) {
+  volatile unsigned char* v = static_cast<volatile unsigned char*>(p);
+  for (std::size_t i = 0; i < bytes; ++i) v[i] = 0;
+}
+
 void CkksContext::check_owner(std::uint64_t owner, const char* what) const {
   if (owner != id_)
     throw ArgumentRangeError(std::string(what) + " belongs to another CKKS context (mismatched contexts)");
@@ -214,7 +219,7 @@ SecretKey CkksContext::generate_secret_key() {
   pfor(K, [&](std::size_t b, std::size_t e) {
     for (std::size_t k = b; k < e; ++k) tables_[k]->forward(sk.ntt.data() + k * n);
   });
-  std::fill(s.begin(), s.end(), 0);
+  secure_wipe(s.data(), s.size());
   return sk;
 }
 
@@ -394,6 +399,10 @@ Ciphertext CkksContext::encrypt(const Plaintext& pt, const PublicKey& pk) {
   small_to_rns(u.data(), 0, l, uu.data());
   small_to_rns(e0.data(), 0, l, ct.c(0, n));
   small_to_rns(e1.data(), 0, l, ct.c(1, n));
+  // The encryption randomness u, e0, e1 would reveal the message: wipe the small copies.
+  secure_wipe(u.data(), n);
+  secure_wipe(e0.data(), n);
+  secure_wipe(e1.data(), n);
   const std::uint64_t* b = pk.data.data();
   const std::uint64_t* a = b + L * n;
   pfor(l, [&](std::size_t lb, std::size_t le) {
@@ -416,6 +425,7 @@ Ciphertext CkksContext::encrypt(const Plaintext& pt, const PublicKey& pk) {
       }
     }
   });
+  secure_wipe(uu.data(), uu.size() * sizeof(std::uint64_t));
   return ct;
 }
 

@@ -39,9 +39,27 @@ struct Ciphertext {
   const std::uint64_t* c(std::size_t i, std::uint64_t n) const { return data.data() + i * limbs * n; }
 };
 
+// Overwrites memory in a way the optimiser may not drop (used for secret material).
+void secure_wipe(void* p, std::size_t bytes);
+
 struct SecretKey {
   std::uint64_t context_id = 0;
   std::vector<std::uint64_t> ntt;  // s over the key moduli (ciphertext primes + special), NTT domain
+
+  SecretKey() = default;
+  SecretKey(const SecretKey&) = default;
+  SecretKey(SecretKey&&) noexcept = default;
+  SecretKey& operator=(const SecretKey&) = default;
+  SecretKey& operator=(SecretKey&& o) noexcept {
+    if (this != &o) {
+      secure_wipe(ntt.data(), ntt.size() * sizeof(std::uint64_t));
+      context_id = o.context_id;
+      ntt = std::move(o.ntt);
+    }
+    return *this;
+  }
+  // The key is wiped when its last copy goes away (dispose() in JS drops it at once).
+  ~SecretKey() { secure_wipe(ntt.data(), ntt.size() * sizeof(std::uint64_t)); }
 };
 
 struct PublicKey {
