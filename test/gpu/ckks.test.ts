@@ -167,7 +167,12 @@ describe.skipIf(noGpu)('CkksContextCuda equals CkksContextCpu in seeded mode', (
       const pk = gpu.generatePublicKey(sk);
       const x = randomValues(slots);
       const y = randomValues(slots);
-      const prod = gpu.rescale(gpu.multiplyPlain(gpu.encrypt(gpu.encode(x), pk), gpu.encode(y)));
+      // y at scale q_last, so that the rescale (which divides by q_last) returns to 2^40; with
+      // y at 2^40 a 60-bit q_last would leave 2^20, too coarse for a 1e-4 check.
+      const moduli = gpu.info().moduli as bigint[];
+      const qLast = Number(moduli[moduli.length - 1]);
+      const prod = gpu.rescale(gpu.multiplyPlain(gpu.encrypt(gpu.encode(x), pk), gpu.encode(y, { scale: qLast })));
+      expect(prod.scale / 2 ** 40).toBeCloseTo(1, 9);
       const got = gpu.decode(gpu.decrypt(prod, sk));
       const want = x.map((xi, i) => xi * y[i]);
       expect(maxAbsDiff(got, want)).toBeLessThan(1e-4);
