@@ -12,7 +12,7 @@ import {
 } from './plots';
 import {
   measuredSotaRows, originalBreakdownSeries, originalLmHead, originalOpCosts, originalOptimisation, originalPolyNSeries,
-  originalTree, peerHeSeries, peerOpCosts, resultBreakdownSeries, resultHeLoraSeries, resultLmHead, resultOpCosts, resultOptimisation,
+  keySettings, originalTree, peerHeSeries, peerOpCosts, resultBreakdownSeries, resultHeLoraSeries, resultLmHead, resultOpCosts, resultOptimisation,
 } from './sources';
 
 export interface LabData {
@@ -58,8 +58,8 @@ export function ckksOpCostsFigure(d: LabData, extra: OpCostSeries[] = []): Figur
   });
 }
 
-export function breakdownBarsFigure(d: LabData, extra: StageSeries[] = []): Figure {
-  const measured = [...latestResults(d.results, 'pipeline').flatMap(resultBreakdownSeries), ...extra];
+export function breakdownBarsFigure(d: LabData, extra: StageSeries[] = [], all = false): Figure {
+  const measured = [...latestResults(d.results, 'pipeline').flatMap((r) => resultBreakdownSeries(r, all ? undefined : keySettings(r))), ...extra];
   const series: StageSeries[] = [
     originalBreakdownSeries(d.original, 'breakdown_websocket'),
     originalBreakdownSeries(d.original, 'breakdown_split_gpu_head'),
@@ -68,7 +68,9 @@ export function breakdownBarsFigure(d: LabData, extra: StageSeries[] = []): Figu
   ];
   return latencyBreakdown(series, {
     title: 'Per-token latency: the original (RTX A2000) and tensafe',
-    caption: measured.length ? undefined : 'No pipeline result file yet: the original only.',
+    caption: measured.length
+      ? (all ? undefined : 'tensafe: base, plaintext LoRA, the best HE-LoRA setting and the seed presets (every setting: breakdownStandard([], true)).')
+      : 'No pipeline result file yet: the original only.',
   });
 }
 

@@ -149,7 +149,7 @@ export class Lab {
     return {
       ...plots,
       ckksOpCostsStandard: (extra?: plots.OpCostSeries[]) => figures.ckksOpCostsFigure(d(), extra),
-      breakdownStandard: (extra?: plots.StageSeries[]) => figures.breakdownBarsFigure(d(), extra),
+      breakdownStandard: (extra?: plots.StageSeries[], all?: boolean) => figures.breakdownBarsFigure(d(), extra, all),
       breakdownTreeStandard: (name: 'breakdown_websocket' | 'breakdown_split_cpu_head' | 'breakdown_split_gpu_head', kind?: 'sunburst' | 'treemap' | 'icicle') =>
         figures.breakdownTreeFigure(d(), name, kind),
       heCostStandard: (extra?: plots.StageSeries[]) => figures.heCostFigure(d(), extra),

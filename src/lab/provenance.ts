@@ -99,5 +99,6 @@ export function provenanceNote(entries: Array<{ label?: string; provenance: Prov
     if (e.label && !labels.includes(e.label)) labels.push(e.label);
   }
   if (groups.size === 1) return [...groups.keys()][0];
-  return [...groups.entries()].map(([text, labels]) => (labels.length ? `${text}: ${labels.join(', ')}` : text)).join(' | ');
+  const list = (labels: string[]) => (labels.length > 4 ? `${labels.slice(0, 3).join(', ')} and ${labels.length - 3} more` : labels.join(', '));
+  return [...groups.entries()].map(([text, labels]) => (labels.length ? `${text}: ${list(labels)}` : text)).join(' | ');
 }

@@ -227,12 +227,13 @@ export function measuredSotaRows(results: ResultFile[]): MeasuredSotaRow[] {
  * Per-stage breakdowns in a pipeline result: rows with `stage` and `median_ms` (or `ms`),
  * grouped by `setting` (or `mode`); one series per group.
  */
-export function resultBreakdownSeries(r: ResultFile): StageSeries[] {
+export function resultBreakdownSeries(r: ResultFile, keep: (setting: string) => boolean = () => true): StageSeries[] {
   const groups = new Map<string, Record<string, number>>();
   for (const x of r.rows) {
     const ms = num(x.median_ms) ?? num(x.ms);
     if (typeof x.stage !== 'string' || ms === undefined) continue;
     const g = String(x.setting ?? x.mode ?? 'default');
+    if (!keep(g)) continue;
     if (!groups.has(g)) groups.set(g, {});
     const stages = groups.get(g)!;
     stages[x.stage] = (stages[x.stage] ?? 0) + ms;
@@ -242,6 +243,15 @@ export function resultBreakdownSeries(r: ResultFile): StageSeries[] {
     provenance: resultProvenance(r),
     stages,
   }));
+}
+
+/**
+ * The settings a summary figure shows from a pipeline result: base, plaintext LoRA, the best
+ * HE-LoRA setting and the seed presets (the original's steps); the notebooks show all.
+ */
+export function keySettings(r: ResultFile): (setting: string) => boolean {
+  const best = typeof r.summary.he_lora_best_setting === 'string' ? r.summary.he_lora_best_setting : undefined;
+  return (s) => s === best || /^(base|lora)\b/.test(s) || s.startsWith('seed preset');
 }
 
 /** The rows of the corrected SOTA table that have a fair tok/s conversion. */

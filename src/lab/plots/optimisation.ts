@@ -24,8 +24,16 @@ export interface OptimisationOptions {
 }
 
 /** Grouped bars, x = step ("0 Baseline", "1 + batched decrypt", ...), text = speedup over that series' step 0. */
+function shorten(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 3)}...` : s;
+}
+
 export function optimisationSteps(series: StepSeries[], opts: OptimisationOptions = {}): Figure {
   if (series.length === 0) throw new RangeError('optimisationSteps: no series');
+  // One category per step number, named by the first series that has it, so the sources'
+  // bars for the same step stand side by side; each bar's own configuration is on hover.
+  const names = new Map<number, string>();
+  for (const s of series) for (const r of s.steps) if (!names.has(r.step)) names.set(r.step, `${r.step}: ${shorten(r.label, 38)}`);
   const data: Trace[] = series.map((s, si) => {
     const steps = [...s.steps].sort((a, b) => a.step - b.step);
     if (steps.length === 0) throw new RangeError(`optimisationSteps: series '${s.label}' has no steps`);
@@ -34,7 +42,8 @@ export function optimisationSteps(series: StepSeries[], opts: OptimisationOption
     return {
       type: 'bar',
       name: s.label,
-      x: steps.map((r) => `${r.step}: ${r.label}`),
+      x: steps.map((r) => names.get(r.step)),
+      customdata: steps.map((r) => r.label),
       y: steps.map((r) => r.tok_s),
       text: steps.map((r) => (r.step === steps[0].step ? `${r.tok_s.toPrecision(3)}` : `${r.tok_s.toPrecision(3)} (x${(r.tok_s / base).toFixed(2)})`)),
       textposition: 'outside',
@@ -50,7 +59,7 @@ export function optimisationSteps(series: StepSeries[], opts: OptimisationOption
             },
           }
         : {}),
-      hovertemplate: `${s.label}<br>%{x}: %{y:.3g} tok/s<extra></extra>`,
+      hovertemplate: `${s.label}<br>%{customdata}: %{y:.3g} tok/s<extra></extra>`,
     };
   });
   return makeFigure({
@@ -58,7 +67,7 @@ export function optimisationSteps(series: StepSeries[], opts: OptimisationOption
     data,
     layout: {
       barmode: 'group',
-      xaxis: { automargin: true },
+      xaxis: { automargin: true, categoryorder: 'array', categoryarray: [...names.keys()].sort((a, b) => a - b).map((k) => names.get(k)) },
       yaxis: { title: { text: 'tokens per second' }, type: opts.log ? 'log' : 'linear', rangemode: 'tozero', gridcolor: '#eee' },
     },
     sources: series.map((s) => ({ label: s.label, provenance: s.provenance })),

@@ -48,7 +48,7 @@ export function sotaComparison(rows: SotaRow[], measuredRows: MeasuredSotaRow[] 
     ...measuredRows.map((r) => ({
       label: `<b>${r.system}</b>${sub(`${r.model}, ${r.hardware}`)}`,
       tok_s: r.tok_s,
-      source: provenanceText(r.provenance),
+      source: r.provenance.kind === 'measured' ? `measured here (${r.provenance.date.slice(0, 10)})` : provenanceText(r.provenance),
       measured: true,
       comparable: true,
       metric: `${r.tok_s.toPrecision(3)} tok/s`,
@@ -117,12 +117,13 @@ export function sotaComparison(rows: SotaRow[], measuredRows: MeasuredSotaRow[] 
       barmode: 'overlay',
       xaxis: { title: { text: 'tokens per second (log)' }, type: 'log', range: [lo, hi], gridcolor: '#eee' },
       yaxis: { automargin: true, autorange: 'reversed', categoryorder: 'array', categoryarray: order.map((r) => r.label) },
-      legend: { orientation: 'h', y: 1.02, yanchor: 'bottom', x: 0 },
-      margin: { l: 20, r: 30, t: 90 },
+      legend: { orientation: 'h', y: -0.09, yanchor: 'top', x: 0 },
+      margin: { l: 20, r: 30, b: 110 },
     },
     width: 1100,
     height: Math.max(480, 170 + 42 * order.length),
     sources,
-    caption: opts.caption ?? `${NOT_COMPARABLE_MARK} marks rows whose source reports no per-token figure (or none was found); they are listed, not drawn.`,
+    caption: opts.caption ?? `${NOT_COMPARABLE_MARK} marks rows whose source reports no per-token figure (or none was found); they are listed, not drawn. ` +
+      'Rows measured here name the model they ran (e.g. fewer layers or random weights on a CPU) under the system.',
   });
 }
