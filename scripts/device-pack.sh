@@ -2,7 +2,7 @@
 # `npm run device:pack [-- path/to/tensafe.node]`: puts exactly what a GPU run needs into
 # .device/ (git-ignored, carried by the device tool, kept under 48 MiB):
 #   node.xz        this machine's Node binary (the GPU machine has no Node.js)
-#   tensafe.node   the addon, built HERE with the CUDA backend (sm_90 code builds here)
+#   tensafe.node.xz the addon, built HERE with the CUDA backend (sm_90 code builds here)
 #   app.tar.xz     dist/ (compiled TS), src/ (the tests import it), test/, vitest.config.mts, package.json, scripts/,
 #                  and the runtime node_modules closure (vitest, ws, arquero, tokenizer)
 #   COMMIT         the git commit of the packed tree (result files record it)
@@ -20,8 +20,9 @@ rm -f .device/app.tar.xz
 if [ ! -f .device/node.xz ] || [ "$(command -v node)" -nt .device/node.xz ]; then
   xz -T2 -c "$(command -v node)" > .device/node.xz
 fi
-cp "$addon" .device/tensafe.node
-strip --strip-unneeded .device/tensafe.node  # debug sections are most of its size
+cp "$addon" /tmp/tensafe-pack.node
+strip --strip-unneeded /tmp/tensafe-pack.node  # debug sections are most of its size
+xz -T2 -c /tmp/tensafe-pack.node > .device/tensafe.node.xz && rm -f /tmp/tensafe-pack.node .device/tensafe.node
 git rev-parse HEAD > .device/COMMIT 2>/dev/null || echo unknown > .device/COMMIT
 [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && sed -i 's/$/-dirty/' .device/COMMIT
 # node_modules change rarely: packed once per lockfile (nm.tar.xz), the app every time.
@@ -34,7 +35,7 @@ if [ ! -f .device/nm.tar.xz ] || [ "$(cat .device/nm.sum 2>/dev/null)" != "$lock
 fi
 mkdir -p datasets/fixtures
 tar -cf - dist src test vitest.config.mts package.json scripts datasets/fixtures | xz -T2 -6 > .device/app.tar.xz
-files=".device/node.xz .device/tensafe.node .device/nm.tar.xz .device/app.tar.xz"
+files=".device/node.xz .device/tensafe.node.xz .device/nm.tar.xz .device/app.tar.xz"
 du -ch $files | tail -1 | sed 's/^/device-pack: total /'
 size=$(du -cb $files | tail -1 | cut -f1)
 [ "$size" -lt $((48 * 1024 * 1024)) ] || { echo "device-pack: .device is over 48 MiB" >&2; exit 1; }

@@ -12,7 +12,7 @@ app=/tmp/tensafe; mkdir -p "$app/bin"
 if [ ! -x "$app/bin/node" ]; then xz -dc .device/node.xz > "$app/bin/node" && chmod +x "$app/bin/node"; fi
 tar -xJf .device/nm.tar.xz -C "$app"; tar -xJf .device/app.tar.xz -C "$app"
 mkdir -p "$app/native" "$app/build/native/Release"   # packageRoot() looks for native/
-cp .device/tensafe.node "$app/build/native/Release/tensafe.node"
+xz -dc .device/tensafe.node.xz > "$app/build/native/Release/tensafe.node"
 export PATH="$app/bin:$app/node_modules/.bin:$PATH"
 export TENSAFE_COMMIT="$(cat .device/COMMIT)"
 export TENSAFE_RESULTS_DIR="$OUT/results"
