@@ -91,6 +91,7 @@ class CkksContextCpu : public Napi::ObjectWrap<CkksContextCpu> {
          InstanceMethod<&CkksContextCpu::Sub>("sub"),
          InstanceMethod<&CkksContextCpu::AddPlain>("addPlain"),
          InstanceMethod<&CkksContextCpu::MultiplyPlain>("multiplyPlain"),
+         InstanceMethod<&CkksContextCpu::PrepareMultiplier>("prepareMultiplier"),
          InstanceMethod<&CkksContextCpu::Rescale>("rescale"),
          InstanceMethod<&CkksContextCpu::ModSwitch>("modSwitch"),
          InstanceMethod<&CkksContextCpu::Rotate>("rotate"),
@@ -286,6 +287,13 @@ class CkksContextCpu : public Napi::ObjectWrap<CkksContextCpu> {
       auto a = CiphertextHandle::From(require_arg(info, 0, "a"), "a");
       auto b = PlaintextHandle::From(require_arg(info, 1, "b"), "b");
       return CiphertextHandle::Wrap(env, c.multiply_plain(*a, *b));
+    });
+  }
+  Napi::Value PrepareMultiplier(const Napi::CallbackInfo& info) {
+    return Run(info, [&](CkksContext& c, Napi::Env env) -> Napi::Value {
+      auto pt = PlaintextHandle::From(require_arg(info, 0, "plaintext"), "plaintext");
+      c.prepare_multiplier(*pt);
+      return env.Undefined();
     });
   }
   Napi::Value Rescale(const Napi::CallbackInfo& info) {

@@ -108,6 +108,7 @@ HeLoraTiming benchmark_helora(CkksContext& ctx, int d, int r, int iterations, in
                 v.begin() + static_cast<std::size_t>(k) * d);
     }
     apts.push_back(ctx.encode(v.data(), v.size(), 0, 0));
+    ctx.prepare_multiplier(apts.back());  // once per adapter, like the encoding itself
   }
 
   std::vector<double> t_enc, t_encrypt, t_mul, t_dec, t_decode, t_sum, t_total;

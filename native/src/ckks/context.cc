@@ -52,6 +52,26 @@ void secure_wipe(void* p, std::size_t bytes) {
   for (std::size_t i = 0; i < bytes; ++i) v[i] = 0;
 }
 
+void CkksContext::prepare_multiplier(Plaintext& pt) const {
+  check_owner(pt.context_id, "plaintext");
+  if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result)");
+  const std::uint64_t n = this->n();
+  pt.shoup.resize(pt.data.size());
+  for (std::size_t k = 0; k < pt.limbs; ++k) {
+    const std::uint64_t q = tables_[k]->modulus();
+    for (std::uint64_t j = 0; j < n; ++j) pt.shoup[k * n + j] = shoup_precompute(pt.data[k * n + j], q);
+  }
+}
+
+void CkksContext::prepare_secret_key(SecretKey& sk) const {
+  const std::uint64_t n = this->n();
+  sk.ntt_shoup.resize(sk.ntt.size());
+  for (std::size_t k = 0; k < tables_.size(); ++k) {
+    const std::uint64_t q = tables_[k]->modulus();
+    for (std::uint64_t j = 0; j < n; ++j) sk.ntt_shoup[k * n + j] = shoup_precompute(sk.ntt[k * n + j], q);
+  }
+}
+
 void CkksContext::check_owner(std::uint64_t owner, const char* what) const {
   if (owner != id_)
     throw ArgumentRangeError(std::string(what) + " belongs to another CKKS context (mismatched contexts)");
@@ -220,6 +240,7 @@ SecretKey CkksContext::generate_secret_key() {
     for (std::size_t k = b; k < e; ++k) tables_[k]->forward(sk.ntt.data() + k * n);
   });
   secure_wipe(s.data(), s.size());
+  prepare_secret_key(sk);
   return sk;
 }
 
@@ -489,7 +510,12 @@ Plaintext CkksContext::decrypt_impl(const Ciphertext& ct, const SecretKey& sk, b
       const std::uint64_t* c1 = ct.c(1, n) + k * n;
       const std::uint64_t* s = sk.ntt.data() + k * n;
       std::uint64_t* m = pt.data.data() + k * n;
-      for (std::uint64_t j = 0; j < n; ++j) m[j] = add_mod(c0[j], br.mul(c1[j], s[j]), q);
+      if (sk.ntt_shoup.size() == sk.ntt.size()) {
+        const std::uint64_t* ss = sk.ntt_shoup.data() + k * n;
+        for (std::uint64_t j = 0; j < n; ++j) m[j] = add_mod(c0[j], mul_shoup(c1[j], s[j], ss[j], q), q);
+      } else {
+        for (std::uint64_t j = 0; j < n; ++j) m[j] = add_mod(c0[j], br.mul(c1[j], s[j]), q);
+      }
     }
   };
   if (parallel) pfor(l, body);
@@ -603,7 +629,13 @@ Ciphertext CkksContext::multiply_plain(const Ciphertext& a, const Plaintext& b) 
       const std::uint64_t* x = a.c(i, n) + k * n;
       const std::uint64_t* y = b.data.data() + k * n;
       std::uint64_t* z = r.c(i, n) + k * n;
-      for (std::uint64_t j = 0; j < n; ++j) z[j] = br.mul(x[j], y[j]);
+      if (b.shoup.size() == b.data.size()) {
+        const std::uint64_t* ys = b.shoup.data() + k * n;
+        const std::uint64_t q = br.q;
+        for (std::uint64_t j = 0; j < n; ++j) z[j] = mul_shoup(x[j], y[j], ys[j], q);
+      } else {
+        for (std::uint64_t j = 0; j < n; ++j) z[j] = br.mul(x[j], y[j]);
+      }
     }
   });
   return r;

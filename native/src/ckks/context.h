@@ -28,6 +28,9 @@ struct Plaintext {
   Encoding encoding = Encoding::Slots;
   bool ntt = true;  // false: coefficient form (not produced by the CPU backend today; accepted by decode)
   std::vector<std::uint64_t> data;  // limbs * n
+  // Optional Shoup companions of data (prepare_multiplier): a plaintext multiplied many times,
+  // such as a pre-encoded LoRA-A row block, then costs one mulhi + two multiplies per word.
+  std::vector<std::uint64_t> shoup;
 };
 
 struct Ciphertext {
@@ -45,6 +48,7 @@ void secure_wipe(void* p, std::size_t bytes);
 struct SecretKey {
   std::uint64_t context_id = 0;
   std::vector<std::uint64_t> ntt;  // s over the key moduli (ciphertext primes + special), NTT domain
+  std::vector<std::uint64_t> ntt_shoup;  // Shoup companions of ntt (decryption multiplies by s)
 
   SecretKey() = default;
   SecretKey(const SecretKey&) = default;
@@ -52,14 +56,19 @@ struct SecretKey {
   SecretKey& operator=(const SecretKey&) = default;
   SecretKey& operator=(SecretKey&& o) noexcept {
     if (this != &o) {
-      secure_wipe(ntt.data(), ntt.size() * sizeof(std::uint64_t));
+      wipe();
       context_id = o.context_id;
       ntt = std::move(o.ntt);
+      ntt_shoup = std::move(o.ntt_shoup);
     }
     return *this;
   }
   // The key is wiped when its last copy goes away (dispose() in JS drops it at once).
-  ~SecretKey() { secure_wipe(ntt.data(), ntt.size() * sizeof(std::uint64_t)); }
+  ~SecretKey() { wipe(); }
+  void wipe() {
+    secure_wipe(ntt.data(), ntt.size() * sizeof(std::uint64_t));
+    secure_wipe(ntt_shoup.data(), ntt_shoup.size() * sizeof(std::uint64_t));
+  }
 };
 
 struct PublicKey {
@@ -141,6 +150,11 @@ class CkksContext {
   void round_to_rns(const double* coeffs, std::size_t limbs, std::uint64_t* out) const;
   // Coefficient-form RNS words over `limbs` primes -> centred doubles (Garner), times inv_scale.
   void compose_to_double(const std::uint64_t* data, std::size_t limbs, double inv_scale, double* out) const;
+
+  // Adds Shoup companions to a plaintext that will be multiplied many times (same results).
+  void prepare_multiplier(Plaintext& pt) const;
+  // Fills sk.ntt_shoup (done by key generation and import).
+  void prepare_secret_key(SecretKey& sk) const;
 
   // Checks that an object belongs to this context (RangeError naming `what`).
   void check_owner(std::uint64_t owner, const char* what) const;

@@ -279,6 +279,7 @@ SecretKey CkksContext::deserialize_secret_key(const std::uint8_t* p, std::size_t
   sk.ntt.resize(K * n);
   r.words(sk.ntt.data(), K * n, "secret key");
   check_words(sk.ntt.data(), K, n, params_.key_moduli(), "secret key");
+  prepare_secret_key(sk);
   return sk;
 }
 

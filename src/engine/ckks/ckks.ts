@@ -126,6 +126,11 @@ export class Ckks {
   multiplyPlain(a: Ciphertext, b: Plaintext): Ciphertext {
     return new Ciphertext(callSync(() => this.ctx.multiplyPlain(a?.native, b?.native)));
   }
+  /** Speeds up later multiplyPlain calls by this plaintext (same results); a no-op where unsupported. */
+  prepareMultiplier(plaintext: Plaintext): void {
+    const fn = this.ctx.prepareMultiplier;
+    if (typeof fn === 'function') callSync(() => fn.call(this.ctx, plaintext?.native));
+  }
   rescale(a: Ciphertext): Ciphertext {
     return new Ciphertext(callSync(() => this.ctx.rescale(a?.native)));
   }

@@ -186,6 +186,11 @@ export interface NativeCkksContext extends NativeDisposable {
   sub(a: NativeCiphertext, b: NativeCiphertext): NativeCiphertext;
   addPlain(a: NativeCiphertext, b: NativePlaintext): NativeCiphertext;
   multiplyPlain(a: NativeCiphertext, b: NativePlaintext): NativeCiphertext;
+  /**
+   * Optional: precomputes what makes repeated products by this plaintext faster (Shoup
+   * companions on the CPU); results are unchanged. Backends without it may omit the method.
+   */
+  prepareMultiplier?(plaintext: NativePlaintext): void;
   /** Divides by the last prime (scale / q_last), dropping it. */
   rescale(a: NativeCiphertext): NativeCiphertext;
   /** Drops the last prime without dividing (scale unchanged). */
