@@ -15,6 +15,7 @@
  * off in the grid (its cost is one clip and d Gaussian draws); the seed presets use the original's
  * calibration, as the original did.
  */
+import * as os from 'node:os';
 import { deviceName, resolveBackend } from '../engine/info';
 import { Pipeline } from '../pipeline/pipeline';
 import { heMs } from '../pipeline/records';
@@ -191,6 +192,8 @@ export async function run(args: BenchArgs): Promise<void> {
         `${(pairedHe / pairedBase).toFixed(3)}x base (${pairedBase.toFixed(2)} tok/s); timers off ${pairedOff.toFixed(2)} tok/s ` +
         `(timers cost ${timersOverheadPct.toFixed(2)}%)`,
     );
+    // A shared CPU machine makes tok/s noisy: record how loaded it was.
+    result.notes.push(`load average at the end (1/5/15 min): ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')} on ${os.cpus().length} CPUs`);
     console.log(`result: ${writeResult(result)}`);
   } finally {
     await p.dispose();
