@@ -185,7 +185,6 @@ class ResidentCuda final : public ResidentStep {
       kc::ntt_forward(c0, ntt_->view(), map, 1, stream_);
       kc::rns_encrypt_sk(c0, c1, sk_.data(), m_.data(), br_.data(), L_, log_n_, stream_);
       if (c == 0) rec(3);
-      // ct x pt for the chunk's products
       // ct x pt for the chunk's products, one launch
       const uint64_t* wp[kc::LimbMap::kMax];
       for (int q = 0; q < PC; ++q) wp[q] = w_.data() + (static_cast<size_t>(c) * PC + q) * Ln;
