@@ -415,6 +415,31 @@ describe('CKKS serialisation', () => {
   });
 });
 
+describe('CKKS dispose', () => {
+  it('disposed handles and contexts fail clearly', async () => {
+    const c = Ckks.create({ polyN: 8192, backend: 'cpu' });
+    const { secretKey, publicKey } = c.generateKeys();
+    const pt = c.encode([1, 2]);
+    const ct = c.encrypt(pt, publicKey);
+    ct.dispose();
+    expect(ct.disposed).toBe(true);
+    expect(() => ct.limbs).toThrow(/disposed/);
+    expect(() => c.decrypt(ct, secretKey)).toThrow(/Ciphertext has been disposed/);
+    secretKey.dispose();
+    expect(() => c.encryptSymmetric(pt, secretKey)).toThrow(/SecretKey has been disposed/);
+    c.dispose();
+    expect(c.disposed).toBe(true);
+    expect(() => c.encode([1])).toThrow(/disposed/);
+    expect(() => c.info()).toThrow(/disposed/);
+    await expect(c.benchmarkOp('encode', 1)).rejects.toThrow(/disposed/);
+    try {
+      c.encode([1]);
+    } catch (e) {
+      expect((e as NodeJS.ErrnoException).code).toBe('ERR_TENSAFE_DISPOSED');
+    }
+  });
+});
+
 describe('CKKS HE-LoRA workload (native benchmark) computes A h', () => {
   it('d = 1536, r = 32 at N = 16384: 5 replicas, 7 products, small error', async () => {
     const c = Ckks.create({ polyN: 16384, backend: 'cpu' });
