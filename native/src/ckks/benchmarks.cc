@@ -92,6 +92,10 @@ HeLoraTiming benchmark_helora(CkksContext& ctx, int d, int r, int iterations, in
   if (replicas < 1 || replicas > max_rep)
     throw ArgumentRangeError("options.replicas must be in [1, " + std::to_string(max_rep) + "], got " + std::to_string(replicas));
   const int products = (r + replicas - 1) / replicas;
+  // Each product keeps a pre-encoded plaintext and a ciphertext alive: bound the memory.
+  if (products > 256)
+    throw ArgumentRangeError("options: ceil(r / replicas) = " + std::to_string(products) +
+                             " ciphertext products per token is above the limit of 256");
 
   std::mt19937_64 rng(11);  // benchmark data only
   auto A = random_values(static_cast<std::size_t>(r) * d, rng, 1.0 / std::sqrt(static_cast<double>(d)));
