@@ -145,6 +145,7 @@ export async function run(args: BenchArgs): Promise<void> {
         poly_n: o.mode === 'he-lora' ? (o.polyN ?? null) : null,
         decrypt: o.mode === 'he-lora' ? (o.decrypt ?? null) : null,
         timers: o.timers ?? true,
+        he_backend: m.summary.heBackend ?? null,
         tok_s: m.tokS,
         tok_s_min: Math.min(...m.tokSRuns),
         tok_s_max: Math.max(...m.tokSRuns),

@@ -236,7 +236,8 @@ export class Pipeline implements GenerationService {
         step = await gen.next(step.token);
       }
       text += stream.flush();
-      const releases = gen.info().releases;
+      const genInfo = gen.info();
+      const releases = genInfo.releases;
       let privacy: GenerationSummary['privacy'];
       if (dp && o.mode === 'he-lora' && releases > 0) {
         const acc = new PrivacyAccountant(dp.accountant, dp.delta);
@@ -256,6 +257,7 @@ export class Pipeline implements GenerationService {
         privacy,
         options: { ...o },
         insecure: o.mode === 'he-lora' && Pipeline.insecure(o) ? true : undefined,
+        heBackend: o.mode === 'he-lora' ? genInfo.heBackend : undefined,
       };
     } finally {
       release();

@@ -114,6 +114,8 @@ export interface GenerationSummary {
   options: PipelineOptions;
   /** True when parameters below 128-bit security were used (allowInsecure). */
   insecure?: boolean;
+  /** Where CKKS ran: 'cpu', 'cuda' (per-operation), 'cuda-resident' (one device-resident step). */
+  heBackend?: string;
 }
 
 /** What the server and the notebooks drive: one loaded model + adapters + HE context. */

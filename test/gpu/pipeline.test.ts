@@ -135,6 +135,10 @@ describe.skipIf(noGpu)('HE-LoRA on the GPU', () => {
       const he = await p.run('What is a savings account?', { mode: 'he-lora', temperature: 0 });
       expect(he.events.map((e) => e.id)).toEqual(lora.events.map((e) => e.id));
       expect(he.summary.tokPerS).toBeGreaterThan(0);
+      expect(he.summary.heBackend).toBe('cuda-resident'); // default: coefficients, batched
+      for (const s of ['encode', 'encrypt', 'ct_pt_multiply', 'decrypt', 'extract_sum', 'lora_b'] as const) {
+        expect(he.summary.stageMedians[s], s).toBeGreaterThan(0);
+      }
     } finally {
       await p.dispose();
     }

@@ -47,6 +47,7 @@ describe('Pipeline on the CPU (tiny model)', () => {
     expect(summary.expert).toBe('banking_expert'); // routed by "savings"
     expect(summary.tokPerS).toBeGreaterThan(0);
     expect(summary.privacy).toBeUndefined();
+    expect(summary.heBackend).toBe('cpu');
     const t = recordsTable(events);
     expect(t.numRows()).toBe(events.length);
     expect(t.columnNames()).toContain('ct_pt_multiply');
