@@ -31,6 +31,8 @@ for step in "$@"; do
     shell) bash -c "$arg" > "$log" 2>&1; rc=$?; tail -30 "$log"; [ $rc -eq 0 ] || status=1 ;;
     *) echo "device-run: unknown step '$step'"; status=1 ;;
   esac
+  # Re-tar after every step so a run stopped at its time limit still returns its logs.
+  tar -cJf "$OUT/logs.tar.xz" -C "$logs" . 2>/dev/null
 done
 tar -cJf "$OUT/logs.tar.xz" -C "$logs" . 2>/dev/null
 echo "device-run: exit $status" | tee -a "$OUT/summary.txt"
