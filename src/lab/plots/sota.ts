@@ -46,13 +46,13 @@ export function sotaComparison(rows: SotaRow[], measuredRows: MeasuredSotaRow[] 
   if (rows.length + measuredRows.length === 0) throw new RangeError('sotaComparison: no rows');
   const plotRows: PlotRow[] = [
     ...measuredRows.map((r) => ({
-      label: `<b>${r.system}</b>${sub(`${r.model}, ${r.hardware}`)}`,
+      label: `<b>${r.system}</b>${sub(clip(`${r.model}, ${r.hardware}`, 70))}`,
       tok_s: r.tok_s,
       source: r.provenance.kind === 'measured' ? `measured here (${r.provenance.date.slice(0, 10)})` : provenanceText(r.provenance),
       measured: true,
       comparable: true,
       metric: `${r.tok_s.toPrecision(3)} tok/s`,
-      hover: r.what_encrypted,
+      hover: `${r.what_encrypted}<br>${r.model}, ${r.hardware}`,
     })),
     ...rows.map((r) => {
       const comparable = r.comparable && r.tok_s !== null && Number.isFinite(r.tok_s);
@@ -72,7 +72,7 @@ export function sotaComparison(rows: SotaRow[], measuredRows: MeasuredSotaRow[] 
   const order = [...drawn, ...listed];
   const values = drawn.map((r) => r.tok_s as number).filter((v) => v > 0);
   const lo = values.length ? Math.floor(Math.log10(Math.min(...values))) - 0.5 : -4;
-  const hi = values.length ? Math.ceil(Math.log10(Math.max(...values))) + 2.2 : 2;
+  const hi = values.length ? Math.ceil(Math.log10(Math.max(...values))) + 3.2 : 2;
   const wrapHover = (s: string) => s.replace(/(.{1,90})(\s|$)/g, '$1<br>');
   const bar = (subset: PlotRow[], name: string, color: string): Trace => ({
     type: 'bar',
@@ -80,7 +80,7 @@ export function sotaComparison(rows: SotaRow[], measuredRows: MeasuredSotaRow[] 
     name,
     y: subset.map((r) => r.label),
     x: subset.map((r) => r.tok_s),
-    text: subset.map((r) => `${(r.tok_s as number).toPrecision(3)} tok/s | ${r.source}`),
+    text: subset.map((r) => `${(r.tok_s as number).toPrecision(3)} tok/s | ${clip(r.source, 30)}`),
     textposition: 'outside',
     cliponaxis: false,
     marker: { color },
@@ -99,7 +99,7 @@ export function sotaComparison(rows: SotaRow[], measuredRows: MeasuredSotaRow[] 
       name: `${NOT_COMPARABLE_MARK} not comparable per token (no bar)`,
       y: listed.map((r) => r.label),
       x: listed.map(() => 10 ** (lo + 0.05)),
-      text: listed.map((r) => `${clip(r.metric, 58)} | ${r.source}`),
+      text: listed.map((r) => `${clip(r.metric, 44)} | ${clip(r.source, 24)}`),
       textposition: 'middle right',
       marker: { symbol: 'x-thin-open', size: 10, color: '#999' },
       customdata: listed.map((r) => wrapHover(r.hover)),
