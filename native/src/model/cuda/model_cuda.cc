@@ -238,12 +238,12 @@ void ModelCuda::set_device_position(int pos) {
   CUDA_CHECK(cudaMemcpy(pos_.data(), &pos, sizeof(int), cudaMemcpyHostToDevice));
 }
 
-void ModelCuda::enqueue_step() {
+void ModelCuda::enqueue_step(bool gather) {
   const Qwen2Config& c = config_;
   const int d = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), I = c.intermediate_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const size_t cache_layer = static_cast<size_t>(c.num_key_value_heads) * context_length_ * c.head_dim;
-  embed_lookup(embed_, wtype_, tokens_.data(), pos_.data(), d, x_.data(), stream_);
+  if (gather) embed_lookup(embed_, wtype_, tokens_.data(), pos_.data(), d, x_.data(), stream_);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& ly = layers_[l];
     GemvArgs qkv;
@@ -362,7 +362,7 @@ void ModelCuda::apply_host(int layer, Projection p, int position, const float* i
   }
 }
 
-void ModelCuda::run_instrumented_step(int position) {
+void ModelCuda::run_instrumented_step(int position, bool gather) {
   const Qwen2Config& c = config_;
   const int d = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), I = c.intermediate_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -382,7 +382,7 @@ void ModelCuda::run_instrumented_step(int position) {
     gemv(a, stream_);
   };
 
-  embed_lookup(embed_, wtype_, tokens_.data(), pos_.data(), d, x_.data(), stream_);
+  if (gather) embed_lookup(embed_, wtype_, tokens_.data(), pos_.data(), d, x_.data(), stream_);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const Layer& ly = layers_[static_cast<size_t>(l)];
     // q / k / v
@@ -461,6 +461,55 @@ void ModelCuda::run_instrumented_step(int position) {
     }
   }
   rmsnorm(x_.data(), final_norm_, eps, d, hidden_.data(), pos_.data(), stream_);
+}
+
+void ModelCuda::do_embed(const int32_t* tokens, int n, float* host_out) {
+  // Tokens were validated by ModelBackend::embed. Each row is the embedding table's row
+  // converted to float32 (exact, as embed_lookup does), staged through proj_ (>= d floats).
+  const size_t d = static_cast<size_t>(config_.hidden_size);
+  const int per_chunk = static_cast<int>(std::max<size_t>(1, proj_.size() / d));
+  for (int done = 0; done < n; done += per_chunk) {
+    const int m = std::min(per_chunk, n - done);
+    for (int i = 0; i < m; ++i)
+      to_float(embed_ + static_cast<size_t>(tokens[done + i]) * d, wtype_, d, proj_.data() + static_cast<size_t>(i) * d,
+               stream_);
+    CUDA_CHECK_LAUNCH();
+    CUDA_CHECK(cudaMemcpyAsync(host_out + static_cast<size_t>(done) * d, proj_.data(), sizeof(float) * d * m,
+                               cudaMemcpyDeviceToHost, stream_));
+    synchronize();  // proj_ is reused by the next chunk; host_out is pageable
+  }
+}
+
+void ModelCuda::do_forward_embeddings(const float* rows, int n) {
+  // Validated by ModelBackend::prefill_embeddings (count, context, finite). All rows go up in
+  // one copy; each position then copies its row into the residual stream x_ and runs the
+  // decode step's kernels without the gather. The final RMSNorm advances the device position
+  // exactly as a token step does, so token and row positions mix freely in one cache.
+  const size_t d = static_cast<size_t>(config_.hidden_size);
+  DeviceBuffer<float> dev_rows(static_cast<size_t>(n) * d);
+  CUDA_CHECK(cudaMemcpyAsync(dev_rows.data(), rows, dev_rows.bytes(), cudaMemcpyHostToDevice, stream_));
+  const bool instrumented = hook_ || !adapters_.empty();
+  try {
+    for (int i = 0; i < n; ++i) {
+      CUDA_CHECK(cudaMemcpyAsync(x_.data(), dev_rows.data() + static_cast<size_t>(i) * d, sizeof(float) * d,
+                                 cudaMemcpyDeviceToDevice, stream_));
+      if (instrumented) run_instrumented_step(position_ + i, false);
+      else enqueue_step(false);
+    }
+    synchronize();  // dev_rows is freed on return
+  } catch (...) {
+    cudaStreamSynchronize(stream_);
+    throw;
+  }
+}
+
+void ModelCuda::set_hidden(const float* h, MemorySpace space) {
+  if (h == nullptr) throw ArgumentTypeError("hidden must not be null");
+  const cudaMemcpyKind kind = space == MemorySpace::Host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice;
+  CUDA_CHECK(cudaMemcpyAsync(hidden_.data(), h, hidden_.bytes(), kind, stream_));
+  // A pageable host source is staged before cudaMemcpyAsync returns; syncing here also lets
+  // the caller free or reuse a device source at once.
+  synchronize();
 }
 
 void ModelCuda::on_reset() { set_device_position(0); }

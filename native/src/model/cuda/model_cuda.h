@@ -16,6 +16,11 @@
 // step costs one graph launch. lm_head() and sample() are separate launches (separate timer
 // stages); sample() is the only call that waits for the GPU (to return the token id).
 //
+// Split mode (backend.h): embed() gathers rows on the device and copies them to the host;
+// prefill_embeddings() runs each position eagerly (row -> residual stream, the graph's layer
+// kernels without the gather), bit-identical to a token step with the same input row;
+// set_hidden() overwrites the final hidden state before lm_head().
+//
 // Stream: all work runs on this model's own stream (cuda_stream()). hidden() and logits()
 // synchronise it before handing out device pointers, so other streams may read them; a device
 // delta given to add_to_hidden() must be complete when the call is made.
@@ -50,6 +55,8 @@ class ModelCuda final : public ModelBackend {
   void read_hidden(float* host_out) override;
   void read_logits(float* host_out) override;
   void synchronize() override;
+  // Split mode: hidden = h (host or device d floats; a device h must be complete when called).
+  void set_hidden(const float* h, MemorySpace space) override;
 
   cudaStream_t cuda_stream() const { return stream_; }
   // Whether decode steps replay the captured graph (false: eager launches, e.g. for profiling).
@@ -64,6 +71,11 @@ class ModelCuda final : public ModelBackend {
   // instrumented eager path (unfused at the adapted projections, host round trip per site).
   void install_adapters(const std::vector<LoraAdapter>& adapters) override;
   void install_hook(ProjectionHook hook, std::vector<HookSite> sites) override;
+  // Split mode: embedding rows gathered on the device (exact f16/bf16 -> float32), and an eager
+  // prefill from rows (each row copied into the residual stream, then the decode step's layer
+  // kernels without the embedding gather; the captured graph is not used).
+  void do_embed(const int32_t* tokens, int n, float* host_out) override;
+  void do_forward_embeddings(const float* rows, int n) override;
 
  private:
   struct Layer {
@@ -77,8 +89,10 @@ class ModelCuda final : public ModelBackend {
   };
 
   void upload_weights(const WeightSource& source);
-  void enqueue_step();  // one token's forward, on stream_ (captured into the graph once)
-  void run_instrumented_step(int position);  // same forward with adapters / hooks applied
+  // One token's forward, on stream_ (captured into the graph once). gather = false skips the
+  // embedding lookup: x_ already holds the input row (prefill from embedding rows).
+  void enqueue_step(bool gather = true);
+  void run_instrumented_step(int position, bool gather = true);  // same forward with adapters / hooks applied
   bool has_site(int layer, Projection p) const;
   // out[0..out_dim) += adapters of (layer, p) applied to in, then the hook if it is a site.
   void apply_host(int layer, Projection p, int position, const float* in, int in_dim, float* out, int out_dim);
