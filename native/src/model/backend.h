@@ -20,7 +20,7 @@
 //   lm_head() (logits = lm_head_weight . hidden, float32 output) -> sample(opts) (token id).
 //   hidden() and logits() are spans in the backend's memory space (device memory on CUDA);
 //   read_hidden()/read_logits() copy to the host and synchronise.
-// * Split mode (optional; the CPU backend implements it): embed() gives the embedding rows of
+// * Split mode (both the CPU and the CUDA backends implement it): embed() gives the embedding rows of
 //   tokens, prefill_embeddings() runs the layers from such rows, set_hidden() replaces the
 //   hidden state before lm_head() (a client's LM head over the server's hidden state).
 // * Sampling follows sampling.h exactly. The draw counter (one per non-greedy sample() call)
