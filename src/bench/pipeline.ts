@@ -24,6 +24,7 @@ import type { GenerationSummary, PipelineOptions, StageName } from '../pipeline/
 import { STAGES } from '../pipeline/types';
 import type { BenchArgs } from './index';
 import { newResult, printTable, stats, writeResult, type Row } from './results';
+import { analyticGaussianSigma, originalSigma } from '../pipeline/dp/gaussian';
 
 const PROMPT = 'What is a savings account?';
 
@@ -125,6 +126,32 @@ export async function run(args: BenchArgs): Promise<void> {
     const bestDp = await measure(p, `${best.setting} + DP (analytic, eps 1)`, { ...best.options, dp: { mechanism: 'analytic', epsilon: 1 } }, best.options.maxTokens ?? tokens, runs);
     const bestPk = await measure(p, `${best.setting} public-key encryption`, { ...best.options, encryption: 'public-key' }, best.options.maxTokens ?? tokens, runs);
     all.push(bestOff, bestDp, bestPk);
+
+    // DP privacy against utility: greedy tokens of HE-LoRA with DP noise at each epsilon,
+    // compared position by position with noise-free plaintext LoRA (same prompt, same seed).
+    const dpTokens = Math.min(tokens, 32);
+    const reference = (await p.run(PROMPT, { ...best.options, mode: 'lora', temperature: 0, maxTokens: dpTokens })).events.map((e) => e.id);
+    const dpRows: Row[] = [];
+    for (const mechanism of ['analytic', 'original'] as const) {
+      for (const epsilon of args.quick ? [1, 8] : [0.5, 1, 2, 4, 8, 16]) {
+        const r = await p.run(PROMPT, { ...best.options, temperature: 0, maxTokens: dpTokens, dp: { mechanism, epsilon, delta: 1e-5 } });
+        const ids = r.events.map((e) => e.id);
+        let same = 0;
+        for (let i = 0; i < reference.length; i++) if (ids[i] === reference[i]) same++;
+        const sigma = mechanism === 'analytic' ? analyticGaussianSigma(epsilon, 1e-5, 2) : originalSigma(epsilon, 1e-5);
+        dpRows.push({
+          setting: `${best.setting} + DP`,
+          mechanism,
+          epsilon,
+          delta: 1e-5,
+          sigma,
+          agreement: same / reference.length,
+          tokens: reference.length,
+          request_epsilon: r.summary.privacy?.epsilon ?? null,
+        });
+      }
+    }
+    printTable(dpRows, ['mechanism', 'epsilon', 'sigma', 'agreement', 'request_epsilon'], 'DP privacy vs utility (token agreement with plaintext LoRA)');
     const steps: Array<{ step: number; label: string; m: Measured }> = [];
     const presetNames = ['baseline', 'batched-decrypt', 'poly-n-16384', 'split-selftest'] as const;
     for (const [i, name] of presetNames.entries()) {
@@ -158,6 +185,7 @@ export async function run(args: BenchArgs): Promise<void> {
     }
     for (const s of steps) result.rows.push({ step: s.step, label: `${s.m.setting}: ${s.label}`, tok_s: s.m.tokS, he_ms: s.m.heMs });
     for (const r of ORIGINAL.rows) result.rows.push({ ...r, source: ORIGINAL.source } as Row);
+    result.rows.push(...dpRows);
 
     const timersOverheadPct = ((pairedOff - pairedHe) / pairedOff) * 100;
     for (let i = 0; i < paired.base.length; i++) {
