@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "timing/nvtx.h"
+
 namespace tensafe::helora {
 
 enum Stage : int {
@@ -48,6 +50,7 @@ class StageClock {
   bool enabled() const { return enabled_; }
   // Closes the stage that started at the previous mark (or construction) and restarts the clock.
   void mark(int stage) {
+    timing::nvtx_mark(stage_name(stage));  // stage ends, for Nsight timelines (no-op without a tool)
     if (!enabled_) return;
     auto now = clock::now();
     out_->add(stage, std::chrono::duration<double, std::milli>(now - t_).count());
