@@ -158,6 +158,21 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       std::string preset = has_preset ? require_string(o.Get("preset"), "options.preset") : "";
       std::string dir = has_dir ? require_string(o.Get("dir"), "options.dir") : "";
       if (has_preset && !model::Qwen2Config::is_preset(preset)) model::Qwen2Config::preset(preset);  // throws the list
+      // numLayers: a preset's shape with only its first layers (as HeLoraModel.load), so that a
+      // split-mode twin of the pipeline's truncated CPU default can be made.
+      const int layers = static_cast<int>(optional_int(o, "numLayers", "options.numLayers", 1, 1024, 0));
+      if (layers && has_dir) throw_range("options.numLayers applies to presets only");
+      model::Qwen2Config preset_cfg;
+      if (has_preset) {
+        preset_cfg = model::Qwen2Config::preset(preset);
+        if (layers) {
+          if (layers > preset_cfg.num_hidden_layers)
+            throw_range("options.numLayers must be <= " + std::to_string(preset_cfg.num_hidden_layers) + " for preset " + preset);
+          preset_cfg.name = preset + " shape, " + std::to_string(layers) + " of " +
+                            std::to_string(preset_cfg.num_hidden_layers) + " layers (random weights)";
+          preset_cfg.num_hidden_layers = layers;
+        }
+      }
       uint64_t seed = has_key(o, "seed") ? require_u64(o.Get("seed"), "options.seed") : 0;
       model::ModelOptions opts;
       opts.context_length = static_cast<int>(optional_int(o, "contextLength", "options.contextLength", 1, 1 << 20, 4096));
@@ -174,7 +189,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
               src.host = model::load_pretrained(dir);
               src.config = src.host->config;
             } else {
-              src.config = model::Qwen2Config::preset(preset);
+              src.config = preset_cfg;
               src.seed = seed;
             }
             auto st = std::make_shared<ModelState>();

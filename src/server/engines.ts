@@ -45,20 +45,16 @@ export async function openEngines(options: EngineOptions = {}): Promise<Engines>
     const requested = open.model ?? 'default';
     const source = requested === 'default' ? 'qwen2.5-1.5b-shape' : requested;
     const preset = modelPresets().find((p) => p.preset === source);
-    // The model API loads whole presets: a pipeline that truncated a preset's layers (the CPU
-    // default keeps 4 of 28) has no twin to split with.
-    if (preset && preset.config.numHiddenLayers !== cfg.numHiddenLayers) {
-      return {
-        service: pipeline,
-        splitUnavailable: `split mode needs the whole model: the pipeline holds ${cfg.numHiddenLayers} of the preset's ${preset.config.numHiddenLayers} layers (start with --model tiny or a full preset)`,
-      };
-    }
+    // A pipeline that truncated a preset's layers (the CPU default keeps 4 of 28) gets a split
+    // twin with the same layers and seed, hence the same weights.
+    const numLayers = preset && preset.config.numHiddenLayers !== cfg.numHiddenLayers ? cfg.numHiddenLayers : undefined;
     const he = resolveOptions({}, { polyN: open.polyN, packing: open.packing, decrypt: open.decrypt, allowInsecure: open.allowInsecure });
     const split = await ModelSplitEngine.open({
       backend: pipeline.backend,
       source,
       seed: open.modelSeed ?? 0,
       contextLength: open.contextLength ?? 2048,
+      numLayers,
       experts: pipeline.expertSet,
       he: { polyN: he.polyN, packing: he.packing, decrypt: he.decrypt, allowInsecure: he.allowInsecure },
       kvSlots: options.kvSlots,

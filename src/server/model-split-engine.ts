@@ -43,6 +43,8 @@ export interface ModelSplitOptions {
   seed?: number;
   dtype?: WeightDtype;
   contextLength?: number;
+  /** Presets only: the pipeline's layer count when it truncated the preset (the CPU default). */
+  numLayers?: number;
   experts: ExpertSet;
   he?: { polyN?: number; packing?: Packing; decrypt?: 'sequential' | 'batched'; allowInsecure?: boolean };
   /** Model instances (KV caches) shared by the sessions (default 4 on the CPU, 2 on CUDA). */
@@ -130,7 +132,7 @@ export class ModelSplitEngine implements SplitEngine {
     const models: Model[] = [];
     try {
       for (let i = 0; i < n; i++) {
-        models.push(await Model.load(options.source, { backend: options.backend, seed: options.seed ?? 0, dtype: options.dtype, contextLength: options.contextLength ?? 2048 }));
+        models.push(await Model.load(options.source, { backend: options.backend, seed: options.seed ?? 0, dtype: options.dtype, contextLength: options.contextLength ?? 2048, numLayers: options.numLayers }));
       }
     } catch (err) {
       models.forEach((m) => m.dispose());
@@ -360,7 +362,7 @@ export class ModelSplitEngine implements SplitEngine {
   }
 
   async createHead(backend: 'auto' | 'cpu' | 'cuda' = 'auto'): Promise<SplitHead> {
-    return ModelHead.open(this.options.source, { backend, seed: this.options.seed ?? 0, dtype: backend === this.options.backend ? this.options.dtype : undefined });
+    return ModelHead.open(this.options.source, { backend, seed: this.options.seed ?? 0, dtype: backend === this.options.backend ? this.options.dtype : undefined, numLayers: this.options.numLayers });
   }
 
   async dispose(): Promise<void> {
@@ -385,8 +387,8 @@ export class ModelHead implements SplitHead {
   private readonly lock = new AsyncLock();
   private constructor(private readonly model: Model) {}
 
-  static async open(source: string, options: { backend?: 'auto' | 'cpu' | 'cuda'; seed?: number; dtype?: WeightDtype }): Promise<ModelHead> {
-    const model = await Model.load(source, { backend: options.backend ?? 'auto', seed: options.seed ?? 0, dtype: options.dtype, contextLength: 8 });
+  static async open(source: string, options: { backend?: 'auto' | 'cpu' | 'cuda'; seed?: number; dtype?: WeightDtype; numLayers?: number }): Promise<ModelHead> {
+    const model = await Model.load(source, { backend: options.backend ?? 'auto', seed: options.seed ?? 0, dtype: options.dtype, contextLength: 8, numLayers: options.numLayers });
     const head = new ModelHead(model);
     await model.prefill([0]); // the backend needs a hidden state to overwrite
     head.current = model.hidden();

@@ -124,6 +124,7 @@ export class Model {
     if (options.dtype !== undefined) nativeOptions.dtype = options.dtype;
     if (options.contextLength !== undefined) nativeOptions.contextLength = options.contextLength;
     if (options.seed !== undefined) nativeOptions.seed = options.seed;
+    if (options.numLayers !== undefined) nativeOptions.numLayers = options.numLayers;
     const nm = (await callAsync(() => cls.load(nativeOptions))) as NativeModel;
     return new Model(nm, source);
   }

@@ -19,6 +19,8 @@ export interface ModelLoadOptions {
   contextLength?: number;
   /** Seed of the generated weights of a preset (default 0); ignored for a folder. */
   seed?: number | bigint;
+  /** Presets only: keep the first numLayers layers (named so: "..., 4 of 28 layers (random weights)"). */
+  numLayers?: number;
 }
 
 /** The model's shape as read from config.json or a preset. */
