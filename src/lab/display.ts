@@ -4,7 +4,7 @@
  * Node, tests, the CLI) display falls back to text on stdout.
  */
 import type { ColumnTable as Table } from 'arquero';
-import { type Row, formatTable } from '../bench/results';
+import { type Row, formatTable } from '../results';
 import type { Figure } from './figure';
 import { escapeHtml, figureDiv, plotlyScriptTag } from './html';
 

@@ -1,13 +1,24 @@
-/** DP privacy against utility: token agreement with plaintext LoRA against epsilon (log x). */
+/**
+ * DP privacy against utility: token agreement with plaintext LoRA against the privacy of the
+ * request. The x axis is the accounted request epsilon (every token is a release; the
+ * accountant composes them from sigma, so the figure is honest for every calibration), with the
+ * nominal per-token epsilon as each point's label. Points whose sigma comes from the classic
+ * formula outside its proven range (epsilon < 1) are drawn open and say so.
+ */
 import { type Figure, PALETTE, type Trace, makeFigure } from '../figure';
 import type { Provenance } from '../provenance';
 
 export interface DpRow {
+  /** Nominal per-token epsilon the noise was calibrated for. */
   epsilon: number;
   /** Fraction (0..1) of generated tokens equal to those of plaintext LoRA without noise. */
   agreement: number;
+  /** Accounted epsilon of the whole request (all its releases composed), where known. */
+  request_epsilon?: number;
   /** Noise standard deviation used, shown on hover. */
   sigma?: number;
+  /** False where sigma came from the classic formula outside epsilon < 1 (not a guarantee). */
+  in_range?: boolean;
   /** Spread over prompts or seeds, drawn as error bars where given. */
   agreement_lo?: number;
   agreement_hi?: number;
@@ -24,25 +35,50 @@ export interface DpOptions {
   caption?: string;
   /** Horizontal reference lines, e.g. the agreement of LoRA off vs on. */
   references?: Array<{ label: string; agreement: number }>;
+  /**
+   * 'request' (default where every row has request_epsilon): x = accounted request epsilon;
+   * 'per-token': x = the nominal per-token epsilon (older rows without the accountant's figure).
+   */
+  x?: 'request' | 'per-token';
 }
+
+export const OUT_OF_RANGE_NOTE = 'classic formula outside its proven range (epsilon < 1): per-token epsilon is a target, not a guarantee';
 
 export function dpPrivacyUtility(series: DpSeries[], opts: DpOptions = {}): Figure {
   if (series.length === 0) throw new RangeError('dpPrivacyUtility: no series');
+  const allRows = series.flatMap((s) => s.rows);
+  const xMode = opts.x ?? (allRows.every((r) => typeof r.request_epsilon === 'number' && r.request_epsilon > 0) ? 'request' : 'per-token');
+  if (xMode === 'request' && !allRows.every((r) => typeof r.request_epsilon === 'number' && r.request_epsilon > 0)) {
+    throw new RangeError("dpPrivacyUtility: x 'request' needs request_epsilon > 0 on every row");
+  }
+  const xOf = (r: DpRow) => (xMode === 'request' ? (r.request_epsilon as number) : r.epsilon);
+  const anyOut = allRows.some((r) => r.in_range === false);
   const data: Trace[] = series.map((s, i) => {
-    const rows = [...s.rows].sort((a, b) => a.epsilon - b.epsilon);
-    for (const r of rows) {
+    for (const r of s.rows) {
       if (!(r.epsilon > 0)) throw new RangeError(`dpPrivacyUtility: epsilon must be > 0 (series '${s.label}')`);
       if (!(r.agreement >= 0 && r.agreement <= 1)) throw new RangeError(`dpPrivacyUtility: agreement must be in [0, 1] (series '${s.label}')`);
     }
+    const rows = [...s.rows].sort((a, b) => xOf(a) - xOf(b));
     const withBand = rows.every((r) => r.agreement_lo !== undefined && r.agreement_hi !== undefined);
+    const color = PALETTE[i % PALETTE.length];
     return {
       type: 'scatter',
-      mode: 'lines+markers',
+      mode: 'lines+markers+text',
       name: s.label,
-      x: rows.map((r) => r.epsilon),
+      x: rows.map(xOf),
       y: rows.map((r) => r.agreement),
-      customdata: rows.map((r) => (r.sigma !== undefined ? r.sigma.toPrecision(4) : 'n/a')),
-      line: { color: PALETTE[i % PALETTE.length] },
+      // the secondary label: the nominal per-token epsilon of each point
+      text: rows.map((r) => `\u03b5/token ${r.epsilon}${r.in_range === false ? '*' : ''}`),
+      textposition: 'top center',
+      textfont: { size: 10, color },
+      customdata: rows.map((r) => [
+        r.sigma !== undefined ? r.sigma.toPrecision(4) : 'n/a',
+        r.epsilon,
+        r.request_epsilon !== undefined ? r.request_epsilon.toPrecision(4) : 'n/a',
+        r.in_range === false ? `<br>${OUT_OF_RANGE_NOTE}` : '',
+      ]),
+      line: { color },
+      marker: { color, size: 8, symbol: rows.map((r) => (r.in_range === false ? 'circle-open' : 'circle')) },
       ...(withBand
         ? {
             error_y: {
@@ -52,7 +88,8 @@ export function dpPrivacyUtility(series: DpSeries[], opts: DpOptions = {}): Figu
             },
           }
         : {}),
-      hovertemplate: `${s.label}<br>epsilon=%{x}<br>agreement=%{y:.1%}<br>sigma=%{customdata}<extra></extra>`,
+      hovertemplate: `${s.label}<br>request epsilon (accounted)=%{customdata[2]}<br>per-token epsilon (nominal)=%{customdata[1]}` +
+        '<br>agreement=%{y:.1%}<br>sigma=%{customdata[0]}%{customdata[3]}<extra></extra>',
     };
   });
   const shapes = (opts.references ?? []).map((r) => ({
@@ -61,16 +98,22 @@ export function dpPrivacyUtility(series: DpSeries[], opts: DpOptions = {}): Figu
   const refNotes = (opts.references ?? []).map((r) => ({
     xref: 'paper', x: 1, y: r.agreement, xanchor: 'right', yanchor: 'bottom', text: r.label, showarrow: false, font: { size: 11, color: '#666' },
   }));
+  const axis = xMode === 'request'
+    ? 'epsilon of the whole request, accounted over all its releases (log; smaller = more private)'
+    : 'nominal epsilon per token (log; smaller = more private)';
+  const how = xMode === 'request'
+    ? 'x: the accountant\'s epsilon of the request (every token is a release; composed from sigma, valid for every calibration); labels: the nominal per-token epsilon.'
+    : 'x: the nominal per-token epsilon (these rows carry no accounted request epsilon).';
   return makeFigure({
     title: opts.title ?? 'DP privacy against utility',
     data,
     layout: {
-      xaxis: { title: { text: 'epsilon per token (log; smaller = more private)' }, type: 'log', gridcolor: '#eee' },
-      yaxis: { title: { text: 'token agreement with plaintext LoRA' }, range: [0, 1.05], tickformat: '.0%', gridcolor: '#eee' },
+      xaxis: { title: { text: axis }, type: 'log', gridcolor: '#eee' },
+      yaxis: { title: { text: 'token agreement with plaintext LoRA' }, range: [0, 1.1], tickformat: '.0%', gridcolor: '#eee' },
       shapes,
       annotations: refNotes,
     },
     sources: series.map((s) => ({ label: s.label, provenance: s.provenance })),
-    caption: opts.caption,
+    caption: [how, anyOut ? `* open markers: ${OUT_OF_RANGE_NOTE}.` : '', opts.caption ?? ''].filter(Boolean).join(' '),
   });
 }
