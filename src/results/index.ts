@@ -6,3 +6,4 @@ export * from './schema';
 export { gitCommit, newResult, resultsDir, writeResult } from './write';
 export { currentResults, historyResults, loadResults, type LoadedResults } from './read';
 export { formatCell, formatTable } from './table';
+export { README_BEGIN, README_END, currentReadmeBlock, readmeInputs, readmeResultsBlock, replaceReadmeBlock, sig, updatedReadme } from './readme';
