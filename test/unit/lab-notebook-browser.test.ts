@@ -138,11 +138,11 @@ describe.skipIf(missing.length > 0)('notebooks in a real browser (classic Jupyte
         await waitFor('plotly to draw', 60_000, () => page.evaluate(() => document.querySelectorAll('.tensafe-figure svg.main-svg').length > 0));
         const seen = await page.evaluate(() => ({
           figures: document.querySelectorAll('.tensafe-figure').length,
-          drawn: [...document.querySelectorAll('.tensafe-figure')].filter((f) => f.querySelector('svg.main-svg')).length,
+          drawn: Array.from(document.querySelectorAll('.tensafe-figure')).filter((f) => f.querySelector('svg.main-svg')).length,
           bars: document.querySelectorAll('.tensafe-figure svg .trace').length,
           tables: document.querySelectorAll('.output_html table').length,
-          errors: [...document.querySelectorAll('.output_error, .output_area .output_subarea.output_error')].map((e) => (e.textContent ?? '').slice(0, 300)),
-          failedPlots: [...document.querySelectorAll('.tensafe-figure')].map((f) => f.textContent ?? '').filter((t) => t.includes('did not load')),
+          errors: Array.from(document.querySelectorAll('.output_error, .output_area .output_subarea.output_error')).map((e) => (e.textContent ?? '').slice(0, 300)),
+          failedPlots: Array.from(document.querySelectorAll('.tensafe-figure')).map((f) => f.textContent ?? '').filter((t) => t.includes('did not load')),
           outputsInModel: (window as unknown as { Jupyter: { notebook: { toJSON(): { cells: Array<{ outputs?: Array<{ output_type: string; ename?: string; evalue?: string }> }> } } } })
             .Jupyter.notebook.toJSON().cells.flatMap((c) => c.outputs ?? []).filter((o) => o.output_type === 'error').map((o) => `${o.ename}: ${o.evalue}`),
         }));
