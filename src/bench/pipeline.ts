@@ -14,6 +14,11 @@
  * from interleaved base / best / best-timers-off runs (drift on a shared machine hits all alike). DP is
  * off in the grid (its cost is one clip and d Gaussian draws); the seed presets use the original's
  * calibration, as the original did.
+ *
+ * DP privacy against utility: greedy tokens with DP noise at each per-token epsilon against
+ * noise-free plaintext LoRA, with the accountant's request epsilon (the figure's x axis) and the
+ * synthetic experts' delta size (--expert-delta, default 5% of |h|: src/pipeline/experts.ts),
+ * measured on the model's own final hidden states (a second copy of the model after the run).
  */
 import * as os from 'node:os';
 import { deviceName, resolveBackend } from '../engine/info';
@@ -24,7 +29,42 @@ import type { GenerationSummary, PipelineOptions, StageName } from '../pipeline/
 import { STAGES } from '../pipeline/types';
 import type { BenchArgs } from './index';
 import { newResult, printTable, stats, writeResult, type Row } from './results';
-import { analyticGaussianSigma, originalSigma } from '../pipeline/dp/gaussian';
+import { analyticGaussianSigma, classicFormulaInRange, originalSigma } from '../pipeline/dp/gaussian';
+import { CPU_DEFAULT_LAYERS } from '../pipeline/pipeline';
+import { DEFAULT_EXPERT_SPECS, DEFAULT_RELATIVE_DELTA, makeSyntheticExpert, measuredRelativeDelta } from '../pipeline/experts';
+import { createGenerator, loadHeLoraModel } from '../pipeline/native';
+import { Tokenizer } from '../engine/tokenizer';
+import type { Backend } from '../engine/info';
+
+/**
+ * The default expert's delta |scaling B A h| / |h| on the pipeline model's own final hidden
+ * states: the same model (preset and seed) and the same synthetic expert (spec and seed) as
+ * Pipeline.open, h read through the generator's test hook (DP off) over `tokens` greedy steps.
+ */
+async function measureExpertDelta(backend: Backend, relativeDelta: number, tokens: number): Promise<{ measured: number; expert: string; states: number }> {
+  const model = await loadHeLoraModel({ preset: 'qwen2.5-1.5b-shape', ...(backend === 'cpu' ? { numLayers: CPU_DEFAULT_LAYERS } : {}), seed: 0, backend, contextLength: 256 });
+  try {
+    const c = model.config();
+    const shape = { hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers, numHeads: c.numAttentionHeads, numKvHeads: c.numKeyValueHeads, headDim: c.headDim, intermediateSize: c.intermediateSize };
+    const spec = DEFAULT_EXPERT_SPECS.find((x) => x.name === 'banking_expert')!;
+    const ex = makeSyntheticExpert(shape, { ...spec, relativeDelta }, 0, c.name);
+    const pair = ex.finalHiddenPair(c.hiddenSize);
+    const g = await createGenerator(model, { mode: 'he-lora', finalPair: { rank: pair.rank, a: pair.a, b: pair.b }, scaling: ex.scaling, packing: 'coefficients', polyN: 8192, recordHeInput: true });
+    const hs: Float64Array[] = [];
+    try {
+      let st = await g.start(Int32Array.from(Tokenizer.qwen().encode(PROMPT)), { temperature: 0 });
+      for (let i = 0; i < tokens; i++) {
+        hs.push(Float64Array.from(g.lastHeInput()!.hidden));
+        if (i + 1 < tokens) st = await g.next(st.token);
+      }
+    } finally {
+      g.dispose();
+    }
+    return { measured: measuredRelativeDelta(pair, ex.scaling, hs), expert: spec.name, states: hs.length };
+  } finally {
+    model.dispose();
+  }
+}
 
 const PROMPT = 'What is a savings account?';
 
@@ -81,12 +121,13 @@ export async function run(args: BenchArgs): Promise<void> {
   const packings = ['replicated-slots', 'rotations', 'coefficients'] as const;
   const decrypts = ['sequential', 'batched'] as const;
   const result = newResult('pipeline', backend, device, args.argv);
+  const expertDelta = Number(args.options['expert-delta'] ?? DEFAULT_RELATIVE_DELTA);
 
-  console.log(`pipeline bench on ${device} (${backend}): ${tokens} tokens x ${runs} runs per setting`);
-  const p = await Pipeline.open({ backend });
+  console.log(`pipeline bench on ${device} (${backend}): ${tokens} tokens x ${runs} runs per setting; synthetic experts' delta ${expertDelta} of |h|`);
+  const p = await Pipeline.open({ backend, expertDelta });
   const d = p.describe();
   result.notes = [
-    `model: ${d.model} (d = ${d.hiddenSize}, vocab ${d.vocabSize}); synthetic experts r = 32; prompt '${PROMPT}'`,
+    `model: ${d.model} (d = ${d.hiddenSize}, vocab ${d.vocabSize}); synthetic experts r = 32, delta |scaling B A h| = ${expertDelta} |h| (set by --expert-delta; measured value in the summary); prompt '${PROMPT}'`,
     'tok/s = decode throughput (tokens after the first), median over runs; stage times are per-token medians (CUDA events on the GPU, steady clock on the CPU)',
     'DP off in the grid; seed presets use the original DP calibration (sigma 4.8448)',
     `original figures cited from ${ORIGINAL.source}`,
@@ -131,9 +172,14 @@ export async function run(args: BenchArgs): Promise<void> {
     // compared position by position with noise-free plaintext LoRA (same prompt, same seed).
     const dpTokens = Math.min(tokens, 32);
     const reference = (await p.run(PROMPT, { ...best.options, mode: 'lora', temperature: 0, maxTokens: dpTokens })).events.map((e) => e.id);
+    // What the adapter changes at all: base (adapter off) against plaintext LoRA; DP noise at a
+    // large epsilon can do no better than clipping h, i.e. about this.
+    const baseIds = (await p.run(PROMPT, { mode: 'base', temperature: 0, maxTokens: dpTokens })).events.map((e) => e.id);
+    let baseSame = 0;
+    for (let i = 0; i < reference.length; i++) if (baseIds[i] === reference[i]) baseSame++;
     const dpRows: Row[] = [];
     for (const mechanism of ['analytic', 'original'] as const) {
-      for (const epsilon of args.quick ? [1, 8] : [0.5, 1, 2, 4, 8, 16]) {
+      for (const epsilon of args.quick ? [1, 8] : [0.5, 1, 2, 4, 8, 16, 32, 64]) {
         const r = await p.run(PROMPT, { ...best.options, temperature: 0, maxTokens: dpTokens, dp: { mechanism, epsilon, delta: 1e-5 } });
         const ids = r.events.map((e) => e.id);
         let same = 0;
@@ -148,10 +194,15 @@ export async function run(args: BenchArgs): Promise<void> {
           agreement: same / reference.length,
           tokens: reference.length,
           request_epsilon: r.summary.privacy?.epsilon ?? null,
+          releases: r.summary.privacy?.releases ?? null,
+          // the original's sigma is the classic formula, proven for epsilon < 1 only
+          calibration_in_range: mechanism === 'analytic' || classicFormulaInRange(epsilon),
+          expert_delta: expertDelta,
         });
       }
     }
-    printTable(dpRows, ['mechanism', 'epsilon', 'sigma', 'agreement', 'request_epsilon'], 'DP privacy vs utility (token agreement with plaintext LoRA)');
+    printTable(dpRows, ['mechanism', 'epsilon', 'sigma', 'agreement', 'request_epsilon', 'calibration_in_range'], 'DP privacy vs utility (token agreement with plaintext LoRA)');
+    console.log(`  base (adapter off) vs plaintext LoRA: ${(baseSame / reference.length).toFixed(3)} agreement over ${reference.length} tokens`);
     const steps: Array<{ step: number; label: string; m: Measured }> = [];
     const presetNames = ['baseline', 'batched-decrypt', 'poly-n-16384', 'split-selftest'] as const;
     for (const [i, name] of presetNames.entries()) {
@@ -200,6 +251,8 @@ export async function run(args: BenchArgs): Promise<void> {
       he_lora_over_base: pairedHe / pairedBase,
       he_lora_timers_off_tok_s_best: pairedOff,
       timers_overhead_pct: timersOverheadPct,
+      expert_relative_delta: expertDelta,
+      dp_agreement_base_vs_lora: baseSame / reference.length,
     };
 
     printTable(
@@ -223,8 +276,13 @@ export async function run(args: BenchArgs): Promise<void> {
     );
     // A shared CPU machine makes tok/s noisy: record how loaded it was.
     result.notes.push(`load average at the end (1/5/15 min): ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')} on ${os.cpus().length} CPUs`);
-    console.log(`result: ${writeResult(result)}`);
   } finally {
     await p.dispose();
   }
+  // The delta size on real hidden states, measured after the pipeline is gone (one model at a time).
+  const m = await measureExpertDelta(backend, expertDelta, Math.min(tokens, 16));
+  result.summary.expert_relative_delta_measured = m.measured;
+  result.notes.push(`expert delta measured: median |scaling B A h| / |h| = ${m.measured.toFixed(4)} for ${m.expert}'s final-hidden pair over ${m.states} final hidden states of the same model and prompt (target ${expertDelta})`);
+  console.log(`  ${result.notes[result.notes.length - 1]}`);
+  console.log(`result: ${writeResult(result)}`);
 }

@@ -160,7 +160,8 @@ export function dpFigure(d: LabData, extra: DpSeries[] = []): Figure | null {
       byMech.get(m)!.push(x);
     }
     for (const [m, xs] of byMech) {
-      const delta = typeof r.summary.dp_relative_delta === 'number' ? `, adapter delta ${(100 * r.summary.dp_relative_delta).toPrecision(2)}% of |h|` : '';
+      const rd = r.summary.expert_relative_delta_measured ?? r.summary.expert_relative_delta;
+      const delta = typeof rd === 'number' ? `, adapter delta ${(100 * rd).toPrecision(2)}% of |h|` : '';
       series.push({
         label: `${m} (${resultLabel(r)}${delta})`,
         provenance: resultProvenance(r),
@@ -175,10 +176,15 @@ export function dpFigure(d: LabData, extra: DpSeries[] = []): Figure | null {
     }
   }
   if (!series.length) return null;
+  const references = currentResults(d.results, 'pipeline')
+    .filter((r) => typeof r.summary.dp_agreement_base_vs_lora === 'number')
+    .map((r) => ({ label: `adapter off (base model) vs plaintext LoRA, ${shortDevice(r.device)}`, agreement: r.summary.dp_agreement_base_vs_lora as number }));
   return dpPrivacyUtility(series, {
+    references,
     title: 'DP privacy against utility: greedy-token agreement with plaintext LoRA',
-    caption: 'Each point: one greedy generation with DP noise on the HE input against the same generation without noise. ' +
-      "'original' reproduces the demonstrator's calibration (C as the sensitivity) and is accounted at the true sensitivity 2C." +
+    caption: 'Each point: one greedy generation with DP noise on the HE input (clip to C = 1, then noise) against the same generation without DP. ' +
+      "'original' reproduces the demonstrator's calibration (C as the sensitivity) and is accounted at the true sensitivity 2C. " +
+      'The dotted line: the agreement of the base model (adapter off); at large epsilon DP can do no better than clipping h, i.e. about this.' +
       historyNote(d.results, ['pipeline']),
   });
 }

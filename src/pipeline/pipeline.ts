@@ -18,7 +18,7 @@ import { packageRoot } from '../engine/native';
 import { Tokenizer } from '../engine/tokenizer';
 import type { PeftAdapter } from './adapter';
 import { PrivacyAccountant, resolveDp, type ResolvedDp } from './dp';
-import { ExpertSet, writeSyntheticExperts, type ModelShape } from './experts';
+import { DEFAULT_RELATIVE_DELTA, ExpertSet, writeSyntheticExperts, type ModelShape } from './experts';
 import { createGenerator, loadHeLoraModel, nativeStageNames, toStageTimes, type GeneratorConfig, type ModelConfigInfo, type NativeHeLoraGenerator, type NativeHeLoraModel } from './native';
 import { resolveOptions, validatePipelineOptions, type ResolvedOptions } from './options';
 import { stageMedians } from './records';
@@ -36,9 +36,11 @@ export interface PipelineOpenOptions extends PipelineOptions {
   expertSeed?: number;
   /** KV cache capacity in tokens. */
   contextLength?: number;
+  /** Delta size of the synthetic experts: |scaling B A x| / |x| (default 0.05; src/pipeline/experts.ts). */
+  expertDelta?: number;
 }
 
-const OPEN_ONLY_KEYS = ['adapters', 'numLayers', 'modelSeed', 'expertSeed', 'contextLength'] as const;
+const OPEN_ONLY_KEYS = ['adapters', 'numLayers', 'modelSeed', 'expertSeed', 'contextLength', 'expertDelta'] as const;
 
 /** Largest log2(Q*P) at 128-bit security (field-notes section 3). */
 const MAX_LOG_QP: Record<number, number> = { 1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881, 65536: 1747 };
@@ -109,6 +111,9 @@ export class Pipeline implements GenerationService {
       }
     }
     const o = options;
+    if (o.expertDelta !== undefined && !(typeof o.expertDelta === 'number' && o.expertDelta > 0 && o.expertDelta <= 10)) {
+      throw new RangeError(`option 'expertDelta' must be a number in (0, 10], got ${String(o.expertDelta)}`);
+    }
     const backend = resolveBackend(defaults.backend ?? 'auto');
     const choice = chooseModel(defaults.model ?? 'default', backend, o.numLayers);
     const model = await loadHeLoraModel({ ...choice, seed: o.modelSeed ?? 0, backend, contextLength: o.contextLength ?? 2048 });
@@ -117,8 +122,9 @@ export class Pipeline implements GenerationService {
     if (!root) {
       const s = shapeOf(cfg);
       const seed = o.expertSeed ?? 0;
-      root = path.join(packageRoot(), 'datasets', 'cache', 'experts', `d${s.hiddenSize}-l${s.numLayers}-h${s.numHeads}-kv${s.numKvHeads}-i${s.intermediateSize}-seed${seed}`);
-      if (!fs.existsSync(path.join(root, 'router.json'))) writeSyntheticExperts(root, s, { seed, baseModel: cfg.name });
+      const relativeDelta = o.expertDelta ?? DEFAULT_RELATIVE_DELTA;
+      root = path.join(packageRoot(), 'datasets', 'cache', 'experts', `d${s.hiddenSize}-l${s.numLayers}-h${s.numHeads}-kv${s.numKvHeads}-i${s.intermediateSize}-seed${seed}-delta${relativeDelta}`);
+      if (!fs.existsSync(path.join(root, 'router.json'))) writeSyntheticExperts(root, s, { seed, baseModel: cfg.name, relativeDelta });
     }
     const experts = new ExpertSet(root);
     return new Pipeline(backend, model, cfg, experts, Tokenizer.qwen(), defaults);
@@ -226,12 +232,15 @@ export class Pipeline implements GenerationService {
       for (let i = 0; i < o.maxTokens; i++) {
         const totalMs = Number(process.hrtime.bigint() - t0) / 1e6;
         if (i > 0) decodeMs += totalMs;
-        const piece = this.tokenText(stream, step.token);
+        const last = stop.has(step.token) || i + 1 === o.maxTokens;
+        // The last event carries the decoder's buffered bytes too (an incomplete UTF-8 sequence
+        // at the end), so the streamed pieces always add up to the summary's text.
+        const piece = this.tokenText(stream, step.token) + (last ? stream.flush() : '');
         text += piece;
         const ev: TokenEvent = { index: i, id: step.token, text: piece, stages: toStageTimes(step.stages, this.stageNames), totalMs };
         events.push(ev);
         yield ev;
-        if (stop.has(step.token) || signal?.aborted || i + 1 === o.maxTokens) break;
+        if (last || signal?.aborted) break;
         t0 = process.hrtime.bigint();
         step = await gen.next(step.token);
       }
