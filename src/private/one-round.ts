@@ -17,10 +17,10 @@
  */
 import type { Ckks } from '../engine/ckks/ckks';
 import type { Ciphertext, GaloisKeys, Plaintext, PublicKey, SecretKey } from '../engine/ckks/handles';
-import { inputShift, type SiteBudget } from './budget';
-import { galoisStep, packAStrided, packBStrided, packInput, readPositions, type OneRoundLayout } from './layout';
+import type { SiteBudget } from './budget';
+import { galoisStep, packAStrided, packBStrided, readPositions, type OneRoundLayout } from './layout';
 import type { SitePrivate, SitePublic } from './sites';
-import { sanitisedProduct } from './two-round';
+import { encryptInput, readOutputs, sanitisedProduct } from './two-round';
 import { RnsWords } from './words';
 
 /** The rotation steps whose keys the server needs for a layout's trace. */
@@ -42,44 +42,12 @@ export class OneRoundClient {
   }
 
   request(x: ArrayLike<number>, xMax?: number): { request: Uint8Array; xShift: number } {
-    let m = xMax ?? 0;
-    if (xMax === undefined) for (let j = 0; j < x.length; j++) m = Math.max(m, Math.abs(x[j]));
-    const xShift = inputShift(this.budget, m);
-    const v = packInput(this.layout, x);
-    const f = 2 ** xShift;
-    for (let j = 0; j < v.length; j++) v[j] *= f;
-    const pt = this.ckks.encodeCoefficients(v, { limbs: this.limbs, scale: 1 });
-    try {
-      const ct = this.ckks.encryptSymmetric(pt, this.secretKey, { compact: true });
-      try {
-        return { request: this.ckks.serialize(ct), xShift };
-      } finally {
-        ct.dispose();
-      }
-    } finally {
-      pt.dispose();
-    }
+    return encryptInput(this.ckks, this.secretKey, this.layout, this.budget, this.limbs, x, xMax);
   }
 
+  /** The trace multiplied every read value by the stride: divided out here. */
   finish(replies: Uint8Array[], xShift: number): Float64Array {
-    const L = this.layout;
-    if (replies.length !== L.products2) throw new RangeError(`one-round reply must hold ${L.products2} ciphertexts, got ${replies.length}`);
-    const out = new Float64Array(L.shape.outDim);
-    const unit = 2 ** -(xShift + this.site.aShift + this.site.bShift) / L.stride;
-    let k = 0;
-    for (let p = 0; p < L.products2; p++) {
-      const ct = this.ckks.deserializeCiphertext(replies[p]);
-      let pt: Plaintext | undefined;
-      try {
-        pt = this.ckks.decrypt(ct, this.secretKey);
-        const values = this.ckks.decodeCoefficients(pt);
-        for (const pos of readPositions(L, p)) out[k++] = values[pos] * unit;
-      } finally {
-        pt?.dispose();
-        ct.dispose();
-      }
-    }
-    return out;
+    return readOutputs(this.ckks, this.secretKey, this.layout, replies, 2 ** -(xShift + this.site.aShift + this.site.bShift) / this.layout.stride);
   }
 }
 

@@ -25,7 +25,7 @@
 import type { Ckks } from '../engine/ckks/ckks';
 import type { Ciphertext, Plaintext, PublicKey, SecretKey } from '../engine/ckks/handles';
 import { inputShift, type SiteBudget } from './budget';
-import { packA, packB, packInput, readPositions, readPositions1, rowsOf1, type TwoRoundLayout } from './layout';
+import { packA, packB, packInput, readPositions, readPositions1, rowsOf1, type SiteLayout, type TwoRoundLayout } from './layout';
 import type { SitePrivate, SitePublic } from './sites';
 import { RnsWords } from './words';
 
@@ -56,24 +56,7 @@ export class TwoRoundClient {
 
   /** Encrypts the site's input. xMax defaults to max |x|. */
   round1(x: ArrayLike<number>, xMax?: number): ClientRound1 {
-    let m = xMax ?? 0;
-    if (xMax === undefined) for (let j = 0; j < x.length; j++) m = Math.max(m, Math.abs(x[j]));
-    const xShift = inputShift(this.budget, m);
-    const v = packInput(this.layout, x);
-    const f = 2 ** xShift;
-    for (let j = 0; j < v.length; j++) v[j] *= f;
-    // scale 1: the ciphertext's scale field must not reveal xShift (it depends on max |x|).
-    const pt = this.ckks.encodeCoefficients(v, { limbs: this.rns.limbs, scale: 1 });
-    try {
-      const ct = this.ckks.encryptSymmetric(pt, this.secretKey, { compact: true });
-      try {
-        return { request: this.ckks.serialize(ct), xShift };
-      } finally {
-        ct.dispose();
-      }
-    } finally {
-      pt.dispose();
-    }
+    return encryptInput(this.ckks, this.secretKey, this.layout, this.budget, this.rns.limbs, x, xMax);
   }
 
   /** From the server's masked products, the client's share u, re-encrypted for round 2. */
@@ -109,24 +92,56 @@ export class TwoRoundClient {
 
   /** The site's outputs (outDim values, module slices in order) from the round-2 replies. */
   finish(replies: Uint8Array[], xShift: number): Float64Array {
-    const L = this.layout;
-    if (replies.length !== L.products2) throw new RangeError(`round 2 reply must hold ${L.products2} ciphertexts, got ${replies.length}`);
-    const out = new Float64Array(L.shape.outDim);
-    const unit = 2 ** -(xShift + this.site.aShift + this.site.bShift);
-    let k = 0;
-    for (let p = 0; p < L.products2; p++) {
-      const ct = this.ckks.deserializeCiphertext(replies[p]);
-      let pt: Plaintext | undefined;
-      try {
-        pt = this.ckks.decrypt(ct, this.secretKey);
-        const values = this.ckks.decodeCoefficients(pt);
-        for (const pos of readPositions(L, p)) out[k++] = values[pos] * unit;
-      } finally {
-        disposeAll([pt, ct]);
-      }
-    }
-    return out;
+    return readOutputs(this.ckks, this.secretKey, this.layout, replies, 2 ** -(xShift + this.site.aShift + this.site.bShift));
   }
+}
+
+/** Encrypts a site input x * 2^xShift in coefficients (compact, scale 1: the scale field must not reveal xShift). */
+export function encryptInput(
+  ckks: Ckks,
+  secretKey: SecretKey,
+  layout: SiteLayout,
+  budget: SiteBudget,
+  limbs: number,
+  x: ArrayLike<number>,
+  xMax?: number,
+): { request: Uint8Array; xShift: number } {
+  let m = xMax ?? 0;
+  if (xMax === undefined) for (let j = 0; j < x.length; j++) m = Math.max(m, Math.abs(x[j]));
+  const xShift = inputShift(budget, m);
+  const v = packInput(layout, x);
+  const f = 2 ** xShift;
+  for (let j = 0; j < v.length; j++) v[j] *= f;
+  const pt = ckks.encodeCoefficients(v, { limbs, scale: 1 });
+  try {
+    const ct = ckks.encryptSymmetric(pt, secretKey, { compact: true });
+    try {
+      return { request: ckks.serialize(ct), xShift };
+    } finally {
+      ct.dispose();
+    }
+  } finally {
+    pt.dispose();
+  }
+}
+
+/** Decrypts the last round's replies and reads the site's outputs, each times `unit`. */
+export function readOutputs(ckks: Ckks, secretKey: SecretKey, layout: SiteLayout, replies: Uint8Array[], unit: number): Float64Array {
+  if (replies.length !== layout.products2) throw new RangeError(`the reply must hold ${layout.products2} ciphertexts, got ${replies.length}`);
+  const out = new Float64Array(layout.shape.outDim);
+  let k = 0;
+  for (let p = 0; p < layout.products2; p++) {
+    const ct = ckks.deserializeCiphertext(replies[p]);
+    let pt: Plaintext | undefined;
+    try {
+      pt = ckks.decrypt(ct, secretKey);
+      const values = ckks.decodeCoefficients(pt);
+      for (const pos of readPositions(layout, p)) out[k++] = values[pos] * unit;
+    } finally {
+      disposeAll([pt, ct]);
+    }
+  }
+  return out;
 }
 
 /** The server's share of a round-1 answer: m at the read coefficients, one residue list per row. */
