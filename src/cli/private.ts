@@ -32,8 +32,9 @@ export function shapeOfModel(source: string): ModelShape & { name: string } {
 }
 
 /** Synthetic experts (the original's three + common_r16) for a model's shape, written once under datasets/cache. */
-export function privateExpertsFor(source: string, seed = 0): ExpertSet {
+export function privateExpertsFor(source: string, seed = 0, numLayers?: number): ExpertSet {
   const s = shapeOfModel(source);
+  if (numLayers !== undefined) s.numLayers = Math.min(s.numLayers, numLayers);
   const root = path.join(packageRoot(), 'datasets', 'cache', 'experts-private', `d${s.hiddenSize}-l${s.numLayers}-h${s.numHeads}-kv${s.numKvHeads}-i${s.intermediateSize}-seed${seed}`);
   if (!fs.existsSync(path.join(root, 'router.json'))) writeSyntheticExperts(root, s, { seed, baseModel: s.name, specs: [...DEFAULT_EXPERT_SPECS, COMMON_PRIVATE_EXPERT] });
   return new ExpertSet(root);
@@ -78,9 +79,9 @@ function backendOf(v: string | undefined, def: 'cpu' | 'cuda'): 'cpu' | 'cuda' {
 }
 
 export async function runServePrivate(argv: string[]): Promise<void> {
-  const f = flags(argv, ['host', 'port', 'adapters', 'model', 'backend', 'device', 'max-sessions', 'idle-s'], ['allow-insecure']);
+  const f = flags(argv, ['host', 'port', 'adapters', 'model', 'num-layers', 'backend', 'device', 'max-sessions', 'idle-s'], ['allow-insecure']);
   const model = f.model ?? 'qwen2.5-1.5b-shape';
-  const experts = f.adapters ? new ExpertSet(f.adapters) : privateExpertsFor(model);
+  const experts = f.adapters ? new ExpertSet(f.adapters) : privateExpertsFor(model, 0, f['num-layers'] !== undefined ? int(f, 'num-layers', 0, 1, 1000) : undefined);
   // the final-hidden pair is d x d for the model's hidden size d (--model names the shape the adapters are for)
   const hiddenSize = shapeOfModel(model).hiddenSize;
   const { server, url } = await startPrivateServer({

@@ -91,6 +91,10 @@ export function siteBudget(site: SitePublic, layout: SiteLayout, modulus: Modulu
     valuePerX = S + b1 + a1;
   }
   const flood = lambda > 0 ? beta + lambda : -Infinity;
+  // The engine draws flooding integers of up to 127 bits (Ckks.sampleWords 'centered', bits <= 126).
+  if (Math.ceil(flood) > 126) {
+    throw new RangeError(`flooding 2^${flood.toFixed(1)} (lambda ${lambda} over beta 2^${beta.toFixed(1)}) exceeds the engine's 2^126 flooding sampler; lower floodBits`);
+  }
   // value + flood + beta < Q/2: solve for xShift with |x| <= 1.
   const room = headroom(modulus, L);
   const rest = log2Sum(flood, beta);
