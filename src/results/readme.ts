@@ -64,6 +64,7 @@ export function readmeResultsBlock({ results, peers }: ReadmeTableInput): string
   const pipeGpu = cur('pipeline', 'cuda');
   const serverGpu = cur('server', 'cuda');
   const rows: string[][] = [];
+  const used = [ckksGpu, ckksCpu, modelGpu, modelCpu, pipeGpu, serverGpu].filter((r): r is ResultFile => !!r);
 
   const gpuMs = num(ckksGpu, 'helora_ms_per_token_16384');
   if (ckksGpu && gpuMs !== undefined) {
@@ -109,6 +110,20 @@ export function readmeResultsBlock({ results, peers }: ReadmeTableInput): string
     rows.push(['WebSocket HE mode through the server (GPU)', `${sig(ws)} tok/s${over !== undefined ? `, ${sig(over)}x in-process` : ''} (${where(serverGpu)})`,
       'original 7.4 tok/s (cited)', fileCell([serverGpu])]);
   }
+  for (const priv of [cur('private', 'cuda'), cur('private', 'cpu')]) {
+    const fh = num(priv, 'final_hidden_tok_s');
+    const layers = num(priv, 'layers_tok_s');
+    if (!priv || (fh === undefined && layers === undefined)) continue;
+    used.push(priv);
+    const over = num(priv, 'final_hidden_over_server_key');
+    const heKey = num(priv, 'he_lora_tok_s');
+    const parts = [
+      fh !== undefined ? `final hidden state ${sig(fh)} tok/s` : '',
+      layers !== undefined ? `adapted layers ${sig(layers)} tok/s` : '',
+    ].filter(Boolean).join('; ');
+    rows.push([`Private LoRA, client key (${priv.backend === 'cuda' ? 'GPU' : 'CPU'})`, `${parts} (${where(priv)})`,
+      heKey !== undefined ? `server-key HE-LoRA ${sig(heKey)} tok/s in the same run${over !== undefined ? ` (${sig(over)}x)` : ''}` : '', fileCell([priv])]);
+  }
   const lmGpu = num(modelGpu, 'lm_head_ms_gpu');
   const lmCpu = num(modelCpu, 'lm_head_ms_cpu');
   const lmNaive = num(modelCpu, 'lm_head_ms_cpu_naive');
@@ -121,7 +136,6 @@ export function readmeResultsBlock({ results, peers }: ReadmeTableInput): string
   }
 
   const out = ['| what | tensafe | peer / original | file |', '|---|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)];
-  const used = [ckksGpu, ckksCpu, modelGpu, modelCpu, pipeGpu, serverGpu].filter((r): r is ResultFile => !!r);
   const devices = [...new Set(used.map((r) => `${r.device} (${r.backend})`))];
   out.push('', `Measured on: ${devices.join('; ')}. Each cell names its device and date; the files hold the commit and the command.`);
   const dirty = used.filter(fromDirtyTree);
