@@ -1,5 +1,6 @@
 // The cited datasets parse and agree with themselves and with the original's printed arithmetic.
 import { describe, expect, it } from 'vitest';
+import { BENCH_NAMES } from '../../src/results';
 import { type BreakdownNode, isServerKey, loadOriginal, loadPeers, loadResults, loadSota } from '../../src/lab/datasets';
 
 const original = loadOriginal();
@@ -176,7 +177,9 @@ describe('datasets/results', () => {
     const { results, skipped } = loadResults();
     expect(skipped).toEqual([]);
     for (const r of results) {
-      expect(['ntt', 'ckks', 'model', 'pipeline', 'server']).toContain(r.bench);
+      // the benches of results.md (ntt, ckks, model, pipeline, server, private), from the one schema
+      expect(['ntt', 'ckks', 'model', 'pipeline', 'server', 'private']).toEqual([...BENCH_NAMES]);
+      expect(BENCH_NAMES).toContain(r.bench);
       expect(['cpu', 'cuda']).toContain(r.backend);
       expect(Number.isNaN(Date.parse(r.date))).toBe(false);
       expect(r.file).toMatch(new RegExp(`^datasets/results/${r.bench}-${r.backend}-[a-z0-9-]+\\.json$`));
