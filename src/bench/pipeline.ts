@@ -36,12 +36,47 @@ import { createGenerator, loadHeLoraModel } from '../pipeline/native';
 import { Tokenizer } from '../engine/tokenizer';
 import type { Backend } from '../engine/info';
 
+/** B (A x) for one pair (A: [r, in], B: [out, r]), in float64. */
+function adapterOutput(pair: { rank: number; inDim: number; outDim: number; a: Float32Array; b: Float32Array }, x: ArrayLike<number>): Float64Array {
+  const y = new Float64Array(pair.rank);
+  for (let r = 0; r < pair.rank; r++) {
+    let acc = 0;
+    for (let j = 0; j < pair.inDim; j++) acc += pair.a[r * pair.inDim + j] * x[j];
+    y[r] = acc;
+  }
+  const out = new Float64Array(pair.outDim);
+  for (let o = 0; o < pair.outDim; o++) {
+    let acc = 0;
+    for (let r = 0; r < pair.rank; r++) acc += pair.b[o * pair.rank + r] * y[r];
+    out[o] = acc;
+  }
+  return out;
+}
+
+function cosine(u: Float64Array, v: Float64Array): number {
+  let uv = 0, uu = 0, vv = 0;
+  for (let i = 0; i < u.length; i++) { uv += u[i] * v[i]; uu += u[i] * u[i]; vv += v[i] * v[i]; }
+  return uu > 0 && vv > 0 ? uv / Math.sqrt(uu * vv) : 0;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 /**
- * The default expert's delta |scaling B A h| / |h| on the pipeline model's own final hidden
- * states: the same model (preset and seed) and the same synthetic expert (spec and seed) as
- * Pipeline.open, h read through the generator's test hook (DP off) over `tokens` greedy steps.
+ * Two measurements on the pipeline model's own final hidden states, with the same model (preset
+ * and seed) and the same synthetic expert (spec and seed) as Pipeline.open, h and the HE input
+ * read through the generator's test hook:
+ *  - the expert's delta |scaling B A h| / |h| (DP off);
+ *  - per DP setting, the direction the adapter keeps: the median over tokens of the cosine between
+ *    B A (clip(h) + noise), what DP HE-LoRA adds, and B A h, what plaintext LoRA adds. Unlike token
+ *    agreement, which a random-weight model's tiny logit margins turn chaotic, this shows where
+ *    the adapter's signal is lost as epsilon falls.
  */
-async function measureExpertDelta(backend: Backend, relativeDelta: number, tokens: number): Promise<{ measured: number; expert: string; states: number }> {
+async function adapterMeasurements(backend: Backend, relativeDelta: number, tokens: number, dp: Array<{ key: string; sigma: number }>):
+  Promise<{ measured: number; expert: string; states: number; cosine: Map<string, number> }> {
   const model = await loadHeLoraModel({ preset: 'qwen2.5-1.5b-shape', ...(backend === 'cpu' ? { numLayers: CPU_DEFAULT_LAYERS } : {}), seed: 0, backend, contextLength: 256 });
   try {
     const c = model.config();
@@ -49,18 +84,30 @@ async function measureExpertDelta(backend: Backend, relativeDelta: number, token
     const spec = DEFAULT_EXPERT_SPECS.find((x) => x.name === 'banking_expert')!;
     const ex = makeSyntheticExpert(shape, { ...spec, relativeDelta }, 0, c.name);
     const pair = ex.finalHiddenPair(c.hiddenSize);
-    const g = await createGenerator(model, { mode: 'he-lora', finalPair: { rank: pair.rank, a: pair.a, b: pair.b }, scaling: ex.scaling, packing: 'coefficients', polyN: 8192, recordHeInput: true });
-    const hs: Float64Array[] = [];
-    try {
-      let st = await g.start(Int32Array.from(Tokenizer.qwen().encode(PROMPT)), { temperature: 0 });
-      for (let i = 0; i < tokens; i++) {
-        hs.push(Float64Array.from(g.lastHeInput()!.hidden));
-        if (i + 1 < tokens) st = await g.next(st.token);
+    const prompt = Int32Array.from(Tokenizer.qwen().encode(PROMPT));
+    const run = async (sigma: number | null) => {
+      const g = await createGenerator(model, { mode: 'he-lora', finalPair: { rank: pair.rank, a: pair.a, b: pair.b }, scaling: ex.scaling, packing: 'coefficients', polyN: 8192,
+        recordHeInput: true, dp: sigma === null ? null : { clipNorm: 1, sigma } });
+      const recs: Array<{ hidden: Float64Array; input: Float64Array }> = [];
+      try {
+        let st = await g.start(prompt, { temperature: 0 });
+        for (let i = 0; i < tokens; i++) {
+          const r = g.lastHeInput()!;
+          recs.push({ hidden: Float64Array.from(r.hidden), input: Float64Array.from(r.input) });
+          if (i + 1 < tokens) st = await g.next(st.token);
+        }
+      } finally {
+        g.dispose();
       }
-    } finally {
-      g.dispose();
+      return recs;
+    };
+    const clean = await run(null);
+    const cos = new Map<string, number>();
+    for (const x of dp) {
+      const recs = await run(x.sigma);
+      cos.set(x.key, median(recs.map((r) => cosine(adapterOutput(pair, r.input), adapterOutput(pair, r.hidden)))));
     }
-    return { measured: measuredRelativeDelta(pair, ex.scaling, hs), expert: spec.name, states: hs.length };
+    return { measured: measuredRelativeDelta(pair, ex.scaling, clean.map((r) => r.hidden)), expert: spec.name, states: clean.length, cosine: cos };
   } finally {
     model.dispose();
   }
@@ -280,9 +327,14 @@ export async function run(args: BenchArgs): Promise<void> {
     await p.dispose();
   }
   // The delta size on real hidden states, measured after the pipeline is gone (one model at a time).
-  const m = await measureExpertDelta(backend, expertDelta, Math.min(tokens, 16));
+  const dpRowsOut = result.rows.filter((r) => typeof r.agreement === 'number' && typeof r.sigma === 'number');
+  const m = await adapterMeasurements(backend, expertDelta, Math.min(tokens, 16), dpRowsOut.map((r) => ({ key: `${r.mechanism}|${r.epsilon}`, sigma: r.sigma as number })));
+  for (const r of dpRowsOut) r.adapter_cosine = m.cosine.get(`${r.mechanism}|${r.epsilon}`) ?? null;
   result.summary.expert_relative_delta_measured = m.measured;
   result.notes.push(`expert delta measured: median |scaling B A h| / |h| = ${m.measured.toFixed(4)} for ${m.expert}'s final-hidden pair over ${m.states} final hidden states of the same model and prompt (target ${expertDelta})`);
-  console.log(`  ${result.notes[result.notes.length - 1]}`);
+  result.notes.push(`DP rows' adapter_cosine: median over ${m.states} tokens of cos(B A (clip(h) + noise), B A h), the direction of the adapter's output DP keeps (same model, expert and sigma, C = 1)`);
+  printTable(dpRowsOut.map((r) => ({ mechanism: r.mechanism, epsilon: r.epsilon, sigma: r.sigma, request_epsilon: r.request_epsilon, agreement: r.agreement, adapter_cosine: r.adapter_cosine })),
+    undefined, 'DP: what the adapter keeps (cosine of its output with the noise-free one)');
+  console.log(`  ${result.notes[result.notes.length - 2]}`);
   console.log(`result: ${writeResult(result)}`);
 }

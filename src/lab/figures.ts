@@ -170,6 +170,7 @@ export function dpFigure(d: LabData, extra: DpSeries[] = []): Figure | null {
           agreement: x.agreement as number,
           sigma: typeof x.sigma === 'number' ? x.sigma : undefined,
           ...(typeof x.request_epsilon === 'number' ? { request_epsilon: x.request_epsilon } : {}),
+          ...(typeof x.adapter_cosine === 'number' ? { adapter_cosine: x.adapter_cosine } : {}),
           in_range: dpRowInRange(x),
         })),
       });

@@ -286,6 +286,14 @@ describe('dpPrivacyUtility', () => {
     expect((fig.data[0].marker as { symbol: string[] }).symbol).toEqual(['circle', 'circle-open']);
     expect(((fig.layout.xaxis as { title: { text: string } }).title.text)).toMatch(/request, accounted/);
     expect(caption(fig)).toContain('outside its proven range');
+    // the adapter-output cosine, where measured, is a dashed series on a right-hand axis
+    const withCos = dpPrivacyUtility([{ label: 'a', provenance: H100, rows: [
+      { epsilon: 1, agreement: 0.1, request_epsilon: 4, adapter_cosine: 0.05 }, { epsilon: 64, agreement: 0.2, request_epsilon: 500, adapter_cosine: 0.97 },
+    ] }]);
+    const cosTrace = withCos.data.find((t) => t.yaxis === 'y2')!;
+    expect(cosTrace.y).toEqual([0.05, 0.97]);
+    expect((withCos.layout.yaxis2 as { overlaying: string }).overlaying).toBe('y');
+    expect(fig.data.some((t) => t.yaxis === 'y2')).toBe(false);
     // asking for the request axis without the accountant's figure is refused
     expect(() => dpPrivacyUtility([{ label: 'x', provenance: H100, rows: [{ epsilon: 1, agreement: 0.5 }] }], { x: 'request' })).toThrow(/request_epsilon/);
   });

@@ -19,6 +19,8 @@ export interface DpRow {
   sigma?: number;
   /** False where sigma came from the classic formula outside epsilon < 1 (not a guarantee). */
   in_range?: boolean;
+  /** Cosine of the adapter's output under DP with the noise-free one (the direction it keeps), where measured. */
+  adapter_cosine?: number;
   /** Spread over prompts or seeds, drawn as error bars where given. */
   agreement_lo?: number;
   agreement_hi?: number;
@@ -92,6 +94,24 @@ export function dpPrivacyUtility(series: DpSeries[], opts: DpOptions = {}): Figu
         '<br>agreement=%{y:.1%}<br>sigma=%{customdata[0]}%{customdata[3]}<extra></extra>',
     };
   });
+  // The adapter's direction kept under DP: dashed, on a right-hand axis, where measured.
+  series.forEach((s, i) => {
+    const rows = [...s.rows].filter((r) => typeof r.adapter_cosine === 'number').sort((a, b) => xOf(a) - xOf(b));
+    if (!rows.length) return;
+    data.push({
+      type: 'scatter',
+      mode: 'lines+markers',
+      name: `${s.label}: adapter output cosine`,
+      x: rows.map(xOf),
+      y: rows.map((r) => r.adapter_cosine),
+      yaxis: 'y2',
+      line: { color: PALETTE[i % PALETTE.length], dash: 'dash' },
+      marker: { color: PALETTE[i % PALETTE.length], size: 7, symbol: 'diamond' },
+      customdata: rows.map((r) => r.epsilon),
+      hovertemplate: `${s.label}<br>per-token epsilon %{customdata}<br>cos(adapter output with DP, without)=%{y:.3f}<extra></extra>`,
+    });
+  });
+  const withCosine = data.some((t) => t.yaxis === 'y2');
   const shapes = (opts.references ?? []).map((r) => ({
     type: 'line', xref: 'paper', x0: 0, x1: 1, y0: r.agreement, y1: r.agreement, line: { dash: 'dot', color: '#888' },
   }));
@@ -109,11 +129,15 @@ export function dpPrivacyUtility(series: DpSeries[], opts: DpOptions = {}): Figu
     data,
     layout: {
       xaxis: { title: { text: axis }, type: 'log', gridcolor: '#eee' },
-      yaxis: { title: { text: 'token agreement with plaintext LoRA' }, range: [0, 1.1], tickformat: '.0%', gridcolor: '#eee' },
+      yaxis: { title: { text: 'token agreement with plaintext LoRA (solid)' }, range: [0, 1.1], tickformat: '.0%', gridcolor: '#eee' },
+      ...(withCosine ? { yaxis2: { title: { text: 'cosine of the adapter output with the noise-free one (dashed)' }, overlaying: 'y', side: 'right', range: [-0.1, 1.1], showgrid: false } } : {}),
+      legend: { orientation: 'h', y: -0.2, yanchor: 'top', x: 0 },
       shapes,
       annotations: refNotes,
     },
     sources: series.map((s) => ({ label: s.label, provenance: s.provenance })),
-    caption: [how, anyOut ? `* open markers: ${OUT_OF_RANGE_NOTE}.` : '', opts.caption ?? ''].filter(Boolean).join(' '),
+    height: 620,
+    caption: [how, withCosine ? 'Dashed (right axis): the cosine between the adapter output B A (clip(h) + noise) and B A h, the direction of the LoRA delta that DP keeps.' : '',
+      anyOut ? `* open markers: ${OUT_OF_RANGE_NOTE}.` : '', opts.caption ?? ''].filter(Boolean).join(' '),
   });
 }
