@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- ckks [--backend cpu|cuda] [--quick] [--iterations k]`
+ * `npm run bench -- ckks [--backend cpu|cuda] [--quick] [--iterations k] [--tokens t] [--no-one-thread]`
  *
  * CPU (default): per-operation medians (encode, encrypt, ct x pt, decrypt, decode, rescale,
  * rotate) and the per-token HE-LoRA workload (d = 1536, r = 32: encode h replicated, encrypt,

@@ -226,7 +226,7 @@ export async function run(args: BenchArgs): Promise<void> {
     for (let i = 0; i < reference.length; i++) if (baseIds[i] === reference[i]) baseSame++;
     const dpRows: Row[] = [];
     for (const mechanism of ['analytic', 'original'] as const) {
-      for (const epsilon of args.quick ? [1, 8] : [0.5, 1, 2, 4, 8, 16, 32, 64]) {
+      for (const epsilon of args.quick ? [1, 8] : [0.5, 1, 2, 4, 8, 16, 32, 64, 256, 1024, 4096]) {
         const r = await p.run(PROMPT, { ...best.options, temperature: 0, maxTokens: dpTokens, dp: { mechanism, epsilon, delta: 1e-5 } });
         const ids = r.events.map((e) => e.id);
         let same = 0;
