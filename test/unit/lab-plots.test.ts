@@ -282,7 +282,9 @@ describe('dpPrivacyUtility', () => {
       { epsilon: 0.5, agreement: 0.3, request_epsilon: 3.2, in_range: true },
     ] }]);
     expect(fig.data[0].x).toEqual([3.2, 40.5]);
-    expect(fig.data[0].text).toEqual(['\u03b5/token 0.5', '\u03b5/token 8*']);
+    expect(fig.data[0].text).toEqual(['\u03b5/token 0.5', '\u03b5/token 8*']); // 3.2 and 40.5: a decade apart
+    const dense = dpPrivacyUtility([{ label: 'd', provenance: H100, rows: [1, 1.2, 10].map((e) => ({ epsilon: e, agreement: 0.5, request_epsilon: e })) }]);
+    expect(dense.data[0].text).toEqual(['\u03b5/token 1', '', '\u03b5/token 10']);
     expect((fig.data[0].marker as { symbol: string[] }).symbol).toEqual(['circle', 'circle-open']);
     expect(((fig.layout.xaxis as { title: { text: string } }).title.text)).toMatch(/request, accounted/);
     expect(caption(fig)).toContain('outside its proven range');

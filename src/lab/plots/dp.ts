@@ -46,6 +46,17 @@ export interface DpOptions {
 
 export const OUT_OF_RANGE_NOTE = 'classic formula outside its proven range (epsilon < 1): per-token epsilon is a target, not a guarantee';
 
+/** Labels for points whose x is at least `decades` (log10) past the last labelled one; '' elsewhere. */
+function spacedLabels(xs: number[], labels: string[], decades = 0.5): string[] {
+  let last = -Infinity;
+  return labels.map((l, i) => {
+    const lx = Math.log10(xs[i]);
+    if (lx - last < decades) return '';
+    last = lx;
+    return l;
+  });
+}
+
 export function dpPrivacyUtility(series: DpSeries[], opts: DpOptions = {}): Figure {
   if (series.length === 0) throw new RangeError('dpPrivacyUtility: no series');
   const allRows = series.flatMap((s) => s.rows);
@@ -69,8 +80,8 @@ export function dpPrivacyUtility(series: DpSeries[], opts: DpOptions = {}): Figu
       name: s.label,
       x: rows.map(xOf),
       y: rows.map((r) => r.agreement),
-      // the secondary label: the nominal per-token epsilon of each point
-      text: rows.map((r) => `\u03b5/token ${r.epsilon}${r.in_range === false ? '*' : ''}`),
+      // the secondary label: the nominal per-token epsilon, on points at least half a decade apart (legible)
+      text: spacedLabels(rows.map(xOf), rows.map((r) => `\u03b5/token ${r.epsilon}${r.in_range === false ? '*' : ''}`)),
       textposition: 'top center',
       textfont: { size: 10, color },
       customdata: rows.map((r) => [
@@ -132,6 +143,7 @@ export function dpPrivacyUtility(series: DpSeries[], opts: DpOptions = {}): Figu
       yaxis: { title: { text: 'token agreement with plaintext LoRA (solid)' }, range: [0, 1.1], tickformat: '.0%', gridcolor: '#eee' },
       ...(withCosine ? { yaxis2: { title: { text: 'cosine of the adapter output with the noise-free one (dashed)' }, overlaying: 'y', side: 'right', range: [-0.1, 1.1], showgrid: false } } : {}),
       legend: { orientation: 'h', y: -0.2, yanchor: 'top', x: 0 },
+      margin: { r: 90 },
       shapes,
       annotations: refNotes,
     },

@@ -93,7 +93,7 @@ export function sotaComparison(rows: SotaRow[], measuredRows: MeasuredSotaRow[] 
   const order = [...drawn, ...listed];
   const values = drawn.map((r) => r.tok_s as number).filter((v) => v > 0);
   const lo = values.length ? Math.floor(Math.log10(Math.min(...values))) - 0.5 : -4;
-  const hi = values.length ? Math.ceil(Math.log10(Math.max(...values))) + 3.2 : 2;
+  const hi = values.length ? Math.ceil(Math.log10(Math.max(...values))) + 4 : 2;
   const wrapHover = (s: string) => s.replace(/(.{1,90})(\s|$)/g, '$1<br>');
   const bar = (subset: PlotRow[], name: string, color: string): Trace => ({
     type: 'bar',
@@ -101,11 +101,11 @@ export function sotaComparison(rows: SotaRow[], measuredRows: MeasuredSotaRow[] 
     name,
     y: subset.map((r) => r.label),
     x: subset.map((r) => r.tok_s),
-    text: subset.map((r) => `${(r.tok_s as number).toPrecision(3)} tok/s | ${r.serverKey ? 'server key | ' : ''}${clip(r.source, 40)}`),
+    text: subset.map((r) => `${(r.tok_s as number).toPrecision(3)} tok/s | ${r.serverKey ? 'server key | ' : ''}${clip(r.source, r.serverKey ? 26 : 40)}`),
     textposition: 'outside',
     cliponaxis: false,
     // Server-key bars are hatched: same speed axis, not the same protection.
-    marker: { color, pattern: { shape: subset.map((r) => (r.serverKey ? '/' : '')), fgcolor: '#fff', solidity: 0.3 } },
+    marker: { color, pattern: { shape: subset.map((r) => (r.serverKey ? '/' : '')), fillmode: 'overlay', fgcolor: '#fff', solidity: 0.35 } },
     customdata: subset.map((r) => wrapHover(r.hover)),
     hovertemplate: '%{y}<br>%{x:.3g} tok/s<br>%{customdata}<extra></extra>',
   });
