@@ -1,14 +1,17 @@
 /**
  * `tensafe serve [--host H] [--port P] [--model M] [--adapters DIR] [--poly-n N]
  *                [--backend auto|cpu|cuda] [--max-concurrent K] [--rate-limit RPM]
- *                [--max-sessions S] [--session-idle-s T] [--no-split]`
+ *                [--max-sessions S] [--session-idle-s T] [--no-split]
+ *                [--token T] [--allow-host NAME] [--allow-origin ORIGIN]`
  *
  * Starts the HTTP/WebSocket server (src/server) over the HE-LoRA pipeline; SIGINT/SIGTERM
  * shut it down gracefully (running streams get a few seconds to finish, sessions and engines
- * are freed).
+ * are freed). It binds to 127.0.0.1 unless told otherwise; another host needs a token
+ * (`--token`, or better TENSAFE_TOKEN: a flag is visible to other users in `ps`).
  */
 import { startServer } from '../server/server';
 import { openEngines } from '../server/engines';
+import { isLoopbackHost } from '../server/guards';
 
 export interface ServeArgs {
   host: string;
@@ -24,12 +27,20 @@ export interface ServeArgs {
   split: boolean;
   /** DP noise on the HE input (off by default). */
   dp?: { mechanism: 'classic' | 'analytic' | 'original'; epsilon?: number; delta?: number };
+  /** Bearer token (else TENSAFE_TOKEN); required for a non-loopback host. */
+  token?: string;
+  /** Extra names accepted in Host (repeatable, or comma-separated). */
+  allowHosts?: string[];
+  /** Extra origins whose pages may use the server (repeatable, or comma-separated). */
+  allowOrigins?: string[];
 }
 
 const usage = `usage: tensafe serve [--host 127.0.0.1] [--port 8095] [--model default|tiny|<dir>] [--adapters <dir>]
                      [--poly-n 16384] [--backend auto|cpu|cuda] [--max-concurrent 2] [--rate-limit 600]
                      [--max-sessions 32] [--session-idle-s 300] [--no-split]
-                     [--dp off|classic|analytic|original] [--epsilon 1] [--delta 1e-5]`;
+                     [--dp off|classic|analytic|original] [--epsilon 1] [--delta 1e-5]
+                     [--token T (or TENSAFE_TOKEN)] [--allow-host NAME] [--allow-origin ORIGIN]
+A host other than a loopback one (127.0.0.1, ::1, localhost) needs a token.`;
 
 function intArg(name: string, v: string, min: number, max: number): number {
   const n = Number(v);
@@ -98,6 +109,24 @@ export function parseServeArgs(argv: string[]): ServeArgs {
         out.dp = { mechanism: out.dp?.mechanism ?? 'analytic', ...(out.dp ?? {}), [name]: x };
         break;
       }
+      case 'token':
+        if (v.length < 16) throw new RangeError('serve: --token must be at least 16 characters (a random one: `openssl rand -hex 24`)');
+        out.token = v;
+        break;
+      case 'allow-host':
+      case 'allow-origin': {
+        const items = v.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+        if (items.length === 0) throw new RangeError(`serve: --${name} needs a value`);
+        if (name === 'allow-origin') {
+          for (const o of items) {
+            if (!/^https?:\/\/[^/\s]+$/i.test(o)) throw new RangeError(`serve: --allow-origin must be scheme://host[:port] (no path), got '${o}'`);
+          }
+          out.allowOrigins = [...(out.allowOrigins ?? []), ...items];
+        } else {
+          out.allowHosts = [...(out.allowHosts ?? []), ...items];
+        }
+        break;
+      }
       default:
         throw new RangeError(`serve: unknown option --${name}\n${usage}`);
     }
@@ -116,6 +145,11 @@ export async function runServe(argv: string[]): Promise<void> {
     }
     throw err;
   }
+  const token = args.token ?? (process.env.TENSAFE_TOKEN || undefined);
+  // Refused before the engines load (the server refuses it too): a public bind needs a token.
+  if (!isLoopbackHost(args.host) && !token) {
+    throw new RangeError(`serve: --host ${args.host} is not a loopback address: set TENSAFE_TOKEN (or --token) so that only clients with the token can use the engine`);
+  }
   const engines = await openEngines({
     backend: args.backend,
     model: args.model,
@@ -133,10 +167,14 @@ export async function runServe(argv: string[]): Promise<void> {
     maxConcurrent: args.maxConcurrent,
     rateLimit: { perMinute: args.rateLimit },
     sessions: { max: args.maxSessions, idleMs: args.sessionIdleS * 1000 },
+    token,
+    allowedHosts: args.allowHosts,
+    allowedOrigins: args.allowOrigins,
     facts: () => ({ split_available: !!engines.split, ...(engines.splitUnavailable ? { split_unavailable: engines.splitUnavailable } : {}) }),
   });
   if (engines.splitUnavailable) console.log(`tensafe serve: split mode off: ${engines.splitUnavailable}`);
   const d = engines.service.describe();
+  if (token) console.log(`tensafe serve: a bearer token is required (from ${args.token ? '--token' : 'TENSAFE_TOKEN'}; open the page as ${url}/#token=...)`);
   console.log(
     `tensafe serve: ${url}  (model ${d.model}, ${d.backend}, poly_n ${d.polyN}, experts ${engines.service.experts().join(', ') || 'none'}` +
       `${engines.split ? ', split on' : ''}, DP ${args.dp ? `${args.dp.mechanism} eps ${args.dp.epsilon ?? 1} delta ${args.dp.delta ?? 1e-5}` : 'off'})`,

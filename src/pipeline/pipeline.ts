@@ -19,6 +19,7 @@ import { Tokenizer } from '../engine/tokenizer';
 import type { PeftAdapter } from './adapter';
 import { PrivacyAccountant, resolveDp, type ResolvedDp } from './dp';
 import { ExpertSet, writeSyntheticExperts, type ModelShape } from './experts';
+import { heOperationsOf } from './he-ops';
 import { createGenerator, loadHeLoraModel, nativeStageNames, toStageTimes, type GeneratorConfig, type ModelConfigInfo, type NativeHeLoraGenerator, type NativeHeLoraModel } from './native';
 import { resolveOptions, validatePipelineOptions, type ResolvedOptions } from './options';
 import { stageMedians } from './records';
@@ -220,6 +221,9 @@ export class Pipeline implements GenerationService {
       const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
       const events: TokenEvent[] = [];
       let text = '';
+      // HE work per token: the generator's HE applications (releases, reset by start) since the previous token.
+      const heCount = o.mode === 'he-lora' ? gen.info() : undefined;
+      let releasesBefore = 0;
       let t0 = process.hrtime.bigint();
       let step = await gen.start(Int32Array.from(ids), { temperature: o.temperature, topK: o.topK, topP: o.topP, seed });
       let decodeMs = 0;
@@ -229,6 +233,11 @@ export class Pipeline implements GenerationService {
         const piece = this.tokenText(stream, step.token);
         text += piece;
         const ev: TokenEvent = { index: i, id: step.token, text: piece, stages: toStageTimes(step.stages, this.stageNames), totalMs };
+        if (heCount) {
+          const releasesNow = gen.info().releases;
+          ev.he = heOperationsOf(heCount, releasesNow - releasesBefore);
+          releasesBefore = releasesNow;
+        }
         events.push(ev);
         yield ev;
         if (stop.has(step.token) || signal?.aborted || i + 1 === o.maxTokens) break;

@@ -29,6 +29,7 @@ import type { WeightDtype } from '../engine/model';
 import { Tokenizer } from '../engine/tokenizer';
 import { clipL2, CsprngGaussian, PrivacyAccountant, resolveDp, type ResolvedDp } from '../pipeline/dp';
 import type { ExpertSet } from '../pipeline/experts';
+import { layoutOperations, totalHeOperations } from '../pipeline/he-ops';
 import { createGenerator, type NativeHeLoraGenerator } from '../pipeline/native';
 import type { DpOptions, Packing, StageTimes } from '../pipeline/types';
 import { RequestError } from './errors';
@@ -269,7 +270,7 @@ export class ModelSplitEngine implements SplitEngine {
       if (this.disposed) throw new RequestError('split engine is shut down', { status: 503, code: 'shutting_down' });
       const stages: StageTimes = {};
       const t0 = performance.now();
-      const slot = await this.slotFor(session);
+      const { slot, replayed } = await this.slotFor(session);
       if (input.kind === 'tokens') {
         if (session.rowsHistory && session.history.length === 0) session.rowsHistory = undefined;
         if (session.rowsHistory) throw new RequestError('a session holds either token ids or embedding rows; start a new one (incremental: false)', { code: 'mixed_inputs' });
@@ -318,13 +319,17 @@ export class ModelSplitEngine implements SplitEngine {
         stages.lora_b = performance.now() - t2;
         heActive = true;
       }
+      // heApply: one application of the final-hidden layout.
+      const layout = heActive ? (await this.heGenerator(expert)).info().layouts[0] : null;
+      const heCounts = layout ? layoutOperations(layout) : undefined;
       return {
         hidden,
         stages,
         heActive,
         heMs,
-        // heApply: one encryption, the products and their decryptions (the layout's count).
-        heOperations: heActive ? 1 + 2 * ((await this.heGenerator(expert)).info().layouts[0]?.products ?? 0) : 0,
+        heOperations: heCounts ? totalHeOperations(heCounts) : 0,
+        ...(heCounts ? { heCounts } : {}),
+        replayedPositions: replayed,
         dpSigma: heActive && this.dp ? this.dp.sigma : 0,
         ...(session.accountant ? { privacy: session.accountant.spent() } : {}),
         expert: heActive ? expert : 'none',
@@ -334,12 +339,13 @@ export class ModelSplitEngine implements SplitEngine {
     }
   }
 
-  /** The session's slot: its own when it still owns one, else the LRU slot with a replay. */
-  private async slotFor(session: ModelSplitSession): Promise<Slot> {
+  /** The session's slot: its own when it still owns one, else the LRU slot with a replay
+   * (`replayed`: the positions recomputed). */
+  private async slotFor(session: ModelSplitSession): Promise<{ slot: Slot; replayed: number }> {
     this.clock++;
     if (session.slot && session.slot.owner === session) {
       session.slot.lastUsed = this.clock;
-      return session.slot;
+      return { slot: session.slot, replayed: 0 };
     }
     const slot = this.slots.reduce((a, b) => (b.lastUsed < a.lastUsed ? b : a));
     if (slot.owner) slot.owner.slot = undefined;
@@ -353,7 +359,7 @@ export class ModelSplitEngine implements SplitEngine {
     } else if (session.history.length) {
       await slot.model.prefill(session.history);
     }
-    return slot;
+    return { slot, replayed: session.history.length };
   }
 
   private prefillRows(model: Model, rows: Float32Array, n: number): Promise<void> {

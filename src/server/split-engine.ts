@@ -14,7 +14,7 @@
  * `SplitEngine` is the server side, `SplitHead` the client side; model-split-engine.ts
  * implements both over the engine's model.
  */
-import type { StageTimes } from '../pipeline/types';
+import type { HeOperations, StageTimes } from '../pipeline/types';
 import type { Disposable } from './session-store';
 
 export interface SplitEngineConfig {
@@ -62,8 +62,16 @@ export interface SplitForwardResult {
   heActive: boolean;
   /** ms of the whole HE step when the engine times it as one call (encode .. sums), else absent. */
   heMs?: number;
-  /** Ciphertext operations this call ran (encryptions + products + decryptions). */
+  /** Ciphertext operations this call ran (encryptions + products + decryptions + rotations). */
   heOperations: number;
+  /** The same, by kind, with the bytes encrypted (absent: the engine does not count them). */
+  heCounts?: HeOperations;
+  /**
+   * Positions the engine recomputed beyond this call's input (a session whose KV cache was
+   * lent to another and is rebuilt from its history). The server charges them to the
+   * client's rate limit and reports them; an engine whose sessions own their caches reports 0.
+   */
+  replayedPositions?: number;
   dpSigma: number;
   /** Cumulative privacy spent by the session's DP releases (when DP is on). */
   privacy?: { epsilon: number; delta: number; accountant: string; releases: number };

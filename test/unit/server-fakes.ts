@@ -10,6 +10,8 @@ import type { SplitEngine, SplitEngineConfig, SplitForwardResult, SplitHead, Spl
 export class FakeService implements GenerationService {
   disposed = false;
   calls: Array<{ prompt: string; options: PipelineOptions }> = [];
+  /** Generations run concurrently here (each is its own timer loop). */
+  concurrency = 8;
   /** Milliseconds each token takes (a timer, so the event loop stays free). */
   constructor(public tokenMs = 1) {}
 
