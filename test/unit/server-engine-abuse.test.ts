@@ -13,14 +13,14 @@ import { layoutOperations, totalHeOperations } from '../../src/pipeline/he-ops';
 import { packingLayout } from '../../src/pipeline/native';
 import type { Pipeline } from '../../src/pipeline/pipeline';
 import type { HeOperations } from '../../src/pipeline/types';
-import type { Engines } from '../../src/server/engines';
 import { decodeValues } from '../../src/server/hidden-codec';
-import { startServer, TensafeServer } from '../../src/server/server';
+import type { TensafeServer } from '../../src/server/server';
 import type { SplitSession } from '../../src/server/split-engine';
 import { getJson, postJson, WsClient } from './server-client';
-import { openTinyEngines } from './server-page-service';
+import { openTinyServer, type TinyServer } from './server-page-service';
 
-let engines: Engines & { cleanup: () => void };
+let tiny: TinyServer;
+let engines: TinyServer['engines'];
 let pipeline: Pipeline;
 let server: TensafeServer;
 let base: string;
@@ -30,21 +30,12 @@ let local: Model;
 const QUERY = 'What is a savings account?';
 
 beforeAll(async () => {
-  engines = await openTinyEngines();
-  pipeline = engines.service as Pipeline;
-  const s = await startServer({ service: engines.service, split: engines.split, port: 0, ownEngines: false, rateLimit: { perMinute: 1_000_000, burst: 100_000 } });
-  server = s.server;
-  base = s.url;
-  wsBase = base.replace('http', 'ws');
-  local = await Model.load('tiny', { backend: 'cpu', seed: 0, contextLength: 2048 });
+  tiny = await openTinyServer({ localContext: 2048 });
+  ({ engines, pipeline, server, base, wsBase, local } = tiny);
 });
 
 afterAll(async () => {
-  await server?.close(1000);
-  local?.dispose();
-  await engines?.split?.dispose();
-  await engines?.service.dispose();
-  engines?.cleanup();
+  await tiny?.close();
 });
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];

@@ -9,15 +9,15 @@ import * as vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Model } from '../../src/engine/model';
 import type { Pipeline } from '../../src/pipeline/pipeline';
-import type { Engines } from '../../src/server/engines';
 import { decodeValues, encodeValues, packFrame, unpackFrame } from '../../src/server/hidden-codec';
 import { ModelHead, ModelSplitEngine } from '../../src/server/model-split-engine';
-import { startServer, TensafeServer } from '../../src/server/server';
+import type { TensafeServer } from '../../src/server/server';
 import { SplitClient } from '../../src/server/split-client';
 import { getJson, WsClient } from './server-client';
-import { openTinyEngines } from './server-page-service';
+import { openTinyServer, type TinyServer } from './server-page-service';
 
-let engines: Engines & { cleanup: () => void };
+let tiny: TinyServer;
+let engines: TinyServer['engines'];
 let pipeline: Pipeline;
 let server: TensafeServer;
 let base: string;
@@ -27,21 +27,12 @@ let local: Model;
 const QUERY = 'What is a savings account?';
 
 beforeAll(async () => {
-  engines = await openTinyEngines();
-  pipeline = engines.service as Pipeline;
-  const s = await startServer({ service: engines.service, split: engines.split, port: 0, ownEngines: false, rateLimit: { perMinute: 1_000_000, burst: 100_000 } });
-  server = s.server;
-  base = s.url;
-  wsBase = base.replace('http', 'ws');
-  local = await Model.load('tiny', { backend: 'cpu', seed: 0, contextLength: 256 });
+  tiny = await openTinyServer({ localContext: 256 });
+  ({ engines, pipeline, server, base, wsBase, local } = tiny);
 });
 
 afterAll(async () => {
-  await server?.close(1000);
-  local?.dispose();
-  await engines?.split?.dispose();
-  await engines?.service.dispose();
-  engines?.cleanup();
+  await tiny?.close();
 });
 
 async function collect(gen: AsyncGenerator<any, any>): Promise<{ events: any[]; summary: any }> {
