@@ -13,7 +13,7 @@ import { decodeValues, encodeValues, packFrame } from '../../src/server/hidden-c
 import { startServer, TensafeServer, type ServerOptions } from '../../src/server/server';
 import { SplitClient } from '../../src/server/split-client';
 import type { SplitHead } from '../../src/server/split-engine';
-import { getJson, postJson, rawRequest, WsClient } from './server-client';
+import { getJson, postJson, rawRequest, stallMeter, WsClient } from './server-client';
 import { FakeService, FakeSplit, NativeLikeSplit } from './server-fakes';
 
 const TOKEN = 'test-token-0123456789abcdef';
@@ -36,20 +36,14 @@ afterEach(async () => {
   vi.restoreAllMocks();
 });
 
-/** Largest gap between ticks of a 10 ms timer while `fn` runs: the event loop's worst stall. */
+/** The event loop's worst stall while `fn` runs. */
 async function worstStall<T>(fn: () => Promise<T>): Promise<{ result: T; stallMs: number }> {
-  let last = performance.now();
-  let worst = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    worst = Math.max(worst, now - last);
-    last = now;
-  }, 10);
+  const meter = stallMeter();
   try {
     const result = await fn();
-    return { result, stallMs: worst };
+    return { result, stallMs: meter.stop() };
   } finally {
-    clearInterval(timer);
+    meter.stop();
   }
 }
 

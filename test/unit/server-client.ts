@@ -166,3 +166,20 @@ export function rawRequest(
   }
   return { response, request };
 }
+
+/** The event loop's worst stall from now until stop(): the largest gap between ticks of a 10 ms timer. */
+export function stallMeter(): { stop: () => number } {
+  let last = performance.now();
+  let worst = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    worst = Math.max(worst, now - last);
+    last = now;
+  }, 10);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return Math.max(worst, performance.now() - last);
+    },
+  };
+}

@@ -17,7 +17,7 @@ import * as vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelHead } from '../../src/server/model-split-engine';
 import { SplitClient } from '../../src/server/split-client';
-import { getJson, postJson, rawRequest, WsClient } from './server-client';
+import { getJson, postJson, rawRequest, stallMeter, WsClient } from './server-client';
 import { openTinyServer, type TinyServer } from './server-page-service';
 
 const CLIENTS = 32;
@@ -180,13 +180,8 @@ describe('soak (bounded)', () => {
     while (tiny.server.stats().sessions.sessions > 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
     const before = await memory();
 
-    let last = performance.now();
+    const meter = stallMeter();
     let stallMs = 0;
-    const ticker = setInterval(() => {
-      const now = performance.now();
-      stallMs = Math.max(stallMs, now - last);
-      last = now;
-    }, 10);
     const health: Array<{ status: number; ms: number }> = [];
     let probing = true;
     const prober = (async () => {
@@ -210,7 +205,7 @@ describe('soak (bounded)', () => {
     } finally {
       probing = false;
       await prober;
-      clearInterval(ticker);
+      stallMs = meter.stop();
     }
     expect(done.length).toBe(CLIENTS * STEPS);
     expect(stallMs).toBeLessThan(STALL_MS);
