@@ -177,7 +177,8 @@ export async function runServe(argv: string[]): Promise<void> {
   if (token) console.log(`tensafe serve: a bearer token is required (from ${args.token ? '--token' : 'TENSAFE_TOKEN'}; open the page as ${url}/#token=...)`);
   console.log(
     `tensafe serve: ${url}  (model ${d.model}, ${d.backend}, poly_n ${d.polyN}, experts ${engines.service.experts().join(', ') || 'none'}` +
-      `${engines.split ? ', split on' : ''}, DP ${args.dp ? `${args.dp.mechanism} eps ${args.dp.epsilon ?? 1} delta ${args.dp.delta ?? 1e-5}` : 'off'})`,
+      `${engines.split ? ', split on' : ''}, DP ${args.dp ? `${args.dp.mechanism} eps ${args.dp.epsilon ?? 1} delta ${args.dp.delta ?? 1e-5}` : 'off'}, ` +
+      `generation slots ${server.stats().gate.limit}${server.stats().gate.limit < args.maxConcurrent ? ` (what the pipeline runs at once; others queue)` : ''})`,
   );
   await new Promise<void>((resolve) => {
     let stopping = false;

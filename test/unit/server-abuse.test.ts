@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import { parseServeArgs } from '../../src/cli/serve';
+import { parseServeArgs, runServe } from '../../src/cli/serve';
 import { tokenProtocols } from '../../src/server/guards';
 import { decodeValues, encodeValues, packFrame } from '../../src/server/hidden-codec';
 import { startServer, TensafeServer, type ServerOptions } from '../../src/server/server';
@@ -129,13 +129,21 @@ describe('who may connect (defect 3)', () => {
     expect(() => new TensafeServer({ service: new FakeService(0), token: 'short' })).toThrow(/at least 16 characters/);
   });
 
-  it('tensafe serve reads --token, --allow-host and --allow-origin', () => {
+  it('tensafe serve reads --token, --allow-host and --allow-origin, and refuses a public host without a token', async () => {
     expect(parseServeArgs(['--token', TOKEN, '--allow-host', 'a.test,b.test', '--allow-host', 'c.test', '--allow-origin', 'https://app.example'])).toMatchObject({
       token: TOKEN,
       allowHosts: ['a.test', 'b.test', 'c.test'],
       allowOrigins: ['https://app.example'],
     });
     expect(() => parseServeArgs(['--token', 'abc'])).toThrow(/--token must be at least 16 characters/);
+    // Refused before any engine loads.
+    const saved = process.env.TENSAFE_TOKEN;
+    delete process.env.TENSAFE_TOKEN;
+    try {
+      await expect(runServe(['--host', '0.0.0.0', '--port', '0'])).rejects.toThrow(/--host 0\.0\.0\.0 is not a loopback address: set TENSAFE_TOKEN/);
+    } finally {
+      if (saved !== undefined) process.env.TENSAFE_TOKEN = saved;
+    }
     expect(() => parseServeArgs(['--allow-origin', 'https://app.example/path'])).toThrow(/scheme:\/\/host\[:port\]/);
   });
 });
