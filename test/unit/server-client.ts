@@ -1,5 +1,6 @@
 /** Small loopback clients for the server tests: JSON over WebSocket, HTTP with fetch or raw node:http. */
 import * as http from 'node:http';
+import { Worker } from 'node:worker_threads';
 import WebSocket from 'ws';
 
 export interface WsOpenOptions {
@@ -167,19 +168,58 @@ export function rawRequest(
   return { response, request };
 }
 
-/** The event loop's worst stall from now until stop(): the largest gap between ticks of a 10 ms timer. */
-export function stallMeter(): { stop: () => number } {
-  let last = performance.now();
-  let worst = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    worst = Math.max(worst, now - last);
-    last = now;
-  }, 10);
+/** Tick times (ms since the process's time origin, comparable across threads) of a 10 ms timer. */
+const TICKER = `
+const { parentPort } = require('node:worker_threads');
+const ticks = [];
+const t = setInterval(() => ticks.push(performance.timeOrigin + performance.now()), 10);
+parentPort.once('message', () => { clearInterval(t); parentPort.postMessage(ticks); });`;
+
+export interface Stall {
+  /** The main thread's largest gap between ticks, ms. */
+  worstMs: number;
+  /**
+   * The largest part of a main-thread gap during which a sibling thread kept ticking: time the
+   * main thread itself was blocked (a native call waiting, a long computation), not time the
+   * whole process waited for a CPU (other processes on a shared machine).
+   */
+  mainOnlyMs: number;
+}
+
+/** Measures the event loop's stalls from now until stop() (10 ms timers on the main thread and on a sibling). */
+export function stallMeter(): { stop: () => Promise<Stall> } {
+  const now = () => performance.timeOrigin + performance.now();
+  const main: number[] = [now()];
+  const timer = setInterval(() => main.push(now()), 10);
+  const sibling = new Worker(TICKER, { eval: true });
   return {
-    stop: () => {
+    stop: async () => {
       clearInterval(timer);
-      return Math.max(worst, performance.now() - last);
+      main.push(now());
+      const side = await new Promise<number[]>((resolve) => {
+        sibling.once('message', resolve);
+        sibling.postMessage('stop');
+      });
+      await sibling.terminate();
+      let worstMs = 0;
+      let mainOnlyMs = 0;
+      let j = 0;
+      for (let i = 1; i < main.length; i++) {
+        const a = main[i - 1];
+        const b = main[i];
+        worstMs = Math.max(worstMs, b - a);
+        // The sibling's largest silence inside (a, b): what the whole process waited.
+        while (j < side.length && side[j] <= a) j++;
+        let prev = a;
+        let silence = 0;
+        for (let k = j; k < side.length && side[k] < b; k++) {
+          silence = Math.max(silence, side[k] - prev);
+          prev = side[k];
+        }
+        silence = Math.max(silence, b - prev);
+        mainOnlyMs = Math.max(mainOnlyMs, b - a - silence);
+      }
+      return { worstMs, mainOnlyMs };
     },
   };
 }

@@ -4,7 +4,8 @@
  * (192 in all: chat streams with HE and without, split generations with a local head, HTTP split
  * forwards racing on one session, cancels, malformed and non-UTF-8 frames, oversized frames and
  * bodies, refused Hosts and Origins, aborted uploads). Asserted, each with its bound:
- *  - no event-loop stall above STALL_MS (a 10 ms timer's largest gap, over the whole run);
+ *  - no event-loop stall above STALL_MS (a 10 ms timer's largest gap while a sibling thread kept
+ *    ticking, over the whole run; STALL_WALL_MS in wall time);
  *  - no lost or duplicated tokens: every stream's indices run 0..n-1 and its ids are the
  *    in-process pipeline's (greedy), every split generation's ids too;
  *  - /health answers every probe (every 100 ms) with 200 within HEALTH_MS;
@@ -17,14 +18,20 @@ import * as vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelHead } from '../../src/server/model-split-engine';
 import { SplitClient } from '../../src/server/split-client';
-import { getJson, postJson, rawRequest, stallMeter, WsClient } from './server-client';
+import { getJson, postJson, rawRequest, stallMeter, WsClient, type Stall } from './server-client';
 import { openTinyServer, type TinyServer } from './server-page-service';
 
 const CLIENTS = 32;
 const STEPS = 6;
 const KINDS = 8;
-/** Largest event-loop stall allowed (the issue's freeze was 20 s; a request must never wait for the engine on the main thread). */
+/**
+ * Largest event-loop stall allowed: of the main thread itself (a sibling thread kept ticking
+ * meanwhile: the engine's work or a wait blocked the loop) STALL_MS, and in wall time, the
+ * whole process waiting for a CPU included (a shared 2-core machine), STALL_WALL_MS. The issue's
+ * freeze was 20 s; a request must never wait for the engine on the main thread.
+ */
 const STALL_MS = 500;
+const STALL_WALL_MS = 3000;
 /** Slowest /health answer allowed (a fresh connection each probe; the issue saw 19.7 s). */
 const HEALTH_MS = 1500;
 const MEMORY_MARGIN = 16 * 1024 * 1024;
@@ -181,7 +188,7 @@ describe('soak (bounded)', () => {
     const before = await memory();
 
     const meter = stallMeter();
-    let stallMs = 0;
+    let stall: Stall = { worstMs: Infinity, mainOnlyMs: Infinity };
     const health: Array<{ status: number; ms: number }> = [];
     let probing = true;
     const prober = (async () => {
@@ -205,10 +212,11 @@ describe('soak (bounded)', () => {
     } finally {
       probing = false;
       await prober;
-      stallMs = meter.stop();
+      stall = await meter.stop();
     }
     expect(done.length).toBe(CLIENTS * STEPS);
-    expect(stallMs).toBeLessThan(STALL_MS);
+    expect(stall.mainOnlyMs).toBeLessThan(STALL_MS);
+    expect(stall.worstMs).toBeLessThan(STALL_WALL_MS);
     expect(health.length).toBeGreaterThan(5);
     expect(health.every((h) => h.status === 200)).toBe(true);
     expect(Math.max(...health.map((h) => h.ms))).toBeLessThan(HEALTH_MS);
@@ -221,6 +229,6 @@ describe('soak (bounded)', () => {
     expect(after - before).toBeLessThan(MEMORY_MARGIN);
     const routes = (await getJson(`${tiny.base}/api/v1/metrics`)).body.routes;
     expect(routes['POST /api/v1/split/forward'].aborted).toBeGreaterThan(0); // the abandoned uploads, not errors
-    console.log(`soak: ${CLIENTS * STEPS} interactions in ${((Date.now() - t0) / 1000).toFixed(1)} s, worst event-loop stall ${stallMs.toFixed(0)} ms, /health max ${Math.max(...health.map((h) => h.ms)).toFixed(0)} ms over ${health.length} probes, memory ${((after - before) / 1048576).toFixed(1)} MiB over baseline`);
+    console.log(`soak: ${CLIENTS * STEPS} interactions in ${((Date.now() - t0) / 1000).toFixed(1)} s, worst event-loop stall ${stall.mainOnlyMs.toFixed(0)} ms of the main thread (${stall.worstMs.toFixed(0)} ms wall), /health max ${Math.max(...health.map((h) => h.ms)).toFixed(0)} ms over ${health.length} probes, memory ${((after - before) / 1048576).toFixed(1)} MiB over baseline`);
   }, 120_000);
 });
