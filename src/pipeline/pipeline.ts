@@ -221,9 +221,10 @@ export class Pipeline implements GenerationService {
       const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
       const events: TokenEvent[] = [];
       let text = '';
-      // HE work per token: the generator's HE applications (releases, reset by start) since the previous token.
-      const heCount = o.mode === 'he-lora' ? gen.info() : undefined;
-      let releasesBefore = 0;
+      // HE work per token, from the generator's layouts (read once, not per token): every HE
+      // site runs once per position the step computes (the prompt's positions on the first token
+      // for placement layers; final-hidden only ever the last position).
+      const heLayouts = o.mode === 'he-lora' ? gen.info() : undefined;
       let t0 = process.hrtime.bigint();
       let step = await gen.start(Int32Array.from(ids), { temperature: o.temperature, topK: o.topK, topP: o.topP, seed });
       let decodeMs = 0;
@@ -233,10 +234,9 @@ export class Pipeline implements GenerationService {
         const piece = this.tokenText(stream, step.token);
         text += piece;
         const ev: TokenEvent = { index: i, id: step.token, text: piece, stages: toStageTimes(step.stages, this.stageNames), totalMs };
-        if (heCount) {
-          const releasesNow = gen.info().releases;
-          ev.he = heOperationsOf(heCount, releasesNow - releasesBefore);
-          releasesBefore = releasesNow;
+        if (heLayouts) {
+          const positions = o.placement === 'layers' && i === 0 ? ids.length : 1;
+          ev.he = heOperationsOf(heLayouts, heLayouts.heSites * positions);
         }
         events.push(ev);
         yield ev;

@@ -157,6 +157,10 @@ describe('HE operation counts (defect 6)', () => {
     const scale = (o: HeOperations, k: number) => ({ encryptions: o.encryptions * k, products: o.products * k, decryptions: o.decryptions * k, rotations: o.rotations * k, ciphertextBytes: o.ciphertextBytes * k });
     expect(run.events[0].he).toEqual(scale(perPosition, promptLength));
     for (const ev of run.events.slice(1)) expect(ev.he).toEqual(perPosition);
+    // What the generator really ran: its releases (one per site per position) match the counts.
+    const info = (pipeline as unknown as { generators: Map<string, { info(): { releases: number; heSites: number } }> }).generators;
+    const ran = [...info.values()].map((g) => g.info()).find((x) => x.heSites === adapter.pairs.length)!;
+    expect(ran.releases).toBe(ran.heSites * (promptLength + run.events.length - 1));
     const base0 = await pipeline.run(QUERY, { mode: 'base', maxTokens: 2 });
     expect(base0.events[0].he).toBeUndefined();
   });
