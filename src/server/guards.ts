@@ -14,7 +14,8 @@
  *    binds), requests must carry `Authorization: Bearer <token>`, or, from a browser's
  *    WebSocket (which cannot set headers), the subprotocol `tensafe.bearer.<base64url(token)>`
  *    next to `tensafe`. Compared in constant time (SHA-256 digests, timingSafeEqual). The
- *    health probe and the page's static files need no token (they carry no data).
+ *    health probe and the page's static files need neither token nor Origin (they carry no data
+ *    and change nothing; a link from another site opens the page), only the Host check.
  *
  * Each check throws a RequestError (400 / 401 / 403) that says what was refused and how to fix it;
  * `refuseUpgrade` answers a refused WebSocket upgrade on the raw socket.
@@ -144,11 +145,16 @@ export function checkToken(req: IncomingMessage, policy: AccessPolicy): void {
   if (!sameSecret(given, policy.token)) throw new RequestError('wrong token', { status: 401, code: 'unauthorized' });
 }
 
-/** Every check, in order: Host (rebinding), Origin (cross-site pages), then the token. */
-export function checkAccess(req: IncomingMessage, policy: AccessPolicy, opts: { tokenRequired?: boolean } = {}): void {
+/**
+ * Every check, in order: Host (rebinding), Origin (cross-site pages), then the token. A `public`
+ * resource (the page's static files, the health probe: no data, no side effect) gets the Host
+ * check only, so a link from another site still opens the page.
+ */
+export function checkAccess(req: IncomingMessage, policy: AccessPolicy, opts: { public?: boolean } = {}): void {
   checkHost(req, policy);
+  if (opts.public) return;
   checkOrigin(req, policy);
-  if (opts.tokenRequired ?? true) checkToken(req, policy);
+  checkToken(req, policy);
 }
 
 /** ws `handleProtocols`: selects `tensafe` when offered (a token subprotocol is never echoed). */

@@ -298,8 +298,8 @@ export async function handleHttp(ctx: HttpContext, req: IncomingMessage, res: Se
   const { controller, done } = track(ctx, closed.signal);
   try {
     // Who may ask: Host (DNS rebinding), Origin (other sites' pages), then the token; the health
-    // probe and the page's files need no token (they hold no data).
-    checkAccess(req, ctx.access, { tokenRequired: url.pathname !== '/health' && !ctx.staticFiles.has(url.pathname) });
+    // probe and the page's files only need the Host check (they hold no data, change nothing).
+    checkAccess(req, ctx.access, { public: url.pathname === '/health' || ((req.method === 'GET' || req.method === 'HEAD') && ctx.staticFiles.has(url.pathname)) });
     const method = req.method ?? 'GET';
     const only = (m: string) => {
       if (method !== m) throw new RequestError(`${url.pathname} takes ${m}, not ${method}`, { status: 405, code: 'method_not_allowed' });

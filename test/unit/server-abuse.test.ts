@@ -79,6 +79,8 @@ describe('who may connect (defect 3)', () => {
     }
     // A cross-site GET carries no Origin (an <img> or no-cors fetch); Sec-Fetch-Site gives it away.
     expect((await rawRequest(`${s.url}/api/v1/split/selftest?max_tokens=2`, { headers: { 'Sec-Fetch-Site': 'cross-site' } }).response).status).toBe(403);
+    // The page itself may be opened from a link on another site (it holds no data, runs nothing).
+    expect((await rawRequest(`${s.url}/`, { headers: { 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'navigate' } }).response).status).toBe(200);
     expect(s.service.calls.length).toBe(calls);
     for (const origin of [`http://127.0.0.1:${s.port}`, 'https://app.example']) {
       expect((await rawRequest(`${s.url}/api/v1/chat/compare`, { method: 'POST', headers: { Origin: origin }, body }).response).status, origin).toBe(200);
