@@ -91,9 +91,10 @@ export async function runForward(
     key,
     () => engine.createSession(),
     async (session) => {
-      // The session's turn: no other request of it runs, so its reset and length are exact.
+      // The session's turn: no other request of it runs, so its length is exact; a new sequence
+      // holds nothing (an engine may queue its reset behind earlier work of the session).
       if (!req.incremental) await session.reset();
-      const cachedSeqLen = session.length;
+      const cachedSeqLen = req.incremental ? session.length : 0;
       const capacity = engine.config().contextLength;
       if (cachedSeqLen + n > capacity) {
         throw new RequestError(`the session holds ${cachedSeqLen} positions; ${n} more exceed the context of ${capacity}`, {
@@ -106,7 +107,8 @@ export async function runForward(
         const result = await session.forward(req.input, { expert: req.expert, useHe: req.useHe });
         // A replay (the engine rebuilt a lost cache) is work this client caused: charge it.
         if (result.replayedPositions) ctx.limiter.charge(client, forwardCost(false, result.replayedPositions + 1));
-        return { req, result, cachedSeqLen, totalMs: performance.now() - t0 };
+        // The engine's own count (taken in the session's order of calls) when it gives one.
+        return { req, result, cachedSeqLen: result.cachedSeqLen ?? cachedSeqLen, totalMs: performance.now() - t0 };
       } finally {
         release();
       }

@@ -77,6 +77,8 @@ export interface SplitForwardResult {
   privacy?: { epsilon: number; delta: number; accountant: string; releases: number };
   /** The expert actually applied ('none' when HE/adapters were off). */
   expert: string;
+  /** Positions the session held before this forward (measured in the session's order of calls). */
+  cachedSeqLen?: number;
 }
 
 /** One client sequence on the server: its KV cache. */

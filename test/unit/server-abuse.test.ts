@@ -327,6 +327,18 @@ describe('split sessions under concurrency (defects 1 and 2)', () => {
     expect((await fwd({ token_ids: [1], incremental: true })).body.cached_seq_len).toBe(40);
   });
 
+  it('a session whose engine queues its reset (the context engine) starts over without being refused as full', async () => {
+    const split = new NativeLikeSplit(0, 64);
+    split.queuedReset = true;
+    const s = await serve({ split });
+    const fwd = (body: Record<string, unknown>) => postJson(`${s.url}/api/v1/split/forward`, { session_id: 'z', ...body });
+    expect((await fwd({ token_ids: Array(60).fill(1) })).status).toBe(200);
+    const again = await fwd({ token_ids: Array(10).fill(2) }); // a new sequence: 10 of 64
+    expect(again.status).toBe(200);
+    expect(again.body.cached_seq_len).toBe(0);
+    expect((await fwd({ token_ids: [3], incremental: true })).body.cached_seq_len).toBe(10);
+  });
+
   it('replayed positions are shown to the client and charged to its rate limit', async () => {
     const split = new NativeLikeSplit(0);
     split.replayedPositions = 1000; // an engine that rebuilt a lost cache of 1000 positions

@@ -172,6 +172,8 @@ export class NativeLikeSplit extends FakeSplit {
   overlaps = 0;
   /** Positions a forward reports as replayed (an engine that rebuilds lost caches). */
   replayedPositions = 0;
+  /** reset() queued behind the session's work (the context engine) instead of run at once. */
+  queuedReset = false;
   constructor(
     public msPerPosition = 1,
     public contextLength = 4096,
@@ -198,15 +200,23 @@ export class NativeLikeSplit extends FakeSplit {
       },
       reset() {
         if (inFlight > 0) engine.overlaps++;
+        const clear = () => {
+          epoch++;
+          sum.fill(0);
+          length = 0;
+        };
+        if (engine.queuedReset) {
+          setTimeout(clear, 0); // takes effect later, before the next forward's work
+          return;
+        }
         while (performance.now() < busyUntil) {
           // the native mutex: the calling thread waits for the running forward
         }
-        epoch++;
-        sum.fill(0);
-        length = 0;
+        clear();
       },
       forward: async (input: SplitInput): Promise<SplitForwardResult> => {
         if (inFlight > 0) engine.overlaps++;
+        if (engine.queuedReset) await new Promise((r) => setTimeout(r, 0)); // a queued reset runs first
         const n = input.kind === 'tokens' ? input.ids.length : input.seqLen;
         if (length + n > engine.contextLength) {
           throw new RequestError(`the session holds ${length} positions; ${n} more exceed the context`, { code: 'context_full' });
