@@ -45,15 +45,21 @@ export function clientKey(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? 'unknown';
 }
 
-/** Refuses with 429 when the client has fewer than `cost` requests left (default 1). */
+/**
+ * Refuses with 429 when the client has fewer than `cost` requests left (default 1). A cost above
+ * the bucket's size is taken up to the size and the rest charged as debt (the client then waits
+ * for the refill), so a large request stays possible under a small limit.
+ */
 export function checkRate(ctx: ServerContext, client: string, cost = 1): void {
   if (cost <= 0) return;
-  if (!ctx.limiter.take(client, cost)) {
+  const upfront = Math.min(cost, ctx.limiter.burst);
+  if (!ctx.limiter.take(client, upfront)) {
     throw new RequestError(
-      `rate limit exceeded (${ctx.limiter.perMinute} requests per minute${cost > 1 ? `; this request costs ${cost}` : ''}); retry in ${ctx.limiter.retryAfterS(client, cost)} s`,
+      `rate limit exceeded (${ctx.limiter.perMinute} requests per minute${cost > 1 ? `; this request costs ${cost}` : ''}); retry in ${ctx.limiter.retryAfterS(client, upfront)} s`,
       { status: 429, code: 'rate_limited' },
     );
   }
+  ctx.limiter.charge(client, cost - upfront);
 }
 
 export function requireSplit(ctx: ServerContext): SplitEngine {

@@ -369,6 +369,15 @@ describe('split sessions under concurrency (defects 1 and 2)', () => {
     expect((await postJson(`${s.url}/api/v1/split/forward`, { session_id: 'l', token_ids: [1], incremental: true })).status).toBe(200); // a step is free
   });
 
+  it('under a limit smaller than a request costs, the request still runs and its cost is owed', async () => {
+    const s = await serve({ split: new NativeLikeSplit(0, 2048), rateLimit: { perMinute: 60, burst: 1 } });
+    const big = await postJson(`${s.url}/api/v1/split/forward`, { session_id: 'm', token_ids: Array(1000).fill(1) }); // costs 4, the bucket holds 1
+    expect(big.status).toBe(200);
+    const next = await postJson(`${s.url}/api/v1/split/forward`, { session_id: 'n', token_ids: [1] });
+    expect(next.status).toBe(429); // 3 owed, debt bounded by the bucket: 2 s to wait
+    expect(Number((next.body.error as string).match(/retry in (\d+) s/)![1])).toBe(2);
+  });
+
   it('a session reclaimed by the cap or the idle timeout is visible: continuing it incrementally over WebSocket gets session_expired', async () => {
     const s = await serve({ sessions: { max: 2, idleMs: 150, sweepMs: 20 } });
     const c = await WsClient.open(`${s.ws}/api/v1/split/stream`);
