@@ -40,10 +40,15 @@ export interface WsEndpoint {
 /** A chat request is at most a 10000-character query and a few fields: 128 KiB is ample. */
 export const CHAT_MAX_FRAME = 128 * 1024;
 
+/** Bytes of a full context of float32 rows as base64 (0 without a split engine). */
+function fullContextBase64(split?: SplitEngine): number {
+  const cfg = split?.config();
+  return cfg ? Math.ceil((cfg.contextLength * cfg.hiddenSize * 4 * 4) / 3) : 0;
+}
+
 /** The largest split frame: a full context of base64 float32 rows plus the other fields. */
 export function splitMaxFrame(ctx: ServerContext): number {
-  const cfg = ctx.split?.config();
-  return cfg ? Math.ceil((cfg.contextLength * cfg.hiddenSize * 4 * 4) / 3) + (1 << 16) : 1 << 16;
+  return fullContextBase64(ctx.split) + (1 << 16);
 }
 
 /** The WebSocket endpoints (the private mode adds its own entry here). */
@@ -111,8 +116,6 @@ export class TensafeServer {
     // cache, one generation), so a client holding a slot is generating, not silently waiting.
     const serviceSlots = Math.max(1, Math.floor(options.service.concurrency ?? 1));
     const maxQueue = options.maxQueue ?? 256;
-    const splitCfg = options.split?.config();
-    const fullContext = splitCfg ? Math.ceil((splitCfg.contextLength * splitCfg.hiddenSize * 16) / 3) : 0;
     this.maxConnections = options.maxConnections ?? 512;
     this.ctx = {
       service: options.service,
@@ -127,7 +130,7 @@ export class TensafeServer {
       closing: false,
       flow: { ...DEFAULT_FLOW, ...(options.flow ?? {}) },
       access: accessPolicy({ token: options.token, allowedHosts: options.allowedHosts, allowedOrigins: options.allowedOrigins }),
-      uploads: new ByteBudget(options.uploadBudgetBytes ?? Math.max(64 << 20, 4 * fullContext)),
+      uploads: new ByteBudget(options.uploadBudgetBytes ?? Math.max(64 << 20, 4 * fullContextBase64(options.split))),
       staticFiles: loadStatic(options.publicDir ?? defaultPublicDir()),
       selftestHeads: new Map(),
       maxBodyBytes: options.maxBodyBytes ?? 1 << 20,
