@@ -158,6 +158,9 @@ class CkksContext {
   Ciphertext mod_switch(const Ciphertext& a) const;
   Ciphertext rotate(const Ciphertext& a, std::int64_t steps, const GaloisKeys& gk) const;
 
+  // Raw words of a ciphertext (c0 then c1, NTT domain): for comparing backends.
+  std::vector<std::uint64_t> ciphertext_words(const Ciphertext& ct) const;
+
   // serialisation (versioned header, fingerprint, lengths, checksum)
   std::vector<std::uint8_t> serialize(const Ciphertext& ct) const;
   std::vector<std::uint8_t> serialize(const Plaintext& pt) const;

@@ -7,6 +7,7 @@
 
 #include "ckks/parallel.h"
 #include "ckks/sampling.h"
+#include "ckks/valcheck.h"
 #include "common/errors.h"
 
 namespace tensafe::ckks {
@@ -59,9 +60,8 @@ void CkksContext::add_encryption_of_zero(std::uint64_t* c0_out, std::uint64_t* c
 }
 
 Ciphertext CkksContext::encrypt(const Plaintext& pt, const PublicKey& pk) {
-  check_owner(pt.context_id, "plaintext");
+  valcheck::operand_plaintext(*this, pt, "encode a new one to encrypt");
   check_owner(pk.context_id, "publicKey");
-  if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result); encode a new one to encrypt");
   const std::uint64_t n = this->n();
   const std::size_t l = pt.limbs;
   Ciphertext ct;
@@ -100,9 +100,8 @@ void CkksContext::expand_seed(const ChaChaKey& seed, std::size_t limbs, std::uin
 }
 
 Ciphertext CkksContext::encrypt_symmetric(const Plaintext& pt, const SecretKey& sk, bool compact) {
-  check_owner(pt.context_id, "plaintext");
+  valcheck::operand_plaintext(*this, pt, "encode a new one to encrypt");
   check_owner(sk.context_id, "secretKey");
-  if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result); encode a new one to encrypt");
   const std::uint64_t n = this->n();
   const std::size_t l = pt.limbs;
   const std::uint64_t sid = next_stream();
