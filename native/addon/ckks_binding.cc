@@ -107,6 +107,14 @@ void Register(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return SampleTesting(i, false); }, "sampleUniformExact"));
   testing.Set("sampleCentered",
               Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return SampleTesting(i, true); }, "sampleCentered"));
+  // ckksTesting.externalMemory(): V8's count of external bytes (what the handles report;
+  // process.memoryUsage() does not show it on Node 20).
+  testing.Set("externalMemory", Napi::Function::New(
+                                    env,
+                                    [](const Napi::CallbackInfo& i) {
+                                      return Napi::Number::New(i.Env(), double(Napi::MemoryManagement::AdjustExternalMemory(i.Env(), 0)));
+                                    },
+                                    "externalMemory"));
   exports.Set("ckksTesting", testing);
   exports.Set("ckksRules", ckks_options::rules(env));
   exports.Set("CkksContextCpu", CkksContextWrap<CpuTraits>::Define(env));

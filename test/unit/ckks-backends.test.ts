@@ -97,6 +97,52 @@ describe('one handle family; a context releases what it made', () => {
   });
 });
 
+describe('host memory of CKKS objects is reported to V8', () => {
+  const external = (): number => native().ckksTesting.externalMemory();
+  // V8 also counts the ArrayBuffers of the call arguments (a few bytes here and there).
+  const near = (got: number, want: number) => expect(Math.abs(got - want)).toBeLessThan(4096);
+
+  it('ciphertexts and keys add their bytes; dispose, context dispose and collection return them', async () => {
+    const v8 = await import('node:v8');
+    const vm = await import('node:vm');
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    // Other tests' dropped handles return their bytes when collected: collect them first.
+    const settle = async () => {
+      for (let i = 0; i < 3; i++) {
+        gc();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    await settle();
+    const c = Ckks.create({ polyN: 65536, backend: 'cpu' });
+    const n = 65536;
+    const base = external();
+    const sk = c.generateSecretKey(); // 2 limbs, with Shoup companions
+    near(external() - base, 2 * 2 * n * 8);
+    const pt = c.encode([1]);
+    near(external() - base, 4 * n * 8 + 2 * n * 8);
+    const cts = Array.from({ length: 3 }, () => c.encryptSymmetric(pt, sk));
+    near(external() - base, 6 * n * 8 + 3 * 4 * n * 8);
+    cts[0].dispose();
+    cts[0].dispose(); // twice is harmless
+    near(external() - base, 6 * n * 8 + 2 * 4 * n * 8);
+    c.prepareMultiplier(pt); // Shoup companions double the plaintext
+    near(external() - base, 8 * n * 8 + 2 * 4 * n * 8);
+    // a handle collected without dispose() returns its bytes too
+    await settle();
+    const before = external();
+    (() => {
+      c.encryptSymmetric(pt, sk); // dropped at once
+    })();
+    near(external() - before, 4 * n * 8);
+    await settle();
+    near(external(), before);
+    c.dispose();
+    near(external(), base);
+  });
+});
+
 describe('the HE-LoRA benchmark reports how its stages ran', () => {
   it('staged and streamed on the CPU: the same shape, the pipeline that ran, no note', async () => {
     const c = Ckks.create({ polyN: 8192, backend: 'cpu' });
