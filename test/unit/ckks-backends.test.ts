@@ -88,6 +88,20 @@ describe('one handle family; a context releases what it made', () => {
     await expect(pending).rejects.toThrow(/CkksContextCpu has been disposed/);
   });
 
+  it('`using` disposes a context (and so what it made) at the end of the block', () => {
+    let ct: ReturnType<Ckks['encrypt']>;
+    let pt: ReturnType<Ckks['encode']>;
+    {
+      using c = Ckks.create({ polyN: 8192, backend: 'cpu' });
+      using sk = c.generateSecretKey();
+      pt = c.encode([1]);
+      ct = c.encryptSymmetric(pt, sk);
+      expect(ct.disposed).toBe(false);
+    }
+    expect(ct.disposed).toBe(true);
+    expect(pt.disposed).toBe(true);
+  });
+
   it('handles made by one context cannot be used by a context that was disposed', () => {
     const c = Ckks.create({ polyN: 8192, backend: 'cpu' });
     const pt = c.encode([1]);
