@@ -67,6 +67,21 @@ export class Ckks {
   static limits(): NativeCkksRules['limits'] {
     return { ...(native().ckksRules as NativeCkksRules).limits };
   }
+  /** The ring dimensions a context accepts: the powers of two within limits(). */
+  static polyNs(): number[] {
+    const { minPolyN, maxPolyN } = Ckks.limits();
+    const out: number[] = [];
+    for (let n = minPolyN; n <= maxPolyN; n *= 2) out.push(n);
+    return out;
+  }
+  /**
+   * Checks a parameter set as Ckks.create would, without making a context: the same errors
+   * (ERR_TENSAFE_INSECURE above the 128-bit bound unless allowInsecure), and log2(Q*P) with
+   * its bound.
+   */
+  static checkParameters(options: CkksContextOptions): { logQP: number; maxLogQP128: number; belowSecurityBound: boolean } {
+    return callSync(() => (native().ckksRules as NativeCkksRules).checkParameters(options));
+  }
 
   info(): CkksContextInfo {
     return callSync(() => this.ctx.info());
@@ -165,10 +180,9 @@ export class Ckks {
   multiplyPlain(a: Ciphertext, b: Plaintext): Ciphertext {
     return new Ciphertext(callSync(() => this.ctx.multiplyPlain(a?.native, b?.native)));
   }
-  /** Speeds up later multiplyPlain calls by this plaintext (same results); a no-op where unsupported. */
+  /** Speeds up later multiplyPlain calls by this plaintext (same results; a no-op on the GPU). */
   prepareMultiplier(plaintext: Plaintext): void {
-    const fn = this.ctx.prepareMultiplier;
-    if (typeof fn === 'function') callSync(() => fn.call(this.ctx, plaintext?.native));
+    callSync(() => this.ctx.prepareMultiplier(plaintext?.native));
   }
   rescale(a: Ciphertext): Ciphertext {
     return new Ciphertext(callSync(() => this.ctx.rescale(a?.native)));
@@ -231,8 +245,16 @@ export class Ckks {
     return callAsync(() => this.ctx.benchmarkHeLora(options));
   }
 
+  /**
+   * Releases the context and every object it created (plaintexts, ciphertexts, keys, whether
+   * or not they were disposed already): host and device memory are freed at once, and later
+   * use of any of them throws ERR_TENSAFE_DISPOSED. Bytes it serialised stay valid.
+   */
   dispose(): void {
     this.ctx.dispose();
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
   }
   get disposed(): boolean {
     return this.ctx.disposed;
