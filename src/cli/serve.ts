@@ -11,6 +11,9 @@
  */
 import { startServer } from '../server/server';
 import { openEngines } from '../server/engines';
+import { Pipeline } from '../pipeline/pipeline';
+import { PrivateEngine } from '../server/private-engine';
+import { privateEndpoint } from '../server/private-server';
 import { isLoopbackHost } from '../server/guards';
 
 export interface ServeArgs {
@@ -158,7 +161,11 @@ export async function runServe(argv: string[]): Promise<void> {
     split: args.split,
     ...(args.dp ? { pipeline: { dp: args.dp } } : {}),
   });
+  // The private (client-key) endpoint over the same experts: the clients run the base model.
+  const pipe = engines.service instanceof Pipeline ? engines.service : undefined;
+  const privateEngine = pipe ? new PrivateEngine({ experts: pipe.expertSet, hiddenSize: pipe.modelConfig.hiddenSize, backend: pipe.backend }) : undefined;
   const { server, url } = await startServer({
+    endpoints: privateEngine ? [privateEndpoint(privateEngine)] : [],
     service: engines.service,
     split: engines.split,
     splitUnavailable: engines.splitUnavailable ?? (args.split ? undefined : 'started with --no-split'),
@@ -189,7 +196,10 @@ export async function runServe(argv: string[]): Promise<void> {
       }
       stopping = true;
       console.log(`tensafe serve: ${sig}, shutting down (streams get 5 s to finish)`);
-      void server.close(5000).then(resolve);
+      void server.close(5000).then(() => {
+        privateEngine?.dispose();
+        resolve();
+      });
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
