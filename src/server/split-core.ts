@@ -65,7 +65,8 @@ export async function runForward(ctx: ServerContext, key: string, owner: string 
         if (!req.incremental) session.reset();
         const cachedSeqLen = session.length;
         const result = await session.forward(req.input, { expert: req.expert, useHe: req.useHe });
-        return { req, result, cachedSeqLen, totalMs: performance.now() - t0 };
+        // The engine's own count (taken in the session's order of calls) when it gives one.
+        return { req, result, cachedSeqLen: result.cachedSeqLen ?? cachedSeqLen, totalMs: performance.now() - t0 };
       },
       owner,
     );

@@ -69,13 +69,16 @@ export interface SplitForwardResult {
   privacy?: { epsilon: number; delta: number; accountant: string; releases: number };
   /** The expert actually applied ('none' when HE/adapters were off). */
   expert: string;
+  /** Positions the session held before this forward (measured in the session's order of calls). */
+  cachedSeqLen?: number;
 }
 
 /** One client sequence on the server: its KV cache. */
 export interface SplitSession extends Disposable {
   /** Positions in the KV cache. */
   readonly length: number;
-  /** Empties the KV cache (a non-incremental forward starts a new sequence). */
+  /** Empties the KV cache (a non-incremental forward starts a new sequence); ordered with the
+   * session's forwards (a reset made while one runs takes effect after it). */
   reset(): void;
   /** Appends positions (embedding rows or token ids) and returns the last final hidden state. */
   forward(input: SplitInput, options: SplitForwardOptions): Promise<SplitForwardResult>;

@@ -27,6 +27,7 @@ CudaRuntimeInfo cuda_runtime_info() {
   return info;
 }
 bool cuda_available() { return false; }
+GpuMemoryInfo gpu_memory_info(int) { return GpuMemoryInfo{}; }
 #endif
 
 }  // namespace tensafe

@@ -3,6 +3,7 @@
 
 #include "common/device_info.h"
 #include "cuda/cuda_check.h"
+#include "cuda/device_buffer.h"
 
 namespace tensafe {
 
@@ -58,6 +59,25 @@ bool cuda_available() {
     return ok;
   }();
   return available;
+}
+
+GpuMemoryInfo gpu_memory_info(int device) {
+  GpuMemoryInfo m;
+  if (!cuda_available()) return m;
+  int count = 0;
+  CUDA_CHECK(cudaGetDeviceCount(&count));
+  if (device < 0 || device >= count)
+    throw ArgumentRangeError("device must be in [0, " + std::to_string(count - 1) + "], got " + std::to_string(device));
+  int previous = 0;
+  CUDA_CHECK(cudaGetDevice(&previous));
+  CUDA_CHECK(cudaSetDevice(device));
+  cudaError_t err = cudaMemGetInfo(&m.free_bytes, &m.total_bytes);
+  cudaSetDevice(previous);
+  if (err != cudaSuccess) cuda::throw_cuda_error(err, "cudaMemGetInfo", __FILE__, __LINE__);
+  m.available = true;
+  m.device = device;
+  m.allocated_bytes = static_cast<long long>(cuda::device_bytes_allocated().load());
+  return m;
 }
 
 }  // namespace tensafe
