@@ -65,8 +65,29 @@ Napi::Value GpuMemory(const Napi::CallbackInfo& info) {
   });
 }
 
+// useCudaDevice(device, option = 'device'): the JS thread's current CUDA device, for engine
+// objects made on it (a CKKS CUDA context); errors name `option`.
+Napi::Value UseCudaDevice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const std::string option = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "device";
+    const int device = static_cast<int>(require_int(require_arg(info, 0, option), option, 0, 1023));
+    use_cuda_device(device, option.c_str());
+    return env.Undefined();
+  });
+}
+
+// externalMemory() -> bytes of native memory reported to V8 (AdjustExternalMemory: the CPU
+// backend's weights and KV caches), which V8 weighs in its GC decisions. process.memoryUsage()
+// does not include it on Node 20.
+Napi::Value ExternalMemory(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0)));
+}
+
 void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("externalMemory", Napi::Function::New(env, ExternalMemory, "externalMemory"));
+  exports.Set("useCudaDevice", Napi::Function::New(env, UseCudaDevice, "useCudaDevice"));
   exports.Set("gpuMemory", Napi::Function::New(env, GpuMemory, "gpuMemory"));
 }
 

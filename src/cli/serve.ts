@@ -1,6 +1,6 @@
 /**
  * `tensafe serve [--host H] [--port P] [--model M] [--adapters DIR] [--poly-n N]
- *                [--backend auto|cpu|cuda] [--max-concurrent K] [--rate-limit RPM]
+ *                [--backend auto|cpu|cuda] [--device D] [--max-concurrent K] [--rate-limit RPM]
  *                [--max-sessions S] [--session-idle-s T] [--no-split]`
  *
  * Starts the HTTP/WebSocket server (src/server) over the HE-LoRA pipeline; SIGINT/SIGTERM
@@ -17,6 +17,8 @@ export interface ServeArgs {
   adapters?: string;
   polyN?: number;
   backend: 'auto' | 'cpu' | 'cuda';
+  /** CUDA device index (among CUDA_VISIBLE_DEVICES); implies --backend cuda under auto. */
+  device?: number;
   maxConcurrent: number;
   rateLimit: number;
   maxSessions: number;
@@ -27,7 +29,7 @@ export interface ServeArgs {
 }
 
 const usage = `usage: tensafe serve [--host 127.0.0.1] [--port 8095] [--model default|tiny|<dir>] [--adapters <dir>]
-                     [--poly-n 16384] [--backend auto|cpu|cuda] [--max-concurrent 2] [--rate-limit 600]
+                     [--poly-n 16384] [--backend auto|cpu|cuda] [--device 0] [--max-concurrent 2] [--rate-limit 600]
                      [--max-sessions 32] [--session-idle-s 300] [--no-split]
                      [--dp off|classic|analytic|original] [--epsilon 1] [--delta 1e-5]`;
 
@@ -70,6 +72,9 @@ export function parseServeArgs(argv: string[]): ServeArgs {
       case 'backend':
         if (v !== 'auto' && v !== 'cpu' && v !== 'cuda') throw new RangeError(`serve: --backend must be auto, cpu or cuda, got '${v}'`);
         out.backend = v;
+        break;
+      case 'device':
+        out.device = intArg(name, v, 0, 1023);
         break;
       case 'max-concurrent':
         out.maxConcurrent = intArg(name, v, 1, 64);
@@ -121,6 +126,7 @@ export async function runServe(argv: string[]): Promise<void> {
     model: args.model,
     adapters: args.adapters,
     polyN: args.polyN,
+    ...(args.device !== undefined ? { device: args.device } : {}),
     split: args.split,
     ...(args.dp ? { pipeline: { dp: args.dp } } : {}),
   });

@@ -14,7 +14,7 @@ import { decodeValues, encodeValues, packFrame, unpackFrame } from '../../src/se
 import { ModelHead, ModelSplitEngine } from '../../src/server/model-split-engine';
 import { startServer, TensafeServer } from '../../src/server/server';
 import { SplitClient } from '../../src/server/split-client';
-import { getJson, WsClient } from './server-client';
+import { getJson, postJson, WsClient } from './server-client';
 import { openTinyEngines } from './server-page-service';
 
 let engines: Engines & { cleanup: () => void };
@@ -170,6 +170,37 @@ describe('split mode over the real engine', () => {
     } finally {
       await engine.dispose();
     }
+  });
+
+  it('a long forward never freezes the server, and a reset sent meanwhile runs after it (issue 15, defect 1)', async () => {
+    const long = Array.from({ length: 2000 }, (_, i) => (i * 37) % 512);
+    const url = `${base}/api/v1/split/forward`;
+    expect((await postJson(url, { token_ids: [1], session_id: 'long', use_he: false })).status).toBe(200);
+    const t0 = performance.now();
+    const big = postJson(url, { token_ids: long, session_id: 'long', incremental: true, use_he: false });
+    await new Promise((r) => setTimeout(r, 5));
+    // Sent while the 2000-position forward computes: non-incremental, so it starts over.
+    const fresh = postJson(url, { token_ids: [3], session_id: 'long', incremental: false, use_he: false });
+    const health: number[] = [];
+    let bigDone = false;
+    void big.then(() => (bigDone = true));
+    while (!bigDone) {
+      const h0 = performance.now();
+      expect((await getJson(`${base}/health`)).status).toBe(200);
+      health.push(performance.now() - h0);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const [rb, rf] = await Promise.all([big, fresh]);
+    const forwardMs = performance.now() - t0;
+    expect(rb.status).toBe(200);
+    expect(rb.body.cached_seq_len).toBe(1);
+    expect(rf.status).toBe(200);
+    expect(rf.body.cached_seq_len).toBe(0); // the reset took effect in order, after the long forward
+    expect(Math.max(...health)).toBeLessThan(Math.max(250, forwardMs / 2));
+    // Its answer is a fresh one-token cache's.
+    local.reset();
+    await local.prefill([3]);
+    expect(decodeValues(Buffer.from(rf.body.pre_activations_b64, 'base64'), 'float32', 64, 'x')).toEqual(local.hidden());
   });
 
   it('with DP on, noise enters only through the adapter path and each release is accounted', async () => {

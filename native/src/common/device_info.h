@@ -47,6 +47,11 @@ struct GpuMemoryInfo {
 // Throws ArgumentRangeError for a device index that is not visible.
 GpuMemoryInfo gpu_memory_info(int device);
 
+// Makes `device` the calling thread's current CUDA device (cudaSetDevice), for engine objects
+// made on that thread (a CKKS CUDA context). ArgumentRangeError naming `option` for an index
+// that is not visible; BackendUnavailableError without a usable device.
+void use_cuda_device(int device, const char* option);
+
 // The CPU's model name (from /proc/cpuinfo), for benchmark records.
 std::string cpu_model_name();
 

@@ -53,7 +53,6 @@ size_t ContextCuda::plan_arena() {
   p.take(tokens_, ctx);
   p.take(pos_, 1);
   p.take(sampled_, 1);
-  p.take(sampling_scratch_, sampling_scratch_bytes(static_cast<int>(V)));
   return p.off;
 }
 
@@ -66,7 +65,7 @@ uint64_t ContextCuda::bytes_for(const Qwen2Config& c, int context_length) {
       {2 * static_cast<size_t>(c.num_hidden_layers) * c.num_key_value_heads * ctx * D, 2},
       {d, 4}, {qd + 2 * kvd, 4}, {qd, 4}, {I, 4}, {d, 4}, {V, 4}, {d, 4}, {d, 4},
       {std::max<size_t>({d, 2 * I, qd + 2 * kvd}), 4}, {H * splits * D, 4}, {H * splits, 4}, {H * splits, 4},
-      {H, 4}, {ctx, 4}, {1, 4}, {1, 4}, {sampling_scratch_bytes(static_cast<int>(V)), 1},
+      {H, 4}, {ctx, 4}, {1, 4}, {1, 4},
   };
   uint64_t total = 0;
   for (const auto& e : counts) total += align256(e[0] * e[1]);
@@ -91,7 +90,7 @@ ContextCuda::ContextCuda(std::shared_ptr<const ModelCuda> model, int context_len
     auto bind = [base](auto& span) { span.ptr = reinterpret_cast<decltype(span.ptr)>(base + span.offset); };
     bind(kv_cache_); bind(x_); bind(qkv_); bind(attn_); bind(act_); bind(hidden_); bind(logits_); bind(delta_);
     bind(xn_); bind(proj_); bind(o_part_); bind(m_part_); bind(l_part_); bind(attn_counters_); bind(tokens_);
-    bind(pos_); bind(sampled_); bind(sampling_scratch_);
+    bind(pos_); bind(sampled_);
     CUDA_CHECK(cudaMemsetAsync(attn_counters_.data(), 0, attn_counters_.bytes(), stream_));
     CUDA_CHECK(cudaMemsetAsync(hidden_.data(), 0, hidden_.bytes(), stream_));
     CUDA_CHECK(cudaMemsetAsync(logits_.data(), 0, logits_.bytes(), stream_));
@@ -449,7 +448,10 @@ void ContextCuda::read_logits(float* host_out) {
 void ContextCuda::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
 int32_t ContextCuda::do_sample(const SamplingOptions& opts, double u) {
-  SamplingScratch scratch{sampling_scratch_.data(), sampling_scratch_.bytes()};
+  // The sort scratch (~4 MB at V = 151936, 7 % of a 2048-position KV cache) is the model's,
+  // shared by its contexts: held from the launch until this stream has finished with it.
+  std::lock_guard<std::mutex> lock(m_.sampling_mutex());
+  SamplingScratch scratch = m_.sampling_scratch();
   const int V = config_.vocab_size;
   if (opts.greedy()) cuda::argmax(logits_.data(), V, sampled_.data(), scratch, stream_);
   else cuda::sample(logits_.data(), V, opts.temperature, opts.top_k, opts.top_p, u, sampled_.data(), scratch, stream_);

@@ -3,7 +3,8 @@
 // Per context, one device allocation (its own arena, so that a context costs exactly its KV
 // cache and a little scratch): the KV cache [layer][k|v][kv_head][context][head_dim] in the
 // weight type, the residual stream and activations (float32), the attention split scratch,
-// hidden state, logits, sampling scratch, the token of each position and the device position.
+// hidden state, logits, the token of each position and the device position. The sampling
+// sort's scratch is the model's, shared under a lock (sample() waits for its result anyway).
 // Plus its own stream, its own captured decode graph and pinned staging for tokens.
 //
 // One decode step = embedding, 28 x (norm+qkv, attention, o+residual, norm+gate/up+SwiGLU,
@@ -120,7 +121,6 @@ class ContextCuda final : public ModelBackend {
   DeviceSpan<int32_t> tokens_;  // [context]: token of each position
   DeviceSpan<int> pos_;         // position of the next token
   DeviceSpan<int32_t> sampled_;
-  DeviceSpan<unsigned char> sampling_scratch_;
   DeviceSpan<float> xn_, proj_;  // instrumented path
 
   // Adapters and hooks (instrumented path).

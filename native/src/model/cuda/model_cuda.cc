@@ -49,29 +49,11 @@ void convert_host(const Tensor& t, size_t count, DType to, void* dst) {
 
 }  // namespace
 
-int checked_device(int requested, const char* option) {
-  if (!cuda_available()) {
-    CudaRuntimeInfo info = cuda_runtime_info();
-    throw BackendUnavailableError("the CUDA model backend needs a usable CUDA device: " +
-                                  (info.unavailable_reason.empty() ? std::string("none found") : info.unavailable_reason));
-  }
-  int count = 0;
-  CUDA_CHECK(cudaGetDeviceCount(&count));
-  if (requested < 0 || requested >= count) {
-    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
-    throw ArgumentRangeError(std::string(option) + " must be in [0, " + std::to_string(count - 1) + "] (" +
-                             std::to_string(count) + " CUDA device" + (count == 1 ? "" : "s") + " visible" +
-                             (visible ? std::string(", CUDA_VISIBLE_DEVICES=") + visible : std::string()) + "), got " +
-                             std::to_string(requested));
-  }
-  return requested;
-}
-
 ModelCuda::ModelCuda(const WeightSource& source, const ModelOptions& options)
     : Model(source.host ? source.host->config : source.config, options.context_length, source.host == nullptr,
             source.host ? 0 : source.seed) {
-  device_ = checked_device(options.device.value_or(0), "options.device");
-  bind_thread();
+  device_ = options.device.value_or(0);
+  use_cuda_device(device_, "options.device");  // checks the index against the visible devices
   if (config_.head_dim % 2 != 0) throw FormatError("head_dim must be even for rotary embeddings");
   wtype_ = options.weight_dtype == DType::BF16 ? DType::BF16 : DType::F16;
   cudaStream_t stream = nullptr;
@@ -91,6 +73,7 @@ ModelCuda::ModelCuda(const WeightSource& source, const ModelOptions& options)
     }
     rope_.allocate(table.size());
     CUDA_CHECK(cudaMemcpy(rope_.data(), table.data(), table.size() * sizeof(float2), cudaMemcpyHostToDevice));
+    sampling_scratch_.allocate(sampling_scratch_bytes(c.vocab_size));
     CUDA_CHECK(cudaStreamSynchronize(stream));
   } catch (...) {
     cudaStreamDestroy(stream);

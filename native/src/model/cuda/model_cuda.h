@@ -17,9 +17,11 @@
 #include <cuda_runtime.h>
 
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "cuda/device_buffer.h"
+#include "model/cuda/kernels.h"
 #include "model/model.h"
 
 namespace tensafe::model::cuda {
@@ -34,7 +36,7 @@ class ModelCuda final : public Model {
   const char* backend_name() const override { return "cuda"; }
   DType weight_dtype() const override { return wtype_; }
   uint64_t weight_bytes_per_token() const override { return bytes_per_token_; }
-  uint64_t memory_bytes() const override { return arena_.bytes() + rope_.bytes(); }
+  uint64_t memory_bytes() const override { return arena_.bytes() + rope_.bytes() + sampling_scratch_.bytes(); }
   uint64_t context_bytes(int context_length) const override;
   int device() const override { return device_; }
   void bind_thread() const override;
@@ -53,6 +55,10 @@ class ModelCuda final : public Model {
   const uint16_t* lm_head() const { return lm_head_; }
   const float* final_norm() const { return final_norm_; }
   const float2* rope() const { return rope_.data(); }
+  // Scratch of the sampling kernels, shared by the contexts: hold sampling_mutex() from the
+  // launch until the launching stream has finished with it.
+  SamplingScratch sampling_scratch() const { return SamplingScratch{sampling_scratch_.data(), sampling_scratch_.bytes()}; }
+  std::mutex& sampling_mutex() const { return sampling_mu_; }
 
  protected:
   std::unique_ptr<ModelBackend> do_create_context(int context_length) const override;
@@ -65,14 +71,12 @@ class ModelCuda final : public Model {
   int device_ = 0;
   DeviceBuffer<unsigned char> arena_;  // all weights
   DeviceBuffer<float2> rope_;
+  mutable DeviceBuffer<unsigned char> sampling_scratch_;  // written by the sampling kernels
+  mutable std::mutex sampling_mu_;
   std::vector<Layer> layers_;
   const uint16_t* embed_ = nullptr;
   const uint16_t* lm_head_ = nullptr;
   const float* final_norm_ = nullptr;
 };
-
-// Index of a visible CUDA device from an option value (validated against the device count;
-// ArgumentRangeError naming `option` when outside it, BackendUnavailableError without devices).
-int checked_device(int requested, const char* option);
 
 }  // namespace tensafe::model::cuda
