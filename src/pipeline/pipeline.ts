@@ -17,6 +17,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveDevice, type Backend } from '../engine/info';
+import { Ckks, type CkksContextOptions } from '../engine/ckks';
 import { Model, type ModelContext } from '../engine/model';
 import { packageRoot } from '../engine/native';
 import { Tokenizer } from '../engine/tokenizer';
@@ -45,9 +46,6 @@ export interface PipelineOpenOptions extends PipelineOptions {
 }
 
 const OPEN_ONLY_KEYS = ['adapters', 'numLayers', 'modelSeed', 'expertSeed', 'contextLength', 'device'] as const;
-
-/** Largest log2(Q*P) at 128-bit security (field-notes section 3). */
-const MAX_LOG_QP: Record<number, number> = { 1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881, 65536: 1747 };
 
 export const CPU_DEFAULT_LAYERS = 4;
 
@@ -148,10 +146,14 @@ export class Pipeline implements GenerationService {
     return { model: this.modelConfig.name, backend: this.backend, hiddenSize: this.modelConfig.hiddenSize, vocabSize: this.modelConfig.vocabSize, polyN: resolveOptions({}, this.defaults).polyN };
   }
 
-  /** Whether the HE parameters of these options exceed the 128-bit bound. */
+  /** The generator's CKKS parameters (native/src/helora/he_linear.h: primes [60, 40], + a 60-bit special prime for rotations). */
+  private static heParameters(o: Pick<ResolvedOptions, 'polyN' | 'packing'>): CkksContextOptions {
+    return { polyN: o.polyN, primeBits: [60, 40], specialPrimeBits: o.packing === 'rotations' ? 60 : undefined };
+  }
+
+  /** Whether the HE parameters of these options exceed the 128-bit bound (the native table decides). */
   static insecure(o: Pick<ResolvedOptions, 'polyN' | 'packing'>): boolean {
-    const logQP = 100 + (o.packing === 'rotations' ? 60 : 0); // primes [60, 40] (+ special 60)
-    return logQP > (MAX_LOG_QP[o.polyN] ?? 0);
+    return Ckks.checkParameters({ ...Pipeline.heParameters(o), allowInsecure: true }).belowSecurityBound;
   }
 
   private generatorConfig(o: ResolvedOptions, adapter: PeftAdapter | undefined, dp: ResolvedDp | null): GeneratorConfig {
@@ -219,9 +221,8 @@ export class Pipeline implements GenerationService {
     if (o.keyOwner === 'client') {
       throw new RangeError("option 'keyOwner' 'client' is not served in-process: the client must hold the secret key (split mode); use 'server'");
     }
-    if (o.allowInsecure === false && Pipeline.insecure(o) && o.mode === 'he-lora') {
-      throw Object.assign(new RangeError(`option 'polyN' ${o.polyN} with packing '${o.packing}' is below 128-bit security; set allowInsecure for research sweeps`), { code: 'ERR_TENSAFE_INSECURE' });
-    }
+    // The native parameter check, before any work: ERR_TENSAFE_INSECURE (one message) unless allowInsecure.
+    if (o.mode === 'he-lora') Ckks.checkParameters({ ...Pipeline.heParameters(o), allowInsecure: o.allowInsecure });
     const dp = resolveDp(o.dp);
     const route = o.mode === 'base' ? undefined : this.expertSet.resolve(o.expert, prompt);
     const release = await this.lock.acquire();

@@ -7,79 +7,122 @@
 
 #include "ckks/parallel.h"
 #include "ckks/sampling.h"
+#include "ckks/valcheck.h"
 #include "common/errors.h"
 
 namespace tensafe::ckks {
 
 // ---- encryption -----------------------------------------------------------------------------
 
-Ciphertext CkksContext::encrypt(const Plaintext& pt, const PublicKey& pk) {
-  check_owner(pt.context_id, "plaintext");
-  check_owner(pk.context_id, "publicKey");
-  if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result); encode a new one to encrypt");
+void CkksContext::encrypt_zero_plus(std::uint64_t* c0_out, std::uint64_t* c1_out, std::size_t l, const PublicKey& pk,
+                                    const std::uint64_t* add0, const std::uint64_t* add1) {
   const std::uint64_t n = this->n();
-  const std::size_t L = max_limbs(), l = pt.limbs;
+  const std::size_t L = max_limbs();
   Sampler smp(key_, next_stream());
   std::vector<std::int8_t> u(n), e0(n), e1(n);
   smp.ternary(0, n, u.data());
   smp.gaussian(n, n, e0.data());
   smp.gaussian(2 * n, n, e1.data());
-  Ciphertext ct;
-  ct.context_id = id_;
-  ct.limbs = l;
-  ct.scale = pt.scale;
-  ct.data.resize(2 * l * n);
-  std::vector<std::uint64_t> uu(l * n);
-  small_to_rns(u.data(), 0, l, uu.data());
-  small_to_rns(e0.data(), 0, l, ct.c(0, n));
-  small_to_rns(e1.data(), 0, l, ct.c(1, n));
-  // The encryption randomness u, e0, e1 would reveal the message: wipe the small copies.
-  secure_wipe(u.data(), n);
-  secure_wipe(e0.data(), n);
-  secure_wipe(e1.data(), n);
   const std::uint64_t* b = pk.data.data();
   const std::uint64_t* a = b + L * n;
+  // Limb by limb: u, e0, e1 of one limb are transformed in place of the outputs' own words
+  // (e0 in c0, e1 in c1) and a scratch for u, so each limb's work stays in cache.
   pfor(l, [&](std::size_t lb, std::size_t le) {
+    std::vector<std::uint64_t> uk(n);
     for (std::size_t k = lb; k < le; ++k) {
       const NttTables& t = *tables_[k];
       const Barrett& br = t.barrett();
       const std::uint64_t q = br.q;
-      std::uint64_t* uk = uu.data() + k * n;
-      std::uint64_t* c0 = ct.c(0, n) + k * n;
-      std::uint64_t* c1 = ct.c(1, n) + k * n;
-      t.forward(uk);
+      std::uint64_t* c0 = c0_out + k * n;
+      std::uint64_t* c1 = c1_out + k * n;
+      small_to_rns(u.data(), k, k + 1, uk.data());
+      small_to_rns(e0.data(), k, k + 1, c0);
+      small_to_rns(e1.data(), k, k + 1, c1);
+      t.forward(uk.data());
       t.forward(c0);
       t.forward(c1);
       const std::uint64_t* bk = b + k * n;
       const std::uint64_t* ak = a + k * n;
-      const std::uint64_t* mk = pt.data.data() + k * n;
+      const std::uint64_t* m0 = add0 ? add0 + k * n : nullptr;
+      const std::uint64_t* m1 = add1 ? add1 + k * n : nullptr;
       for (std::uint64_t j = 0; j < n; ++j) {
-        c0[j] = add_mod(add_mod(c0[j], br.mul(bk[j], uk[j]), q), mk[j], q);
+        c0[j] = add_mod(c0[j], br.mul(bk[j], uk[j]), q);
         c1[j] = add_mod(c1[j], br.mul(ak[j], uk[j]), q);
+        if (m0) c0[j] = add_mod(c0[j], m0[j], q);
+        if (m1) c1[j] = add_mod(c1[j], m1[j], q);
       }
     }
+    secure_wipe(uk.data(), uk.size() * sizeof(std::uint64_t));
   });
-  secure_wipe(uu.data(), uu.size() * sizeof(std::uint64_t));
-  return ct;
+  // The encryption randomness u, e0, e1 would reveal the message: wipe the small copies.
+  secure_wipe(u.data(), n);
+  secure_wipe(e0.data(), n);
+  secure_wipe(e1.data(), n);
 }
 
-Ciphertext CkksContext::encrypt_symmetric(const Plaintext& pt, const SecretKey& sk) {
-  check_owner(pt.context_id, "plaintext");
-  check_owner(sk.context_id, "secretKey");
-  if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result); encode a new one to encrypt");
+Ciphertext CkksContext::encrypt(const Plaintext& pt, const PublicKey& pk) {
+  valcheck::operand_plaintext(*this, pt, "encode a new one to encrypt");
+  check_owner(pk.context_id, "publicKey");
   const std::uint64_t n = this->n();
   const std::size_t l = pt.limbs;
-  Sampler smp(key_, next_stream());
   Ciphertext ct;
   ct.context_id = id_;
   ct.limbs = l;
   ct.scale = pt.scale;
   ct.data.resize(2 * l * n);
-  std::vector<std::uint64_t> moduli(params_.moduli.begin(), params_.moduli.begin() + l);
-  smp.uniform(0, moduli, n, ct.c(1, n));
+  encrypt_zero_plus(ct.c(0, n), ct.c(1, n), l, pk, pt.data.data(), nullptr);
+  return ct;
+}
+
+Ciphertext CkksContext::rerandomize(const Ciphertext& in, const PublicKey& pk) {
+  check_owner(in.context_id, "ciphertext");
+  check_owner(pk.context_id, "publicKey");
+  const std::uint64_t n = this->n();
+  Ciphertext ct;
+  ct.context_id = id_;
+  ct.limbs = in.limbs;
+  ct.scale = in.scale;  // c1 changes: the seed of a compact encryption is not carried
+  ct.data.resize(in.data.size());
+  encrypt_zero_plus(ct.c(0, n), ct.c(1, n), in.limbs, pk, in.c(0, n), in.c(1, n));
+  return ct;
+}
+
+ChaChaKey CkksContext::derive_seed(std::uint64_t stream) const {
+  std::uint64_t w[4];
+  chacha20_words(key_, stream, 0, 4, w);
+  ChaChaKey seed = key_from_seed(w);
+  secure_wipe(w, sizeof w);
+  return seed;
+}
+
+void CkksContext::expand_seed(const ChaChaKey& seed, std::size_t limbs, std::uint64_t* out) const {
+  std::vector<std::uint64_t> moduli(params_.moduli.begin(), params_.moduli.begin() + limbs);
+  Sampler(seed, 0).uniform(0, moduli, n(), out);
+}
+
+Ciphertext CkksContext::encrypt_symmetric(const Plaintext& pt, const SecretKey& sk, bool compact) {
+  valcheck::operand_plaintext(*this, pt, "encode a new one to encrypt");
+  check_owner(sk.context_id, "secretKey");
+  const std::uint64_t n = this->n();
+  const std::size_t l = pt.limbs;
+  const std::uint64_t sid = next_stream();
+  Sampler smp(key_, sid);
+  Ciphertext ct;
+  ct.context_id = id_;
+  ct.limbs = l;
+  ct.scale = pt.scale;
+  ct.data.resize(2 * l * n);
+  if (compact) {
+    ct.c1_seed = derive_seed(sid);
+    expand_seed(*ct.c1_seed, l, ct.c(1, n));
+  } else {
+    std::vector<std::uint64_t> moduli(params_.moduli.begin(), params_.moduli.begin() + l);
+    smp.uniform(0, moduli, n, ct.c(1, n));
+  }
   std::vector<std::int8_t> e(n);
   smp.gaussian(2 * l * n, n, e.data());
   small_to_rns(e.data(), 0, l, ct.c(0, n));
+  secure_wipe(e.data(), e.size());
   pfor(l, [&](std::size_t lb, std::size_t le) {
     for (std::size_t k = lb; k < le; ++k) {
       const NttTables& t = *tables_[k];

@@ -551,6 +551,10 @@ export class Model {
   setLayerAdapters(adapters: LayerAdapter[]): Promise<void> {
     return this.context.setLayerAdapters(adapters);
   }
+  /** runWithSites on the default context (see ModelContext.runWithSites). */
+  runWithSites(op: SiteOp, sites: ProjectionSite[], onSite: (call: SiteCall) => Promise<Float32Array[]>): Promise<void> {
+    return callAsync(async () => this.context.runWithSites(op, sites, onSite));
+  }
   /** Tokens held in the default context's KV cache. */
   get position(): number {
     return this.context.position;

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,7 @@ struct CiphertextCuda {
   std::size_t limbs = 0;
   double scale = 1;
   DeviceWords words;  // c0 (limbs*n) then c1 (limbs*n), NTT domain
+  std::optional<ChaChaKey> c1_seed;  // compact symmetric encryption (as Ciphertext::c1_seed)
 };
 
 struct SecretKeyCuda {
@@ -119,10 +121,19 @@ class CkksContextCuda {
                                                      double scale);
   void decode(const PlaintextCuda& pt, double* out);               // n/2 values
   void decode_coefficients(const PlaintextCuda& pt, double* out);  // n values
+  // Raw coefficient-form residues in (checked on the host, NTT on the device) and out.
+  std::shared_ptr<PlaintextCuda> plaintext_from_words(const std::uint64_t* words, std::size_t count, std::size_t limbs,
+                                                      double scale, Encoding encoding);
+  std::vector<std::uint64_t> plaintext_words(const PlaintextCuda& pt);
+  // Host samples from the CPU context's stream (same key and counter: seeded runs equal the
+  // CPU backend's words); the caller gets host words either way.
+  std::vector<std::uint64_t> sample_words(std::size_t limbs, std::size_t count, SampleDistribution dist, int bits);
 
   // encryption
   std::shared_ptr<CiphertextCuda> encrypt(const PlaintextCuda& pt, const PublicKeyCuda& pk);
-  std::shared_ptr<CiphertextCuda> encrypt_symmetric(const PlaintextCuda& pt, const SecretKeyCuda& sk);
+  std::shared_ptr<CiphertextCuda> encrypt_symmetric(const PlaintextCuda& pt, const SecretKeyCuda& sk,
+                                                    bool compact = false);
+  std::shared_ptr<CiphertextCuda> rerandomize(const CiphertextCuda& ct, const PublicKeyCuda& pk);
   // Decryption results stay in the NTT domain (as the CPU's); decode runs the inverse NTT.
   std::shared_ptr<PlaintextCuda> decrypt(const CiphertextCuda& ct, const SecretKeyCuda& sk);
   std::vector<std::shared_ptr<PlaintextCuda>> decrypt_batch(const std::vector<const CiphertextCuda*>& cts,
@@ -137,6 +148,23 @@ class CkksContextCuda {
   std::shared_ptr<CiphertextCuda> mod_switch(const CiphertextCuda& a);
   std::shared_ptr<CiphertextCuda> rotate(const CiphertextCuda& a, std::int64_t steps, const GaloisKeysCuda& gk);
 
+  // No-op with the CPU's checks: the GPU multiplies by plaintexts at the same cost either way.
+  void prepare_multiplier(PlaintextCuda& pt) const;
+
+  // serialisation (the CPU context's formats: objects are copied down / up)
+  std::vector<std::uint8_t> serialize(const CiphertextCuda& ct);
+  std::vector<std::uint8_t> serialize(const PlaintextCuda& pt);
+  std::vector<std::uint8_t> serialize(const PublicKeyCuda& pk) const;
+  std::vector<std::uint8_t> serialize(const GaloisKeysCuda& gk) const;
+  std::vector<std::uint8_t> serialize_secret_key(const SecretKeyCuda& sk) const;
+  std::shared_ptr<CiphertextCuda> deserialize_ciphertext(const std::uint8_t* p, std::size_t len);
+  std::shared_ptr<PlaintextCuda> deserialize_plaintext(const std::uint8_t* p, std::size_t len);
+  std::shared_ptr<PublicKeyCuda> deserialize_public_key(const std::uint8_t* p, std::size_t len);
+  std::shared_ptr<GaloisKeysCuda> deserialize_galois_keys(const std::uint8_t* p, std::size_t len);
+  std::shared_ptr<SecretKeyCuda> deserialize_secret_key(const std::uint8_t* p, std::size_t len);
+  // Raw words (c0 then c1), copied to the host.
+  std::vector<std::uint64_t> ciphertext_words(const CiphertextCuda& ct);
+
   // host copies (serialisation, word comparison) and uploads (deserialisation)
   Ciphertext download(const CiphertextCuda& ct);
   Plaintext download(const PlaintextCuda& pt);
@@ -147,12 +175,11 @@ class CkksContextCuda {
   // back-to-back operations between two events, divided by kOpBatch (steady-state cost per
   // operation, as library benchmarks report it; one isolated call also pays ~5-8 us of host
   // launch latency). benchmark_helora: per-token latency, each stage a captured CUDA graph.
+  // Both loops are the CPU engine's (bench_loop.h) with a CUDA-event clock. `streamed` cannot
+  // be honoured (the stages run in order, as captured graphs): the result says so in `note`.
   static constexpr int kOpBatch = 10;
   OpTiming benchmark_op(const std::string& op, int iterations);
-  struct HeLoraResult : HeLoraTiming {
-    bool graphs = false;  // stages replayed as CUDA graphs (false: capture failed, direct launches)
-  };
-  HeLoraResult benchmark_helora(int d, int r, int iterations, int replicas);
+  HeLoraTiming benchmark_helora(int d, int r, int iterations, int replicas, bool streamed);
 
  private:
   std::shared_ptr<CiphertextCuda> new_ct(std::size_t limbs, double scale);
