@@ -1,6 +1,6 @@
 /**
  * `tensafe serve [--host H] [--port P] [--model M] [--adapters DIR] [--poly-n N]
- *                [--backend auto|cpu|cuda] [--max-concurrent K] [--rate-limit RPM]
+ *                [--backend auto|cpu|cuda] [--device D] [--max-concurrent K] [--rate-limit RPM]
  *                [--max-sessions S] [--session-idle-s T] [--no-split]
  *                [--token T] [--allow-host NAME] [--allow-origin ORIGIN]`
  *
@@ -23,6 +23,8 @@ export interface ServeArgs {
   adapters?: string;
   polyN?: number;
   backend: 'auto' | 'cpu' | 'cuda';
+  /** CUDA device index (among CUDA_VISIBLE_DEVICES); implies --backend cuda under auto. */
+  device?: number;
   maxConcurrent: number;
   rateLimit: number;
   maxSessions: number;
@@ -39,7 +41,7 @@ export interface ServeArgs {
 }
 
 const usage = `usage: tensafe serve [--host 127.0.0.1] [--port 8095] [--model default|tiny|<dir>] [--adapters <dir>]
-                     [--poly-n 16384] [--backend auto|cpu|cuda] [--max-concurrent 2] [--rate-limit 600]
+                     [--poly-n 16384] [--backend auto|cpu|cuda] [--device 0] [--max-concurrent 2] [--rate-limit 600]
                      [--max-sessions 32] [--session-idle-s 300] [--no-split]
                      [--dp off|classic|analytic|original] [--epsilon 1] [--delta 1e-5]
                      [--token T (or TENSAFE_TOKEN)] [--allow-host NAME] [--allow-origin ORIGIN]
@@ -84,6 +86,9 @@ export function parseServeArgs(argv: string[]): ServeArgs {
       case 'backend':
         if (v !== 'auto' && v !== 'cpu' && v !== 'cuda') throw new RangeError(`serve: --backend must be auto, cpu or cuda, got '${v}'`);
         out.backend = v;
+        break;
+      case 'device':
+        out.device = intArg(name, v, 0, 1023);
         break;
       case 'max-concurrent':
         out.maxConcurrent = intArg(name, v, 1, 64);
@@ -158,6 +163,7 @@ export async function runServe(argv: string[]): Promise<void> {
     model: args.model,
     adapters: args.adapters,
     polyN: args.polyN,
+    ...(args.device !== undefined ? { device: args.device } : {}),
     split: args.split,
     ...(args.dp ? { pipeline: { dp: args.dp } } : {}),
   });

@@ -85,7 +85,8 @@ export interface SplitForwardResult {
 export interface SplitSession extends Disposable {
   /** Positions in the KV cache. */
   readonly length: number;
-  /** Empties the KV cache (a non-incremental forward starts a new sequence). */
+  /** Empties the KV cache (a non-incremental forward starts a new sequence); ordered with the
+   * session's forwards (a reset made while one runs takes effect after it). */
   reset(): void;
   /** Appends positions (embedding rows or token ids) and returns the last final hidden state. */
   forward(input: SplitInput, options: SplitForwardOptions): Promise<SplitForwardResult>;

@@ -69,11 +69,8 @@ describe('split sessions over the real engine (defects 1 and 2)', () => {
     expect(decodeValues(Buffer.from(next.body.pre_activations_b64, 'base64'), 'float32', 64, 'h')).toEqual(local.hidden());
   });
 
-  // Needs the context engine of helper "ctx" (a session owns its KV cache; no replay). With
-  // the KV-slot pool, a session that lost its slot replays its whole history on its next
-  // one-token forward, so this test fails today: `it.fails` records that. When the context
-  // engine lands, this fails (the forward is cheap): change `it.fails` to `it`.
-  it.fails('a one-token forward costs a decode step, not a replay of the session, after other sessions ran', async () => {
+  // A session owns its context (its KV cache): no replay when other sessions ran (issue 15, defect 2).
+  it('a one-token forward costs a decode step, not a replay of the session, after other sessions ran', async () => {
     const split = engines.split!;
     const off = { expert: 'none', useHe: false };
     const sessions: SplitSession[] = [];
