@@ -32,7 +32,8 @@ import { newResult, printTable, stats, writeResult, type Row } from './results';
 import { analyticGaussianSigma, classicFormulaInRange, originalSigma } from '../pipeline/dp/gaussian';
 import { CPU_DEFAULT_LAYERS } from '../pipeline/pipeline';
 import { DEFAULT_EXPERT_SPECS, DEFAULT_RELATIVE_DELTA, makeSyntheticExpert, measuredRelativeDelta } from '../pipeline/experts';
-import { createGenerator, loadHeLoraModel } from '../pipeline/native';
+import { createGenerator } from '../pipeline/native';
+import { Model } from '../engine/model';
 import { Tokenizer } from '../engine/tokenizer';
 import type { Backend } from '../engine/info';
 
@@ -77,16 +78,17 @@ function median(xs: number[]): number {
  */
 async function adapterMeasurements(backend: Backend, relativeDelta: number, tokens: number, dp: Array<{ key: string; sigma: number }>):
   Promise<{ measured: number; expert: string; states: number; cosine: Map<string, number> }> {
-  const model = await loadHeLoraModel({ preset: 'qwen2.5-1.5b-shape', ...(backend === 'cpu' ? { numLayers: CPU_DEFAULT_LAYERS } : {}), seed: 0, backend, contextLength: 256 });
+  const model = await Model.load('qwen2.5-1.5b-shape', { ...(backend === 'cpu' ? { numLayers: CPU_DEFAULT_LAYERS } : {}), seed: 0, backend, contextLength: 256 });
+  const context = await model.createContext();
   try {
-    const c = model.config();
+    const c = model.config;
     const shape = { hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers, numHeads: c.numAttentionHeads, numKvHeads: c.numKeyValueHeads, headDim: c.headDim, intermediateSize: c.intermediateSize };
     const spec = DEFAULT_EXPERT_SPECS.find((x) => x.name === 'banking_expert')!;
     const ex = makeSyntheticExpert(shape, { ...spec, relativeDelta }, 0, c.name);
     const pair = ex.finalHiddenPair(c.hiddenSize);
     const prompt = Int32Array.from(Tokenizer.qwen().encode(PROMPT));
     const run = async (sigma: number | null) => {
-      const g = await createGenerator(model, { mode: 'he-lora', finalPair: { rank: pair.rank, a: pair.a, b: pair.b }, scaling: ex.scaling, packing: 'coefficients', polyN: 8192,
+      const g = await createGenerator(context, { mode: 'he-lora', finalPair: { rank: pair.rank, a: pair.a, b: pair.b }, scaling: ex.scaling, packing: 'coefficients', polyN: 8192,
         recordHeInput: true, dp: sigma === null ? null : { clipNorm: 1, sigma } });
       const recs: Array<{ hidden: Float64Array; input: Float64Array }> = [];
       try {
@@ -97,7 +99,7 @@ async function adapterMeasurements(backend: Backend, relativeDelta: number, toke
           if (i + 1 < tokens) st = await g.next(st.token);
         }
       } finally {
-        g.dispose();
+        await g.dispose();
       }
       return recs;
     };
@@ -109,7 +111,8 @@ async function adapterMeasurements(backend: Backend, relativeDelta: number, toke
     }
     return { measured: measuredRelativeDelta(pair, ex.scaling, clean.map((r) => r.hidden)), expert: spec.name, states: clean.length, cosine: cos };
   } finally {
-    model.dispose();
+    await context.dispose();
+    await model.dispose();
   }
 }
 

@@ -7,12 +7,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveDp } from '../../src/pipeline/dp';
-import { loadHeLoraModel, type GeneratorConfig, type NativeHeLoraModel } from '../../src/pipeline/native';
+import { Model, type ModelContext } from '../../src/engine/model';
+import { type GeneratorConfig } from '../../src/pipeline/native';
 import { clipL2, expectCalibratedNoise, noiseOf, recordHeInputs, type HeInputRecord } from '../helpers/dp-noise';
 import { noGpu } from '../helpers/gpu';
 
 /** Every token's HE input record, on the expected CUDA path, one release per token. */
-async function records(model: NativeHeLoraModel, config: GeneratorConfig, tokens: number, heBackend: string): Promise<HeInputRecord[]> {
+async function records(model: ModelContext, config: GeneratorConfig, tokens: number, heBackend: string): Promise<HeInputRecord[]> {
   const r = await recordHeInputs(model, config, tokens);
   expect(r.heBackend).toBe(heBackend);
   expect(r.releases).toBe(tokens);
@@ -20,16 +21,21 @@ async function records(model: NativeHeLoraModel, config: GeneratorConfig, tokens
 }
 
 describe.skipIf(noGpu)('DP noise on the HE input (CUDA)', () => {
-  let big: NativeHeLoraModel;
+  let owner: Model;
+  let big: ModelContext;
   let pair: { rank: number; a: Float32Array; b: Float32Array };
   const d = 1536;
   beforeAll(async () => {
-    big = await loadHeLoraModel({ preset: 'qwen2.5-1.5b-shape', numLayers: 1, seed: 2, backend: 'cuda', contextLength: 256 });
+    owner = await Model.load('qwen2.5-1.5b-shape', { numLayers: 1, seed: 2, backend: 'cuda', contextLength: 256 });
+    big = await owner.createContext();
     const a = Float32Array.from({ length: 32 * d }, () => ((Math.random() * 2 - 1) * 1.7) / Math.sqrt(d));
     const b = Float32Array.from({ length: d * 32 }, () => (Math.random() * 2 - 1) * 0.01);
     pair = { rank: 32, a, b };
   });
-  afterAll(() => big?.dispose());
+  afterAll(async () => {
+    await big?.dispose();
+    await owner?.dispose();
+  });
 
   const paths = [
     { name: 'resident', extra: { packing: 'coefficients', decrypt: 'batched' } as Partial<GeneratorConfig>, heBackend: 'cuda-resident' },

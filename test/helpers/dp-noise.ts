@@ -10,6 +10,7 @@
  * tests show it on synthetic noise).
  */
 import { expect } from 'vitest';
+import type { ModelContext } from '../../src/engine/model';
 import { createGenerator, type GeneratorConfig } from '../../src/pipeline/native';
 
 export const Z = 6;
@@ -100,8 +101,8 @@ const PROMPT = Int32Array.from([1, 17, 42, 99, 5]);
  * Runs `tokens` greedy steps of a generator made with config.recordHeInput and returns every
  * token's record (the last release's hidden state and HE input), the releases and the HE backend.
  */
-export async function recordHeInputs(model: unknown, config: GeneratorConfig, tokens: number): Promise<{ records: HeInputRecord[]; releases: number; heBackend: string }> {
-  const g = await createGenerator(model, { ...config, recordHeInput: true });
+export async function recordHeInputs(context: ModelContext, config: GeneratorConfig, tokens: number): Promise<{ records: HeInputRecord[]; releases: number; heBackend: string }> {
+  const g = await createGenerator(context, { ...config, recordHeInput: true });
   try {
     const records: HeInputRecord[] = [];
     let s = await g.start(PROMPT, { temperature: 0 });
@@ -114,6 +115,6 @@ export async function recordHeInputs(model: unknown, config: GeneratorConfig, to
     const info = g.info();
     return { records, releases: info.releases, heBackend: info.heBackend };
   } finally {
-    g.dispose();
+    await g.dispose();
   }
 }

@@ -9,11 +9,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CsprngGaussian, resolveDp } from '../../src/pipeline/dp';
 import { makeSyntheticExpert } from '../../src/pipeline/experts';
-import { createGenerator, loadHeLoraModel, type GeneratorConfig, type NativeHeLoraModel } from '../../src/pipeline/native';
+import { Model, type ModelContext } from '../../src/engine/model';
+import { createGenerator, type GeneratorConfig } from '../../src/pipeline/native';
 import { clipL2, expectCalibratedNoise, judgeNoise, noiseOf, recordHeInputs, type HeInputRecord } from '../helpers/dp-noise';
 
 /** Every token's HE input record; releases: one per token (final-hidden) or more (layers). */
-async function records(model: NativeHeLoraModel, config: GeneratorConfig, tokens: number): Promise<HeInputRecord[]> {
+async function records(model: ModelContext, config: GeneratorConfig, tokens: number): Promise<HeInputRecord[]> {
   const r = await recordHeInputs(model, config, tokens);
   if (config.placement !== 'layers') expect(r.releases).toBe(tokens);
   else expect(r.releases).toBeGreaterThan(tokens);
@@ -36,25 +37,30 @@ describe('the statistical detector (synthetic noise)', () => {
 });
 
 describe('DP noise on the HE input (CPU)', () => {
-  let model: NativeHeLoraModel;
+  let owner: Model;
+  let model: ModelContext;
   let d = 0;
   let pair: { rank: number; a: Float32Array; b: Float32Array };
   beforeAll(async () => {
-    model = await loadHeLoraModel({ preset: 'tiny', seed: 11, backend: 'cpu', contextLength: 512 });
-    d = model.config().hiddenSize;
+    owner = await Model.load('tiny', { seed: 11, backend: 'cpu', contextLength: 512 });
+    model = await owner.createContext();
+    d = owner.config.hiddenSize;
     const a = Float32Array.from({ length: 4 * d }, () => ((Math.random() * 2 - 1) * 1.7) / Math.sqrt(d));
     const b = Float32Array.from({ length: d * 4 }, () => (Math.random() * 2 - 1) * 0.05);
     pair = { rank: 4, a, b };
   });
-  afterAll(() => model?.dispose());
+  afterAll(async () => {
+    await model?.dispose();
+    await owner?.dispose();
+  });
 
   it('the hook is off unless asked for, and empty before the first release', async () => {
     const g = await createGenerator(model, { mode: 'he-lora', finalPair: pair, polyN: 8192 });
     expect(() => g.lastHeInput()).toThrow(/recordHeInput/);
-    g.dispose();
+    await g.dispose();
     const h = await createGenerator(model, { mode: 'he-lora', finalPair: pair, polyN: 8192, recordHeInput: true });
     expect(h.lastHeInput()).toBeNull();
-    h.dispose();
+    await h.dispose();
     await expect(createGenerator(model, { mode: 'he-lora', finalPair: pair, polyN: 8192, recordHeInput: 1 as never })).rejects.toThrow(/config.recordHeInput/);
   });
 
@@ -86,7 +92,7 @@ describe('DP noise on the HE input (CPU)', () => {
   });
 
   it('layers placement: the input of the last hooked projection is clip(x) + noise too', async () => {
-    const cfg = model.config();
+    const cfg = owner.config;
     const shape = { hiddenSize: cfg.hiddenSize, numLayers: cfg.numHiddenLayers, numHeads: cfg.numAttentionHeads, numKvHeads: cfg.numKeyValueHeads, headDim: cfg.headDim, intermediateSize: cfg.intermediateSize };
     const expert = makeSyntheticExpert(shape, { name: 'banking_expert', r: 4, alpha: 8, targetModules: ['q_proj'] }, 5);
     const pairs = expert.pairs.map((p) => ({ rank: p.rank, a: p.a, b: p.b, layer: p.layer, module: p.module, underHe: true }));

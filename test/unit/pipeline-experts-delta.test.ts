@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { PeftAdapter } from '../../src/pipeline/adapter';
 import { CsprngGaussian } from '../../src/pipeline/dp';
 import { DEFAULT_RELATIVE_DELTA, makeSyntheticExpert, measuredRelativeDelta, writeSyntheticExperts, type ModelShape } from '../../src/pipeline/experts';
-import { loadHeLoraModel } from '../../src/pipeline/native';
+import { Model } from '../../src/engine/model';
 import { recordHeInputs } from '../helpers/dp-noise';
 
 const SHAPE: ModelShape = { hiddenSize: 256, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 512 };
@@ -42,9 +42,10 @@ describe('synthetic expert delta size', () => {
   });
 
   it('measured on the model\'s own hidden states: about the stated size', async () => {
-    const model = await loadHeLoraModel({ preset: 'tiny', seed: 4, backend: 'cpu', contextLength: 256 });
+    const model = await Model.load('tiny', { seed: 4, backend: 'cpu', contextLength: 256 });
+    const context = await model.createContext();
     try {
-      const c = model.config();
+      const c = model.config;
       const shape = { hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers, numHeads: c.numAttentionHeads, numKvHeads: c.numKeyValueHeads, headDim: c.headDim, intermediateSize: c.intermediateSize };
       // Over the random A and B, E |scaling B A h|^2 = rho^2 |h|^2 exactly, whatever h's direction;
       // one expert's ratio varies with its draw (r = 32: sd about 13%), so the RMS over 8 experts
@@ -56,7 +57,7 @@ describe('synthetic expert delta size', () => {
         const ex = makeSyntheticExpert(shape, { name: 'banking_expert', r: 32, alpha: 64, targetModules: ['q_proj'], relativeDelta: rho }, 100 + seed);
         const p = ex.finalHiddenPair(c.hiddenSize);
         if (hs.length === 0) {
-          const { records } = await recordHeInputs(model, { mode: 'he-lora', finalPair: { rank: p.rank, a: p.a, b: p.b }, scaling: ex.scaling, polyN: 8192 }, 16);
+          const { records } = await recordHeInputs(context, { mode: 'he-lora', finalPair: { rank: p.rank, a: p.a, b: p.b }, scaling: ex.scaling, polyN: 8192 }, 16);
           hs.push(...records.map((r) => r.hidden));
         }
         ratios.push(measuredRelativeDelta(p, ex.scaling, hs));
@@ -64,7 +65,8 @@ describe('synthetic expert delta size', () => {
       const rms = Math.sqrt(ratios.reduce((a, b) => a + b * b, 0) / ratios.length);
       expect(Math.abs(rms / rho - 1), `measured ${ratios.map((x) => x.toFixed(4)).join(', ')}`).toBeLessThan(0.15);
     } finally {
-      model.dispose();
+      await context.dispose();
+      await model.dispose();
     }
   });
 });
