@@ -91,3 +91,23 @@ export function reseal(bytes: Uint8Array, edit: (dv: DataView) => void): Uint8Ar
   dv.setBigUint64(out.length - 8, fnv1a(out.subarray(0, out.length - 8)), true);
   return out;
 }
+
+/** `count` integers in [-amp, amp] (Math.random: test data), then zeros up to n. */
+export function randomInts(n: number, count: number, amp: number): Float64Array {
+  const v = new Float64Array(n);
+  for (let j = 0; j < count; j++) v[j] = Math.floor(Math.random() * (2 * amp + 1)) - amp;
+  return v;
+}
+
+/** The option sets sanitizeProducts is checked on (CPU against the composition, CUDA against the CPU). */
+export function sanitizeCases(n: number): Array<{ name: string; P: number; options: () => SanitizeOptions }> {
+  const read = (P: number, count: number) => Array.from({ length: P }, () => randomPositions(n, count));
+  return [
+    { name: 'two-round round 1: maskAll, shares at the read rows, partial at them, one rescale', P: 3, options: () => { const r = read(3, 20); return { maskAll: true, keep: r, returnMaskAt: r, rescale: 1, format: 'partial' }; } },
+    { name: 'last round: read flooded (70 bits), partial, one rescale', P: 2, options: () => ({ read: read(2, 64), floodBits: 70, rescale: 1, format: 'partial' }) },
+    { name: 'read without flooding, partial, no rescale', P: 1, options: () => ({ read: read(1, 5), rescale: 0, format: 'partial' }) },
+    { name: 'read flooded (50 bits), full, two rescales', P: 2, options: () => ({ read: read(2, 33), floodBits: 50, rescale: 2, format: 'full' }) },
+    { name: 'maskAll, full, shares returned, no rescale', P: 1, options: () => ({ maskAll: true, returnMaskAt: read(1, 7), format: 'full' }) },
+    { name: 'read flooded, keep elsewhere, shares at other positions, two rescales, partial', P: 2, options: () => ({ read: read(2, 9), floodBits: 40, keep: read(2, 12), returnMaskAt: read(2, 3), rescale: 2, format: 'partial' }) },
+  ];
+}

@@ -17,7 +17,7 @@ import { Ckks } from '../../src/engine/ckks';
 import type { Ciphertext, Plaintext, SecretKey } from '../../src/engine/ckks/handles';
 import type { SanitizeOptions } from '../../src/engine/ckks/native-api';
 import { chiSquare, chiSquareLimit } from '../helpers/ckks-reference';
-import { composedSanitize, composedTrace, gatherWords, randomPositions, replyBytes, reseal } from '../helpers/ckks-fused';
+import { composedSanitize, composedTrace, gatherWords, randomInts, randomPositions, replyBytes, reseal, sanitizeCases } from '../helpers/ckks-fused';
 
 const randomSeed = (): bigint => BigInt('0x' + randomBytes(32).toString('hex'));
 const bytesEqual = (a: Uint8Array, b: Uint8Array) => expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true);
@@ -27,11 +27,6 @@ function randomResidues(moduli: bigint[], limbs: number, n: number): BigUint64Ar
   const w = new BigUint64Array(limbs * n);
   for (let l = 0; l < limbs; l++) for (let j = 0; j < n; j++) w[l * n + j] = raw[l * n + j] % moduli[l];
   return w;
-}
-function randomInts(n: number, count: number, amp: number): Float64Array {
-  const v = new Float64Array(n);
-  for (let j = 0; j < count; j++) v[j] = Math.floor(Math.random() * (2 * amp + 1)) - amp;
-  return v;
 }
 
 const PRIVATE = { polyN: 8192, primeBits: [60, 60, 60] };
@@ -151,15 +146,7 @@ function inputs(c: Ckks, sk: SecretKey, xs: Float64Array, as: Float64Array[], pr
 
 describe('sanitizeProducts = the composition of the single operations (seeded, word for word)', () => {
   const n = PRIVATE.polyN;
-  const read = (P: number, count: number) => Array.from({ length: P }, () => randomPositions(n, count));
-  const cases: Array<{ name: string; P: number; options: (P: number) => SanitizeOptions }> = [
-    { name: 'two-round round 1: maskAll, shares at the read rows, partial at them, one rescale', P: 3, options: (P) => { const r = read(P, 20); return { maskAll: true, keep: r, returnMaskAt: r, rescale: 1, format: 'partial' }; } },
-    { name: 'last round: read flooded (70 bits), partial, one rescale', P: 2, options: (P) => ({ read: read(P, 64), floodBits: 70, rescale: 1, format: 'partial' }) },
-    { name: 'read without flooding, partial, no rescale', P: 1, options: (P) => ({ read: read(P, 5), rescale: 0, format: 'partial' }) },
-    { name: 'read flooded (50 bits), full, two rescales', P: 2, options: (P) => ({ read: read(P, 33), floodBits: 50, rescale: 2, format: 'full' }) },
-    { name: 'maskAll, full, shares returned, no rescale', P: 1, options: (P) => ({ maskAll: true, returnMaskAt: read(P, 7), format: 'full' }) },
-    { name: 'read flooded, keep elsewhere, shares at other positions, two rescales, partial', P: 2, options: (P) => ({ read: read(P, 9), floodBits: 40, keep: read(P, 12), returnMaskAt: read(P, 3), rescale: 2, format: 'partial' }) },
-  ];
+  const cases = sanitizeCases(n);
   for (const k of cases) {
     it(k.name, async () => {
       const seed = randomSeed();
@@ -169,7 +156,7 @@ describe('sanitizeProducts = the composition of the single operations (seeded, w
       const prepare = as.map((_, i) => i % 2 === 0);
       const ia = inputs(A.c, A.sk, xs, as, prepare);
       const ib = inputs(B.c, B.sk, xs, as, prepare);
-      const o = k.options(k.P);
+      const o = k.options();
       const fused = await A.c.sanitizeProducts(ia.ct, ia.pts, A.pk, o);
       const composed = composedSanitize(B.c, ib.ct, ib.pts, B.pk, o);
       expect(fused.replies.length).toBe(k.P);

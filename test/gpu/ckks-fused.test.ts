@@ -1,0 +1,134 @@
+/**
+ * The fused operations of the private protocols on CkksContextCuda against CkksContextCpu, word
+ * for word in seeded mode (both contexts get the same fresh random seed and the same call
+ * sequence, so they take the same stream ids): serializeReply bytes and decryptReply results
+ * (either engine decrypts the other's bytes), sanitizeProducts replies and masks for every option
+ * set of test/helpers/ckks-fused.ts, traceRotations, decryptReplies. The GPU context poisons new
+ * allocations, so an output word a kernel leaves unwritten cannot pass.
+ */
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { Ckks } from '../../src/engine/ckks';
+import { randomInts, randomPositions, sanitizeCases } from '../helpers/ckks-fused';
+import { noGpu } from '../helpers/gpu';
+
+const randomSeed = (): bigint => BigInt('0x' + randomBytes(32).toString('hex'));
+const same = (a: Uint8Array | BigUint64Array, b: Uint8Array | BigUint64Array) =>
+  expect(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(true);
+
+function randomResidues(moduli: bigint[], limbs: number, n: number): BigUint64Array {
+  const raw = new BigUint64Array(randomBytes(8 * limbs * n).buffer);
+  const w = new BigUint64Array(limbs * n);
+  for (let l = 0; l < limbs; l++) for (let j = 0; j < n; j++) w[l * n + j] = raw[l * n + j] % moduli[l];
+  return w;
+}
+
+type Params = { polyN: number; primeBits: number[]; specialPrimeBits?: number };
+function pair(params: Params) {
+  const seed = randomSeed();
+  const make = (backend: 'cpu' | 'cuda') => {
+    const c = Ckks.create({ ...params, seed, backend });
+    if (backend === 'cuda') (c as unknown as { ctx: { setPoison(on: boolean): void } }).ctx.setPoison(true);
+    const { secretKey, publicKey } = c.generateKeys();
+    return { c, sk: secretKey, pk: publicKey };
+  };
+  return { cpu: make('cpu'), gpu: make('cuda') };
+}
+
+const PARAMS: Params[] = [
+  { polyN: 8192, primeBits: [60, 60, 60], specialPrimeBits: 60 },
+  { polyN: 16384, primeBits: [60, 60, 60], specialPrimeBits: 60 },
+];
+
+describe.skipIf(noGpu)('fused private-protocol ops: CUDA equals CPU word for word (seeded)', () => {
+  for (const params of PARAMS) {
+    const n = params.polyN;
+
+    it(`polyN ${n}: serializeReply / decryptReply / decryptReplies`, async () => {
+      const { cpu, gpu } = pair(params);
+      const { moduli } = cpu.c.info();
+      const bytes: Uint8Array[] = [];
+      for (const limbs of [3, 2, 1]) {
+        const w = randomResidues(moduli, limbs, n);
+        const ctC = cpu.c.encryptSymmetric(cpu.c.plaintextFromWords(w, { limbs, scale: 2 ** 20 }), cpu.sk);
+        const ctG = gpu.c.encryptSymmetric(gpu.c.plaintextFromWords(w, { limbs, scale: 2 ** 20 }), gpu.sk);
+        same(gpu.c.ciphertextWords(ctG), cpu.c.ciphertextWords(ctC));
+        for (const count of [0, 1, 37, 1000, n]) {
+          const pos = count === n ? Uint32Array.from({ length: n }, (_, j) => j) : randomPositions(n, count);
+          const bC = cpu.c.serializeReply(ctC, pos);
+          const bG = gpu.c.serializeReply(ctG, pos);
+          same(bG, bC);
+          const rC = cpu.c.decryptReply(bC, cpu.sk);
+          expect(gpu.c.decryptReply(bC, gpu.sk)).toEqual(rC);
+          if (count === 1000) bytes.push(bC);
+        }
+      }
+      const all = await gpu.c.decryptReplies(bytes, gpu.sk);
+      expect(all).toEqual(await cpu.c.decryptReplies(bytes, cpu.sk));
+      expect(() => gpu.c.serializeReply(gpu.c.encryptSymmetric(gpu.c.encode([1]), gpu.sk), Uint32Array.from([2, 1]))).toThrow(/strictly increasing/);
+      cpu.c.dispose();
+      gpu.c.dispose();
+    });
+
+    for (const k of sanitizeCases(n)) {
+      it(`polyN ${n}: sanitizeProducts, ${k.name}`, async () => {
+        const { cpu, gpu } = pair(params);
+        const xs = randomInts(n, 300, 1 << 20);
+        const as = Array.from({ length: k.P }, () => randomInts(n, n, 1 << 10));
+        const make = (s: typeof cpu) => ({
+          ct: s.c.encryptSymmetric(s.c.encodeCoefficients(xs, { scale: 1 }), s.sk, { compact: true }),
+          pts: as.map((a) => s.c.encodeCoefficients(a, { scale: 1 })),
+        });
+        const ic = make(cpu);
+        const ig = make(gpu);
+        same(gpu.c.ciphertextWords(ig.ct), cpu.c.ciphertextWords(ic.ct));
+        const o = k.options();
+        const rc = await cpu.c.sanitizeProducts(ic.ct, ic.pts, cpu.pk, o);
+        const rg = await gpu.c.sanitizeProducts(ig.ct, ig.pts, gpu.pk, o);
+        expect(rg.replies.length).toBe(k.P);
+        rg.replies.forEach((r, p) => same(r, rc.replies[p]));
+        expect(rg.masks).toEqual(rc.masks);
+        // the same stream ids were taken
+        same(gpu.c.sampleWords({ limbs: 1, count: 8, distribution: 'uniform' }), cpu.c.sampleWords({ limbs: 1, count: 8, distribution: 'uniform' }));
+        cpu.c.dispose();
+        gpu.c.dispose();
+      });
+    }
+
+    it(`polyN ${n}: traceRotations`, async () => {
+      const { cpu, gpu } = pair(params);
+      const steps = [cpu.c.galoisStep(1 + (2 * n) / 16), cpu.c.galoisStep(1 + (2 * n) / 8), 0, 3];
+      const keySteps = steps.filter((s) => s !== 0);
+      const gkC = await cpu.c.generateGaloisKeys(cpu.sk, keySteps);
+      const gkG = await gpu.c.generateGaloisKeys(gpu.sk, keySteps);
+      const xs = randomInts(n, n, 1 << 20);
+      const ctC = cpu.c.encryptSymmetric(cpu.c.encodeCoefficients(xs, { scale: 1 }), cpu.sk);
+      const ctG = gpu.c.encryptSymmetric(gpu.c.encodeCoefficients(xs, { scale: 1 }), gpu.sk);
+      const tC = await cpu.c.traceRotations(ctC, steps, gkC);
+      const tG = await gpu.c.traceRotations(ctG, steps, gkG);
+      same(gpu.c.ciphertextWords(tG), cpu.c.ciphertextWords(tC));
+      await expect(gpu.c.traceRotations(ctG, [7], gkG)).rejects.toThrow(/no rotation key for steps = 7/);
+      cpu.c.dispose();
+      gpu.c.dispose();
+    });
+  }
+
+  it('more products than one batched launch takes (65): still the CPU words', async () => {
+    const n = 8192;
+    const { cpu, gpu } = pair({ polyN: n, primeBits: [60, 60, 60] });
+    const xs = randomInts(n, 512, 1000);
+    const as = Array.from({ length: 65 }, () => randomInts(n, 512, 1000));
+    const read = as.map(() => randomPositions(n, 16));
+    const run = async (s: typeof cpu) => {
+      const ct = s.c.encryptSymmetric(s.c.encodeCoefficients(xs, { scale: 1 }), s.sk, { compact: true });
+      const pts = as.map((a) => s.c.encodeCoefficients(a, { scale: 1 }));
+      return s.c.sanitizeProducts(ct, pts, s.pk, { read, floodBits: 20, rescale: 1, format: 'partial', returnMaskAt: read });
+    };
+    const rc = await run(cpu);
+    const rg = await run(gpu);
+    rg.replies.forEach((r, p) => same(r, rc.replies[p]));
+    expect(rg.masks).toEqual(rc.masks);
+    cpu.c.dispose();
+    gpu.c.dispose();
+  });
+});
