@@ -9,6 +9,12 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Ckks } from '../../src/engine/ckks';
+import { loraDeltaReference, type LoraPair } from '../../src/pipeline/adapter';
+import { OneRoundClient, OneRoundServer, traceSteps } from '../../src/private/one-round';
+import { modulusFacts, planSites, type PrivateParams } from '../../src/private/params';
+import { makeSite, sitePublic } from '../../src/private/sites';
+import { TwoRoundClient, TwoRoundServer } from '../../src/private/two-round';
+import type { OneRoundLayout, TwoRoundLayout } from '../../src/private/layout';
 import { randomInts, randomPositions, sanitizeCases } from '../helpers/ckks-fused';
 import { noGpu } from '../helpers/gpu';
 
@@ -36,7 +42,7 @@ function pair(params: Params) {
 }
 
 const PARAMS: Params[] = [
-  { polyN: 8192, primeBits: [60, 60, 60], specialPrimeBits: 60 },
+  { polyN: 8192, primeBits: [50, 50, 50], specialPrimeBits: 50 },
   { polyN: 16384, primeBits: [60, 60, 60], specialPrimeBits: 60 },
 ];
 
@@ -131,4 +137,52 @@ describe.skipIf(noGpu)('fused private-protocol ops: CUDA equals CPU word for wor
     cpu.c.dispose();
     gpu.c.dispose();
   });
+
+  for (const protocol of ['two-round', 'one-round'] as const) {
+    it(`${protocol} with the server on CUDA and the client on the CPU: scaling * B A x within 1e-3 of float64`, async () => {
+      const inDim = 64;
+      const pair = (module: 'q_proj' | 'v_proj', outDim: number): LoraPair => ({
+        layer: 0, module, rank: 8, inDim, outDim,
+        a: new Float32Array(8 * inDim).map(() => (Math.random() * 2 - 1) / Math.sqrt(inDim)),
+        b: new Float32Array(outDim * 8).map(() => (Math.random() * 2 - 1) / Math.sqrt(8)),
+      });
+      const pairs = [pair('q_proj', 64), pair('v_proj', 32)];
+      const site = makeSite(0, 0, pairs, 2);
+      const ckksParams = protocol === 'two-round' ? { polyN: 8192, primeBits: [60, 60, 60] } : { polyN: 16384, primeBits: [60, 60, 60], specialPrimeBits: 60 };
+      const params: PrivateParams = { protocol, placement: 'layers', expert: 'e', floodBits: 40, ckks: ckksParams };
+      const client = Ckks.create({ ...ckksParams, backend: 'cpu' });
+      const server = Ckks.create({ ...ckksParams, backend: 'cuda' });
+      const { secretKey, publicKey } = client.generateKeys();
+      const pk = server.deserializePublicKey(client.serialize(publicKey));
+      const [plan] = planSites(params, [sitePublic(site)], modulusFacts(client));
+      const moduli = client.info().moduli;
+      const x = Float64Array.from({ length: inDim }, () => (Math.random() * 2 - 1) * 3);
+      const want = Float64Array.from([...loraDeltaReference(pairs[0], 2, x), ...loraDeltaReference(pairs[1], 2, x)]);
+      let got: Float64Array;
+      if (protocol === 'two-round') {
+        const c = new TwoRoundClient(client, secretKey, plan.site, plan.layout as TwoRoundLayout, plan.budget, moduli);
+        const s = new TwoRoundServer(server, pk, site, plan.layout as TwoRoundLayout, plan.budget, moduli);
+        const r1 = c.round1(x);
+        const a1 = await s.round1(r1.request);
+        got = await c.finish(await s.round2(await c.round2(a1.replies), a1.share), r1.xShift);
+        s.dispose();
+      } else {
+        const gk = await client.generateGaloisKeys(secretKey, traceSteps(plan.layout as OneRoundLayout));
+        const c = new OneRoundClient(client, secretKey, plan.site, plan.layout as OneRoundLayout, plan.budget, moduli);
+        const s = new OneRoundServer(server, pk, server.deserializeGaloisKeys(client.serialize(gk)), site, plan.layout as OneRoundLayout, plan.budget, moduli);
+        const r = c.request(x);
+        got = await c.finish(await s.answer(r.request), r.xShift);
+        s.dispose();
+      }
+      let num = 0;
+      let den = 0;
+      want.forEach((w, i) => {
+        num += (got[i] - w) ** 2;
+        den += w ** 2;
+      });
+      expect(Math.sqrt(num / den)).toBeLessThan(1e-3);
+      client.dispose();
+      server.dispose();
+    });
+  }
 });
