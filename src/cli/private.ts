@@ -79,7 +79,7 @@ function backendOf(v: string | undefined, def: 'cpu' | 'cuda'): 'cpu' | 'cuda' {
 }
 
 export async function runServePrivate(argv: string[]): Promise<void> {
-  const f = flags(argv, ['host', 'port', 'adapters', 'model', 'num-layers', 'backend', 'device', 'max-sessions', 'idle-s'], ['allow-insecure']);
+  const f = flags(argv, ['host', 'port', 'adapters', 'model', 'num-layers', 'backend', 'device', 'max-sessions', 'idle-s', 'token'], ['allow-insecure']);
   const model = f.model ?? 'qwen2.5-1.5b-shape';
   const experts = f.adapters ? new ExpertSet(f.adapters) : privateExpertsFor(model, 0, f['num-layers'] !== undefined ? int(f, 'num-layers', 0, 1, 1000) : undefined);
   // the final-hidden pair is d x d for the model's hidden size d (--model names the shape the adapters are for)
@@ -93,6 +93,7 @@ export async function runServePrivate(argv: string[]): Promise<void> {
     maxSessions: int(f, 'max-sessions', 8, 1, 1024),
     idleMs: int(f, 'idle-s', 120, 1, 86400) * 1000,
     allowInsecure: f['allow-insecure'] === 'true',
+    token: f.token ?? (process.env.TENSAFE_TOKEN || undefined),
   });
   console.log(JSON.stringify({ listening: url, experts: experts.names(), backend: f.backend ?? 'cpu' }));
   const stop = async () => {
@@ -104,7 +105,7 @@ export async function runServePrivate(argv: string[]): Promise<void> {
 }
 
 export async function runPrivate(argv: string[]): Promise<void> {
-  const f = flags(argv, ['server', 'expert', 'placement', 'protocol', 'model', 'backend', 'prompt', 'max-tokens', 'rtt-ms', 'bandwidth-mbps', 'flood-bits', 'poly-n', 'num-layers']);
+  const f = flags(argv, ['token', 'server', 'expert', 'placement', 'protocol', 'model', 'backend', 'prompt', 'max-tokens', 'rtt-ms', 'bandwidth-mbps', 'flood-bits', 'poly-n', 'num-layers']);
   if (!f.server) throw new RangeError('private: --server URL is required (a tensafe serve or serve-private)');
   const placement = (f.placement ?? 'final-hidden') as PlacementName;
   const protocol = (f.protocol ?? 'two-round') as ProtocolName;
@@ -120,6 +121,7 @@ export async function runPrivate(argv: string[]): Promise<void> {
     floodBits: int(f, 'flood-bits', 40, 0, 128),
     ...(f['poly-n'] ? { ckks: { polyN: int(f, 'poly-n', 8192, 4096, 65536) } } : {}),
     network: { rttMs: num(f, 'rtt-ms', 0), bandwidthMbps: num(f, 'bandwidth-mbps', 0) || undefined },
+    ...((f.token ?? process.env.TENSAFE_TOKEN) ? { headers: { authorization: `Bearer ${f.token ?? process.env.TENSAFE_TOKEN}` } } : {}),
   });
   try {
     console.log(`private session: ${protocol}, ${placement}, ${client.sites.length} site(s), polyN ${client.params.ckks.polyN}, flooding 2^-${client.params.floodBits}; setup ${client.setup.ms.toFixed(0)} ms, ${(client.setup.bytesUp / 1e6).toFixed(1)} MB up`);

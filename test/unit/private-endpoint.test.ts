@@ -187,3 +187,39 @@ describe('the private endpoint refuses bad input clearly and stays up', () => {
     expect(server.engine.stats().sessions).toBe(0);
   });
 });
+
+describe('who may connect to the private endpoint', () => {
+  it('applies the Host, Origin and token guards, standalone and mounted in TensafeServer', async () => {
+    const { FakeService } = await import('./server-fakes');
+    const { startServer } = await import('../../src/server/server');
+    const { PrivateEngine } = await import('../../src/server/private-engine');
+    const { privateEndpoint } = await import('../../src/server/private-server');
+    const token = 'a-test-token-of-enough-length';
+    const guarded = await startPrivateServer({ experts, hiddenSize: 64, backend: 'cpu', token });
+    const engine = new PrivateEngine({ experts, hiddenSize: 64, backend: 'cpu' });
+    const full = await startServer({ service: new FakeService() as never, port: 0, token, endpoints: [privateEndpoint(engine)] });
+    try {
+      for (const base of [guarded.url, full.url]) {
+        const tryOpen = (headers: Record<string, string>) =>
+          PrivateConnection.connect(base, {}, headers).then(
+            async (c) => {
+              const a = await c.hello('qv', 'layers');
+              await c.close();
+              return (a.sites as unknown[]).length;
+            },
+            (e: Error) => e.message,
+          );
+        expect(await tryOpen({})).toMatch(/401/);
+        expect(await tryOpen({ authorization: 'Bearer wrong-token-of-enough-length' })).toMatch(/401/);
+        expect(await tryOpen({ authorization: `Bearer ${token}`, origin: 'http://evil.example' })).toMatch(/403/);
+        expect(await tryOpen({ authorization: `Bearer ${token}`, host: 'attacker.example' })).toMatch(/40[03]/);
+        expect(await tryOpen({ authorization: `Bearer ${token}` })).toBe(2);
+      }
+      await expect(startPrivateServer({ experts, hiddenSize: 64, backend: 'cpu', host: '0.0.0.0' })).rejects.toMatchObject({ code: 'ERR_TENSAFE_NO_TOKEN' });
+    } finally {
+      await guarded.server.close();
+      await full.server.close();
+      engine.dispose();
+    }
+  });
+});

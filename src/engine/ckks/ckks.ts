@@ -10,7 +10,7 @@
  * ckks.decode(ckks.decrypt(ct, secretKey)); // ~[1, 2, 3, 0, ...]
  * ```
  */
-import { type Backend, type BackendChoice, resolveBackend } from '../info';
+import { type Backend, type BackendChoice, resolveDevice } from '../info';
 import { callAsync, callSync, native } from '../native';
 import { Ciphertext, GaloisKeys, Plaintext, PublicKey, SecretKey } from './handles';
 import type {
@@ -34,6 +34,8 @@ import type {
 
 export interface CkksOptions extends CkksContextOptions {
   backend?: BackendChoice;
+  /** CUDA device index (CUDA_VISIBLE_DEVICES applies; default 0); implies backend 'cuda' under 'auto'. */
+  device?: number;
 }
 
 function toFloat64(values: Float64Array | readonly number[], name: string): Float64Array {
@@ -50,7 +52,7 @@ export class Ckks {
 
   static create(options: CkksOptions): Ckks {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
-    const backend = resolveBackend(options.backend ?? 'auto');
+    const { backend, device } = resolveDevice(options.backend ?? 'auto', options.device);
     const cls = (backend === 'cuda' ? native().CkksContextCuda : native().CkksContextCpu) as NativeCkksContextClass | undefined;
     if (typeof cls !== 'function') {
       const err = new Error(`Ckks: the ${backend} CKKS backend is not built into this addon`);
@@ -58,6 +60,8 @@ export class Ckks {
       throw err;
     }
     const { backend: _ignored, ...nativeOptions } = options;
+    // The CUDA context lives on the JS thread's current device: select it first.
+    if (device !== undefined) callSync(() => native().useCudaDevice(device, "option 'device'"));
     return new Ckks(callSync(() => new cls(nativeOptions)), backend);
   }
 
