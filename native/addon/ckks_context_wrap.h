@@ -20,6 +20,7 @@
 
 #include "ckks/bench_loop.h"
 #include "ckks/benchmarks.h"
+#include "ckks/valcheck.h"
 #include "ckks_handles.h"
 #include "ckks_options.h"
 #include "napi_util.h"
@@ -81,6 +82,11 @@ class CkksContextWrap : public Napi::ObjectWrap<CkksContextWrap<Traits>> {
         Self::template InstanceMethod<&Self::ExportSecretKey>("exportSecretKey"),
         Self::template InstanceMethod<&Self::ImportSecretKey>("importSecretKey"),
         Self::template InstanceMethod<&Self::CiphertextWords>("ciphertextWords"),
+        Self::template InstanceMethod<&Self::SerializeReply>("serializeReply"),
+        Self::template InstanceMethod<&Self::DecryptReply>("decryptReply"),
+        Self::template InstanceMethod<&Self::DecryptReplies>("decryptReplies"),
+        Self::template InstanceMethod<&Self::SanitizeProducts>("sanitizeProducts"),
+        Self::template InstanceMethod<&Self::TraceRotations>("traceRotations"),
         Self::template InstanceMethod<&Self::BenchmarkOp>("benchmarkOp"),
         Self::template InstanceMethod<&Self::BenchmarkHeLora>("benchmarkHeLora"),
         Self::template InstanceMethod<&Self::Dispose>("dispose"),
@@ -139,6 +145,40 @@ class CkksContextWrap : public Napi::ObjectWrap<CkksContextWrap<Traits>> {
   static std::shared_ptr<Pk> pk_arg(const Napi::CallbackInfo& i, size_t k) { return arg<Pk, CkksKind::PublicKey>(i, k, "publicKey"); }
   static std::shared_ptr<Gk> gk_arg(const Napi::CallbackInfo& i, size_t k) { return arg<Gk, CkksKind::GaloisKeys>(i, k, "galoisKeys"); }
 
+  // An array argument of 1..max handles of one kind (kept alive by the returned pointers).
+  template <typename T, CkksKind K>
+  static std::vector<std::shared_ptr<T>> list_arg(const Napi::CallbackInfo& info, size_t index, const char* name,
+                                                  const char* what, uint32_t min, uint32_t max) {
+    Napi::Value v = require_arg(info, index, name);
+    if (!v.IsArray()) throw_type(std::string(name) + " must be an array of " + what);
+    auto a = v.As<Napi::Array>();
+    if (a.Length() < min || a.Length() > max)
+      throw_range(std::string(name) + " must hold " + std::to_string(min) + ".." + std::to_string(max) + " entries, got " +
+                  std::to_string(a.Length()));
+    std::vector<std::shared_ptr<T>> out;
+    for (uint32_t i = 0; i < a.Length(); ++i)
+      out.push_back(CkksHandle<K>::template From<T>(a.Get(i), std::string(name) + "[" + std::to_string(i) + "]", Traits::kBackend));
+    return out;
+  }
+  template <typename T>
+  static std::vector<const T*> raw(const std::vector<std::shared_ptr<T>>& v) {
+    std::vector<const T*> out;
+    for (const auto& p : v) out.push_back(p.get());
+    return out;
+  }
+  // 1..256 rotation steps in (-slots, slots).
+  std::vector<int64_t> steps_arg(const Napi::CallbackInfo& info, size_t index, const Engine& c) const {
+    Napi::Value sv = require_arg(info, index, "steps");
+    if (!sv.IsArray()) throw_type("steps must be an array of integers");
+    auto a = sv.As<Napi::Array>();
+    if (a.Length() < 1 || a.Length() > 256) throw_range("steps must list 1..256 rotation steps");
+    const int64_t slots = static_cast<int64_t>(host(c).n() / 2);
+    std::vector<int64_t> steps;
+    for (uint32_t i = 0; i < a.Length(); ++i)
+      steps.push_back(require_int(a.Get(i), "steps[" + std::to_string(i) + "]", -(slots - 1), slots - 1));
+    return steps;
+  }
+
   Napi::Value Info(const Napi::CallbackInfo& info) {
     return Run(info, [&](Engine& c, Napi::Env env) -> Napi::Value {
       return ckks_options::params_info(env, host(c), backend_name(Traits::kBackend));
@@ -157,14 +197,7 @@ class CkksContextWrap : public Napi::ObjectWrap<CkksContextWrap<Traits>> {
   Napi::Value GenerateGaloisKeys(const Napi::CallbackInfo& info) {
     return Run(info, [&](Engine& c, Napi::Env env) -> Napi::Value {
       auto sk = sk_arg(info, 0);
-      Napi::Value sv = require_arg(info, 1, "steps");
-      if (!sv.IsArray()) throw_type("steps must be an array of integers");
-      auto a = sv.As<Napi::Array>();
-      if (a.Length() < 1 || a.Length() > 256) throw_range("steps must list 1..256 rotation steps");
-      const int64_t slots = static_cast<int64_t>(host(c).n() / 2);
-      std::vector<int64_t> steps;
-      for (uint32_t i = 0; i < a.Length(); ++i)
-        steps.push_back(require_int(a.Get(i), "steps[" + std::to_string(i) + "]", -(slots - 1), slots - 1));
+      const std::vector<int64_t> steps = steps_arg(info, 1, c);
       if (!host(c).params().special)
         throw_range("rotation keys need a special prime: create the context with specialPrimeBits");
       auto ctx = ctx_.get();
@@ -264,15 +297,9 @@ class CkksContextWrap : public Napi::ObjectWrap<CkksContextWrap<Traits>> {
     return Run(info, [&](Engine& c, Napi::Env env) -> Napi::Value {
       Napi::Value v = require_arg(info, 0, "ciphertexts");
       if (!v.IsArray()) throw_type("ciphertexts must be an array of Ciphertext");
-      auto a = v.As<Napi::Array>();
-      if (a.Length() > 4096) throw_range("ciphertexts must hold at most 4096 entries");
-      std::vector<std::shared_ptr<Ct>> keep;
-      std::vector<const Ct*> ptrs;
-      for (uint32_t i = 0; i < a.Length(); ++i) {
-        keep.push_back(CtH::template From<Ct>(a.Get(i), "ciphertexts[" + std::to_string(i) + "]", Traits::kBackend));
-        ptrs.push_back(keep.back().get());
-      }
-      auto pts = c.decrypt_batch(ptrs, *sk_arg(info, 1));
+      if (v.As<Napi::Array>().Length() > 4096) throw_range("ciphertexts must hold at most 4096 entries");
+      const auto keep = list_arg<Ct, CkksKind::Ciphertext>(info, 0, "ciphertexts", "Ciphertext", 0, 4096);
+      auto pts = c.decrypt_batch(raw(keep), *sk_arg(info, 1));
       Napi::Array out = Napi::Array::New(env, pts.size());
       for (size_t i = 0; i < pts.size(); ++i) out.Set(uint32_t(i), wrap<CkksKind::Plaintext>(env, std::move(pts[i])));
       return out;
@@ -376,6 +403,95 @@ class CkksContextWrap : public Napi::ObjectWrap<CkksContextWrap<Traits>> {
   Napi::Value CiphertextWords(const Napi::CallbackInfo& info) {
     return Run(info, [&](Engine& c, Napi::Env env) -> Napi::Value {
       return ckks_options::words_to_js(env, c.ciphertext_words(*ct_arg(info, 0, "ciphertext")));
+    });
+  }
+
+  // ---- fused operations of the private protocols (ckks/private_ops.h) ----
+  Napi::Value SerializeReply(const Napi::CallbackInfo& info) {
+    return Run(info, [&](Engine& c, Napi::Env env) -> Napi::Value {
+      auto ct = ct_arg(info, 0, "ciphertext");
+      const auto pos = ckks_options::read_positions(require_arg(info, 1, "positions"), "positions");
+      return ckks_options::bytes_to_js(env, c.serialize_reply(*ct, pos.data(), pos.size()));
+    });
+  }
+  Napi::Value DecryptReply(const Napi::CallbackInfo& info) {
+    return Run(info, [&](Engine& c, Napi::Env env) -> Napi::Value {
+      auto bytes = require_uint8_array(require_arg(info, 0, "bytes"), "bytes");
+      auto sk = sk_arg(info, 1);
+      return ckks_options::reply_to_js(env, c.decrypt_reply(bytes.Data(), bytes.ElementLength(), *sk));
+    });
+  }
+  Napi::Value DecryptReplies(const Napi::CallbackInfo& info) {
+    return Run(info, [&](Engine& c, Napi::Env env) -> Napi::Value {
+      Napi::Value v = require_arg(info, 0, "bytes");
+      if (!v.IsArray()) throw_type("bytes must be an array of Uint8Array");
+      auto a = v.As<Napi::Array>();
+      if (a.Length() < 1 || a.Length() > 4096) throw_range("bytes must hold 1..4096 replies, got " + std::to_string(a.Length()));
+      // Copied: the JS buffers may change while the work runs.
+      auto inputs = std::make_shared<std::vector<std::vector<uint8_t>>>();
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        auto b = require_uint8_array(a.Get(i), "bytes[" + std::to_string(i) + "]");
+        inputs->emplace_back(b.Data(), b.Data() + b.ElementLength());
+      }
+      auto sk = sk_arg(info, 1);
+      auto ctx = ctx_.get();
+      auto result = std::make_shared<std::vector<ckks::DecryptedReply>>();
+      static const std::string name = std::string(Traits::kName) + ".decryptReplies";
+      return PromiseWorker::run(
+          env, name.c_str(),
+          [ctx, sk, inputs, result] {
+            for (const auto& b : *inputs) result->push_back(ctx->decrypt_reply(b.data(), b.size(), *sk));
+          },
+          [result](Napi::Env e) -> Napi::Value {
+            Napi::Array out = Napi::Array::New(e, result->size());
+            for (size_t i = 0; i < result->size(); ++i) out.Set(uint32_t(i), ckks_options::reply_to_js(e, (*result)[i]));
+            return out;
+          });
+    });
+  }
+  Napi::Value SanitizeProducts(const Napi::CallbackInfo& info) {
+    return Run(info, [&](Engine& c, Napi::Env env) -> Napi::Value {
+      auto ct = ct_arg(info, 0, "ciphertext");
+      auto pts = list_arg<Pt, CkksKind::Plaintext>(info, 1, "plaintexts", "Plaintext", 1, 4096);
+      auto pk = pk_arg(info, 2);
+      auto o = std::make_shared<ckks::SanitizeOptions>(ckks_options::read_sanitize_opts(require_arg(info, 3, "options")));
+      ckks::valcheck::sanitize(host(c), *ct, raw(pts), *o);  // every check before the work is queued
+      auto ctx = ctx_.get();
+      auto result = std::make_shared<ckks::SanitizeResult>();
+      static const std::string name = std::string(Traits::kName) + ".sanitizeProducts";
+      return PromiseWorker::run(
+          env, name.c_str(), [ctx, ct, pts, pk, o, result] { *result = ctx->sanitize_products(*ct, raw(pts), *pk, *o); },
+          [result](Napi::Env e) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(e);
+            Napi::Array replies = Napi::Array::New(e, result->replies.size());
+            for (size_t i = 0; i < result->replies.size(); ++i)
+              replies.Set(uint32_t(i), ckks_options::bytes_to_js(e, result->replies[i]));
+            r.Set("replies", replies);
+            if (!result->masks.empty()) {
+              Napi::Array masks = Napi::Array::New(e, result->masks.size());
+              for (size_t i = 0; i < result->masks.size(); ++i)
+                masks.Set(uint32_t(i), ckks_options::words_to_js(e, result->masks[i]));
+              r.Set("masks", masks);
+            }
+            return r;
+          });
+    });
+  }
+  Napi::Value TraceRotations(const Napi::CallbackInfo& info) {
+    return Run(info, [&](Engine& c, Napi::Env env) -> Napi::Value {
+      auto ct = ct_arg(info, 0, "ciphertext");
+      const auto steps = steps_arg(info, 1, c);
+      auto gk = gk_arg(info, 2);
+      host(c).check_owner(ct->context_id, "ciphertext");
+      c.check_trace(steps, *gk);
+      auto ctx = ctx_.get();
+      auto handles = handles_;
+      using Result = decltype(ckks::as_shared(c.trace_rotations(*ct, steps, *gk)));
+      auto result = std::make_shared<Result>();
+      static const std::string name = std::string(Traits::kName) + ".traceRotations";
+      return PromiseWorker::run(
+          env, name.c_str(), [ctx, ct, steps, gk, result] { *result = ckks::as_shared(ctx->trace_rotations(*ct, steps, *gk)); },
+          [result, handles](Napi::Env e) -> Napi::Value { return wrap<CkksKind::Ciphertext>(e, handles, std::move(*result)); });
     });
   }
 

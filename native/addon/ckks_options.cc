@@ -101,6 +101,53 @@ bool read_compact(const Napi::CallbackInfo& info, size_t index) {
   return optional_bool(o, "compact", "options.compact", false);
 }
 
+std::vector<uint32_t> read_positions(const Napi::Value& v, const std::string& name) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    throw_type(name + " must be a Uint32Array of coefficient positions");
+  auto a = v.As<Napi::Uint32Array>();
+  return std::vector<uint32_t>(a.Data(), a.Data() + a.ElementLength());
+}
+
+namespace {
+std::vector<std::vector<uint32_t>> read_position_lists(const Napi::Object& o, const char* key, const std::string& name) {
+  std::vector<std::vector<uint32_t>> out;
+  if (!has_key(o, key)) return out;
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray()) throw_type(name + " must be an array of Uint32Array (one per plaintext)");
+  auto a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(read_positions(a.Get(i), name + "[" + std::to_string(i) + "]"));
+  return out;
+}
+}  // namespace
+
+ckks::SanitizeOptions read_sanitize_opts(const Napi::Value& v) {
+  Napi::Object o = require_object(v, "options");
+  ckks::SanitizeOptions s;
+  s.read = read_position_lists(o, "read", "options.read");
+  s.keep = read_position_lists(o, "keep", "options.keep");
+  s.mask_at = read_position_lists(o, "returnMaskAt", "options.returnMaskAt");
+  s.flood_bits = static_cast<int>(optional_int(o, "floodBits", "options.floodBits", 0, 126, 0));
+  s.mask_all = optional_bool(o, "maskAll", "options.maskAll", false);
+  s.rescales = static_cast<size_t>(optional_int(o, "rescale", "options.rescale", 0, ckks::kMaxPrimes, 0));
+  if (!has_key(o, "format")) throw_type("options.format is required ('partial' or 'full')");
+  s.partial = require_enum(o.Get("format"), "options.format", {"partial", "full"}) == "partial";
+  return s;
+}
+
+Napi::Object reply_to_js(Napi::Env env, const ckks::DecryptedReply& r) {
+  Napi::Object o = Napi::Object::New(env);
+  auto pos = Napi::Uint32Array::New(env, r.positions.size());
+  if (!r.positions.empty()) std::memcpy(pos.Data(), r.positions.data(), r.positions.size() * sizeof(uint32_t));
+  o.Set("positions", pos);
+  o.Set("limbs", Napi::Number::New(env, double(r.limbs)));
+  o.Set("scale", Napi::Number::New(env, r.scale));
+  o.Set("words", words_to_js(env, r.words));
+  auto values = Napi::Float64Array::New(env, r.values.size());
+  if (!r.values.empty()) std::memcpy(values.Data(), r.values.data(), r.values.size() * sizeof(double));
+  o.Set("values", values);
+  return o;
+}
+
 Napi::Value bytes_to_js(Napi::Env env, const std::vector<uint8_t>& b) {
   auto a = Napi::Uint8Array::New(env, b.size());
   if (!b.empty()) std::memcpy(a.Data(), b.data(), b.size());

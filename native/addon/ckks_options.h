@@ -42,6 +42,16 @@ SampleOpts read_sample_opts(const Napi::CallbackInfo& info, size_t index, size_t
 // encryptSymmetric(pt, sk, { compact? }).
 bool read_compact(const Napi::CallbackInfo& info, size_t index);
 
+// A Uint32Array of positions (the engine checks their range and order).
+std::vector<uint32_t> read_positions(const Napi::Value& v, const std::string& name);
+
+// sanitizeProducts(ct, plaintexts, publicKey, options): read, keep, returnMaskAt (arrays of
+// Uint32Array), floodBits, maskAll, rescale, format ('partial' | 'full').
+ckks::SanitizeOptions read_sanitize_opts(const Napi::Value& v);
+
+// A decrypted partial reply as JS: { positions, limbs, scale, words, values }.
+Napi::Object reply_to_js(Napi::Env env, const ckks::DecryptedReply& r);
+
 Napi::Value bytes_to_js(Napi::Env env, const std::vector<uint8_t>& b);
 Napi::Value words_to_js(Napi::Env env, const std::vector<uint64_t>& w);
 Napi::Value words_to_js(Napi::Env env, const uint64_t* w, size_t count);

@@ -93,29 +93,29 @@ async function precisionRows(backend: Backend, numLayers: number | undefined): P
         const moduli = c.info().moduli;
         const errs: number[] = [];
         const pairs = site.shape.modules.map((m) => adapter.pair(0, m.module as never)!);
-        let run: (x: Float64Array) => Float64Array;
+        let run: (x: Float64Array) => Promise<Float64Array>;
         if (protocol === 'two-round') {
           const cl = new TwoRoundClient(c, secretKey, plan.site, plan.layout as TwoRoundLayout, plan.budget, moduli);
           const sv = new TwoRoundServer(s, pk, site, plan.layout as TwoRoundLayout, plan.budget, moduli);
-          run = (x) => {
+          run = async (x) => {
             const r1 = cl.round1(x);
-            const a1 = sv.round1(r1.request);
-            return cl.finish(sv.round2(cl.round2(a1.replies), a1.share), r1.xShift);
+            const a1 = await sv.round1(r1.request);
+            return cl.finish(await sv.round2(await cl.round2(a1.replies), a1.share), r1.xShift);
           };
         } else {
           const gk = await c.generateGaloisKeys(secretKey, traceSteps(plan.layout as OneRoundLayout));
           const cl = new OneRoundClient(c, secretKey, plan.site, plan.layout as OneRoundLayout, plan.budget, moduli);
           const sv = new OneRoundServer(s, pk, s.deserializeGaloisKeys(c.serialize(gk)), site, plan.layout as OneRoundLayout, plan.budget, moduli);
-          run = (x) => {
+          run = async (x) => {
             const r = cl.request(x);
-            return cl.finish(sv.answer(r.request), r.xShift);
+            return cl.finish(await sv.answer(r.request), r.xShift);
           };
         }
         for (let t = 0; t < 3; t++) {
           // inputs like a post-norm hidden state: unit RMS
           const x = Float64Array.from({ length: 1536 }, () => (Math.random() * 2 - 1) * Math.sqrt(3));
           const want = pairs.flatMap((p) => [...loraDeltaReference(p, adapter.scaling, x)]);
-          errs.push(relErr(run(x), want));
+          errs.push(relErr(await run(x), want));
         }
         rows.push({ protocol, flood_bits: lambda, poly_n: ckks.polyN, primes: ckks.primeBits.length, rel_error: Math.max(...errs), flood_log2: Number(plan.budget.floodLog2.toFixed(1)), beta_log2: Number(plan.budget.betaLog2.toFixed(1)), insecure: lambda === 0 });
       } finally {

@@ -116,12 +116,12 @@ export class PrivateClientSession {
       stats.clientEncryptMs += performance.now() - t;
       const reply1 = await send(FrameType.Round1, r1.request, FrameType.Round1Reply);
       t = performance.now();
-      const req2 = client.round2(reply1.blobs);
+      const req2 = await client.round2(reply1.blobs);
       // decrypting the shares and re-encrypting them: counted as decrypt (what it mostly is)
       stats.clientDecryptMs += performance.now() - t;
       const reply2 = await send(FrameType.Round2, req2, FrameType.Round2Reply);
       t = performance.now();
-      const outputs = client.finish(reply2.blobs, r1.xShift);
+      const outputs = await client.finish(reply2.blobs, r1.xShift);
       stats.clientDecryptMs += performance.now() - t;
       return { outputs, stats };
     }
@@ -129,7 +129,7 @@ export class PrivateClientSession {
     stats.clientEncryptMs += performance.now() - t;
     const reply = await send(FrameType.OneRound, r.request, FrameType.OneRoundReply);
     t = performance.now();
-    const outputs = client.finish(reply.blobs, r.xShift);
+    const outputs = await client.finish(reply.blobs, r.xShift);
     stats.clientDecryptMs += performance.now() - t;
     return { outputs, stats };
   }

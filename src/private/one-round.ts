@@ -14,13 +14,16 @@
  *                                                  flood the read coefficients, mask the others,
  *                                                  rerandomise, rescale
  *   delta = Dec(d_p)[k] / (S 2^(xShift+aShift+bShift))  <---
+ *
+ * The server's work is two fused calls off the JS thread (Ckks.traceRotations, then
+ * Ckks.sanitizeProducts); the replies are partial (c0 at the read coefficients only).
  */
 import type { Ckks } from '../engine/ckks/ckks';
 import type { Ciphertext, GaloisKeys, Plaintext, PublicKey, SecretKey } from '../engine/ckks/handles';
 import type { SiteBudget } from './budget';
-import { galoisStep, packAStrided, packBStrided, readPositions, type OneRoundLayout } from './layout';
+import { galoisStep, packAStrided, packBStrided, type OneRoundLayout } from './layout';
 import type { SitePrivate, SitePublic } from './sites';
-import { encryptInput, readOutputs, sanitisedProduct } from './two-round';
+import { encryptInput, lastRoundOptions, readOutputs } from './two-round';
 import { RnsWords } from './words';
 
 /** The rotation steps whose keys the server needs for a layout's trace. */
@@ -46,7 +49,7 @@ export class OneRoundClient {
   }
 
   /** The trace multiplied every read value by the stride: divided out here. */
-  finish(replies: Uint8Array[], xShift: number): Float64Array {
+  finish(replies: Uint8Array[], xShift: number): Promise<Float64Array> {
     return readOutputs(this.ckks, this.secretKey, this.layout, replies, 2 ** -(xShift + this.site.aShift + this.site.bShift + this.budget.unitLog2));
   }
 }
@@ -86,25 +89,15 @@ export class OneRoundServer {
     }
   }
 
-  answer(request: Uint8Array): Uint8Array[] {
+  async answer(request: Uint8Array): Promise<Uint8Array[]> {
     const ct = this.ckks.deserializeCiphertext(request);
     const chain: Ciphertext[] = [];
     try {
       if (ct.limbs !== this.rns.limbs) throw new RangeError(`one-round: the ciphertext has ${ct.limbs} primes, the session ${this.rns.limbs}`);
       if (ct.scale !== 1) throw new RangeError(`one-round: the ciphertext's scale must be 1 (got ${ct.scale})`);
-      let c = this.ckks.multiplyPlain(ct, this.aPlain);
-      chain.push(c);
-      for (const step of this.steps) {
-        const r = this.ckks.rotate(c, step, this.galoisKeys);
-        chain.push(r);
-        c = this.ckks.add(c, r);
-        chain.push(c);
-      }
-      const out: Uint8Array[] = [];
-      for (let p = 0; p < this.layout.products2; p++) {
-        out.push(sanitisedProduct(this.ckks, this.publicKey, this.rns, this.budget, c, this.bPlain[p], readPositions(this.layout, p)));
-      }
-      return out;
+      chain.push(this.ckks.multiplyPlain(ct, this.aPlain));
+      chain.push(await this.ckks.traceRotations(chain[0], this.steps, this.galoisKeys));
+      return (await this.ckks.sanitizeProducts(chain[1], this.bPlain, this.publicKey, lastRoundOptions(this.layout, this.budget))).replies;
     } finally {
       for (const x of chain) x.dispose();
       ct.dispose();

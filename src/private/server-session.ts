@@ -123,8 +123,12 @@ export class PrivateServerSession {
     }
   }
 
-  /** Answers one round frame (the caller has parsed and bounded it). */
-  answer(frame: Frame): { type: FrameType; blobs: Uint8Array[]; serverUs: number } {
+  /**
+   * Answers one round frame (the caller has parsed and bounded it). The HE work runs off the JS
+   * thread; the caller answers a connection's frames in order, so a session has one answer in
+   * flight at a time.
+   */
+  async answer(frame: Frame): Promise<{ type: FrameType; blobs: Uint8Array[]; serverUs: number }> {
     if (this.disposed) throw new PrivateRequestError('session_closed', 'the session is closed');
     this.lastUsed = Date.now();
     const server = this.servers[frame.site];
@@ -134,7 +138,7 @@ export class PrivateServerSession {
     let type: FrameType;
     let blobs: Uint8Array[];
     if (frame.type === FrameType.Round1 && server instanceof TwoRoundServer) {
-      const { replies, share } = server.round1(frame.blobs[0]);
+      const { replies, share } = await server.round1(frame.blobs[0]);
       // One share per site at a time: a new round 1 replaces an unused one.
       this.shares.set(frame.site, share);
       type = FrameType.Round1Reply;
@@ -146,11 +150,11 @@ export class PrivateServerSession {
       // Consumed before use: a share answering two round-2 requests would give B applied to a
       // difference the client chose.
       this.shares.delete(frame.site);
-      blobs = server.round2(frame.blobs[0], share);
+      blobs = await server.round2(frame.blobs[0], share);
       type = FrameType.Round2Reply;
       this.counters.products += server.layout.products2;
     } else if (frame.type === FrameType.OneRound && server instanceof OneRoundServer) {
-      blobs = server.answer(frame.blobs[0]);
+      blobs = await server.answer(frame.blobs[0]);
       type = FrameType.OneRoundReply;
       this.counters.products += 1 + server.layout.products2;
     } else {

@@ -21,9 +21,14 @@
  *           coefficients / 2^(xShift + aShift + bShift)
  *
  * Both rounds work modulo the same Q (all limbs): the shares must be subtracted exactly.
+ *
+ * Every reply is a partial one (Ckks.serializeReply): c0 only at the coefficients the client
+ * reads, c1 whole; the server's work per round is one Ckks.sanitizeProducts call, off the JS
+ * thread, and the client decrypts with Ckks.decryptReplies.
  */
 import type { Ckks } from '../engine/ckks/ckks';
 import type { Ciphertext, Plaintext, PublicKey, SecretKey } from '../engine/ckks/handles';
+import type { DecryptedReply, SanitizeOptions } from '../engine/ckks/native-api';
 import { inputShift, type SiteBudget } from './budget';
 import { packA, packB, packInput, readPositions, readPositions1, rowsOf1, type SiteLayout, type TwoRoundLayout } from './layout';
 import type { SitePrivate, SitePublic } from './sites';
@@ -60,24 +65,18 @@ export class TwoRoundClient {
   }
 
   /** From the server's masked products, the client's share u, re-encrypted for round 2 (L - 1 primes). */
-  round2(replies: Uint8Array[]): Uint8Array {
+  async round2(replies: Uint8Array[]): Promise<Uint8Array> {
     const L = this.layout;
     const limbs = this.rns.limbs - 1;
     if (replies.length !== L.products1) throw new RangeError(`round 1 reply must hold ${L.products1} ciphertexts, got ${replies.length}`);
+    const decrypted = await this.ckks.decryptReplies(replies, this.secretKey);
     const u = this.rns.zeros(limbs);
     let row = 0;
-    for (let p = 0; p < L.products1; p++) {
-      const ct = this.ckks.deserializeCiphertext(replies[p]);
-      let pt: Plaintext | undefined;
-      try {
-        if (ct.limbs !== limbs) throw new RangeError(`round 1 reply ${p} has ${ct.limbs} primes, expected ${limbs}`);
-        pt = this.ckks.decrypt(ct, this.secretKey);
-        const words = this.ckks.plaintextWords(pt);
-        for (const pos of readPositions1(L, p)) this.rns.set(u, row++, this.rns.get(words, pos, limbs));
-      } finally {
-        disposeAll([pt, ct]);
-      }
-    }
+    decrypted.forEach((d, p) => {
+      if (d.limbs !== limbs) throw new RangeError(`round 1 reply ${p} has ${d.limbs} primes, expected ${limbs}`);
+      const count = checkReplyPositions(d, readPositions1(L, p), `round 1 reply ${p}`);
+      for (let k = 0; k < count; k++) this.rns.set(u, row++, this.rns.entry(d.words, k, count, limbs));
+    });
     const pt = this.ckks.plaintextFromWords(u, { limbs, scale: 1, encoding: 'coefficients' });
     try {
       const ct = this.ckks.encryptSymmetric(pt, this.secretKey, { compact: true });
@@ -92,7 +91,7 @@ export class TwoRoundClient {
   }
 
   /** The site's outputs (outDim values, module slices in order) from the round-2 replies. */
-  finish(replies: Uint8Array[], xShift: number): Float64Array {
+  finish(replies: Uint8Array[], xShift: number): Promise<Float64Array> {
     return readOutputs(this.ckks, this.secretKey, this.layout, replies, 2 ** -(xShift + this.site.aShift + this.site.bShift + this.budget.unitLog2));
   }
 }
@@ -126,22 +125,24 @@ export function encryptInput(
   }
 }
 
-/** Decrypts the last round's replies and reads the site's outputs, each times `unit`. */
-export function readOutputs(ckks: Ckks, secretKey: SecretKey, layout: SiteLayout, replies: Uint8Array[], unit: number): Float64Array {
+/** A reply must carry exactly the coefficients the client reads there; returns their count. */
+function checkReplyPositions(d: DecryptedReply, want: Uint32Array, what: string): number {
+  if (d.positions.length !== want.length || d.positions.some((p, k) => p !== want[k])) {
+    throw new RangeError(`${what} carries coefficients [${d.positions.slice(0, 4).join(', ')}...] instead of the ${want.length} the client reads`);
+  }
+  return want.length;
+}
+
+/** Decrypts the last round's partial replies (off the JS thread) and reads the site's outputs, each times `unit`. */
+export async function readOutputs(ckks: Ckks, secretKey: SecretKey, layout: SiteLayout, replies: Uint8Array[], unit: number): Promise<Float64Array> {
   if (replies.length !== layout.products2) throw new RangeError(`the reply must hold ${layout.products2} ciphertexts, got ${replies.length}`);
+  const decrypted = await ckks.decryptReplies(replies, secretKey);
   const out = new Float64Array(layout.shape.outDim);
   let k = 0;
-  for (let p = 0; p < layout.products2; p++) {
-    const ct = ckks.deserializeCiphertext(replies[p]);
-    let pt: Plaintext | undefined;
-    try {
-      pt = ckks.decrypt(ct, secretKey);
-      const values = ckks.decodeCoefficients(pt);
-      for (const pos of readPositions(layout, p)) out[k++] = values[pos] * unit;
-    } finally {
-      disposeAll([pt, ct]);
-    }
-  }
+  decrypted.forEach((d, p) => {
+    const count = checkReplyPositions(d, readPositions(layout, p), `reply ${p}`);
+    for (let i = 0; i < count; i++) out[k++] = d.values[i] * unit;
+  });
   return out;
 }
 
@@ -189,32 +190,23 @@ export class TwoRoundServer {
 
   /**
    * Masked, rerandomised products of the input with A, rescaled once (by the top prime) so that
-   * round 2 runs over the other primes; the server keeps its share round(m / q_top).
+   * round 2 runs over the other primes; the server keeps its share round(m / q_top). One fused
+   * call off the JS thread: c = ct_x A_p + M_p (M_p uniform everywhere), rerandomise, rescale,
+   * partial reply at the read coefficients (the only ones the client decrypts).
    */
-  round1(request: Uint8Array): { replies: Uint8Array[]; share: ServerShare } {
+  async round1(request: Uint8Array): Promise<{ replies: Uint8Array[]; share: ServerShare }> {
     if (this.disposed) throw new Error('TwoRoundServer is disposed');
     const L = this.layout;
     const limbs = this.rns.limbs;
     const ct = this.ckks.deserializeCiphertext(request);
-    const replies: Uint8Array[] = [];
-    const share: ServerShare = [];
     try {
       this.checkInput(ct, 'round 1', limbs);
-      for (let p = 0; p < L.products1; p++) {
-        const mask = this.ckks.sampleWords({ limbs, count: L.polyN, distribution: 'uniform' });
-        for (const pos of readPositions1(L, p)) share.push(this.rns.divRound(this.rns.get(mask, pos)));
-        const mpt = this.ckks.plaintextFromWords(mask, { limbs, scale: 1, encoding: 'coefficients' });
-        const chain: Ciphertext[] = [];
-        try {
-          chain.push(this.ckks.multiplyPlain(ct, this.aPlain[p]));
-          chain.push(this.ckks.addPlain(chain[0], mpt));
-          chain.push(this.ckks.rerandomize(chain[1], this.publicKey));
-          chain.push(this.ckks.rescale(chain[2]));
-          replies.push(this.ckks.serialize(chain[3]));
-        } finally {
-          disposeAll([...chain, mpt]);
-        }
-      }
+      const keep = Array.from({ length: L.products1 }, (_, p) => readPositions1(L, p));
+      const { replies, masks } = await this.ckks.sanitizeProducts(ct, this.aPlain, this.publicKey, { maskAll: true, keep, returnMaskAt: keep, rescale: 1, format: 'partial' });
+      const share: ServerShare = [];
+      keep.forEach((pos, p) => {
+        for (let k = 0; k < pos.length; k++) share.push(this.rns.divRound(this.rns.entry((masks as BigUint64Array[])[p], k, pos.length, limbs)));
+      });
       if (share.length !== L.shape.rank) throw new Error(`internal: ${share.length} shares for rank ${L.shape.rank}`);
       return { replies, share };
     } finally {
@@ -222,30 +214,22 @@ export class TwoRoundServer {
     }
   }
 
-  /** B applied to the unmasked share, flooded, masked, rerandomised and rescaled. */
-  round2(request: Uint8Array, share: ServerShare): Uint8Array[] {
+  /** B applied to the unmasked share, flooded, masked, rerandomised and rescaled (one fused call). */
+  async round2(request: Uint8Array, share: ServerShare): Promise<Uint8Array[]> {
     if (this.disposed) throw new Error('TwoRoundServer is disposed');
-    const L = this.layout;
     const limbs = this.rns.limbs - 1;
     const neg = this.rns.zeros(limbs);
     share.forEach((m, i) => this.rns.set(neg, i, this.rns.negate(m)));
     const ct = this.ckks.deserializeCiphertext(request);
     const negPt = this.ckks.plaintextFromWords(neg, { limbs, scale: 1, encoding: 'coefficients' });
     let v: Ciphertext | undefined;
-    const replies: Uint8Array[] = [];
     try {
       this.checkInput(ct, 'round 2', limbs);
       v = this.ckks.addPlain(ct, negPt);
-      for (let p = 0; p < L.products2; p++) replies.push(this.sanitisedProduct(v, this.bPlain[p], readPositions(L, p)));
-      return replies;
+      return (await this.ckks.sanitizeProducts(v, this.bPlain, this.publicKey, lastRoundOptions(this.layout, this.budget))).replies;
     } finally {
       disposeAll([v, negPt, ct]);
     }
-  }
-
-  /** ct * pt, then flood at `keep`, uniform mask elsewhere, rerandomise, rescale. */
-  private sanitisedProduct(ct: Ciphertext, pt: Plaintext, keep: Uint32Array): Uint8Array {
-    return sanitisedProduct(this.ckks, this.publicKey, this.rns, this.budget, ct, pt, keep);
   }
 
   dispose(): void {
@@ -258,39 +242,18 @@ export class TwoRoundServer {
 }
 
 /**
- * The last step of both protocols: the product ct * pt with every coefficient the client must not
- * read replaced by a uniform mask, the read ones flooded (2^floodLog2 bound; none when the budget's
- * flooding is off), then a fresh c1 (rerandomise) and `dropLimbs` rescales.
+ * The last step of both protocols, for Ckks.sanitizeProducts: in product p, every coefficient the
+ * client must not read masked (uniform), the read ones flooded (2^floodLog2 bound; left as they
+ * are when the budget's flooding is off), then a fresh c1 (rerandomise) and `dropLimbs` rescales;
+ * the reply carries c0 at the read coefficients only.
  */
-export function sanitisedProduct(
-  ckks: Ckks,
-  publicKey: PublicKey,
-  rns: RnsWords,
-  budget: SiteBudget,
-  ct: Ciphertext,
-  pt: Plaintext,
-  keep: Uint32Array,
-): Uint8Array {
-  const limbs = ct.limbs;
-  const mask = ckks.sampleWords({ limbs, count: rns.n, distribution: 'uniform' });
-  if (Number.isFinite(budget.floodLog2)) {
-    const flood = ckks.sampleWords({ limbs, count: keep.length, distribution: 'centered', bits: Math.ceil(budget.floodLog2) });
-    for (let k = 0; k < keep.length; k++) for (let l = 0; l < limbs; l++) mask[l * rns.n + keep[k]] = flood[l * keep.length + k];
-  } else {
-    for (let k = 0; k < keep.length; k++) for (let l = 0; l < limbs; l++) mask[l * rns.n + keep[k]] = 0n;
-  }
-  const mpt = ckks.plaintextFromWords(mask, { limbs, scale: ct.scale * pt.scale, encoding: 'coefficients' });
-  const chain: Ciphertext[] = [];
-  try {
-    chain.push(ckks.multiplyPlain(ct, pt));
-    chain.push(ckks.addPlain(chain[chain.length - 1], mpt));
-    chain.push(ckks.rerandomize(chain[chain.length - 1], publicKey));
-    for (let d = 0; d < budget.dropLimbs; d++) chain.push(ckks.rescale(chain[chain.length - 1]));
-    return ckks.serialize(chain[chain.length - 1]);
-  } finally {
-    disposeAll(chain);
-    mpt.dispose();
-  }
+export function lastRoundOptions(layout: SiteLayout, budget: SiteBudget): SanitizeOptions {
+  return {
+    read: Array.from({ length: layout.products2 }, (_, p) => readPositions(layout, p)),
+    floodBits: Number.isFinite(budget.floodLog2) ? Math.ceil(budget.floodLog2) : 0,
+    rescale: budget.dropLimbs,
+    format: 'partial',
+  };
 }
 
 /** Rows of round-1 product p (re-exported for the wire checks). */

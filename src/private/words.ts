@@ -24,6 +24,13 @@ export class RnsWords {
     return out;
   }
 
+  /** Residues of entry `k` of a limbs x count table (limb-major), e.g. a decrypted reply or a returned mask. */
+  entry(table: BigUint64Array, k: number, count: number, limbs = table.length / count): bigint[] {
+    const out: bigint[] = [];
+    for (let l = 0; l < limbs; l++) out.push(table[l * count + k]);
+    return out;
+  }
+
   set(words: BigUint64Array, pos: number, residues: readonly bigint[]): void {
     for (let l = 0; l < residues.length; l++) words[l * this.n + pos] = residues[l];
   }

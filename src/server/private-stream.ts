@@ -80,7 +80,7 @@ export function handlePrivateSocket(engine: PrivateEngine, ws: WebSocket, option
         case FrameType.Round2:
         case FrameType.OneRound: {
           const s = engine.get(frame.session, owner);
-          const r = s.answer(frame);
+          const r = await s.answer(frame);
           send({ type: r.type, session: frame.session, site: frame.site, seq: frame.seq, serverUs: r.serverUs, blobs: r.blobs });
           return;
         }

@@ -2,14 +2,19 @@
  * The privacy claims of the private mode, tested as an adversary would (CPU). The written argument
  * is src/server/PROTOCOL.md ("What each party learns").
  *
- * Curious client (holds the key, decrypts everything it receives):
- *  - every coefficient of a round-1 reply and every non-read coefficient of a last-round reply is
- *    uniform mod q (chi-square) and uncorrelated with what the server computed there (the products
- *    of x with A, B's cross terms);
- *  - at the read coefficients the value differs from the exact B_int A_int x_int only by the
- *    flooding noise: |error| <= 2^floodLog2 + beta + rounding, spread uniformly over that range;
+ * Curious client (holds the key, decrypts everything it receives). Replies are partial: c0 only
+ * at the coefficients the client reads, c1 whole, so those are the coefficients it can decrypt:
+ *  - every reply carries c0 at exactly the read coefficients (positions and byte count), and its
+ *    c1 words are uniform mod q (chi-square);
+ *  - every coefficient of a round-1 reply the client can decrypt is uniform mod q (chi-square) and
+ *    uncorrelated with what the server computed there (the products of x with A);
+ *  - at the read coefficients of a last-round reply the value differs from the exact
+ *    B_int A_int x_int only by the flooding noise: |error| <= 2^floodLog2 + beta + rounding,
+ *    spread uniformly over that range;
  *  - the c1 of a reply is rerandomised: dividing it by the request's c1 does not give A (it does
  *    without rerandomisation: the attack the rerandomisation stops).
+ * (That the server masks every coefficient the client does not read, whether sent or not, is
+ * checked on the engine's whole-ciphertext output in test/unit/ckks-fused.test.ts.)
  * Curious server (sees every byte the client sends):
  *  - every blob is public material or a ciphertext of the session's parameters; the control JSON
  *    carries parameters only; equal inputs never give equal frames; ciphertext words look uniform;
@@ -33,6 +38,7 @@ import { makeSite, sitePublic, type SitePrivate } from '../../src/private/sites'
 import { TwoRoundClient, TwoRoundServer } from '../../src/private/two-round';
 import { FrameType, parseFrame } from '../../src/private/wire';
 import { startPrivateServer } from '../../src/server/private-server';
+import { replyBytes } from '../helpers/ckks-fused';
 
 function randomPair(module: 'q_proj' | 'v_proj', inDim: number, outDim: number, rank: number): LoraPair {
   const a = new Float32Array(rank * inDim).map(() => (Math.random() * 2 - 1) / Math.sqrt(inDim));
@@ -61,6 +67,21 @@ function pearson(a: number[], b: number[]): number {
     sbb += (b[i] - mb) ** 2;
   }
   return sab / Math.sqrt(saa * sbb);
+}
+
+/**
+ * What a partial reply carries besides the decryptable positions: its c1, limb 0 (serialize.cc:
+ * header 24 bytes, body limbs/count/scale 16, positions padded to 8, c0 at them, then c1). Also
+ * checks that the reply holds c0 at exactly `want` and nothing else (its byte count).
+ */
+function replyC1Limb0(bytes: Uint8Array, n: number, limbs: number, want: Uint32Array): bigint[] {
+  expect(bytes.length).toBe(replyBytes(n, limbs, want.length));
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  expect(dv.getUint32(24, true)).toBe(limbs);
+  expect(dv.getUint32(28, true)).toBe(want.length);
+  for (let k = 0; k < want.length; k++) expect(dv.getUint32(40 + 4 * k, true)).toBe(want[k]);
+  const c1 = 40 + 4 * want.length + (want.length % 2 ? 4 : 0) + 8 * limbs * want.length;
+  return Array.from({ length: n }, (_, j) => dv.getBigUint64(c1 + 8 * j, true));
 }
 
 /** CRT of limb residues to the centred integer mod prod(moduli). */
@@ -115,30 +136,35 @@ function setup(protocol: 'two-round' | 'one-round', floodBits = 40) {
 }
 
 describe('a curious client', () => {
-  it('two-round: round-1 replies are uniform everywhere and uncorrelated with x * A', () => {
+  it('two-round: round-1 replies carry c0 at the read rows only, uniform there and uncorrelated with x * A', async () => {
     const { client, server, secretKey, pk, plan, moduli } = setup('two-round');
     const L = plan.layout as TwoRoundLayout;
     const c = new TwoRoundClient(client, secretKey, plan.site, L, plan.budget, moduli);
     const s = new TwoRoundServer(server, pk, site, L, plan.budget, moduli);
     const residues: bigint[] = [];
+    const c1Words: bigint[] = [];
     const fractions: number[] = [];
     const truth: number[] = [];
-    for (let q = 0; q < 3; q++) {
+    for (let q = 0; q < 40; q++) {
       const x = Float64Array.from({ length: inDim }, () => Math.random() * 2 - 1);
       const r1 = c.round1(x);
-      const { replies } = s.round1(r1.request);
+      const { replies } = await s.round1(r1.request);
       for (let p = 0; p < L.products1; p++) {
-        const pt = client.decrypt(client.deserializeCiphertext(replies[p]), secretKey);
-        const words = client.plaintextWords(pt);
+        const read = readPositions1(L, p);
+        const d = client.decryptReply(replies[p], secretKey); // every coefficient the client can decrypt
+        expect(Array.from(d.positions)).toEqual(Array.from(read));
+        if (q < 4) c1Words.push(...replyC1Limb0(replies[p], L.polyN, d.limbs, read));
         const plain = negacyclicProduct(packInput(L, x), packA(L, site.aInt, p));
-        for (let j = 0; j < L.polyN; j++) {
-          residues.push(words[j]);
-          fractions.push(Number(words[j]) / Number(moduli[0]));
-          truth.push(plain[j]);
-        }
+        read.forEach((pos, k) => {
+          residues.push(d.words[k]);
+          fractions.push(Number(d.words[k]) / Number(moduli[0]));
+          truth.push(plain[pos]);
+        });
       }
     }
+    expect(residues.length).toBeGreaterThanOrEqual(640);
     expect(chiSquare(residues, moduli[0])).toBeLessThan(CHI2_MAX);
+    expect(chiSquare(c1Words, moduli[0])).toBeLessThan(CHI2_MAX);
     expect(Math.abs(pearson(fractions, truth))).toBeLessThan(6 / Math.sqrt(fractions.length));
     s.dispose();
     client.dispose();
@@ -146,31 +172,31 @@ describe('a curious client', () => {
   });
 
   for (const protocol of ['two-round', 'one-round'] as const) {
-    it(`${protocol}: last-round replies are uniform off the read coefficients and exact up to the flooding on them`, async () => {
+    it(`${protocol}: last-round replies carry c0 at the read coefficients only, exact up to the flooding there`, async () => {
       const { client, server, secretKey, pk, plan, moduli } = setup(protocol);
       const L = plan.layout;
-      let finish: (x: Float64Array) => { replies: Uint8Array[]; xShift: number };
+      let finish: (x: Float64Array) => Promise<{ replies: Uint8Array[]; xShift: number }>;
       let dispose: () => void;
       if (protocol === 'two-round') {
         const c = new TwoRoundClient(client, secretKey, plan.site, L as TwoRoundLayout, plan.budget, moduli);
         const s = new TwoRoundServer(server, pk, site, L as TwoRoundLayout, plan.budget, moduli);
-        finish = (x) => {
+        finish = async (x) => {
           const r1 = c.round1(x);
-          const a1 = s.round1(r1.request);
-          return { replies: s.round2(c.round2(a1.replies), a1.share), xShift: r1.xShift };
+          const a1 = await s.round1(r1.request);
+          return { replies: await s.round2(await c.round2(a1.replies), a1.share), xShift: r1.xShift };
         };
         dispose = () => s.dispose();
       } else {
         const gk = await client.generateGaloisKeys(secretKey, traceSteps(L as OneRoundLayout));
         const c = new OneRoundClient(client, secretKey, plan.site, L as OneRoundLayout, plan.budget, moduli);
         const s = new OneRoundServer(server, pk, server.deserializeGaloisKeys(client.serialize(gk)), site, L as OneRoundLayout, plan.budget, moduli);
-        finish = (x) => {
+        finish = async (x) => {
           const r = c.request(x);
-          return { replies: s.answer(r.request), xShift: r.xShift };
+          return { replies: await s.answer(r.request), xShift: r.xShift };
         };
         dispose = () => s.dispose();
       }
-      const offRead: bigint[] = [];
+      const c1Words: bigint[] = [];
       const errors: number[] = [];
       // the last round's integers: one-round S B_int A_int x_int; two-round B_int v' with v' = v / q_top
       const stride = protocol === 'one-round' ? BigInt((L as OneRoundLayout).stride) : 1n;
@@ -182,20 +208,18 @@ describe('a curious client', () => {
       const bound = F + (L.polyN + 1) / 2 + 2;
       for (let q = 0; q < 12; q++) {
         const x = Float64Array.from({ length: inDim }, () => Math.random() * 2 - 1);
-        const { replies, xShift } = finish(x);
+        const { replies, xShift } = await finish(x);
         const { delta } = exactInts(site, x, xShift);
         let k = 0;
         for (let p = 0; p < L.products2; p++) {
-          const ct = client.deserializeCiphertext(replies[p]);
-          const limbs = ct.limbs;
+          const read = readPositions(L, p);
+          const d = client.decryptReply(replies[p], secretKey); // every coefficient the client can decrypt
+          const limbs = d.limbs;
           expect(limbs).toBe(lastLimbs - plan.budget.dropLimbs);
-          const words = client.plaintextWords(client.decrypt(ct, secretKey));
-          const read = new Set(readPositions(L, p));
-          for (let j = 0; j < L.polyN; j++) {
-            if (!read.has(j)) offRead.push(words[j]);
-          }
-          for (const pos of readPositions(L, p)) {
-            const res = Array.from({ length: limbs }, (_, l) => words[l * L.polyN + pos]);
+          expect(Array.from(d.positions)).toEqual(Array.from(read));
+          c1Words.push(...replyC1Limb0(replies[p], L.polyN, limbs, read));
+          for (let i = 0; i < read.length; i++) {
+            const res = Array.from({ length: limbs }, (_, l) => d.words[l * read.length + i]);
             const got = crt(res, moduli.slice(0, limbs));
             const want = (delta[k] * stride) / over / dropped;
             errors.push(Number(got - want));
@@ -203,7 +227,7 @@ describe('a curious client', () => {
           }
         }
       }
-      expect(chiSquare(offRead, moduli[0])).toBeLessThan(CHI2_MAX);
+      expect(chiSquare(c1Words, moduli[0])).toBeLessThan(CHI2_MAX);
       for (const e of errors) expect(Math.abs(e)).toBeLessThan(bound);
       if (F > 50 * L.polyN) {
         // flooding dominates: the errors spread uniformly on [-F, F]
@@ -220,7 +244,7 @@ describe('a curious client', () => {
     });
   }
 
-  it('the reply c1 is rerandomised: dividing it by the request c1 does not give A', () => {
+  it('the reply c1 is rerandomised: dividing it by the request c1 does not give A', async () => {
     const { client, server, secretKey, pk, plan, moduli } = setup('two-round');
     const L = plan.layout as TwoRoundLayout;
     const n = L.polyN;
@@ -255,9 +279,9 @@ describe('a curious client', () => {
     expect(matches).toBe(0);
     // and the protocol's actual replies are rerandomised ones
     const s = new TwoRoundServer(server, pk, site, L, plan.budget, moduli);
-    const reply = server.deserializeCiphertext(s.round1(client.serialize(client.encryptSymmetric(pt, secretKey))).replies[0]);
+    const reply = client.decryptReply((await s.round1(client.serialize(client.encryptSymmetric(pt, secretKey)))).replies[0], secretKey);
     expect(reply.limbs).toBe(2); // rerandomised at 3 primes, then rescaled once
-    for (const o of [raw2, ctx2, raw, fresh, aPt, req, ctx, pt, reply]) o.dispose();
+    for (const o of [raw2, ctx2, raw, fresh, aPt, req, ctx, pt]) o.dispose();
     s.dispose();
     client.dispose();
     server.dispose();

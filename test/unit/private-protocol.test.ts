@@ -118,9 +118,9 @@ describe('private protocols under CKKS (CPU)', () => {
           const c = new TwoRoundClient(client, secretKey, plan.site, plan.layout as never, plan.budget, moduli);
           const s = new TwoRoundServer(server, pk, site, plan.layout as never, plan.budget, moduli);
           const r1 = c.round1(x);
-          const a1 = s.round1(r1.request);
-          const r2 = c.round2(a1.replies);
-          got = c.finish(s.round2(r2, a1.share), r1.xShift);
+          const a1 = await s.round1(r1.request);
+          const r2 = await c.round2(a1.replies);
+          got = await c.finish(await s.round2(r2, a1.share), r1.xShift);
           s.dispose();
         } else {
           const gk = await client.generateGaloisKeys(secretKey, traceSteps(plan.layout as never));
@@ -128,7 +128,7 @@ describe('private protocols under CKKS (CPU)', () => {
           const c = new OneRoundClient(client, secretKey, plan.site, plan.layout as never, plan.budget, moduli);
           const s = new OneRoundServer(server, pk, sgk, site, plan.layout as never, plan.budget, moduli);
           const r = c.request(x);
-          got = c.finish(s.answer(r.request), r.xShift);
+          got = await c.finish(await s.answer(r.request), r.xShift);
           s.dispose();
         }
         expect(got.length).toBe(96);

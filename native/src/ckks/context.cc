@@ -137,7 +137,11 @@ void CkksContext::round_to_rns(const double* coeffs, std::size_t limbs, std::uin
 }
 
 void CkksContext::compose_to_double(const std::uint64_t* data, std::size_t limbs, double inv_scale, double* out) const {
-  const std::uint64_t n = this->n();
+  compose_words(data, limbs, n(), n(), inv_scale, out);
+}
+
+void CkksContext::compose_words(const std::uint64_t* data, std::size_t limbs, std::size_t stride, std::size_t n,
+                                double inv_scale, double* out) const {
   if (limbs == 1) {
     const std::uint64_t q = tables_[0]->modulus(), half = q >> 1;
     for (std::uint64_t j = 0; j < n; ++j) {
@@ -153,7 +157,7 @@ void CkksContext::compose_to_double(const std::uint64_t* data, std::size_t limbs
     const std::uint64_t inv = inv_mod_prime(q0 % q1, q1), inv_s = shoup_precompute(inv, q1);
     const double dq0 = static_cast<double>(q0);
     const std::uint64_t* x0 = data;
-    const std::uint64_t* x1 = data + n;
+    const std::uint64_t* x1 = data + stride;
     pfor(n, [&](std::size_t b, std::size_t e) {
       for (std::size_t j = b; j < e; ++j) {
         const std::uint64_t a0 = x0[j];
@@ -188,7 +192,7 @@ void CkksContext::compose_to_double(const std::uint64_t* data, std::size_t limbs
     std::vector<std::uint64_t> a(limbs);
     for (std::size_t j = b; j < e; ++j) {
       for (std::size_t i = 0; i < limbs; ++i) {
-        std::uint64_t t = data[i * n + j];
+        std::uint64_t t = data[i * stride + j];
         for (std::size_t k = 0; k < i; ++k) {
           std::uint64_t ak = a[k] >= q[i] ? br[i].reduce64(a[k]) : a[k];
           t = sub_mod(t, ak, q[i]);

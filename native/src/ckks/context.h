@@ -17,6 +17,7 @@
 #include "ckks/encoder.h"
 #include "ckks/ntt_tables.h"
 #include "ckks/params.h"
+#include "ckks/private_ops.h"
 
 namespace tensafe::ckks {
 
@@ -94,7 +95,7 @@ struct GaloisKeys {
   std::vector<std::int64_t> steps;             // as asked, in order
 };
 
-enum class ObjectKind : std::uint16_t { Ciphertext = 1, Plaintext = 2, PublicKey = 3, GaloisKeys = 4, SecretKey = 5 };
+enum class ObjectKind : std::uint16_t { Ciphertext = 1, Plaintext = 2, PublicKey = 3, GaloisKeys = 4, SecretKey = 5, Reply = 6 };
 
 // What sample_words draws (sampling.h documents the layouts).
 enum class SampleDistribution : std::uint8_t { Uniform = 1, Centered = 2 };
@@ -135,6 +136,10 @@ class CkksContext {
   // randomness for callers (masks, flooding noise): limbs*count words, limb-major, from a
   // fresh stream of the context's ChaCha20 key (sampling.h). bits: Centered only.
   std::vector<std::uint64_t> sample_words(std::size_t limbs, std::size_t count, SampleDistribution dist, int bits);
+  // sample_words' checks, and its samples from a given stream id (no checks, no id taken).
+  void check_sample(std::size_t limbs, std::size_t count, SampleDistribution dist, int bits) const;
+  void sample_words_at(std::uint64_t stream, std::size_t limbs, std::size_t count, SampleDistribution dist, int bits,
+                       std::uint64_t* out) const;
   // The 32-byte seed of a compact symmetric encryption: words [0, 4) of `stream`.
   ChaChaKey derive_seed(std::uint64_t stream) const;
   // c1 of a compact encryption over `limbs` primes: the uniform expansion of `seed`.
@@ -158,6 +163,26 @@ class CkksContext {
   Ciphertext mod_switch(const Ciphertext& a) const;
   Ciphertext rotate(const Ciphertext& a, std::int64_t steps, const GaloisKeys& gk) const;
 
+  // ---- fused operations of the private protocols (private_ops.h; context_private.cc) ----
+  std::vector<std::uint8_t> serialize_reply(const Ciphertext& ct, const std::uint32_t* positions, std::size_t count) const;
+  DecryptedReply decrypt_reply(const std::uint8_t* p, std::size_t len, const SecretKey& sk) const;
+  SanitizeResult sanitize_products(const Ciphertext& ct, const std::vector<const Plaintext*>& pts, const PublicKey& pk,
+                                   const SanitizeOptions& o);
+  // Checks the steps (in range, a key for each) before any work.
+  void check_trace(const std::vector<std::int64_t>& steps, const GaloisKeys& gk) const;
+  Ciphertext trace_rotations(const Ciphertext& ct, const std::vector<std::int64_t>& steps, const GaloisKeys& gk) const;
+  // Building blocks the CUDA engine shares: the reply bytes from their parts (c0 at the
+  // positions, limbs x count; c1, limbs x n), the format check, the last step of a decryption
+  // (c1*s at the positions, limbs x count, in coefficient form), and the host half of
+  // sanitize_products (its stream ids, in the composition's order, and its masks).
+  std::vector<std::uint8_t> serialize_reply_parts(std::size_t limbs, double scale, const std::vector<std::uint32_t>& positions,
+                                                  const std::uint64_t* c0_at, const std::uint64_t* c1) const;
+  ReplyParts parse_reply(const std::uint8_t* p, std::size_t len) const;
+  DecryptedReply finish_reply(const ReplyParts& r, const std::uint64_t* c1s_at) const;
+  std::vector<SanitizeStreams> reserve_sanitize_streams(std::size_t products, bool flood);
+  std::vector<std::uint64_t> sanitize_mask(const SanitizeStreams& ids, std::size_t limbs, const SanitizeOptions& o,
+                                           std::size_t product) const;
+
   // Raw words of a ciphertext (c0 then c1, NTT domain): for comparing backends.
   std::vector<std::uint64_t> ciphertext_words(const Ciphertext& ct) const;
 
@@ -180,6 +205,9 @@ class CkksContext {
   void round_to_rns(const double* coeffs, std::size_t limbs, std::uint64_t* out) const;
   // Coefficient-form RNS words over `limbs` primes -> centred doubles (Garner), times inv_scale.
   void compose_to_double(const std::uint64_t* data, std::size_t limbs, double inv_scale, double* out) const;
+  // The same for `count` values whose limbs lie `stride` words apart.
+  void compose_words(const std::uint64_t* data, std::size_t limbs, std::size_t stride, std::size_t count,
+                     double inv_scale, double* out) const;
 
   // Adds Shoup companions to a plaintext that will be multiplied many times (same results).
   void prepare_multiplier(Plaintext& pt) const;
@@ -191,15 +219,25 @@ class CkksContext {
 
  private:
   void small_to_rns(const std::int8_t* v, std::size_t k_begin, std::size_t k_end, std::uint64_t* out) const;
-  void rescale_poly(const std::uint64_t* poly, std::size_t limbs, std::uint64_t* out) const;
+  // ntt = false: poly and out are in coefficient form (the same map, no transforms).
+  void rescale_poly(const std::uint64_t* poly, std::size_t limbs, std::uint64_t* out, bool ntt = true) const;
   void key_switch(const std::uint64_t* d, std::size_t limbs, const KeySwitchKey& key, std::uint64_t* out0,
                   std::uint64_t* out1) const;
   const std::vector<std::uint32_t>& automorphism(std::uint64_t galois) const;
   void check_limbs(std::size_t limbs, const char* what) const;
-  // (c0, c1) = Enc_pk(0) + (add0, add1) over `l` limbs with fresh u, e0, e1: c0 = e0 + b*u + add0,
-  // c1 = e1 + a*u + add1 (a null addend counts as zero; outputs must not alias the addends).
+  // (c0, c1) = Enc_pk(0) + (add0, add1) over `l` limbs with fresh u, e0, e1 from `stream`:
+  // c0 = e0 + b*u + add0, c1 = e1 + a*u + add1 (a null addend counts as zero; outputs must not
+  // alias the addends). c0_coefficients: c0 is left in coefficient form instead (e0 is added
+  // there, so it is never transformed; add0 is still an NTT-domain addend).
   void encrypt_zero_plus(std::uint64_t* c0, std::uint64_t* c1, std::size_t l, const PublicKey& pk,
-                         const std::uint64_t* add0, const std::uint64_t* add1);
+                         const std::uint64_t* add0, const std::uint64_t* add1, std::uint64_t stream,
+                         bool c0_coefficients = false) const;
+  // out = a * b (both polynomials of a, b's first a.limbs limbs), Shoup when b is prepared.
+  void multiply_plain_into(const Ciphertext& a, const Plaintext& b, std::uint64_t* out) const;
+  // The sanitised reply of one product (context_private.cc).
+  std::vector<std::uint8_t> sanitize_one(const Ciphertext& ct, const Plaintext& pt, const PublicKey& pk,
+                                         const SanitizeOptions& o, std::size_t p, const SanitizeStreams& ids,
+                                         std::vector<std::uint64_t>* mask_out) const;
   Plaintext decrypt_impl(const Ciphertext& ct, const SecretKey& sk, bool parallel) const;
 
   CkksParams params_;

@@ -15,10 +15,11 @@ namespace tensafe::ckks {
 // ---- encryption -----------------------------------------------------------------------------
 
 void CkksContext::encrypt_zero_plus(std::uint64_t* c0_out, std::uint64_t* c1_out, std::size_t l, const PublicKey& pk,
-                                    const std::uint64_t* add0, const std::uint64_t* add1) {
+                                    const std::uint64_t* add0, const std::uint64_t* add1, std::uint64_t stream,
+                                    bool c0_coefficients) const {
   const std::uint64_t n = this->n();
   const std::size_t L = max_limbs();
-  Sampler smp(key_, next_stream());
+  Sampler smp(key_, stream);
   std::vector<std::int8_t> u(n), e0(n), e1(n);
   smp.ternary(0, n, u.data());
   smp.gaussian(n, n, e0.data());
@@ -36,20 +37,32 @@ void CkksContext::encrypt_zero_plus(std::uint64_t* c0_out, std::uint64_t* c1_out
       std::uint64_t* c0 = c0_out + k * n;
       std::uint64_t* c1 = c1_out + k * n;
       small_to_rns(u.data(), k, k + 1, uk.data());
-      small_to_rns(e0.data(), k, k + 1, c0);
       small_to_rns(e1.data(), k, k + 1, c1);
       t.forward(uk.data());
-      t.forward(c0);
       t.forward(c1);
       const std::uint64_t* bk = b + k * n;
       const std::uint64_t* ak = a + k * n;
       const std::uint64_t* m0 = add0 ? add0 + k * n : nullptr;
       const std::uint64_t* m1 = add1 ? add1 + k * n : nullptr;
       for (std::uint64_t j = 0; j < n; ++j) {
-        c0[j] = add_mod(c0[j], br.mul(bk[j], uk[j]), q);
         c1[j] = add_mod(c1[j], br.mul(ak[j], uk[j]), q);
-        if (m0) c0[j] = add_mod(c0[j], m0[j], q);
         if (m1) c1[j] = add_mod(c1[j], m1[j], q);
+      }
+      if (c0_coefficients) {
+        // c0 = INTT(b*u + add0) + e0: the same words as transforming e0 in and c0 out.
+        for (std::uint64_t j = 0; j < n; ++j) c0[j] = br.mul(bk[j], uk[j]);
+        if (m0)
+          for (std::uint64_t j = 0; j < n; ++j) c0[j] = add_mod(c0[j], m0[j], q);
+        t.inverse(c0);
+        small_to_rns(e0.data(), k, k + 1, uk.data());  // the scratch is free again
+        for (std::uint64_t j = 0; j < n; ++j) c0[j] = add_mod(c0[j], uk[j], q);
+      } else {
+        small_to_rns(e0.data(), k, k + 1, c0);
+        t.forward(c0);
+        for (std::uint64_t j = 0; j < n; ++j) {
+          c0[j] = add_mod(c0[j], br.mul(bk[j], uk[j]), q);
+          if (m0) c0[j] = add_mod(c0[j], m0[j], q);
+        }
       }
     }
     secure_wipe(uk.data(), uk.size() * sizeof(std::uint64_t));
@@ -70,7 +83,7 @@ Ciphertext CkksContext::encrypt(const Plaintext& pt, const PublicKey& pk) {
   ct.limbs = l;
   ct.scale = pt.scale;
   ct.data.resize(2 * l * n);
-  encrypt_zero_plus(ct.c(0, n), ct.c(1, n), l, pk, pt.data.data(), nullptr);
+  encrypt_zero_plus(ct.c(0, n), ct.c(1, n), l, pk, pt.data.data(), nullptr, next_stream());
   return ct;
 }
 
@@ -83,7 +96,7 @@ Ciphertext CkksContext::rerandomize(const Ciphertext& in, const PublicKey& pk) {
   ct.limbs = in.limbs;
   ct.scale = in.scale;  // c1 changes: the seed of a compact encryption is not carried
   ct.data.resize(in.data.size());
-  encrypt_zero_plus(ct.c(0, n), ct.c(1, n), in.limbs, pk, in.c(0, n), in.c(1, n));
+  encrypt_zero_plus(ct.c(0, n), ct.c(1, n), in.limbs, pk, in.c(0, n), in.c(1, n), next_stream());
   return ct;
 }
 

@@ -60,19 +60,24 @@ Ciphertext CkksContext::add_plain(const Ciphertext& a, const Plaintext& b) const
 
 Ciphertext CkksContext::multiply_plain(const Ciphertext& a, const Plaintext& b) const {
   const double scale = valcheck::multiply_plain(*this, a, b);
-  const std::uint64_t n = this->n();
   Ciphertext r;
   r.context_id = id_;
   r.limbs = a.limbs;
   r.scale = scale;
   r.data.resize(a.data.size());
+  multiply_plain_into(a, b, r.data.data());
+  return r;
+}
+
+void CkksContext::multiply_plain_into(const Ciphertext& a, const Plaintext& b, std::uint64_t* out) const {
+  const std::uint64_t n = this->n();
   pfor(2 * a.limbs, [&](std::size_t b0, std::size_t e0) {
     for (std::size_t t = b0; t < e0; ++t) {
       const std::size_t i = t / a.limbs, k = t % a.limbs;
       const Barrett& br = tables_[k]->barrett();
       const std::uint64_t* x = a.c(i, n) + k * n;
       const std::uint64_t* y = b.data.data() + k * n;
-      std::uint64_t* z = r.c(i, n) + k * n;
+      std::uint64_t* z = out + (i * a.limbs + k) * n;
       if (b.shoup.size() == b.data.size()) {
         const std::uint64_t* ys = b.shoup.data() + k * n;
         const std::uint64_t q = br.q;
@@ -82,16 +87,15 @@ Ciphertext CkksContext::multiply_plain(const Ciphertext& a, const Plaintext& b) 
       }
     }
   });
-  return r;
 }
 
 // Divides an l-limb NTT-domain polynomial by its last prime with rounding: out gets l-1 limbs.
-void CkksContext::rescale_poly(const std::uint64_t* poly, std::size_t l, std::uint64_t* out) const {
+void CkksContext::rescale_poly(const std::uint64_t* poly, std::size_t l, std::uint64_t* out, bool ntt) const {
   const std::uint64_t n = this->n();
   const NttTables& tl = *tables_[l - 1];
   const std::uint64_t ql = tl.modulus(), half = ql >> 1;
   std::vector<std::uint64_t> last(poly + (l - 1) * n, poly + l * n);
-  tl.inverse(last.data());
+  if (ntt) tl.inverse(last.data());
   for (std::uint64_t j = 0; j < n; ++j) last[j] = add_mod(last[j], half, ql);
   pfor(l - 1, [&](std::size_t kb, std::size_t ke) {
     std::vector<std::uint64_t> tmp(n);
@@ -101,7 +105,7 @@ void CkksContext::rescale_poly(const std::uint64_t* poly, std::size_t l, std::ui
       const std::uint64_t q = br.q;
       const std::uint64_t half_k = br.reduce64(half);
       for (std::uint64_t j = 0; j < n; ++j) tmp[j] = sub_mod(br.reduce64(last[j]), half_k, q);
-      t.forward(tmp.data());
+      if (ntt) t.forward(tmp.data());
       const std::uint64_t inv = inv_mod_prime(ql % q, q), inv_s = shoup_precompute(inv, q);
       const std::uint64_t* x = poly + k * n;
       std::uint64_t* o = out + k * n;

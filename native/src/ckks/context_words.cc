@@ -48,29 +48,37 @@ std::vector<std::uint64_t> CkksContext::ciphertext_words(const Ciphertext& ct) c
   return ct.data;
 }
 
-std::vector<std::uint64_t> CkksContext::sample_words(std::size_t limbs, std::size_t count, SampleDistribution dist,
-                                                     int bits) {
+void CkksContext::check_sample(std::size_t limbs, std::size_t count, SampleDistribution dist, int bits) const {
   check_limbs(limbs, "options.limbs");
   if (count < 1 || count > (std::size_t{1} << 22))
     throw ArgumentRangeError("options.count must be in [1, 4194304], got " + std::to_string(count));
   if (limbs * count > (std::size_t{1} << 24))
     throw ArgumentRangeError("options: limbs * count = " + std::to_string(limbs * count) +
                              " residues is above the limit of 16777216 per call");
-  std::vector<std::uint64_t> moduli(params_.moduli.begin(), params_.moduli.begin() + limbs);
-  std::vector<std::uint64_t> out(limbs * count);
-  if (dist == SampleDistribution::Uniform) {
-    Sampler(key_, next_stream()).uniform_exact(moduli, count, out.data());
-    return out;
-  }
+  if (dist == SampleDistribution::Uniform) return;
   // A centred integer must be representable mod Q (the product of the limbs' primes), with
   // room for its sign: 2^(bits+1) < Q.
-  double log_q = 0;
-  for (auto q : moduli) log_q += std::log2(static_cast<double>(q));
+  const double log_q = valcheck::log_q(*this, limbs);
   if (bits < 0 || bits > 126 || bits + 1 >= log_q)
     throw ArgumentRangeError("options.bits must be in [0, 126] with 2^(bits+1) below the product of the first " +
                              std::to_string(limbs) + " primes (2^" + std::to_string(log_q) + "), got " +
                              std::to_string(bits));
-  Sampler(key_, next_stream()).centered(moduli, count, bits, out.data());
+}
+
+void CkksContext::sample_words_at(std::uint64_t stream, std::size_t limbs, std::size_t count, SampleDistribution dist,
+                                  int bits, std::uint64_t* out) const {
+  std::vector<std::uint64_t> moduli(params_.moduli.begin(), params_.moduli.begin() + limbs);
+  if (dist == SampleDistribution::Uniform)
+    Sampler(key_, stream).uniform_exact(moduli, count, out);
+  else
+    Sampler(key_, stream).centered(moduli, count, bits, out);
+}
+
+std::vector<std::uint64_t> CkksContext::sample_words(std::size_t limbs, std::size_t count, SampleDistribution dist,
+                                                     int bits) {
+  check_sample(limbs, count, dist, bits);  // before a stream id is taken
+  std::vector<std::uint64_t> out(limbs * count);
+  sample_words_at(next_stream(), limbs, count, dist, bits, out.data());
   return out;
 }
 

@@ -12,6 +12,10 @@
 //          GaloisKeys: u32 count of steps asked, i64 steps[count], u32 keys, then per key:
 //                      i64 normalised step, u64 Galois element, L*2*K*n words
 //          SecretKey:  u32 K, K*n words (NTT domain)   (only via serialize_secret_key)
+//          Reply (a partial ciphertext, private_ops.h): u32 limbs, u32 count, f64 scale,
+//                      u32 positions[count] (strictly increasing, < n), u32 0 when count is
+//                      odd (the words stay 8-aligned), limbs*count words of c0 in COEFFICIENT
+//                      form at the positions (limb-major), then limbs*n words of c1 (NTT domain)
 // Every length is checked against the context and every word against its modulus, so corrupt
 // or foreign bytes fail with FormatError instead of producing garbage.
 #include <cmath>
@@ -94,6 +98,7 @@ const char* kind_name(ObjectKind k) {
     case ObjectKind::PublicKey: return "a public key";
     case ObjectKind::GaloisKeys: return "Galois keys";
     case ObjectKind::SecretKey: return "a secret key";
+    case ObjectKind::Reply: return "a partial reply";
   }
   return "an unknown object";
 }
@@ -300,6 +305,50 @@ GaloisKeys CkksContext::deserialize_galois_keys(const std::uint8_t* p, std::size
     if (norm != 0 && !gk.keys.count(norm)) throw FormatError("corrupt Galois keys: a listed step has no key");
   }
   return gk;
+}
+
+std::vector<std::uint8_t> CkksContext::serialize_reply_parts(std::size_t limbs, double scale,
+                                                            const std::vector<std::uint32_t>& positions,
+                                                            const std::uint64_t* c0_at, const std::uint64_t* c1) const {
+  const std::size_t count = positions.size();
+  Writer w;
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(limbs));
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(count));
+  w.put<double>(scale);
+  for (auto p : positions) w.put<std::uint32_t>(p);
+  if (count % 2) w.put<std::uint32_t>(0);
+  w.words(c0_at, limbs * count);
+  w.words(c1, limbs * n());
+  return finish(ObjectKind::Reply, params_.fingerprint, w);
+}
+
+ReplyParts CkksContext::parse_reply(const std::uint8_t* p, std::size_t len) const {
+  Reader r = open(p, len, ObjectKind::Reply, params_.fingerprint);
+  const std::uint64_t n = this->n();
+  ReplyParts out;
+  out.limbs = r.get<std::uint32_t>("limbs");
+  if (out.limbs < 1 || out.limbs > max_limbs()) throw FormatError("corrupt partial reply: bad prime count");
+  const std::uint32_t count = r.get<std::uint32_t>("position count");
+  if (count > n) throw FormatError("corrupt partial reply: more positions than polyN");
+  out.scale = check_scale_value(r.get<double>("scale"));
+  const std::size_t pad = count % 2 ? 4 : 0;
+  const std::size_t words = out.limbs * (count + n);
+  if (len - 8 - r.pos() != 4 * std::size_t{count} + pad + 8 * words)
+    throw FormatError("length mismatch: partial reply body has the wrong size");
+  out.positions.resize(count);
+  for (std::uint32_t k = 0; k < count; ++k) {
+    out.positions[k] = r.get<std::uint32_t>("position");
+    if (out.positions[k] >= n || (k > 0 && out.positions[k] <= out.positions[k - 1]))
+      throw FormatError("corrupt partial reply: positions must be strictly increasing and below polyN");
+  }
+  if (pad && r.get<std::uint32_t>("padding") != 0) throw FormatError("corrupt partial reply: bad padding");
+  out.c0.resize(out.limbs * count);
+  out.c1.resize(out.limbs * n);
+  r.words(out.c0.data(), out.c0.size(), "partial reply");
+  r.words(out.c1.data(), out.c1.size(), "partial reply");
+  check_words(out.c0.data(), out.limbs, count, params_.moduli, "partial reply");
+  check_words(out.c1.data(), out.limbs, n, params_.moduli, "partial reply");
+  return out;
 }
 
 SecretKey CkksContext::deserialize_secret_key(const std::uint8_t* p, std::size_t len) const {

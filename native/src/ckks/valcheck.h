@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "ckks/context.h"
 #include "common/errors.h"
@@ -147,6 +148,69 @@ inline std::int64_t rotation_step(const CkksContext& ctx, std::int64_t steps) {
 
 [[noreturn]] inline void missing_rotation_key(std::int64_t steps) {
   throw ArgumentRangeError("no rotation key for steps = " + std::to_string(steps) + " (generate Galois keys for it)");
+}
+
+// Positions of a partial reply or of a sanitize option: strictly increasing, below polyN.
+inline void positions(const CkksContext& ctx, const std::uint32_t* p, std::size_t count, const std::string& what) {
+  const std::uint64_t n = ctx.n();
+  for (std::size_t k = 0; k < count; ++k) {
+    if (p[k] >= n)
+      throw ArgumentRangeError(what + "[" + std::to_string(k) + "] = " + std::to_string(p[k]) + " is not below polyN = " +
+                               std::to_string(n));
+    if (k > 0 && p[k] <= p[k - 1])
+      throw ArgumentRangeError(what + " must be strictly increasing: " + what + "[" + std::to_string(k) + "] = " +
+                               std::to_string(p[k]) + " follows " + std::to_string(p[k - 1]));
+  }
+}
+
+// The trace's steps: 1..256 of them, each with a key (a step that normalises to 0 is the
+// identity: c += c). `keys` is the engine's map by normalised step.
+template <typename Keys>
+void trace_steps(const CkksContext& ctx, const std::vector<std::int64_t>& steps, const Keys& keys) {
+  if (steps.empty() || steps.size() > 256) throw ArgumentRangeError("steps must list 1..256 rotation steps");
+  for (auto s : steps) {
+    const std::int64_t norm = rotation_step(ctx, s);
+    if (norm != 0 && keys.find(norm) == keys.end()) missing_rotation_key(s);
+  }
+}
+
+// sanitize_products: every check before any work (the bindings call it before queueing the
+// work off the JS thread, the engines again).
+template <typename Ct, typename Pt>
+void sanitize(const CkksContext& ctx, const Ct& ct, const std::vector<const Pt*>& pts, const SanitizeOptions& o) {
+  ctx.check_owner(ct.context_id, "ciphertext");
+  const std::size_t P = pts.size();
+  if (P < 1 || P > 4096) throw ArgumentRangeError("plaintexts must hold 1..4096 plaintexts, got " + std::to_string(P));
+  for (std::size_t p = 0; p < P; ++p) {
+    try {
+      multiply_plain(ctx, ct, *pts[p]);
+    } catch (const ArgumentRangeError& e) {
+      throw ArgumentRangeError("plaintexts[" + std::to_string(p) + "]: " + e.what());
+    }
+  }
+  const auto lists = [&](const std::vector<std::vector<std::uint32_t>>& v, const char* name) {
+    if (v.empty()) return;
+    if (v.size() != P)
+      throw ArgumentRangeError(std::string(name) + " must hold one position list per plaintext (" + std::to_string(P) +
+                               "), got " + std::to_string(v.size()));
+    for (std::size_t p = 0; p < P; ++p) positions(ctx, v[p].data(), v[p].size(), std::string(name) + "[" + std::to_string(p) + "]");
+  };
+  lists(o.read, "options.read");
+  lists(o.keep, "options.keep");
+  lists(o.mask_at, "options.returnMaskAt");
+  if (o.mask_all && !o.read.empty())
+    throw ArgumentRangeError("options.maskAll and options.read exclude each other (maskAll masks every coefficient)");
+  if (!o.mask_all && o.read.empty())
+    throw ArgumentRangeError("options.read is required unless options.maskAll is true (the coefficients left unmasked)");
+  if (o.flood_bits > 0 && o.read.empty()) throw ArgumentRangeError("options.floodBits needs options.read (the coefficients to flood)");
+  if (o.flood_bits < 0 || o.flood_bits > 126 || (o.flood_bits > 0 && o.flood_bits + 1 >= log_q(ctx, ct.limbs)))
+    throw ArgumentRangeError("options.floodBits must be in [0, 126] with 2^(floodBits+1) below the ciphertext's modulus (2^" +
+                             std::to_string(log_q(ctx, ct.limbs)) + "), got " + std::to_string(o.flood_bits));
+  if (o.rescales >= ct.limbs)
+    throw ArgumentRangeError("options.rescale must be in [0, " + std::to_string(ct.limbs - 1) +
+                             "] (a prime must remain), got " + std::to_string(o.rescales));
+  if (o.partial && o.read.empty() && o.keep.empty())
+    throw ArgumentRangeError("options.format 'partial' needs options.keep or options.read (where c0 is sent)");
 }
 
 }  // namespace tensafe::ckks::valcheck

@@ -17,6 +17,7 @@ import type {
   CkksContextInfo,
   CkksContextOptions,
   CkksOpName,
+  DecryptedReply,
   EncodeOptions,
   EncryptSymmetricOptions,
   HeLoraBenchOptions,
@@ -26,6 +27,8 @@ import type {
   NativeCkksRules,
   OpTiming,
   SampleOptions,
+  SanitizeOptions,
+  SanitizeResult,
   WordsOptions,
 } from './native-api';
 
@@ -239,6 +242,36 @@ export class Ckks {
   /** Raw NTT-domain words (c0 then c1), for comparing backends in seeded mode. */
   ciphertextWords(ciphertext: Ciphertext): BigUint64Array {
     return callSync(() => this.ctx.ciphertextWords(ciphertext?.native));
+  }
+
+  // ---- fused operations of the private protocols ----
+  /**
+   * The reply a key holder needs at `positions` only: c0 in coefficient form there, c1 whole
+   * (about half the bytes of serialize). Positions: strictly increasing, below polyN.
+   */
+  serializeReply(ciphertext: Ciphertext, positions: Uint32Array): Uint8Array {
+    return callSync(() => this.ctx.serializeReply(ciphertext?.native, positions));
+  }
+  /** The decryption of a partial reply at its positions (residues and values / scale). */
+  decryptReply(bytes: Uint8Array, secretKey: SecretKey): DecryptedReply {
+    return callSync(() => this.ctx.decryptReply(bytes, secretKey?.native));
+  }
+  /** decryptReply of several replies, off the JS thread. */
+  decryptReplies(bytes: Uint8Array[], secretKey: SecretKey): Promise<DecryptedReply[]> {
+    return callAsync(() => this.ctx.decryptReplies(bytes, secretKey?.native));
+  }
+  /**
+   * Masked, flooded, rerandomised and rescaled products ct * p, serialised, off the JS thread:
+   * the last step of the private protocols (SanitizeOptions says exactly what it computes).
+   */
+  sanitizeProducts(ciphertext: Ciphertext, plaintexts: Plaintext[], publicKey: PublicKey, options: SanitizeOptions): Promise<SanitizeResult> {
+    if (!Array.isArray(plaintexts)) return Promise.reject(new TypeError('plaintexts must be an array of Plaintext'));
+    const natives = plaintexts.map((p) => p?.native);
+    return callAsync(() => this.ctx.sanitizeProducts(ciphertext?.native, natives, publicKey?.native, options));
+  }
+  /** c = prod_j (1 + sigma_{steps_j})(c): c += rotate(c, step) for each step in order, off the JS thread. */
+  async traceRotations(ciphertext: Ciphertext, steps: number[], galoisKeys: GaloisKeys): Promise<Ciphertext> {
+    return new Ciphertext(await callAsync(() => this.ctx.traceRotations(ciphertext?.native, steps, galoisKeys?.native)));
   }
 
   // ---- native benchmarks ----

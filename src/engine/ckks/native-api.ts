@@ -24,8 +24,9 @@
  *    context, mismatched levels or scales throw RangeError; disposed handles throw with code
  *    ERR_TENSAFE_DISPOSED; corrupt bytes throw with code ERR_TENSAFE_FORMAT; an insecure
  *    parameter set without `allowInsecure: true` throws with code ERR_TENSAFE_INSECURE.
- *  - Operations are synchronous (each is milliseconds at most); key generation for rotations and
- *    the benchmarks return Promises (run off the JS thread).
+ *  - Operations are synchronous (each is milliseconds at most); key generation for rotations, the
+ *    fused operations of the private protocols (sanitizeProducts, traceRotations,
+ *    decryptReplies) and the benchmarks return Promises (run off the JS thread).
  */
 
 /** Options of `new CkksContextCpu(options)` / `new CkksContextCuda(options)`. */
@@ -153,6 +154,49 @@ export interface EncryptSymmetricOptions {
    * change c1 drop the seed (addPlain and modSwitch keep it: c1 unchanged or a prefix).
    */
   compact?: boolean;
+}
+
+/**
+ * Options of `sanitizeProducts(ct, plaintexts, publicKey, options)`: for each plaintext p, the
+ * composition c = ct * p; c += M_p; c = rerandomize(c, publicKey); rescale `rescale` times;
+ * serialise. M_p is a coefficient-form plaintext (scale ct.scale * p.scale) of residues exactly
+ * uniform mod each prime (as sampleWords 'uniform') at every coefficient except `read[p]`; at
+ * `read[p]` it holds a centred integer uniform on [-2^floodBits, 2^floodBits] (as sampleWords
+ * 'centered') when floodBits > 0, else 0. Position lists are Uint32Arrays, strictly increasing,
+ * below polyN, one per plaintext. In seeded mode the result equals the composed operations word
+ * for word (stream ids per product: mask, flood, rerandomisation).
+ */
+export interface SanitizeOptions {
+  /** The coefficients left unmasked (and flooded) in product p. Required unless maskAll. */
+  read?: Uint32Array[];
+  /** Flooding bound exponent (0..126; 0 or absent: nothing added at the read coefficients). */
+  floodBits?: number;
+  /** Mask every coefficient (no read set). */
+  maskAll?: boolean;
+  /** 'partial': serializeReply at keep[p] (default read[p]); 'full': serialize (the whole ciphertext). */
+  format: 'partial' | 'full';
+  keep?: Uint32Array[];
+  /** Return the mask's residues at these positions (all the ciphertext's primes, limb-major, before rescaling). */
+  returnMaskAt?: Uint32Array[];
+  /** Rescales after the rerandomisation (0..limbs-1, default 0). */
+  rescale?: number;
+}
+
+export interface SanitizeResult {
+  replies: Uint8Array[];
+  /** Present when returnMaskAt was given: per plaintext, limbs x count residues, limb-major. */
+  masks?: BigUint64Array[];
+}
+
+/** The decryption of a partial reply at its positions only. */
+export interface DecryptedReply {
+  positions: Uint32Array;
+  limbs: number;
+  scale: number;
+  /** limbs x count coefficient residues of the decryption, limb-major. */
+  words: BigUint64Array;
+  /** Centred CRT composition of each position's residues / scale (as decodeCoefficients). */
+  values: Float64Array;
 }
 
 export type CkksOpName =
@@ -294,6 +338,21 @@ export interface NativeCkksContext extends NativeDisposable {
 
   /** Raw words of a ciphertext (2 * limbs * N, NTT domain, c0 then c1): for CPU/CUDA comparison. */
   ciphertextWords(ciphertext: NativeCiphertext): BigUint64Array;
+
+  // fused operations of the private protocols (native/src/ckks/private_ops.h)
+  /**
+   * A partial reply (format kind "Reply"): c0 in coefficient form at `positions` only (limbs x
+   * count residues), c1 whole (NTT domain); about half the bytes of serialize(ct).
+   */
+  serializeReply(ciphertext: NativeCiphertext, positions: Uint32Array): Uint8Array;
+  /** Decrypts a partial reply at its positions (c1*s, inverse NTT, pick, add c0). Bad bytes: ERR_TENSAFE_FORMAT. */
+  decryptReply(bytes: Uint8Array, secretKey: NativeSecretKey): DecryptedReply;
+  /** decryptReply of each, off the JS thread. */
+  decryptReplies(bytes: Uint8Array[], secretKey: NativeSecretKey): Promise<DecryptedReply[]>;
+  /** See SanitizeOptions; off the JS thread (every argument checked before the work is queued). */
+  sanitizeProducts(ciphertext: NativeCiphertext, plaintexts: NativePlaintext[], publicKey: NativePublicKey, options: SanitizeOptions): Promise<SanitizeResult>;
+  /** c = prod_j (1 + sigma_{steps_j})(c) (c += rotate(c, step), steps in order), off the JS thread. */
+  traceRotations(ciphertext: NativeCiphertext, steps: number[], galoisKeys: NativeGaloisKeys): Promise<NativeCiphertext>;
 
   // native benchmarks (steady clock on the CPU, CUDA events on the GPU), at the top level
   benchmarkOp(options: { op: CkksOpName; iterations: number }): Promise<OpTiming>;

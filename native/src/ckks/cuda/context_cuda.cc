@@ -10,6 +10,7 @@
 #include <functional>
 #include <random>
 
+#include "ckks/cuda/device_state.h"
 #include "ckks/cuda/encoder.cuh"
 #include "ckks/cuda/ntt.cuh"
 #include "ckks/cuda/ntt_tables_cuda.h"
@@ -24,58 +25,6 @@
 #include "cuda/device_buffer.h"
 
 namespace tensafe::ckks::cuda {
-
-using ::tensafe::cuda::DeviceBuffer;
-
-// ---- device state ---------------------------------------------------------------------------------
-
-class DeviceState {
- public:
-  explicit DeviceState(const CkksContext& cpu);
-  ~DeviceState();
-
-  std::uint64_t* allocate(std::size_t words) {
-    void* p = nullptr;
-    const std::size_t bytes = words * sizeof(std::uint64_t);
-    cudaError_t err = cudaMallocFromPoolAsync(&p, bytes, pool, stream);
-    if (err != cudaSuccess) {
-      (void)cudaGetLastError();
-      ::tensafe::cuda::throw_cuda_error(err, "cudaMallocFromPoolAsync", __FILE__, __LINE__);
-    }
-    if (poison) CUDA_CHECK(cudaMemsetAsync(p, 0xA5, bytes, stream));
-    return static_cast<std::uint64_t*>(p);
-  }
-  void release(std::uint64_t* p) noexcept {
-    if (p) cudaFreeAsync(p, stream);
-  }
-
-  cudaStream_t stream = nullptr;
-  cudaMemPool_t pool = nullptr;
-  bool poison = false;
-  bool timing = false;
-  std::uint32_t log_n = 0;
-  std::uint32_t L = 0, K = 0;
-  std::unique_ptr<DeviceNttTables> ntt;
-  DeviceBuffer<Barrett> barrett;  // K key moduli
-  DeviceBuffer<double2> fwd_tw, inv_tw;
-  DeviceBuffer<std::uint64_t> garner_inv, garner_inv_shoup;
-  DeviceBuffer<double> garner_radix;
-  DeviceChaChaKey key{};
-  // Pinned staging for host values in and decoded values out; each event marks the end of the
-  // last copy that used its buffer.
-  double* stage_up = nullptr;
-  double* stage_down = nullptr;
-  cudaEvent_t up_free = nullptr;
-  struct Timed {
-    std::string op;
-    cudaEvent_t start, stop;
-  };
-  std::vector<Timed> timed;
-
-  FftView fft() const { return {fwd_tw.data(), inv_tw.data(), log_n}; }
-  ComposeView garner() const { return {garner_inv.data(), garner_inv_shoup.data(), garner_radix.data(), L}; }
-  const Barrett* br() const { return barrett.data(); }
-};
 
 namespace {
 
@@ -185,6 +134,8 @@ DeviceState::DeviceState(const CkksContext& cpu) {
   CUDA_CHECK(cudaMallocHost(&stage_down, n * sizeof(double)));
   CUDA_CHECK(cudaEventCreateWithFlags(&up_free, cudaEventDisableTiming));
   CUDA_CHECK(cudaEventRecord(up_free, stream));
+  CUDA_CHECK(cudaEventCreateWithFlags(&pinned_free, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventRecord(pinned_free, stream));
 }
 
 DeviceState::~DeviceState() {
@@ -194,6 +145,9 @@ DeviceState::~DeviceState() {
     cudaEventDestroy(t.stop);
   }
   if (up_free) cudaEventDestroy(up_free);
+  if (pinned_free) cudaEventDestroy(pinned_free);
+  if (pinned_up.p) cudaFreeHost(pinned_up.p);
+  if (pinned_down.p) cudaFreeHost(pinned_down.p);
   if (stage_up) cudaFreeHost(stage_up);
   if (stage_down) cudaFreeHost(stage_down);
   if (pool) cudaMemPoolDestroy(pool);
@@ -222,29 +176,6 @@ void DeviceWords::release() noexcept {
   ptr_ = nullptr;
   words_ = 0;
 }
-
-// ---- per-op event scope ------------------------------------------------------------------------------
-
-namespace {
-class OpScope {
- public:
-  OpScope(DeviceState& d, const char* op) : d_(d) {
-    if (!d_.timing) return;
-    t_.op = op;
-    CUDA_CHECK(cudaEventCreate(&t_.start));
-    CUDA_CHECK(cudaEventCreate(&t_.stop));
-    CUDA_CHECK(cudaEventRecord(t_.start, d_.stream));
-  }
-  ~OpScope() {
-    if (!d_.timing || !t_.start) return;
-    if (cudaEventRecord(t_.stop, d_.stream) == cudaSuccess) d_.timed.push_back(t_);
-  }
-
- private:
-  DeviceState& d_;
-  DeviceState::Timed t_{"", nullptr, nullptr};
-};
-}  // namespace
 
 // ---- context ------------------------------------------------------------------------------------------
 
@@ -298,6 +229,19 @@ std::shared_ptr<PlaintextCuda> CkksContextCuda::new_pt(std::size_t limbs, double
 
 void CkksContextCuda::check_ct(const CiphertextCuda& ct, const char* what) const { cpu_->check_owner(ct.context_id, what); }
 void CkksContextCuda::check_pt(const PlaintextCuda& pt, const char* what) const { cpu_->check_owner(pt.context_id, what); }
+
+std::uint64_t* CkksContextCuda::pinned_up(std::size_t up_words) {
+  CUDA_CHECK(cudaEventSynchronize(dev_->pinned_free));  // the previous user's copies are done
+  return dev_->pinned_up.get(std::max<std::size_t>(up_words, 1));
+}
+std::uint64_t* CkksContextCuda::pinned_down(std::size_t down_words) {
+  CUDA_CHECK(cudaEventSynchronize(dev_->pinned_free));
+  return dev_->pinned_down.get(std::max<std::size_t>(down_words, 1));
+}
+void CkksContextCuda::finish_pinned() {
+  CUDA_CHECK(cudaEventRecord(dev_->pinned_free, dev_->stream));
+  CUDA_CHECK(cudaEventSynchronize(dev_->pinned_free));
+}
 
 // ---- keys ------------------------------------------------------------------------------------------------
 
@@ -489,18 +433,18 @@ std::vector<std::uint64_t> CkksContextCuda::sample_words(std::size_t limbs, std:
 
 // ---- encryption ------------------------------------------------------------------------------------------
 
-void CkksContextCuda::encrypt_into(std::uint64_t* c, const std::uint64_t* m, std::size_t limbs, const PublicKeyCuda& pk) {
+void CkksContextCuda::encrypt_into(std::uint64_t* c, const std::uint64_t* m, const std::uint64_t* m1, std::size_t limbs,
+                                   const PublicKeyCuda& pk, std::uint64_t sid) {
   DeviceState& d = *dev_;
   const std::uint64_t n = this->n();
   const std::uint32_t l = static_cast<std::uint32_t>(limbs);
-  const std::uint64_t sid = cpu_->next_stream();  // same stream id as the CPU context would take
-  DeviceWords tmp = alloc(3 * limbs * n);         // e0 | e1 | u
+  DeviceWords tmp = alloc(3 * limbs * n);  // e0 | e1 | u
   std::uint64_t* e0 = tmp.data();
   std::uint64_t* e1 = e0 + limbs * n;
   std::uint64_t* u = e1 + limbs * n;
   sample_encryption_noise(u, e0, e1, d.br(), l, d.log_n, d.key, sid, d.stream);
   ntt_forward(tmp.data(), d.ntt->view(), LimbMap::range(0, l), 3, d.stream);
-  rns_encrypt_pk(c, c + limbs * n, e0, e1, u, pk.words.data(), d.L, m, d.br(), l, d.log_n, d.stream);
+  rns_encrypt_pk(c, c + limbs * n, e0, e1, u, pk.words.data(), d.L, m, d.br(), l, d.log_n, d.stream, m1);
 }
 
 std::shared_ptr<CiphertextCuda> CkksContextCuda::encrypt(const PlaintextCuda& pt, const PublicKeyCuda& pk) {
@@ -509,7 +453,7 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::encrypt(const PlaintextCuda& pt
   cpu_->check_owner(pk.host.context_id, "publicKey");
   OpScope scope(*dev_, "encrypt");
   auto ct = new_ct(pt.limbs, pt.scale);
-  encrypt_into(ct->words.data(), pt.words.data(), pt.limbs, pk);
+  encrypt_into(ct->words.data(), pt.words.data(), nullptr, pt.limbs, pk, cpu_->next_stream());  // the CPU's stream id
   return ct;
 }
 
@@ -517,18 +461,12 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::rerandomize(const CiphertextCud
   std::lock_guard<std::mutex> lock(mutex_);
   check_ct(in, "ciphertext");
   cpu_->check_owner(pk.host.context_id, "publicKey");
-  DeviceState& d = *dev_;
-  OpScope scope(d, "rerandomize");
+  OpScope scope(*dev_, "rerandomize");
   const std::uint64_t n = this->n();
   const std::size_t w = in.limbs * n;
   auto ct = new_ct(in.limbs, in.scale);  // c1 changes: no seed carried
-  // Enc_pk(c0) gives (c0 + e0 + b*u, e1 + a*u); adding c1 completes ct + Enc_pk(0). (The
-  // element-wise kernels take __restrict__ pointers, hence the separate buffer.)
-  DeviceWords tmp = alloc(2 * w);
-  encrypt_into(tmp.data(), in.words.data(), in.limbs, pk);
-  CUDA_CHECK(cudaMemcpyAsync(ct->words.data(), tmp.data(), w * 8, cudaMemcpyDeviceToDevice, d.stream));
-  rns_add(ct->words.data() + w, tmp.data() + w, in.words.data() + w, d.br(), static_cast<std::uint32_t>(in.limbs), 1,
-          d.log_n, false, d.stream);
+  // Enc_pk(0) + (c0, c1) in one pass.
+  encrypt_into(ct->words.data(), in.words.data(), in.words.data() + w, in.limbs, pk, cpu_->next_stream());
   return ct;
 }
 
@@ -616,8 +554,12 @@ std::vector<std::shared_ptr<PlaintextCuda>> CkksContextCuda::decrypt_batch(const
 
 std::shared_ptr<CiphertextCuda> CkksContextCuda::add(const CiphertextCuda& a, const CiphertextCuda& b) {
   std::lock_guard<std::mutex> lock(mutex_);
-  valcheck::same_level(*cpu_, a, b);
   OpScope scope(*dev_, "add");
+  return add_unlocked(a, b);
+}
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::add_unlocked(const CiphertextCuda& a, const CiphertextCuda& b) {
+  valcheck::same_level(*cpu_, a, b);
   auto r = new_ct(a.limbs, a.scale);
   rns_add(r->words.data(), a.words.data(), b.words.data(), dev_->br(), static_cast<std::uint32_t>(a.limbs), 2,
           dev_->log_n, false, dev_->stream);
@@ -705,11 +647,16 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::mod_switch(const CiphertextCuda
 std::shared_ptr<CiphertextCuda> CkksContextCuda::rotate(const CiphertextCuda& a, std::int64_t steps,
                                                         const GaloisKeysCuda& gk) {
   std::lock_guard<std::mutex> lock(mutex_);
+  OpScope scope(*dev_, "rotate");
+  return rotate_unlocked(a, steps, gk);
+}
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::rotate_unlocked(const CiphertextCuda& a, std::int64_t steps,
+                                                                 const GaloisKeysCuda& gk) {
   check_ct(a, "ciphertext");
   cpu_->check_owner(gk.host.context_id, "galoisKeys");
   DeviceState& d = *dev_;
   const std::int64_t norm = valcheck::rotation_step(*cpu_, steps);
-  OpScope scope(d, "rotate");
   const std::uint64_t n = this->n();
   const std::uint32_t l = static_cast<std::uint32_t>(a.limbs);
   auto r = new_ct(a.limbs, a.scale);

@@ -148,6 +148,17 @@ class CkksContextCuda {
   std::shared_ptr<CiphertextCuda> mod_switch(const CiphertextCuda& a);
   std::shared_ptr<CiphertextCuda> rotate(const CiphertextCuda& a, std::int64_t steps, const GaloisKeysCuda& gk);
 
+  // Fused operations of the private protocols (ckks/private_ops.h), the CPU's results word for
+  // word: one stream, one lock, and one host synchronisation (when the bytes come out).
+  // Masks are sampled on the host from the same streams as the CPU (sampleWords does so too).
+  std::vector<std::uint8_t> serialize_reply(const CiphertextCuda& ct, const std::uint32_t* positions, std::size_t count);
+  DecryptedReply decrypt_reply(const std::uint8_t* p, std::size_t len, const SecretKeyCuda& sk);
+  SanitizeResult sanitize_products(const CiphertextCuda& ct, const std::vector<const PlaintextCuda*>& pts,
+                                   const PublicKeyCuda& pk, const SanitizeOptions& o);
+  void check_trace(const std::vector<std::int64_t>& steps, const GaloisKeysCuda& gk) const;
+  std::shared_ptr<CiphertextCuda> trace_rotations(const CiphertextCuda& ct, const std::vector<std::int64_t>& steps,
+                                                  const GaloisKeysCuda& gk);
+
   // No-op with the CPU's checks: the GPU multiplies by plaintexts at the same cost either way.
   void prepare_multiplier(PlaintextCuda& pt) const;
 
@@ -191,7 +202,18 @@ class CkksContextCuda {
                    std::size_t limbs, double scale);
   void decrypt_into(std::uint64_t* out, const std::vector<const std::uint64_t*>& cts, std::size_t limbs,
                     const SecretKeyCuda& sk);
-  void encrypt_into(std::uint64_t* c, const std::uint64_t* m, std::size_t limbs, const PublicKeyCuda& pk);
+  // c = Enc_pk(0) + (m, m1) with the noise of ChaCha20 stream `sid` (m1 may be null).
+  void encrypt_into(std::uint64_t* c, const std::uint64_t* m, const std::uint64_t* m1, std::size_t limbs,
+                    const PublicKeyCuda& pk, std::uint64_t sid);
+  // The evaluator without the lock (callers hold it).
+  std::shared_ptr<CiphertextCuda> add_unlocked(const CiphertextCuda& a, const CiphertextCuda& b);
+  std::shared_ptr<CiphertextCuda> rotate_unlocked(const CiphertextCuda& a, std::int64_t steps, const GaloisKeysCuda& gk);
+  // The pinned staging of the fused operations: `up_words` words to fill for one upload and
+  // `down_words` for the copies out (grown on demand; free once the previous user's copies are).
+  std::uint64_t* pinned_up(std::size_t up_words);
+  std::uint64_t* pinned_down(std::size_t down_words);
+  // Every copy through the pinned staging is enqueued: mark it, wait for it.
+  void finish_pinned();
   void drop_last_limb(std::uint64_t* out, const std::uint64_t* in, std::size_t in_limbs, std::uint32_t polys,
                       std::uint32_t drop_index, const std::uint64_t* add0);
 

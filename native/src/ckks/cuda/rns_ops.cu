@@ -72,13 +72,23 @@ __global__ void decrypt_kernel(uint64_t* __restrict__ out, uint64_t out_stride, 
 __global__ void encrypt_pk_kernel(uint64_t* __restrict__ c0, uint64_t* __restrict__ c1, const uint64_t* __restrict__ e0,
                                   const uint64_t* __restrict__ e1, const uint64_t* __restrict__ u,
                                   const uint64_t* __restrict__ pk, uint64_t pk_words, const uint64_t* __restrict__ m,
-                                  const Barrett* __restrict__ br, uint64_t words, uint32_t log_n) {
+                                  const uint64_t* __restrict__ m1, const Barrett* __restrict__ br, uint64_t words,
+                                  uint32_t log_n) {
   const uint64_t i = blockIdx.x * static_cast<uint64_t>(kBlock) + threadIdx.x;
   if (i >= words) return;
   const Barrett b = br[i >> log_n];
   const uint64_t uu = u[i];
   c0[i] = add_mod(add_mod(e0[i], b.mul(pk[i], uu), b.q), m[i], b.q);
-  c1[i] = add_mod(e1[i], b.mul(pk[pk_words + i], uu), b.q);
+  const uint64_t r1 = add_mod(e1[i], b.mul(pk[pk_words + i], uu), b.q);
+  c1[i] = m1 ? add_mod(r1, m1[i], b.q) : r1;
+}
+
+__global__ void gather_kernel(uint64_t* __restrict__ out, const uint64_t* __restrict__ in,
+                              const uint32_t* __restrict__ positions, uint32_t count, uint64_t total, uint32_t log_n) {
+  const uint64_t i = blockIdx.x * static_cast<uint64_t>(kBlock) + threadIdx.x;
+  if (i >= total) return;
+  const uint64_t l = i / count, k = i % count;
+  out[i] = in[(l << log_n) + positions[k]];
 }
 
 __global__ void encrypt_sk_kernel(uint64_t* __restrict__ c0, const uint64_t* __restrict__ c1,
@@ -141,10 +151,18 @@ void rns_decrypt_dyadic(uint64_t* out, uint64_t out_stride, const uint64_t* cons
 
 void rns_encrypt_pk(uint64_t* c0, uint64_t* c1, const uint64_t* e0, const uint64_t* e1, const uint64_t* u,
                     const uint64_t* pk, uint32_t pk_limbs, const uint64_t* m, const Barrett* br, uint32_t limbs,
-                    uint32_t log_n, cudaStream_t s) {
+                    uint32_t log_n, cudaStream_t s, const uint64_t* m1) {
   const uint64_t words = static_cast<uint64_t>(limbs) << log_n;
   encrypt_pk_kernel<<<blocks_for(words), kBlock, 0, s>>>(c0, c1, e0, e1, u, pk, static_cast<uint64_t>(pk_limbs) << log_n, m,
-                                                         br, words, log_n);
+                                                         m1, br, words, log_n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void rns_gather(uint64_t* out, const uint64_t* in, const uint32_t* positions, uint32_t count, uint32_t limbs,
+                uint32_t log_n, cudaStream_t s) {
+  const uint64_t total = static_cast<uint64_t>(limbs) * count;
+  if (total == 0) return;  // an empty launch is an error
+  gather_kernel<<<blocks_for(total), kBlock, 0, s>>>(out, in, positions, count, total, log_n);
   CUDA_CHECK_LAUNCH();
 }
 

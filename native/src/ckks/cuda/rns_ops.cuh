@@ -43,10 +43,13 @@ void rns_multiply_plain_batch(uint64_t* out, uint64_t out_stride, const uint64_t
 void rns_decrypt_dyadic(uint64_t* out, uint64_t out_stride, const uint64_t* const* cts, const uint64_t* sk,
                         const Barrett* br, uint32_t limbs, uint32_t count, uint32_t log_n, cudaStream_t s);
 // Public-key encryption, after u, e0, e1 are in the NTT domain (each `limbs` limbs):
-// c0 = e0 + b*u + m, c1 = e1 + a*u (pk: b then a, each pk_limbs limbs).
+// c0 = e0 + b*u + m, c1 = e1 + a*u (+ m1 when not null) (pk: b then a, each pk_limbs limbs).
 void rns_encrypt_pk(uint64_t* c0, uint64_t* c1, const uint64_t* e0, const uint64_t* e1, const uint64_t* u,
                     const uint64_t* pk, uint32_t pk_limbs, const uint64_t* m, const Barrett* br, uint32_t limbs,
-                    uint32_t log_n, cudaStream_t s);
+                    uint32_t log_n, cudaStream_t s, const uint64_t* m1 = nullptr);
+// out[l*count + k] = in[l*n + positions[k]] for l < limbs (positions on the device; count may be 0).
+void rns_gather(uint64_t* out, const uint64_t* in, const uint32_t* positions, uint32_t count, uint32_t limbs,
+                uint32_t log_n, cudaStream_t s);
 // Secret-key encryption: c0 = (e - c1*s) + m (c0 holds e in the NTT domain on entry).
 void rns_encrypt_sk(uint64_t* c0, const uint64_t* c1, const uint64_t* sk, const uint64_t* m, const Barrett* br,
                     uint32_t limbs, uint32_t log_n, cudaStream_t s);
