@@ -8,34 +8,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { native, packageRoot } from '../../src/engine/native';
+import { withEnv } from '../helpers/env';
 import { noGpu } from '../helpers/gpu';
+import { argmax, maxAbsDiff, top2Margin } from '../helpers/numeric';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 const N = (): Any => native();
 const fixturesDir = path.join(packageRoot(), 'datasets', 'fixtures');
 const fixtureNames = ['qwen2-tiny-f32', 'qwen2-small-tied-f32', 'qwen2-tiny-bf16-sharded', 'qwen2-odd-f32'];
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    m = Number.isNaN(d) ? Infinity : Math.max(m, d);
-  }
-  return m;
-}
-function argmax(a: Float32Array): number {
-  let b = 0;
-  for (let i = 1; i < a.length; i++) if (a[i] > a[b]) b = i;
-  return b;
-}
-function top2Margin(a: Float32Array): number {
-  const b = argmax(a);
-  let s = -Infinity;
-  for (let i = 0; i < a.length; i++) if (i !== b) s = Math.max(s, a[i]);
-  return a[b] - s;
-}
 
 /** Logits of each step of a teacher-forced run over `tokens` (one token at a time). */
 async function teacherForced(m: Any, tokens: number[]): Promise<Float32Array[]> {
@@ -154,7 +135,10 @@ describe.skipIf(noGpu)('ModelCuda against transformers fixtures and ModelCpu', (
   });
 
   it('KV-cache decode equals recomputation; trim rewinds; graph and eager launches agree', async () => {
-    const m = await load('ModelCuda', { preset: 'tiny', seed: 5, contextLength: 300 });
+    // Token-by-token prefill (TENSAFE_PREFILL=steps): a prefill is then the decode step run n
+    // times, so it must equal the teacher-forced steps bit for bit. The batched tensor-core
+    // prefill is compared with these steps in model-cuda-prefill.test.ts.
+    const m = await withEnv({ TENSAFE_PREFILL: 'steps' }, () => load('ModelCuda', { preset: 'tiny', seed: 5, contextLength: 300 }));
     const V = m.config.vocabSize;
     const tokens = Array.from({ length: 150 }, (_, i) => (i * 37 + 11) % V);
     const steps = await teacherForced(m, tokens);
@@ -168,13 +152,8 @@ describe.skipIf(noGpu)('ModelCuda against transformers fixtures and ModelCpu', (
     const again = await m.forward(tokens.slice(100, 120));
     expect(maxAbsDiff(again, steps[119])).toBe(0);
 
-    process.env.TENSAFE_CUDA_GRAPH = '0';
-    let eager: Any;
-    try {
-      eager = await load('ModelCuda', { preset: 'tiny', seed: 5, contextLength: 300 });
-    } finally {
-      delete process.env.TENSAFE_CUDA_GRAPH;
-    }
+    const eager: Any = await withEnv({ TENSAFE_CUDA_GRAPH: '0', TENSAFE_PREFILL: 'steps' }, () =>
+      load('ModelCuda', { preset: 'tiny', seed: 5, contextLength: 300 }));
     const e = await eager.forward(tokens);
     expect(maxAbsDiff(e, steps[149])).toBe(0);
     eager.dispose();

@@ -16,6 +16,7 @@
 #include <cfloat>
 
 #include "cuda/cuda_check.h"
+#include "model/cuda/device_math.cuh"
 #include "model/cuda/kernels.h"
 #include "model/cuda/pdl.h"
 
@@ -27,42 +28,12 @@ constexpr int kMaxChunks = 32;       // head_dim up to 256 takes the vectorised 
 
 template <DType KT>
 __device__ __forceinline__ float cache_load(const uint16_t* p) {
-  const uint16_t u = *p;
-  if constexpr (KT == DType::BF16) return __uint_as_float(static_cast<uint32_t>(u) << 16);
-  return __half2float(__ushort_as_half(u));
+  return half_to_float<KT>(*p);
 }
 
 template <DType KT>
 __device__ __forceinline__ uint16_t cache_round(float f) {
-  if constexpr (KT == DType::BF16) return __bfloat16_as_ushort(__float2bfloat16_rn(f));
-  return __half_as_ushort(__float2half_rn(f));
-}
-
-template <DType KT>
-__device__ __forceinline__ void unpack8(const uint4& v, float (&f)[8]) {
-  const uint32_t u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    if constexpr (KT == DType::BF16) {
-      f[2 * i] = __uint_as_float(u[i] << 16);
-      f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
-    } else {
-      float2 t = __half22float2(*reinterpret_cast<const __half2*>(&u[i]));
-      f[2 * i] = t.x;
-      f[2 * i + 1] = t.y;
-    }
-  }
-}
-
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
+  return float_to_half<KT>(f);
 }
 
 template <DType KT>

@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "cuda/cuda_check.h"
+#include "model/cuda/device_math.cuh"
 #include "model/cuda/kernels.h"
 #include "model/cuda/pdl.h"
 
@@ -26,47 +27,10 @@ namespace {
 constexpr int kMaxThreads = 256;
 constexpr int kMaxWarps = kMaxThreads / 32;
 
-// Streaming 16-byte load: weights are read once per token, so keep them out of L1 and ask L2 to
-// fetch whole 256-byte lines (the rows are long contiguous runs).
-__device__ __forceinline__ uint4 ld_stream(const uint16_t* p) {
-  uint4 r;
-  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-      : "l"(p));
-  return r;
-}
-
-template <DType WT>
-__device__ __forceinline__ void unpack8(const uint4& v, float (&f)[8]) {
-  const uint32_t u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    if constexpr (WT == DType::BF16) {
-      f[2 * i] = __uint_as_float(u[i] << 16);
-      f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
-    } else {
-      __half2 h = *reinterpret_cast<const __half2*>(&u[i]);
-      float2 t = __half22float2(h);
-      f[2 * i] = t.x;
-      f[2 * i + 1] = t.y;
-    }
-  }
-}
-
 template <DType WT>
 __device__ __forceinline__ float load1(const uint16_t* p) {
-  uint16_t u = *p;
-  if constexpr (WT == DType::BF16) return __uint_as_float(static_cast<uint32_t>(u) << 16);
-  return __half2float(__ushort_as_half(u));
+  return half_to_float<WT>(*p);
 }
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-__device__ __forceinline__ float silu(float g) { return g / (1.0f + __expf(-g)); }
 
 // Block-wide sum for the RMSNorm prologue (all threads get the result).
 __device__ __forceinline__ float block_sum(float v, float* scratch /* kMaxWarps */) {

@@ -9,6 +9,7 @@
 #include "common/errors.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_buffer.h"
+#include "model/cuda/cublas_loader.h"
 #include "model/cuda/kernels.h"
 
 namespace tensafe::model::cuda::kernel_tests {
@@ -62,6 +63,36 @@ DeviceBuffer<float> poisoned(size_t n) {
   return upload(std::vector<float>(n, std::numeric_limits<float>::quiet_NaN()));
 }
 
+// 16-bit buffers poisoned with NaN bit patterns (0x7e00 is a NaN in f16; 0x7fc0 in bf16).
+DeviceBuffer<uint16_t> poisoned16(size_t n, DType t) {
+  return upload(std::vector<uint16_t>(n, t == DType::BF16 ? 0x7fc0 : 0x7e00));
+}
+
+std::vector<float> to_floats(const std::vector<uint16_t>& bits, DType t) {
+  std::vector<float> v(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) v[i] = from_bits(bits[i], t);
+  return v;
+}
+
+// The decode step's RoPE table (model_cuda.cc builds the same in float64): [context, hd/2]
+// (cos, sin); `flat` gets it as floats for the tests' references.
+std::vector<float2> rope_table(double theta, int head_dim, int context, std::vector<float>* flat) {
+  const int half = head_dim / 2;
+  std::vector<float2> table(static_cast<size_t>(context) * half);
+  flat->assign(table.size() * 2, 0.0f);
+  for (int i = 0; i < half; ++i) {
+    const double inv = std::pow(theta, -2.0 * i / head_dim);
+    for (int p = 0; p < context; ++p) {
+      const double ang = p * inv;
+      const size_t at = static_cast<size_t>(p) * half + i;
+      table[at] = make_float2(static_cast<float>(std::cos(ang)), static_cast<float>(std::sin(ang)));
+      (*flat)[2 * at] = table[at].x;
+      (*flat)[2 * at + 1] = table[at].y;
+    }
+  }
+  return table;
+}
+
 }  // namespace
 
 void run_gemv(GemvCase& c) {
@@ -100,20 +131,7 @@ void run_attention(AttentionCase& c) {
   if (c.pos < 0 || c.pos >= c.context) throw ArgumentRangeError("attention test: pos outside the context");
   auto kd = upload(round_in_place(c.k_cache, c.cache_type));
   auto vd = upload(round_in_place(c.v_cache, c.cache_type));
-  const int half = c.head_dim / 2;
-  std::vector<float2> table(static_cast<size_t>(c.context) * half);
-  c.rope.assign(table.size() * 2, 0.0f);
-  for (int i = 0; i < half; ++i) {
-    const double inv = std::pow(c.rope_theta, -2.0 * i / c.head_dim);
-    for (int p = 0; p < c.context; ++p) {
-      const double ang = p * inv;
-      const size_t at = static_cast<size_t>(p) * half + i;
-      table[at] = make_float2(static_cast<float>(std::cos(ang)), static_cast<float>(std::sin(ang)));
-      c.rope[2 * at] = table[at].x;
-      c.rope[2 * at + 1] = table[at].y;
-    }
-  }
-  auto rd = upload(table);
+  auto rd = upload(rope_table(c.rope_theta, c.head_dim, c.context, &c.rope));
   auto qd = upload(c.qkv);
   auto pd = upload(std::vector<int>{c.pos});
   const int splits = attention_splits(c.context);
@@ -185,6 +203,102 @@ int32_t run_argmax(const std::vector<float>& logits) { return run_sampler(logits
 
 int32_t run_sample(const std::vector<float>& logits, float temperature, int top_k, float top_p, double u) {
   return run_sampler(logits, false, temperature, top_k, top_p, u);
+}
+
+// ---- batched prefill kernels ----
+
+bool cublas_loadable(std::string* reason) {
+  const bool ok = cublas_api() != nullptr;
+  if (reason) *reason = ok ? cublas_api()->path : cublas_unavailable_reason();
+  return ok;
+}
+
+void run_gemm(GemmCase& c) {
+  require_gpu();
+  if (c.a.size() != static_cast<size_t>(c.m) * c.k || c.b.size() != static_cast<size_t>(c.n) * c.k)
+    throw ArgumentRangeError("gemm test: a must be m*k and b n*k long");
+  if (c.accumulate && c.c.size() != static_cast<size_t>(c.m) * c.n) throw ArgumentRangeError("gemm test: c0 must be m*n long");
+  Stream st;
+  auto ad = upload(round_in_place(c.a, c.type));
+  auto bd = upload(round_in_place(c.b, c.type));
+  DeviceBuffer<float> cd = c.accumulate ? upload(c.c) : poisoned(static_cast<size_t>(c.m) * c.n);
+  const GemmImpl impl = resolve_gemm_impl(static_cast<GemmImpl>(c.impl));
+  CublasHandle handle;
+  GemmArgs g;
+  g.a = ad.data(); g.b = bd.data(); g.type = c.type; g.m = c.m; g.n = c.n; g.k = c.k; g.c = cd.data(); g.ldc = c.n;
+  g.accumulate = c.accumulate;
+  gemm(g, impl, &handle, st.s);
+  st.sync();
+  c.c = download(cd);
+  c.impl = static_cast<int>(impl);
+}
+
+void run_prefill_attention(PrefillAttentionCase& c) {
+  require_gpu();
+  const size_t cache = static_cast<size_t>(c.kv_heads) * c.context * c.head_dim;
+  if (c.k_cache.size() != cache || c.v_cache.size() != cache) throw ArgumentRangeError("prefill attention test: cache size");
+  if (c.q.size() != static_cast<size_t>(c.m) * c.heads * c.head_dim) throw ArgumentRangeError("prefill attention test: q size");
+  if (c.p0 < 0 || c.m < 1 || c.p0 + c.m > c.context) throw ArgumentRangeError("prefill attention test: p0 + m > context");
+  Stream st;
+  auto qd = upload(round_in_place(c.q, c.type));
+  auto kd = upload(round_in_place(c.k_cache, c.type));
+  auto vd = upload(round_in_place(c.v_cache, c.type));
+  auto od = poisoned16(static_cast<size_t>(c.m) * c.heads * c.head_dim, c.type);
+  PrefillAttentionArgs a;
+  a.q = qd.data(); a.k_cache = kd.data(); a.v_cache = vd.data(); a.cache_type = c.type; a.p0 = c.p0; a.m = c.m;
+  a.heads = c.heads; a.kv_heads = c.kv_heads; a.head_dim = c.head_dim; a.context = c.context; a.out = od.data();
+  attention_prefill(a, c.simple, st.s);
+  st.sync();
+  c.out = to_floats(download(od), c.type);
+}
+
+void run_qkv_rope(QkvRopeCase& c) {
+  require_gpu();
+  const int width = (c.heads + 2 * c.kv_heads) * c.head_dim;
+  const size_t cache = static_cast<size_t>(c.kv_heads) * c.context * c.head_dim;
+  if (c.qkv.size() != static_cast<size_t>(c.m) * width) throw ArgumentRangeError("qkv rope test: qkv size");
+  if (!c.bias.empty() && c.bias.size() != static_cast<size_t>(width)) throw ArgumentRangeError("qkv rope test: bias size");
+  if (c.k_cache.size() != cache || c.v_cache.size() != cache) throw ArgumentRangeError("qkv rope test: cache size");
+  if (c.p0 < 0 || c.m < 1 || c.p0 + c.m > c.context) throw ArgumentRangeError("qkv rope test: p0 + m > context");
+  Stream st;
+  auto rd = upload(rope_table(c.rope_theta, c.head_dim, c.context, &c.rope));
+  auto xd = upload(c.qkv);
+  auto bd = upload(c.bias);
+  auto kd = upload(round_in_place(c.k_cache, c.type));
+  auto vd = upload(round_in_place(c.v_cache, c.type));
+  auto qd = poisoned16(static_cast<size_t>(c.m) * c.heads * c.head_dim, c.type);
+  QkvRopeArgs a;
+  a.qkv = xd.data(); a.bias = c.bias.empty() ? nullptr : bd.data(); a.rope = rd.data(); a.p0 = c.p0; a.m = c.m;
+  a.heads = c.heads; a.kv_heads = c.kv_heads; a.head_dim = c.head_dim; a.context = c.context;
+  a.k_cache = kd.data(); a.v_cache = vd.data(); a.cache_type = c.type; a.q_out = qd.data();
+  qkv_rope_cache(a, st.s);
+  st.sync();
+  c.q = to_floats(download(qd), c.type);
+  c.k_cache = to_floats(download(kd), c.type);
+  c.v_cache = to_floats(download(vd), c.type);
+}
+
+std::vector<float> run_rmsnorm_rows(const std::vector<float>& x, const std::vector<float>& w, int m, float eps, DType type) {
+  require_gpu();
+  if (m < 1 || w.empty() || x.size() != static_cast<size_t>(m) * w.size())
+    throw ArgumentRangeError("rmsnorm rows test: x must be m * w.length long");
+  Stream st;
+  auto xd = upload(x), wd = upload(w);
+  auto od = poisoned16(x.size(), type);
+  rmsnorm_rows(xd.data(), wd.data(), eps, m, static_cast<int>(w.size()), type, od.data(), st.s);
+  st.sync();
+  return to_floats(download(od), type);
+}
+
+std::vector<float> run_swiglu_rows(const std::vector<float>& gu, int m, int n, DType type) {
+  require_gpu();
+  if (m < 1 || n < 1 || gu.size() != static_cast<size_t>(m) * 2 * n) throw ArgumentRangeError("swiglu rows test: gu must be m*2n long");
+  Stream st;
+  auto gd = upload(gu);
+  auto od = poisoned16(static_cast<size_t>(m) * n, type);
+  swiglu_rows(gd.data(), m, n, type, od.data(), st.s);
+  st.sync();
+  return to_floats(download(od), type);
 }
 
 std::vector<float> run_synth(DType wtype, size_t count, uint64_t seed, uint32_t tensor_id, float center,

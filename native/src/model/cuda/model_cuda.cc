@@ -62,6 +62,7 @@ ModelCuda::ModelCuda(const WeightSource& source, const ModelOptions& options)
   if (config_.head_dim % 2 != 0) throw FormatError("head_dim must be even for rotary embeddings");
   wtype_ = options.weight_dtype == DType::BF16 ? DType::BF16 : DType::F16;
   if (const char* g = std::getenv("TENSAFE_CUDA_GRAPH")) use_graph_ = std::string(g) != "0";
+  batched_prefill_ = batched_prefill_enabled_by_env();
   try {
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     const Qwen2Config& c = config_;
@@ -284,10 +285,37 @@ void ModelCuda::enqueue_step(bool gather) {
   rmsnorm(x_.data(), final_norm_, eps, d, hidden_.data(), pos_.data(), stream_);
 }
 
+DecoderView ModelCuda::view() {
+  DecoderView v;
+  v.config = &config_;
+  v.wtype = wtype_;
+  v.layers = &layers_;
+  v.embed = embed_;
+  v.final_norm = final_norm_;
+  v.rope = rope_.data();
+  v.kv_cache = kv_cache_.data();
+  v.context = context_length_;
+  v.tokens = tokens_.data();
+  v.pos = pos_.data();
+  v.x = x_.data();
+  v.hidden = hidden_.data();
+  return v;
+}
+
 void ModelCuda::do_forward(const int32_t* tokens, int n) {
   std::memcpy(h_tokens_ + position_, tokens, sizeof(int32_t) * n);
   CUDA_CHECK(cudaMemcpyAsync(tokens_.data() + position_, h_tokens_ + position_, sizeof(int32_t) * n,
                              cudaMemcpyHostToDevice, stream_));
+  const bool instrumented = hook_ || !adapters_.empty();
+  if (n > 1 && batched_prefill_ && !instrumented) {
+    if (!prefill_) prefill_ = std::make_unique<BatchedPrefill>();
+    prefill_->run(view(), position_, n, stream_);
+    return;
+  }
+  forward_steps(n);
+}
+
+void ModelCuda::forward_steps(int n) {
   if (use_graph_ && graph_ == nullptr) {
     cudaGraph_t g = nullptr;
     CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));

@@ -10,6 +10,10 @@
 // KV cache [layer][k|v][kv_head][context][head_dim] in the weight type. The residual stream
 // and every activation are float32.
 //
+// Prefill of n > 1 tokens: BatchedPrefill (batched_prefill.h), tensor-core GEMMs (cuBLAS when
+// it can be loaded, else our own kernel; TENSAFE_GEMM=own|cublas) and a causal attention kernel,
+// in chunks; TENSAFE_PREFILL=steps runs decode steps instead.
+//
 // One decode step = embedding, 28 x (norm+qkv, attention, o+residual, norm+gate/up+SwiGLU,
 // down+residual), final norm: 6 kernels a layer, captured once in a CUDA graph that reads the
 // token and the position from device memory (the last kernel advances the position), so a
@@ -32,6 +36,8 @@
 
 #include "cuda/device_buffer.h"
 #include "model/backend.h"
+#include "model/cuda/batched_prefill.h"
+#include "model/cuda/decoder_view.h"
 #include "model/cuda/kernels.h"
 
 namespace tensafe::model::cuda {
@@ -78,17 +84,13 @@ class ModelCuda final : public ModelBackend {
   void do_forward_embeddings(const float* rows, int n) override;
 
  private:
-  struct Layer {
-    const uint16_t* qkv = nullptr;
-    const float* qkv_bias = nullptr;
-    const uint16_t* o = nullptr;
-    const uint16_t* gate_up = nullptr;
-    const uint16_t* down = nullptr;
-    const float* ln1 = nullptr;
-    const float* ln2 = nullptr;
-  };
+  using Layer = LayerWeights;
 
   void upload_weights(const WeightSource& source);
+  // Device pointers of this model's weights and sequence state, for the step drivers.
+  DecoderView view();
+  // The token-by-token path: n decode steps (captured graph, eager, or instrumented).
+  void forward_steps(int n);
   // One token's forward, on stream_ (captured into the graph once). gather = false skips the
   // embedding lookup: x_ already holds the input row (prefill from embedding rows).
   void enqueue_step(bool gather = true);
@@ -103,6 +105,10 @@ class ModelCuda final : public ModelBackend {
   cudaStream_t stream_ = nullptr;
   bool use_graph_ = true;
   cudaGraphExec_t graph_ = nullptr;
+  // Prompts of n > 1 tokens go through the batched tensor-core prefill unless TENSAFE_PREFILL=steps
+  // or adapters / hooks are installed (those need the per-token instrumented path).
+  bool batched_prefill_ = true;
+  std::unique_ptr<BatchedPrefill> prefill_;  // created on the first batched prefill
 
   DeviceBuffer<unsigned char> arena_;  // all weights
   std::vector<Layer> layers_;

@@ -1,0 +1,98 @@
+// BatchedPrefill (batched_prefill.h).
+#include "model/cuda/batched_prefill.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "common/errors.h"
+#include "cuda/cuda_check.h"
+#include "model/cuda/cublas_loader.h"
+
+namespace tensafe::model::cuda {
+namespace {
+
+int chunk_from_env() {
+  const char* e = std::getenv("TENSAFE_PREFILL_CHUNK");
+  if (e == nullptr || *e == '\0') return 1024;
+  const int v = std::atoi(e);
+  if (v < 1 || v > (1 << 16)) throw ArgumentRangeError("TENSAFE_PREFILL_CHUNK must be in [1, 65536], got " + std::string(e));
+  return v;
+}
+
+}  // namespace
+
+bool batched_prefill_enabled_by_env() {
+  const char* e = std::getenv("TENSAFE_PREFILL");
+  return !(e != nullptr && std::string(e) == "steps");
+}
+
+BatchedPrefill::BatchedPrefill(GemmImpl impl, int chunk)
+    : impl_(resolve_gemm_impl(impl == GemmImpl::Auto ? gemm_impl_from_env() : impl)),
+      chunk_(chunk > 0 ? chunk : chunk_from_env()) {
+  if (impl_ == GemmImpl::Cublas) cublas_ = std::make_unique<CublasHandle>();
+}
+
+BatchedPrefill::~BatchedPrefill() = default;
+
+void BatchedPrefill::ensure_capacity(const Qwen2Config& c, int rows) {
+  if (rows <= capacity_) return;
+  // Grow geometrically (a few reallocations at most), never past the chunk.
+  const int cap = std::min(chunk_, std::max(rows, 2 * capacity_));
+  const size_t r = static_cast<size_t>(cap);
+  const size_t d = c.hidden_size, qkvw = static_cast<size_t>(c.q_dim()) + 2 * c.kv_dim(), I = c.intermediate_size;
+  x_.allocate(r * d);
+  qkv_.allocate(r * qkvw);
+  gu_.allocate(r * 2 * I);
+  xn_.allocate(r * d);
+  q_.allocate(r * c.q_dim());
+  attn_.allocate(r * c.q_dim());
+  act_.allocate(r * I);
+  capacity_ = cap;
+}
+
+void BatchedPrefill::run(const DecoderView& v, int p0, int n, cudaStream_t stream) {
+  const Qwen2Config& c = *v.config;
+  const int d = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), I = c.intermediate_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const DType W = v.wtype;
+  ensure_capacity(c, std::min(n, chunk_));
+  auto product = [&](const uint16_t* a, const uint16_t* w, int m, int rows, int k, float* out, bool acc) {
+    GemmArgs g;
+    g.a = a; g.b = w; g.type = W; g.m = m; g.n = rows; g.k = k; g.c = out; g.ldc = rows; g.accumulate = acc;
+    gemm(g, impl_, cublas_.get(), stream);
+  };
+  int last_rows = 0;
+  for (int done = 0; done < n; done += chunk_) {
+    const int m = std::min(chunk_, n - done);
+    const int p = p0 + done;
+    embed_rows(v.embed, W, v.tokens + p, m, d, x_.data(), stream);
+    for (int l = 0; l < c.num_hidden_layers; ++l) {
+      const LayerWeights& ly = (*v.layers)[static_cast<size_t>(l)];
+      rmsnorm_rows(x_.data(), ly.ln1, eps, m, d, W, xn_.data(), stream);
+      product(xn_.data(), ly.qkv, m, qd + 2 * kvd, d, qkv_.data(), false);
+      QkvRopeArgs qa;
+      qa.qkv = qkv_.data(); qa.bias = ly.qkv_bias; qa.rope = v.rope; qa.p0 = p; qa.m = m;
+      qa.heads = c.num_attention_heads; qa.kv_heads = c.num_key_value_heads; qa.head_dim = c.head_dim;
+      qa.context = v.context; qa.k_cache = v.k_cache(l); qa.v_cache = v.v_cache(l); qa.cache_type = W;
+      qa.q_out = q_.data();
+      qkv_rope_cache(qa, stream);
+      PrefillAttentionArgs aa;
+      aa.q = q_.data(); aa.k_cache = v.k_cache(l); aa.v_cache = v.v_cache(l); aa.cache_type = W;
+      aa.p0 = p; aa.m = m; aa.heads = c.num_attention_heads; aa.kv_heads = c.num_key_value_heads;
+      aa.head_dim = c.head_dim; aa.context = v.context; aa.out = attn_.data();
+      attention_prefill(aa, simple_attention_, stream);
+      product(attn_.data(), ly.o, m, d, qd, x_.data(), true);
+      rmsnorm_rows(x_.data(), ly.ln2, eps, m, d, W, xn_.data(), stream);
+      product(xn_.data(), ly.gate_up, m, 2 * I, d, gu_.data(), false);
+      swiglu_rows(gu_.data(), m, I, W, act_.data(), stream);
+      product(act_.data(), ly.down, m, d, I, x_.data(), true);
+    }
+    last_rows = m;
+  }
+  // The decode step's final norm on the last row; the device position moves past the prompt.
+  rmsnorm(x_.data() + static_cast<size_t>(last_rows - 1) * d, v.final_norm, eps, d, v.hidden, nullptr, stream);
+  set_device_int(v.pos, p0 + n, stream);
+}
+
+}  // namespace tensafe::model::cuda

@@ -1,0 +1,49 @@
+// What the step-level CUDA drivers (the batched prefill, the decode megakernel) read and write:
+// device pointers to one model's weights and to one sequence's state. ModelCuda fills it; the
+// drivers keep no pointer into it beyond a call, so weights and per-sequence state may live in
+// different objects.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+#include "model/dtype.h"
+
+namespace tensafe::model::cuda {
+
+// One decoder layer's weights on the device (layout: model_cuda.h).
+struct LayerWeights {
+  const uint16_t* qkv = nullptr;      // [q_dim + 2 kv_dim, d]
+  const float* qkv_bias = nullptr;    // [q_dim + 2 kv_dim]
+  const uint16_t* o = nullptr;        // [d, q_dim]
+  const uint16_t* gate_up = nullptr;  // [2 I, d]: gate rows then up rows
+  const uint16_t* down = nullptr;     // [d, I]
+  const float* ln1 = nullptr;         // [d]
+  const float* ln2 = nullptr;         // [d]
+};
+
+struct DecoderView {
+  const Qwen2Config* config = nullptr;
+  DType wtype = DType::F16;
+  const std::vector<LayerWeights>* layers = nullptr;
+  const uint16_t* embed = nullptr;   // [V, d]
+  const float* final_norm = nullptr; // [d]
+  const float2* rope = nullptr;      // [context, head_dim / 2]
+  // Sequence state.
+  uint16_t* kv_cache = nullptr;      // [layer][k|v][kv_head][context][head_dim]
+  int context = 0;
+  const int32_t* tokens = nullptr;   // [context]: token of each position
+  int* pos = nullptr;                // device: position of the next token
+  float* x = nullptr;                // [d] residual stream of the decode step
+  float* hidden = nullptr;           // [d] final hidden state (after the final norm)
+
+  size_t cache_layer_elems() const {
+    return static_cast<size_t>(config->num_key_value_heads) * context * config->head_dim;
+  }
+  uint16_t* k_cache(int layer) const { return kv_cache + (2 * static_cast<size_t>(layer)) * cache_layer_elems(); }
+  uint16_t* v_cache(int layer) const { return kv_cache + (2 * static_cast<size_t>(layer) + 1) * cache_layer_elems(); }
+};
+
+}  // namespace tensafe::model::cuda
