@@ -10,6 +10,7 @@
 #include "ckks/context.h"
 #include "ckks/sampling.h"
 #include "ckks_handles.h"
+#include "ckks_options.h"
 #include "napi_util.h"
 
 namespace tensafe::napi {
@@ -17,58 +18,7 @@ namespace {
 
 using ckks::CkksContext;
 
-Napi::Value bytes_to_js(Napi::Env env, const std::vector<uint8_t>& b) {
-  auto a = Napi::Uint8Array::New(env, b.size());
-  if (!b.empty()) std::memcpy(a.Data(), b.data(), b.size());
-  return a;
-}
-
-ckks::CkksParamsSpec read_spec(const Napi::Object& o) {
-  ckks::CkksParamsSpec s;
-  if (!has_key(o, "polyN")) throw_type("options.polyN is required (a power of two in [4096, 65536])");
-  s.n = static_cast<uint64_t>(require_int(o.Get("polyN"), "options.polyN", 1, 1 << 20));
-  if (has_key(o, "primeBits")) {
-    Napi::Value v = o.Get("primeBits");
-    if (!v.IsArray()) throw_type("options.primeBits must be an array of integers");
-    auto a = v.As<Napi::Array>();
-    if (a.Length() < 1 || a.Length() > 30) throw_range("options.primeBits must list 1..30 prime sizes");
-    s.prime_bits.clear();
-    for (uint32_t i = 0; i < a.Length(); ++i)
-      s.prime_bits.push_back(static_cast<int>(require_int(a.Get(i), "options.primeBits[" + std::to_string(i) + "]", 20, 60)));
-  }
-  s.special_bits = static_cast<int>(optional_int(o, "specialPrimeBits", "options.specialPrimeBits", 0, 60, 0));
-  s.scale_bits = static_cast<int>(optional_int(o, "scaleBits", "options.scaleBits", 1, 60, 40));
-  s.allow_insecure = optional_bool(o, "allowInsecure", "options.allowInsecure", false);
-  if (has_key(o, "seed") && !o.Get("seed").IsUndefined()) {
-    Napi::Value v = o.Get("seed");
-    if (!v.IsBigInt()) throw_type("options.seed must be a bigint");
-    int sign = 0;
-    size_t words = 4;
-    uint64_t w[4] = {0, 0, 0, 0};
-    v.As<Napi::BigInt>().ToWords(&sign, &words, w);
-    if (sign != 0 || words > 4) throw_range("options.seed must be a bigint in [0, 2^256)");
-    s.seeded = true;
-    for (int i = 0; i < 4; ++i) s.seed[i] = w[i];
-  }
-  return s;
-}
-
-struct EncodeOpts {
-  size_t limbs = 0;
-  double scale = 0;
-};
-
-EncodeOpts read_encode_opts(const Napi::CallbackInfo& info, size_t index, size_t max_limbs) {
-  EncodeOpts e;
-  if (info.Length() <= index || info[index].IsUndefined()) return e;
-  Napi::Object o = require_object(info[index], "options");
-  e.limbs = static_cast<size_t>(optional_int(o, "limbs", "options.limbs", 1, static_cast<int64_t>(max_limbs), 0));
-  if (has_key(o, "scale") && !o.Get("scale").IsUndefined()) {
-    e.scale = require_finite(o.Get("scale"), "options.scale");
-    if (!(e.scale >= 1.0) || e.scale > 1e300) throw_range("options.scale must be in [1, 1e300]");
-  }
-  return e;
-}
+using namespace ckks_options;
 
 class CkksContextCpu : public Napi::ObjectWrap<CkksContextCpu> {
  public:
@@ -83,6 +33,12 @@ class CkksContextCpu : public Napi::ObjectWrap<CkksContextCpu> {
          InstanceMethod<&CkksContextCpu::EncodeCoefficients>("encodeCoefficients"),
          InstanceMethod<&CkksContextCpu::Decode>("decode"),
          InstanceMethod<&CkksContextCpu::DecodeCoefficients>("decodeCoefficients"),
+         InstanceMethod<&CkksContextCpu::PlaintextFromWords>("plaintextFromWords"),
+         InstanceMethod<&CkksContextCpu::PlaintextWords>("plaintextWords"),
+         InstanceMethod<&CkksContextCpu::SampleWords>("sampleWords"),
+         InstanceMethod<&CkksContextCpu::Rerandomize>("rerandomize"),
+         InstanceMethod<&CkksContextCpu::GaloisElement>("galoisElement"),
+         InstanceMethod<&CkksContextCpu::GaloisStep>("galoisStep"),
          InstanceMethod<&CkksContextCpu::Encrypt>("encrypt"),
          InstanceMethod<&CkksContextCpu::EncryptSymmetric>("encryptSymmetric"),
          InstanceMethod<&CkksContextCpu::Decrypt>("decrypt"),
@@ -129,28 +85,7 @@ class CkksContextCpu : public Napi::ObjectWrap<CkksContextCpu> {
   }
 
   Napi::Value Info(const Napi::CallbackInfo& info) {
-    return Run(info, [&](CkksContext& c, Napi::Env env) -> Napi::Value {
-      const auto& p = c.params();
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("backend", "cpu");
-      o.Set("polyN", Napi::Number::New(env, double(c.n())));
-      o.Set("slots", Napi::Number::New(env, double(c.n() / 2)));
-      Napi::Array m = Napi::Array::New(env, p.moduli.size());
-      for (size_t i = 0; i < p.moduli.size(); ++i) m.Set(uint32_t(i), Napi::BigInt::New(env, p.moduli[i]));
-      o.Set("moduli", m);
-      o.Set("specialModulus", p.special ? Napi::Value(Napi::BigInt::New(env, p.special)) : env.Null());
-      o.Set("logQP", p.log_qp);
-      o.Set("maxLogQP128", p.max_log_qp);
-      // The seeded test mode is never secure: its randomness is a function of a public seed.
-      o.Set("insecure", p.insecure || p.spec.seeded);
-      o.Set("belowSecurityBound", p.insecure);
-      o.Set("seeded", p.spec.seeded);
-      o.Set("scale", c.default_scale());
-      char hex[17];
-      std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(p.fingerprint));
-      o.Set("fingerprint", hex);
-      return o;
-    });
+    return Run(info, [&](CkksContext& c, Napi::Env env) -> Napi::Value { return params_info(env, c, "cpu"); });
   }
 
   Napi::Value GenerateSecretKey(const Napi::CallbackInfo& info) {
@@ -220,6 +155,38 @@ class CkksContextCpu : public Napi::ObjectWrap<CkksContextCpu> {
     });
   }
 
+  Napi::Value PlaintextFromWords(const Napi::CallbackInfo& info) {
+    return Run(info, [&](CkksContext& c, Napi::Env env) -> Napi::Value {
+      auto w = require_biguint64_array(require_arg(info, 0, "words"), "words");
+      auto o = read_words_opts(info, 1, c.max_limbs());
+      return PlaintextHandle::Wrap(env, c.plaintext_from_words(w.Data(), w.ElementLength(), o.limbs, o.scale, o.encoding));
+    });
+  }
+  Napi::Value PlaintextWords(const Napi::CallbackInfo& info) {
+    return Run(info, [&](CkksContext& c, Napi::Env env) -> Napi::Value {
+      return words_to_js(env, c.plaintext_words(*PlaintextHandle::From(require_arg(info, 0, "plaintext"), "plaintext")));
+    });
+  }
+  Napi::Value SampleWords(const Napi::CallbackInfo& info) {
+    return Run(info, [&](CkksContext& c, Napi::Env env) -> Napi::Value {
+      auto o = read_sample_opts(info, 0, c.max_limbs());
+      return words_to_js(env, c.sample_words(o.limbs, o.count, o.distribution, o.bits));
+    });
+  }
+  Napi::Value Rerandomize(const Napi::CallbackInfo& info) {
+    return Run(info, [&](CkksContext& c, Napi::Env env) -> Napi::Value {
+      auto ct = CiphertextHandle::From(require_arg(info, 0, "ciphertext"), "ciphertext");
+      auto pk = PublicKeyHandle::From(require_arg(info, 1, "publicKey"), "publicKey");
+      return CiphertextHandle::Wrap(env, c.rerandomize(*ct, *pk));
+    });
+  }
+  Napi::Value GaloisElement(const Napi::CallbackInfo& info) {
+    return Run(info, [&](CkksContext& c, Napi::Env) -> Napi::Value { return galois_element(info, c); });
+  }
+  Napi::Value GaloisStep(const Napi::CallbackInfo& info) {
+    return Run(info, [&](CkksContext& c, Napi::Env) -> Napi::Value { return galois_step(info, c); });
+  }
+
   Napi::Value Encrypt(const Napi::CallbackInfo& info) {
     return Run(info, [&](CkksContext& c, Napi::Env env) -> Napi::Value {
       auto pt = PlaintextHandle::From(require_arg(info, 0, "plaintext"), "plaintext");
@@ -231,7 +198,8 @@ class CkksContextCpu : public Napi::ObjectWrap<CkksContextCpu> {
     return Run(info, [&](CkksContext& c, Napi::Env env) -> Napi::Value {
       auto pt = PlaintextHandle::From(require_arg(info, 0, "plaintext"), "plaintext");
       auto sk = SecretKeyHandle::From(require_arg(info, 1, "secretKey"), "secretKey");
-      return CiphertextHandle::Wrap(env, c.encrypt_symmetric(*pt, *sk));
+      const bool compact = read_compact(info, 2);
+      return CiphertextHandle::Wrap(env, c.encrypt_symmetric(*pt, *sk, compact));
     });
   }
   Napi::Value Decrypt(const Napi::CallbackInfo& info) {
@@ -456,6 +424,32 @@ Napi::Value Chacha20Words(const Napi::CallbackInfo& info) {
   });
 }
 
+// ckksTesting.sampleUniformExact(key, stream, moduli: bigint[], count) and
+// ckksTesting.sampleCentered(key, stream, moduli, count, bits): the sampleWords samplers over
+// any odd moduli below 2^64 (moduli near 2^64 make the rejection branch frequent, which the
+// 20..60-bit primes of a context almost never do).
+Napi::Value SampleTesting(const Napi::CallbackInfo& info, bool centered) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto key = require_uint8_array(require_arg(info, 0, "key"), "key");
+    if (key.ElementLength() != 32) throw_range("key must hold 32 bytes, got " + std::to_string(key.ElementLength()));
+    uint64_t stream = require_u64(require_arg(info, 1, "stream"), "stream");
+    std::vector<uint64_t> moduli = require_u64_list(require_arg(info, 2, "moduli"), "moduli", 1, 8);
+    for (auto q : moduli)
+      if (q < 3 || q % 2 == 0) throw_range("moduli must be odd and at least 3");
+    const size_t count = static_cast<size_t>(require_int(require_arg(info, 3, "count"), "count", 1, 1 << 20));
+    ckks::ChaChaKey k{};
+    std::memcpy(k.data(), key.Data(), 32);
+    std::vector<uint64_t> out(moduli.size() * count);
+    ckks::Sampler smp(k, stream);
+    if (centered)
+      smp.centered(moduli, count, static_cast<int>(require_int(require_arg(info, 4, "bits"), "bits", 0, 126)), out.data());
+    else
+      smp.uniform_exact(moduli, count, out.data());
+    return words_to_js(env, out);
+  });
+}
+
 // ckksTesting.gaussianCdt(): BigUint64Array of the 38 CDT thresholds (sampling.h).
 Napi::Value GaussianCdt(const Napi::CallbackInfo& info) {
   const auto& t = ckks::gaussian_cdt();
@@ -468,7 +462,12 @@ void Register(Napi::Env env, Napi::Object exports) {
   Napi::Object testing = Napi::Object::New(env);
   testing.Set("chacha20Words", Napi::Function::New(env, Chacha20Words, "chacha20Words"));
   testing.Set("gaussianCdt", Napi::Function::New(env, GaussianCdt, "gaussianCdt"));
+  testing.Set("sampleUniformExact",
+              Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return SampleTesting(i, false); }, "sampleUniformExact"));
+  testing.Set("sampleCentered",
+              Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return SampleTesting(i, true); }, "sampleCentered"));
   exports.Set("ckksTesting", testing);
+  exports.Set("ckksRules", rules(env));
   PlaintextHandle::Define(env);
   CiphertextHandle::Define(env);
   SecretKeyHandle::Define(env);

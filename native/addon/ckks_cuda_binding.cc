@@ -12,6 +12,7 @@
 
 #include "ckks/benchmarks.h"
 #include "ckks/context.h"
+#include "ckks_options.h"
 #include "napi_util.h"
 #ifdef TENSAFE_WITH_CUDA
 #include "ckks/cuda/context_cuda.h"
@@ -20,41 +21,7 @@
 namespace tensafe::napi {
 namespace {
 
-Napi::Value bytes_to_js(Napi::Env env, const std::vector<uint8_t>& b) {
-  auto a = Napi::Uint8Array::New(env, b.size());
-  if (!b.empty()) std::memcpy(a.Data(), b.data(), b.size());
-  return a;
-}
-
-ckks::CkksParamsSpec read_spec(const Napi::Object& o) {
-  ckks::CkksParamsSpec s;
-  if (!has_key(o, "polyN")) throw_type("options.polyN is required (a power of two in [4096, 65536])");
-  s.n = static_cast<uint64_t>(require_int(o.Get("polyN"), "options.polyN", 1, 1 << 20));
-  if (has_key(o, "primeBits")) {
-    Napi::Value v = o.Get("primeBits");
-    if (!v.IsArray()) throw_type("options.primeBits must be an array of integers");
-    auto a = v.As<Napi::Array>();
-    if (a.Length() < 1 || a.Length() > 30) throw_range("options.primeBits must list 1..30 prime sizes");
-    s.prime_bits.clear();
-    for (uint32_t i = 0; i < a.Length(); ++i)
-      s.prime_bits.push_back(static_cast<int>(require_int(a.Get(i), "options.primeBits[" + std::to_string(i) + "]", 20, 60)));
-  }
-  s.special_bits = static_cast<int>(optional_int(o, "specialPrimeBits", "options.specialPrimeBits", 0, 60, 0));
-  s.scale_bits = static_cast<int>(optional_int(o, "scaleBits", "options.scaleBits", 1, 60, 40));
-  s.allow_insecure = optional_bool(o, "allowInsecure", "options.allowInsecure", false);
-  if (has_key(o, "seed")) {
-    Napi::Value v = o.Get("seed");
-    if (!v.IsBigInt()) throw_type("options.seed must be a bigint");
-    int sign = 0;
-    size_t words = 4;
-    uint64_t w[4] = {0, 0, 0, 0};
-    v.As<Napi::BigInt>().ToWords(&sign, &words, w);
-    if (sign != 0 || words > 4) throw_range("options.seed must be a bigint in [0, 2^256)");
-    s.seeded = true;
-    for (int i = 0; i < 4; ++i) s.seed[i] = w[i];
-  }
-  return s;
-}
+using namespace ckks_options;
 
 [[noreturn, maybe_unused]] void no_cuda_build() {
   throw BackendUnavailableError(
@@ -69,23 +36,6 @@ using ckks::cuda::GaloisKeysCuda;
 using ckks::cuda::PlaintextCuda;
 using ckks::cuda::PublicKeyCuda;
 using ckks::cuda::SecretKeyCuda;
-
-struct EncodeOpts {
-  size_t limbs = 0;
-  double scale = 0;
-};
-
-EncodeOpts read_encode_opts(const Napi::CallbackInfo& info, size_t index, size_t max_limbs) {
-  EncodeOpts e;
-  if (info.Length() <= index || info[index].IsUndefined()) return e;
-  Napi::Object o = require_object(info[index], "options");
-  e.limbs = static_cast<size_t>(optional_int(o, "limbs", "options.limbs", 1, static_cast<int64_t>(max_limbs), 0));
-  if (has_key(o, "scale")) {
-    e.scale = require_finite(o.Get("scale"), "options.scale");
-    if (!(e.scale >= 1.0) || e.scale > 1e300) throw_range("options.scale must be in [1, 1e300]");
-  }
-  return e;
-}
 
 template <typename T>
 struct GpuTraits;
@@ -131,7 +81,10 @@ class GpuHandle : public Napi::ObjectWrap<GpuHandle<T>> {
       props.push_back(Base::InstanceAccessor("limbs", &GpuHandle::Limbs, nullptr));
       props.push_back(Base::InstanceAccessor("scale", &GpuHandle::Scale, nullptr));
     }
-    if constexpr (std::is_same_v<T, CiphertextCuda>) props.push_back(Base::InstanceAccessor("size", &GpuHandle::Size, nullptr));
+    if constexpr (std::is_same_v<T, CiphertextCuda>) {
+      props.push_back(Base::InstanceAccessor("size", &GpuHandle::Size, nullptr));
+      props.push_back(Base::InstanceAccessor("compact", &GpuHandle::Compact, nullptr));
+    }
     if constexpr (std::is_same_v<T, PlaintextCuda>)
       props.push_back(Base::InstanceAccessor("encoding", &GpuHandle::EncodingName, nullptr));
     if constexpr (std::is_same_v<T, GaloisKeysCuda>) props.push_back(Base::InstanceAccessor("steps", &GpuHandle::Steps, nullptr));
@@ -178,6 +131,12 @@ class GpuHandle : public Napi::ObjectWrap<GpuHandle<T>> {
     return guard(info.Env(), [&]() -> Napi::Value {
       h_.get();
       return Napi::Number::New(info.Env(), 2);
+    });
+  }
+  Napi::Value Compact(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      if constexpr (std::is_same_v<T, CiphertextCuda>) return Napi::Boolean::New(info.Env(), h_.get()->c1_seed.has_value());
+      return info.Env().Undefined();
     });
   }
   Napi::Value EncodingName(const Napi::CallbackInfo& info) {
@@ -227,6 +186,12 @@ class CkksContextCudaJs : public Napi::ObjectWrap<CkksContextCudaJs> {
          InstanceMethod<&CkksContextCudaJs::EncodeCoefficients>("encodeCoefficients"),
          InstanceMethod<&CkksContextCudaJs::Decode>("decode"),
          InstanceMethod<&CkksContextCudaJs::DecodeCoefficients>("decodeCoefficients"),
+         InstanceMethod<&CkksContextCudaJs::PlaintextFromWords>("plaintextFromWords"),
+         InstanceMethod<&CkksContextCudaJs::PlaintextWords>("plaintextWords"),
+         InstanceMethod<&CkksContextCudaJs::SampleWords>("sampleWords"),
+         InstanceMethod<&CkksContextCudaJs::Rerandomize>("rerandomize"),
+         InstanceMethod<&CkksContextCudaJs::GaloisElement>("galoisElement"),
+         InstanceMethod<&CkksContextCudaJs::GaloisStep>("galoisStep"),
          InstanceMethod<&CkksContextCudaJs::Encrypt>("encrypt"),
          InstanceMethod<&CkksContextCudaJs::EncryptSymmetric>("encryptSymmetric"),
          InstanceMethod<&CkksContextCudaJs::Decrypt>("decrypt"),
@@ -273,6 +238,12 @@ class CkksContextCudaJs : public Napi::ObjectWrap<CkksContextCudaJs> {
   TENSAFE_NO_CUDA_METHOD(EncodeCoefficients)
   TENSAFE_NO_CUDA_METHOD(Decode)
   TENSAFE_NO_CUDA_METHOD(DecodeCoefficients)
+  TENSAFE_NO_CUDA_METHOD(PlaintextFromWords)
+  TENSAFE_NO_CUDA_METHOD(PlaintextWords)
+  TENSAFE_NO_CUDA_METHOD(SampleWords)
+  TENSAFE_NO_CUDA_METHOD(Rerandomize)
+  TENSAFE_NO_CUDA_METHOD(GaloisElement)
+  TENSAFE_NO_CUDA_METHOD(GaloisStep)
   TENSAFE_NO_CUDA_METHOD(Encrypt)
   TENSAFE_NO_CUDA_METHOD(EncryptSymmetric)
   TENSAFE_NO_CUDA_METHOD(Decrypt)
@@ -322,27 +293,7 @@ class CkksContextCudaJs : public Napi::ObjectWrap<CkksContextCudaJs> {
   }
 
   Napi::Value Info(const Napi::CallbackInfo& info) {
-    return Run(info, [&](CkksContextCuda& g, Napi::Env env) -> Napi::Value {
-      const auto& c = g.cpu();
-      const auto& p = c.params();
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("backend", "cuda");
-      o.Set("polyN", Napi::Number::New(env, double(c.n())));
-      o.Set("slots", Napi::Number::New(env, double(c.n() / 2)));
-      Napi::Array m = Napi::Array::New(env, p.moduli.size());
-      for (size_t i = 0; i < p.moduli.size(); ++i) m.Set(uint32_t(i), Napi::BigInt::New(env, p.moduli[i]));
-      o.Set("moduli", m);
-      o.Set("specialModulus", p.special ? Napi::Value(Napi::BigInt::New(env, p.special)) : env.Null());
-      o.Set("logQP", p.log_qp);
-      o.Set("maxLogQP128", p.max_log_qp);
-      o.Set("insecure", p.insecure);
-      o.Set("seeded", p.spec.seeded);
-      o.Set("scale", c.default_scale());
-      char hex[17];
-      std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(p.fingerprint));
-      o.Set("fingerprint", hex);
-      return o;
-    });
+    return Run(info, [&](CkksContextCuda& g, Napi::Env env) -> Napi::Value { return params_info(env, g.cpu(), "cuda"); });
   }
 
   Napi::Value GenerateSecretKey(const Napi::CallbackInfo& info) {
@@ -412,6 +363,38 @@ class CkksContextCudaJs : public Napi::ObjectWrap<CkksContextCudaJs> {
     });
   }
 
+  Napi::Value PlaintextFromWords(const Napi::CallbackInfo& info) {
+    return Run(info, [&](CkksContextCuda& c, Napi::Env env) -> Napi::Value {
+      auto w = require_biguint64_array(require_arg(info, 0, "words"), "words");
+      auto o = read_words_opts(info, 1, c.cpu().max_limbs());
+      return PtH::Wrap(env, c.plaintext_from_words(w.Data(), w.ElementLength(), o.limbs, o.scale, o.encoding));
+    });
+  }
+  Napi::Value PlaintextWords(const Napi::CallbackInfo& info) {
+    return Run(info, [&](CkksContextCuda& c, Napi::Env env) -> Napi::Value {
+      return words_to_js(env, c.plaintext_words(*PtH::From(require_arg(info, 0, "plaintext"), "plaintext")));
+    });
+  }
+  Napi::Value SampleWords(const Napi::CallbackInfo& info) {
+    return Run(info, [&](CkksContextCuda& c, Napi::Env env) -> Napi::Value {
+      auto o = read_sample_opts(info, 0, c.cpu().max_limbs());
+      return words_to_js(env, c.sample_words(o.limbs, o.count, o.distribution, o.bits));
+    });
+  }
+  Napi::Value Rerandomize(const Napi::CallbackInfo& info) {
+    return Run(info, [&](CkksContextCuda& c, Napi::Env env) -> Napi::Value {
+      auto ct = CtH::From(require_arg(info, 0, "ciphertext"), "ciphertext");
+      auto pk = PkH::From(require_arg(info, 1, "publicKey"), "publicKey");
+      return CtH::Wrap(env, c.rerandomize(*ct, *pk));
+    });
+  }
+  Napi::Value GaloisElement(const Napi::CallbackInfo& info) {
+    return Run(info, [&](CkksContextCuda& c, Napi::Env) -> Napi::Value { return galois_element(info, c.cpu()); });
+  }
+  Napi::Value GaloisStep(const Napi::CallbackInfo& info) {
+    return Run(info, [&](CkksContextCuda& c, Napi::Env) -> Napi::Value { return galois_step(info, c.cpu()); });
+  }
+
   Napi::Value Encrypt(const Napi::CallbackInfo& info) {
     return Run(info, [&](CkksContextCuda& c, Napi::Env env) -> Napi::Value {
       auto pt = PtH::From(require_arg(info, 0, "plaintext"), "plaintext");
@@ -423,7 +406,8 @@ class CkksContextCudaJs : public Napi::ObjectWrap<CkksContextCudaJs> {
     return Run(info, [&](CkksContextCuda& c, Napi::Env env) -> Napi::Value {
       auto pt = PtH::From(require_arg(info, 0, "plaintext"), "plaintext");
       auto sk = SkH::From(require_arg(info, 1, "secretKey"), "secretKey");
-      return CtH::Wrap(env, c.encrypt_symmetric(*pt, *sk));
+      const bool compact = read_compact(info, 2);
+      return CtH::Wrap(env, c.encrypt_symmetric(*pt, *sk, compact));
     });
   }
   Napi::Value Decrypt(const Napi::CallbackInfo& info) {

@@ -53,7 +53,10 @@ class ObjHandle : public Napi::ObjectWrap<ObjHandle<T>> {
       props.push_back(Base::InstanceAccessor("limbs", &ObjHandle::Limbs, nullptr));
       props.push_back(Base::InstanceAccessor("scale", &ObjHandle::Scale, nullptr));
     }
-    if constexpr (std::is_same_v<T, ckks::Ciphertext>) props.push_back(Base::InstanceAccessor("size", &ObjHandle::Size, nullptr));
+    if constexpr (std::is_same_v<T, ckks::Ciphertext>) {
+      props.push_back(Base::InstanceAccessor("size", &ObjHandle::Size, nullptr));
+      props.push_back(Base::InstanceAccessor("compact", &ObjHandle::Compact, nullptr));
+    }
     if constexpr (std::is_same_v<T, ckks::Plaintext>)
       props.push_back(Base::InstanceAccessor("encoding", &ObjHandle::EncodingName, nullptr));
     if constexpr (std::is_same_v<T, ckks::GaloisKeys>) props.push_back(Base::InstanceAccessor("steps", &ObjHandle::Steps, nullptr));
@@ -92,6 +95,12 @@ class ObjHandle : public Napi::ObjectWrap<ObjHandle<T>> {
     return guard(info.Env(), [&]() -> Napi::Value {
       h_.get();
       return Napi::Number::New(info.Env(), 2);
+    });
+  }
+  Napi::Value Compact(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      if constexpr (std::is_same_v<T, ckks::Ciphertext>) return Napi::Boolean::New(info.Env(), h_.get()->c1_seed.has_value());
+      return info.Env().Undefined();
     });
   }
   Napi::Value EncodingName(const Napi::CallbackInfo& info) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,10 @@ struct Ciphertext {
   std::size_t limbs = 0;
   double scale = 1;
   std::vector<std::uint64_t> data;  // c0 (limbs*n) then c1 (limbs*n), NTT domain
+  // Compact symmetric encryption: c1 is the expansion of this public 32-byte seed
+  // (sampling.h), so serialize() writes the seed instead of c1. Operations that change c1 do
+  // not carry it; add_plain (c1 unchanged) and mod_switch (c1 a prefix of the expansion) do.
+  std::optional<ChaChaKey> c1_seed;
   std::uint64_t* c(std::size_t i, std::uint64_t n) { return data.data() + i * limbs * n; }
   const std::uint64_t* c(std::size_t i, std::uint64_t n) const { return data.data() + i * limbs * n; }
 };
@@ -91,6 +96,9 @@ struct GaloisKeys {
 
 enum class ObjectKind : std::uint16_t { Ciphertext = 1, Plaintext = 2, PublicKey = 3, GaloisKeys = 4, SecretKey = 5 };
 
+// What sample_words draws (sampling.h documents the layouts).
+enum class SampleDistribution : std::uint8_t { Uniform = 1, Centered = 2 };
+
 class CkksContext {
  public:
   explicit CkksContext(const CkksParamsSpec& spec);
@@ -115,10 +123,29 @@ class CkksContext {
   Plaintext encode_coefficients(const double* values, std::size_t count, std::size_t limbs, double scale) const;
   void decode(const Plaintext& pt, double* out) const;               // n/2 values
   void decode_coefficients(const Plaintext& pt, double* out) const;  // n values
+  // A plaintext from coefficient-form residues, limb-major (limbs*n words, word j of limb i =
+  // coefficient j mod q_i), moved to the NTT domain. Every word must be below its prime.
+  Plaintext plaintext_from_words(const std::uint64_t* words, std::size_t count, std::size_t limbs, double scale,
+                                 Encoding encoding) const;
+  // The inverse: coefficient-form residues of pt, limb-major.
+  std::vector<std::uint64_t> plaintext_words(const Plaintext& pt) const;
+  // RangeError naming `what`[k] for the first word not below its prime (limb-major words).
+  void check_residues(const std::uint64_t* words, std::size_t limbs, const char* what) const;
+
+  // randomness for callers (masks, flooding noise): limbs*count words, limb-major, from a
+  // fresh stream of the context's ChaCha20 key (sampling.h). bits: Centered only.
+  std::vector<std::uint64_t> sample_words(std::size_t limbs, std::size_t count, SampleDistribution dist, int bits);
+  // The 32-byte seed of a compact symmetric encryption: words [0, 4) of `stream`.
+  ChaChaKey derive_seed(std::uint64_t stream) const;
+  // c1 of a compact encryption over `limbs` primes: the uniform expansion of `seed`.
+  void expand_seed(const ChaChaKey& seed, std::size_t limbs, std::uint64_t* out) const;
 
   // encryption
   Ciphertext encrypt(const Plaintext& pt, const PublicKey& pk);
-  Ciphertext encrypt_symmetric(const Plaintext& pt, const SecretKey& sk);
+  // compact: c1 is expanded from a fresh seed that the ciphertext keeps (half the bytes serialised).
+  Ciphertext encrypt_symmetric(const Plaintext& pt, const SecretKey& sk, bool compact = false);
+  // ct + Enc_pk(0) at ct's level (fresh u, e0, e1): the result's c1 is independent of ct's.
+  Ciphertext rerandomize(const Ciphertext& ct, const PublicKey& pk);
   Plaintext decrypt(const Ciphertext& ct, const SecretKey& sk) const;
   std::vector<Plaintext> decrypt_batch(const std::vector<const Ciphertext*>& cts, const SecretKey& sk) const;
 
@@ -166,6 +193,9 @@ class CkksContext {
                   std::uint64_t* out1) const;
   const std::vector<std::uint32_t>& automorphism(std::uint64_t galois) const;
   void check_limbs(std::size_t limbs, const char* what) const;
+  // c0 += e0 + b*u, c1 += e1 + a*u over `l` limbs with fresh u, e0, e1 (public-key encryption
+  // of zero added in place; c1 may start as zeros).
+  void add_encryption_of_zero(std::uint64_t* c0, std::uint64_t* c1, std::size_t l, const PublicKey& pk);
   Plaintext decrypt_impl(const Ciphertext& ct, const SecretKey& sk, bool parallel) const;
 
   CkksParams params_;

@@ -13,27 +13,20 @@ namespace tensafe::ckks {
 
 // ---- encryption -----------------------------------------------------------------------------
 
-Ciphertext CkksContext::encrypt(const Plaintext& pt, const PublicKey& pk) {
-  check_owner(pt.context_id, "plaintext");
-  check_owner(pk.context_id, "publicKey");
-  if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result); encode a new one to encrypt");
+void CkksContext::add_encryption_of_zero(std::uint64_t* c0_out, std::uint64_t* c1_out, std::size_t l,
+                                         const PublicKey& pk) {
   const std::uint64_t n = this->n();
-  const std::size_t L = max_limbs(), l = pt.limbs;
+  const std::size_t L = max_limbs();
   Sampler smp(key_, next_stream());
   std::vector<std::int8_t> u(n), e0(n), e1(n);
   smp.ternary(0, n, u.data());
   smp.gaussian(n, n, e0.data());
   smp.gaussian(2 * n, n, e1.data());
-  Ciphertext ct;
-  ct.context_id = id_;
-  ct.limbs = l;
-  ct.scale = pt.scale;
-  ct.data.resize(2 * l * n);
-  std::vector<std::uint64_t> uu(l * n);
+  std::vector<std::uint64_t> uu(l * n), ee0(l * n), ee1(l * n);
   small_to_rns(u.data(), 0, l, uu.data());
-  small_to_rns(e0.data(), 0, l, ct.c(0, n));
-  small_to_rns(e1.data(), 0, l, ct.c(1, n));
-  // The encryption randomness u, e0, e1 would reveal the message: wipe the small copies.
+  small_to_rns(e0.data(), 0, l, ee0.data());
+  small_to_rns(e1.data(), 0, l, ee1.data());
+  // The encryption randomness u, e0, e1 would reveal the message: wipe every copy.
   secure_wipe(u.data(), n);
   secure_wipe(e0.data(), n);
   secure_wipe(e1.data(), n);
@@ -45,41 +38,91 @@ Ciphertext CkksContext::encrypt(const Plaintext& pt, const PublicKey& pk) {
       const Barrett& br = t.barrett();
       const std::uint64_t q = br.q;
       std::uint64_t* uk = uu.data() + k * n;
-      std::uint64_t* c0 = ct.c(0, n) + k * n;
-      std::uint64_t* c1 = ct.c(1, n) + k * n;
+      std::uint64_t* f0 = ee0.data() + k * n;
+      std::uint64_t* f1 = ee1.data() + k * n;
       t.forward(uk);
-      t.forward(c0);
-      t.forward(c1);
+      t.forward(f0);
+      t.forward(f1);
       const std::uint64_t* bk = b + k * n;
       const std::uint64_t* ak = a + k * n;
-      const std::uint64_t* mk = pt.data.data() + k * n;
+      std::uint64_t* c0 = c0_out + k * n;
+      std::uint64_t* c1 = c1_out + k * n;
       for (std::uint64_t j = 0; j < n; ++j) {
-        c0[j] = add_mod(add_mod(c0[j], br.mul(bk[j], uk[j]), q), mk[j], q);
-        c1[j] = add_mod(c1[j], br.mul(ak[j], uk[j]), q);
+        c0[j] = add_mod(add_mod(f0[j], br.mul(bk[j], uk[j]), q), c0[j], q);
+        c1[j] = add_mod(add_mod(f1[j], br.mul(ak[j], uk[j]), q), c1[j], q);
       }
     }
   });
   secure_wipe(uu.data(), uu.size() * sizeof(std::uint64_t));
+  secure_wipe(ee0.data(), ee0.size() * sizeof(std::uint64_t));
+  secure_wipe(ee1.data(), ee1.size() * sizeof(std::uint64_t));
+}
+
+Ciphertext CkksContext::encrypt(const Plaintext& pt, const PublicKey& pk) {
+  check_owner(pt.context_id, "plaintext");
+  check_owner(pk.context_id, "publicKey");
+  if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result); encode a new one to encrypt");
+  const std::uint64_t n = this->n();
+  const std::size_t l = pt.limbs;
+  Ciphertext ct;
+  ct.context_id = id_;
+  ct.limbs = l;
+  ct.scale = pt.scale;
+  ct.data.assign(2 * l * n, 0);
+  std::memcpy(ct.c(0, n), pt.data.data(), l * n * sizeof(std::uint64_t));
+  add_encryption_of_zero(ct.c(0, n), ct.c(1, n), l, pk);
   return ct;
 }
 
-Ciphertext CkksContext::encrypt_symmetric(const Plaintext& pt, const SecretKey& sk) {
+Ciphertext CkksContext::rerandomize(const Ciphertext& in, const PublicKey& pk) {
+  check_owner(in.context_id, "ciphertext");
+  check_owner(pk.context_id, "publicKey");
+  Ciphertext ct;
+  ct.context_id = id_;
+  ct.limbs = in.limbs;
+  ct.scale = in.scale;
+  ct.data = in.data;  // c1 changes: the seed of a compact encryption is not carried
+  add_encryption_of_zero(ct.c(0, n()), ct.c(1, n()), in.limbs, pk);
+  return ct;
+}
+
+ChaChaKey CkksContext::derive_seed(std::uint64_t stream) const {
+  std::uint64_t w[4];
+  chacha20_words(key_, stream, 0, 4, w);
+  ChaChaKey seed = key_from_seed(w);
+  secure_wipe(w, sizeof w);
+  return seed;
+}
+
+void CkksContext::expand_seed(const ChaChaKey& seed, std::size_t limbs, std::uint64_t* out) const {
+  std::vector<std::uint64_t> moduli(params_.moduli.begin(), params_.moduli.begin() + limbs);
+  Sampler(seed, 0).uniform(0, moduli, n(), out);
+}
+
+Ciphertext CkksContext::encrypt_symmetric(const Plaintext& pt, const SecretKey& sk, bool compact) {
   check_owner(pt.context_id, "plaintext");
   check_owner(sk.context_id, "secretKey");
   if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result); encode a new one to encrypt");
   const std::uint64_t n = this->n();
   const std::size_t l = pt.limbs;
-  Sampler smp(key_, next_stream());
+  const std::uint64_t sid = next_stream();
+  Sampler smp(key_, sid);
   Ciphertext ct;
   ct.context_id = id_;
   ct.limbs = l;
   ct.scale = pt.scale;
   ct.data.resize(2 * l * n);
-  std::vector<std::uint64_t> moduli(params_.moduli.begin(), params_.moduli.begin() + l);
-  smp.uniform(0, moduli, n, ct.c(1, n));
+  if (compact) {
+    ct.c1_seed = derive_seed(sid);
+    expand_seed(*ct.c1_seed, l, ct.c(1, n));
+  } else {
+    std::vector<std::uint64_t> moduli(params_.moduli.begin(), params_.moduli.begin() + l);
+    smp.uniform(0, moduli, n, ct.c(1, n));
+  }
   std::vector<std::int8_t> e(n);
   smp.gaussian(2 * l * n, n, e.data());
   small_to_rns(e.data(), 0, l, ct.c(0, n));
+  secure_wipe(e.data(), e.size());
   pfor(l, [&](std::size_t lb, std::size_t le) {
     for (std::size_t k = lb; k < le; ++k) {
       const NttTables& t = *tables_[k];

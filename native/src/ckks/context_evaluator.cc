@@ -30,6 +30,7 @@ Ciphertext CkksContext::add(const Ciphertext& a, const Ciphertext& b) const {
   require_same_shape(a, b);
   const std::uint64_t n = this->n();
   Ciphertext r = a;
+  r.c1_seed.reset();  // c1 changes
   for (std::size_t i = 0; i < 2; ++i)
     for (std::size_t k = 0; k < a.limbs; ++k) {
       const std::uint64_t q = tables_[k]->modulus();
@@ -46,6 +47,7 @@ Ciphertext CkksContext::sub(const Ciphertext& a, const Ciphertext& b) const {
   require_same_shape(a, b);
   const std::uint64_t n = this->n();
   Ciphertext r = a;
+  r.c1_seed.reset();  // c1 changes
   for (std::size_t i = 0; i < 2; ++i)
     for (std::size_t k = 0; k < a.limbs; ++k) {
       const std::uint64_t q = tables_[k]->modulus();
@@ -162,6 +164,7 @@ Ciphertext CkksContext::mod_switch(const Ciphertext& a) const {
   r.context_id = id_;
   r.limbs = a.limbs - 1;
   r.scale = a.scale;
+  r.c1_seed = a.c1_seed;  // the first limbs of a seed's expansion are the expansion at fewer limbs
   r.data.resize(2 * r.limbs * n);
   for (std::size_t i = 0; i < 2; ++i) std::memcpy(r.c(i, n), a.c(i, n), r.limbs * n * sizeof(std::uint64_t));
   return r;

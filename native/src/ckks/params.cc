@@ -8,17 +8,17 @@
 
 namespace tensafe::ckks {
 
+const std::vector<SecurityBound>& security_table_128() {
+  // HomomorphicEncryption.org standard (ternary secret, classical); 65536 from OpenFHE.
+  static const std::vector<SecurityBound> table = {{1024, 27},  {2048, 54},   {4096, 109}, {8192, 218},
+                                                   {16384, 438}, {32768, 881}, {65536, 1747}};
+  return table;
+}
+
 int max_log_qp_128(std::uint64_t n) {
-  switch (n) {
-    case 1024: return 27;
-    case 2048: return 54;
-    case 4096: return 109;
-    case 8192: return 218;
-    case 16384: return 438;
-    case 32768: return 881;
-    case 65536: return 1747;
-    default: return 0;
-  }
+  for (const auto& b : security_table_128())
+    if (b.n == n) return b.max_log_qp;
+  return 0;
 }
 
 std::vector<std::uint64_t> CkksParams::key_moduli() const {
@@ -39,23 +39,27 @@ std::uint64_t fnv1a(std::uint64_t h, std::uint64_t v) {
 
 CkksParams CkksParams::create(const CkksParamsSpec& spec) {
   const std::uint64_t n = spec.n;
-  if (n < 4096 || n > 65536 || (n & (n - 1)) != 0)
-    throw ArgumentRangeError("polyN must be a power of two in [4096, 65536], got " + std::to_string(n));
-  if (spec.prime_bits.empty() || spec.prime_bits.size() > 30)
-    throw ArgumentRangeError("primeBits must list 1..30 prime sizes, got " + std::to_string(spec.prime_bits.size()));
+  const std::string bits_range = "[" + std::to_string(kMinPrimeBits) + ", " + std::to_string(kMaxPrimeBits) + "]";
+  if (n < kMinPolyN || n > kMaxPolyN || (n & (n - 1)) != 0)
+    throw ArgumentRangeError("polyN must be a power of two in [" + std::to_string(kMinPolyN) + ", " +
+                             std::to_string(kMaxPolyN) + "], got " + std::to_string(n));
+  if (spec.prime_bits.empty() || spec.prime_bits.size() > static_cast<std::size_t>(kMaxPrimes))
+    throw ArgumentRangeError("primeBits must list 1.." + std::to_string(kMaxPrimes) + " prime sizes, got " +
+                             std::to_string(spec.prime_bits.size()));
   for (std::size_t i = 0; i < spec.prime_bits.size(); ++i)
-    if (spec.prime_bits[i] < 20 || spec.prime_bits[i] > 60)
-      throw ArgumentRangeError("primeBits[" + std::to_string(i) + "] must be in [20, 60], got " +
+    if (spec.prime_bits[i] < kMinPrimeBits || spec.prime_bits[i] > kMaxPrimeBits)
+      throw ArgumentRangeError("primeBits[" + std::to_string(i) + "] must be in " + bits_range + ", got " +
                                std::to_string(spec.prime_bits[i]));
-  if (spec.special_bits != 0 && (spec.special_bits < 20 || spec.special_bits > 60))
-    throw ArgumentRangeError("specialPrimeBits must be in [20, 60], got " + std::to_string(spec.special_bits));
+  if (spec.special_bits != 0 && (spec.special_bits < kMinPrimeBits || spec.special_bits > kMaxPrimeBits))
+    throw ArgumentRangeError("specialPrimeBits must be in " + bits_range + ", got " + std::to_string(spec.special_bits));
   // Key switching divides the digit-times-noise products by P: a P smaller than a ciphertext
   // prime would leave noise of (q_i / P) * N * sigma in every rotation.
   if (spec.special_bits != 0 && spec.special_bits < *std::max_element(spec.prime_bits.begin(), spec.prime_bits.end()))
     throw ArgumentRangeError("specialPrimeBits (" + std::to_string(spec.special_bits) +
                              ") must be at least the largest of primeBits");
-  if (spec.scale_bits < 1 || spec.scale_bits > 60)
-    throw ArgumentRangeError("scaleBits must be in [1, 60], got " + std::to_string(spec.scale_bits));
+  if (spec.scale_bits < kMinScaleBits || spec.scale_bits > kMaxScaleBits)
+    throw ArgumentRangeError("scaleBits must be in [" + std::to_string(kMinScaleBits) + ", " +
+                             std::to_string(kMaxScaleBits) + "], got " + std::to_string(spec.scale_bits));
 
   CkksParams p;
   p.spec = spec;

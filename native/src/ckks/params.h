@@ -12,6 +12,23 @@ namespace tensafe::ckks {
 // Largest log2(Q*P) with 128-bit classical security for ring dimension n (0 if n unknown).
 int max_log_qp_128(std::uint64_t n);
 
+// The whole table, (n, max log2(Q*P)) by increasing n: the one owner of these numbers (the
+// TypeScript side reads it through the addon).
+struct SecurityBound {
+  std::uint64_t n;
+  int max_log_qp;
+};
+const std::vector<SecurityBound>& security_table_128();
+
+// Bounds of a parameter set (checked by CkksParams::create; reported to TypeScript).
+constexpr std::uint64_t kMinPolyN = 4096;
+constexpr std::uint64_t kMaxPolyN = 65536;
+constexpr int kMinPrimeBits = 20;
+constexpr int kMaxPrimeBits = 60;
+constexpr int kMaxPrimes = 30;
+constexpr int kMinScaleBits = 1;
+constexpr int kMaxScaleBits = 60;
+
 struct CkksParamsSpec {
   std::uint64_t n = 16384;
   std::vector<int> prime_bits{60, 40};

@@ -53,4 +53,75 @@ void Sampler::gaussian(std::uint64_t base, std::size_t n, std::int8_t* out) cons
   for (std::size_t j = 0; j < n; ++j) out[j] = static_cast<std::int8_t>(gaussian_from_word(words[j], t));
 }
 
+namespace {
+// Reads a stream's words in order, a chunk at a time (rejection sampling takes a
+// data-dependent number of them).
+class WordCursor {
+ public:
+  WordCursor(const ChaChaKey& key, std::uint64_t stream) : key_(key), stream_(stream) {}
+  std::uint64_t next() {
+    if (pos_ == buf_.size()) {
+      buf_.resize(kChunk);
+      chacha20_words(key_, stream_, start_, kChunk, buf_.data());
+      start_ += kChunk;
+      pos_ = 0;
+    }
+    return buf_[pos_++];
+  }
+  ~WordCursor() { secure_zero(buf_); }
+
+ private:
+  static void secure_zero(std::vector<std::uint64_t>& v) {
+    volatile std::uint64_t* p = v.data();
+    for (std::size_t i = 0; i < v.size(); ++i) p[i] = 0;
+  }
+  static constexpr std::size_t kChunk = 4096;
+  ChaChaKey key_;
+  std::uint64_t stream_;
+  std::uint64_t start_ = 0;
+  std::vector<std::uint64_t> buf_;
+  std::size_t pos_ = 0;
+};
+}  // namespace
+
+void Sampler::uniform_exact(const std::vector<std::uint64_t>& moduli, std::size_t count, std::uint64_t* out) const {
+  WordCursor words(key_, stream_);
+  for (std::size_t l = 0; l < moduli.size(); ++l) {
+    const std::uint64_t q = moduli[l];
+    const std::uint64_t rem = (0 - q) % q;  // 2^64 mod q (q odd, so never 0)
+    const std::uint64_t limit = 0 - rem;    // 2^64 - rem: the largest multiple of q below 2^64
+    std::uint64_t* o = out + l * count;
+    for (std::size_t j = 0; j < count;) {
+      const std::uint64_t w = words.next();
+      if (w < limit) o[j++] = w % q;
+    }
+  }
+}
+
+void Sampler::centered(const std::vector<std::uint64_t>& moduli, std::size_t count, int bits, std::uint64_t* out) const {
+  using u128 = unsigned __int128;
+  WordCursor words(key_, stream_);
+  const u128 half = static_cast<u128>(1) << bits;
+  const u128 M = 2 * half + 1;
+  const u128 rem = (static_cast<u128>(0) - M) % M;  // 2^128 mod M
+  const u128 limit = static_cast<u128>(0) - rem;
+  const std::size_t L = moduli.size();
+  for (std::size_t j = 0; j < count; ++j) {
+    u128 c;
+    do {
+      const std::uint64_t lo = words.next();
+      const std::uint64_t hi = words.next();
+      c = (static_cast<u128>(hi) << 64) | lo;
+    } while (c >= limit);
+    const u128 v = c % M;  // e = v - 2^bits
+    const bool negative = v < half;
+    const u128 mag = negative ? half - v : v - half;
+    for (std::size_t l = 0; l < L; ++l) {
+      const std::uint64_t q = moduli[l];
+      const std::uint64_t r = static_cast<std::uint64_t>(mag % q);
+      out[l * count + j] = (negative && r) ? q - r : r;
+    }
+  }
+}
+
 }  // namespace tensafe::ckks

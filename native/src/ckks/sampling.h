@@ -27,6 +27,22 @@
 //                     over K = L + 1 primes (ciphertext primes, then the special prime):
 //                     component i in [0, L): a_i uniform at base i*(2Kn + n), e_i Gaussian at
 //                     base i*(2Kn + n) + 2Kn.
+//   encrypt (secret, compact): seed = words [0, 4) (32 bytes, little-endian) of the call's
+//                     stream; a = uniform over the l primes, words [0, 2ln) of the stream with
+//                     KEY = seed and stream id 0 (so a is a function of the public seed only);
+//                     e: Gaussian [2ln, 2ln + n) of the call's stream (as the non-compact form).
+//   rerandomize       u, e0, e1 as a public-key encryption (its own stream).
+//
+// sampleWords (Sampler::uniform_exact, Sampler::centered): one stream per call, words read in
+// order from word 0 (rejection sampling consumes a data-dependent number of them):
+//   'uniform'  limb by limb (limb 0's `count` values first): a word w is accepted iff
+//              w < 2^64 - (2^64 mod q), and then gives w mod q: exactly uniform on [0, q)
+//              (no modulo bias); rejection probability (2^64 mod q) / 2^64 < 2^-3 at 61 bits.
+//   'centered' position by position: a 128-bit candidate c = word(2t+1) * 2^64 + word(2t)
+//              (t = 0, 1, ... in order) is accepted iff c < 2^128 - (2^128 mod M), with
+//              M = 2^(bits+1) + 1; then e = (c mod M) - 2^bits, exactly uniform on the integers
+//              [-2^bits, 2^bits]; e mod q_i is written into every limb i (one integer per
+//              position, in RNS): flooding noise.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -61,6 +77,11 @@ class Sampler {
   void ternary(std::uint64_t base, std::size_t n, std::int8_t* out) const;
   // n Gaussian values in [-19, 19].
   void gaussian(std::uint64_t base, std::size_t n, std::int8_t* out) const;
+  // `count` exactly uniform residues per modulus (rejection sampling, layout above), limb-major.
+  void uniform_exact(const std::vector<std::uint64_t>& moduli, std::size_t count, std::uint64_t* out) const;
+  // `count` integers exactly uniform on [-2^bits, 2^bits] (bits <= 126), each written mod every
+  // modulus, limb-major (layout above).
+  void centered(const std::vector<std::uint64_t>& moduli, std::size_t count, int bits, std::uint64_t* out) const;
 
  private:
   ChaChaKey key_;

@@ -1,7 +1,12 @@
 // Serialisation of CKKS objects. Layout (little-endian):
-//   magic "TSCK" | u16 version (1) | u16 kind (ObjectKind) | u64 parameter fingerprint |
+//   magic "TSCK" | u16 version | u16 kind (ObjectKind) | u64 parameter fingerprint |
 //   u64 body length | body | u64 FNV-1a checksum of everything before it.
+// Version 1 is every object in full; version 2 is a compact ciphertext (its c1 expanded from a
+// seed). Readers accept both.
 // Bodies:  Ciphertext: u32 limbs, u32 size (2), f64 scale, 2*limbs*n words
+//          Ciphertext, version 2 (compact): u32 limbs, u32 size (2), f64 scale, u32 form (1 =
+//                      c1 seeded), u32 0, 32-byte seed, limbs*n words of c0; c1 is the
+//                      expansion of the seed (sampling.h)
 //          Plaintext:  u32 limbs, u8 encoding, u8 ntt, u16 0, f64 scale, limbs*n words
 //          PublicKey:  u32 L, 2*L*n words
 //          GaloisKeys: u32 count of steps asked, i64 steps[count], u32 keys, then per key:
@@ -19,6 +24,7 @@ namespace tensafe::ckks {
 
 namespace {
 constexpr std::uint16_t kVersion = 1;
+constexpr std::uint16_t kVersionCompact = 2;  // ciphertexts with a seeded c1
 
 std::uint64_t fnv1a_bytes(const std::uint8_t* p, std::size_t len) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
@@ -68,10 +74,11 @@ class Reader {
   std::size_t pos_ = 0;
 };
 
-std::vector<std::uint8_t> finish(ObjectKind kind, std::uint64_t fingerprint, const Writer& body) {
+std::vector<std::uint8_t> finish(ObjectKind kind, std::uint64_t fingerprint, const Writer& body,
+                                 std::uint16_t version = kVersion) {
   Writer w;
   w.buf = {'T', 'S', 'C', 'K'};
-  w.put<std::uint16_t>(kVersion);
+  w.put<std::uint16_t>(version);
   w.put<std::uint16_t>(static_cast<std::uint16_t>(kind));
   w.put<std::uint64_t>(fingerprint);
   w.put<std::uint64_t>(body.buf.size());
@@ -91,8 +98,9 @@ const char* kind_name(ObjectKind k) {
   return "an unknown object";
 }
 
-// Validates header and checksum; returns a reader positioned at the body.
-Reader open(const std::uint8_t* p, std::size_t len, ObjectKind want, std::uint64_t fingerprint) {
+// Validates header and checksum; returns a reader positioned at the body (and the version).
+Reader open(const std::uint8_t* p, std::size_t len, ObjectKind want, std::uint64_t fingerprint,
+            std::uint16_t* version_out = nullptr) {
   if (len < 32) throw FormatError("bytes too short to be a tensafe CKKS object (" + std::to_string(len) + " bytes)");
   if (std::memcmp(p, "TSCK", 4) != 0) throw FormatError("bad magic: these bytes are not a tensafe CKKS object");
   const std::uint64_t sum = fnv1a_bytes(p, len - 8);
@@ -101,10 +109,14 @@ Reader open(const std::uint8_t* p, std::size_t len, ObjectKind want, std::uint64
   Reader r(p, len - 8);
   r.get<std::uint32_t>("magic");
   const auto version = r.get<std::uint16_t>("version");
-  if (version != kVersion) throw FormatError("unsupported format version " + std::to_string(version));
+  if (version != kVersion && version != kVersionCompact)
+    throw FormatError("unsupported format version " + std::to_string(version));
   const auto kind = static_cast<ObjectKind>(r.get<std::uint16_t>("kind"));
   if (kind != want)
     throw FormatError(std::string("these bytes hold ") + kind_name(kind) + ", expected " + kind_name(want));
+  if (version == kVersionCompact && kind != ObjectKind::Ciphertext)
+    throw FormatError("unsupported format version 2 for " + std::string(kind_name(kind)));
+  if (version_out) *version_out = version;
   const auto fp = r.get<std::uint64_t>("fingerprint");
   if (fp != fingerprint) throw FormatError("parameter fingerprint mismatch: the bytes come from a context with other parameters");
   const auto body = r.get<std::uint64_t>("body length");
@@ -132,8 +144,15 @@ std::vector<std::uint8_t> CkksContext::serialize(const Ciphertext& ct) const {
   w.put<std::uint32_t>(static_cast<std::uint32_t>(ct.limbs));
   w.put<std::uint32_t>(2);
   w.put<double>(ct.scale);
-  w.words(ct.data);
-  return finish(ObjectKind::Ciphertext, params_.fingerprint, w);
+  if (!ct.c1_seed) {
+    w.words(ct.data);
+    return finish(ObjectKind::Ciphertext, params_.fingerprint, w);
+  }
+  w.put<std::uint32_t>(1);  // form: c1 seeded
+  w.put<std::uint32_t>(0);
+  for (std::uint32_t k : *ct.c1_seed) w.put<std::uint32_t>(k);
+  w.words(ct.data.data(), ct.limbs * n());
+  return finish(ObjectKind::Ciphertext, params_.fingerprint, w, kVersionCompact);
 }
 
 std::vector<std::uint8_t> CkksContext::serialize(const Plaintext& pt) const {
@@ -179,7 +198,8 @@ std::vector<std::uint8_t> CkksContext::serialize_secret_key(const SecretKey& sk)
 }
 
 Ciphertext CkksContext::deserialize_ciphertext(const std::uint8_t* p, std::size_t len) const {
-  Reader r = open(p, len, ObjectKind::Ciphertext, params_.fingerprint);
+  std::uint16_t version = 0;
+  Reader r = open(p, len, ObjectKind::Ciphertext, params_.fingerprint, &version);
   const std::uint64_t n = this->n();
   Ciphertext ct;
   ct.context_id = id_;
@@ -187,6 +207,20 @@ Ciphertext CkksContext::deserialize_ciphertext(const std::uint8_t* p, std::size_
   if (ct.limbs < 1 || ct.limbs > max_limbs()) throw FormatError("corrupt ciphertext: bad prime count");
   if (r.get<std::uint32_t>("size") != 2) throw FormatError("corrupt ciphertext: size must be 2");
   ct.scale = check_scale_value(r.get<double>("scale"));
+  if (version == kVersionCompact) {
+    if (r.get<std::uint32_t>("form") != 1) throw FormatError("corrupt compact ciphertext: unknown form");
+    if (r.get<std::uint32_t>("padding") != 0) throw FormatError("corrupt compact ciphertext: bad padding");
+    ChaChaKey seed{};
+    for (auto& k : seed) k = r.get<std::uint32_t>("seed");
+    const std::size_t words = ct.limbs * n;
+    if (len - 8 - r.pos() != words * 8) throw FormatError("length mismatch: compact ciphertext body has the wrong size");
+    ct.data.resize(2 * words);
+    r.words(ct.data.data(), words, "ciphertext");
+    check_words(ct.c(0, n), ct.limbs, n, params_.moduli, "ciphertext");
+    expand_seed(seed, ct.limbs, ct.c(1, n));
+    ct.c1_seed = seed;
+    return ct;
+  }
   const std::size_t words = 2 * ct.limbs * n;
   if (len - 8 - r.pos() != words * 8) throw FormatError("length mismatch: ciphertext body has the wrong size");
   ct.data.resize(words);

@@ -18,11 +18,15 @@ import type {
   CkksContextOptions,
   CkksOpName,
   EncodeOptions,
+  EncryptSymmetricOptions,
   HeLoraBenchOptions,
   HeLoraTiming,
   NativeCkksContext,
   NativeCkksContextClass,
+  NativeCkksRules,
   OpTiming,
+  SampleOptions,
+  WordsOptions,
 } from './native-api';
 
 export interface CkksOptions extends CkksContextOptions {
@@ -52,6 +56,16 @@ export class Ckks {
     }
     const { backend: _ignored, ...nativeOptions } = options;
     return new Ckks(callSync(() => new cls(nativeOptions)), backend);
+  }
+
+  /** The native 128-bit security table: polyN -> largest log2(Q*P) (the one copy of it). */
+  static securityTable(): Record<number, number> {
+    const table = (native().ckksRules as NativeCkksRules).securityTable128;
+    return Object.fromEntries(Object.entries(table).map(([n, bits]) => [Number(n), bits]));
+  }
+  /** Native bounds of a parameter set (polyN, prime sizes, scale bits). */
+  static limits(): NativeCkksRules['limits'] {
+    return { ...(native().ckksRules as NativeCkksRules).limits };
   }
 
   info(): CkksContextInfo {
@@ -96,13 +110,38 @@ export class Ckks {
   decodeCoefficients(plaintext: Plaintext): Float64Array {
     return callSync(() => this.ctx.decodeCoefficients(plaintext?.native));
   }
+  /**
+   * A plaintext from coefficient-form residues, limb-major (`limbs * polyN` words; word j of
+   * limb i is coefficient j mod q_i), e.g. masks, flooding noise, monomials or integer
+   * plaintexts mod q. The engine moves it to the NTT domain. scale defaults to 1.
+   */
+  plaintextFromWords(words: BigUint64Array, options: WordsOptions): Plaintext {
+    return new Plaintext(callSync(() => this.ctx.plaintextFromWords(words, options)));
+  }
+  /** Coefficient-form residues of a plaintext, limb-major (the inverse of plaintextFromWords). */
+  plaintextWords(plaintext: Plaintext): BigUint64Array {
+    return callSync(() => this.ctx.plaintextWords(plaintext?.native));
+  }
+  /** `limbs * count` residues from a fresh stream of the context's CSPRNG (see SampleOptions). */
+  sampleWords(options: SampleOptions): BigUint64Array {
+    return callSync(() => this.ctx.sampleWords(options));
+  }
 
   // ---- encryption ----
   encrypt(plaintext: Plaintext, publicKey: PublicKey): Ciphertext {
     return new Ciphertext(callSync(() => this.ctx.encrypt(plaintext?.native, publicKey?.native)));
   }
-  encryptSymmetric(plaintext: Plaintext, secretKey: SecretKey): Ciphertext {
-    return new Ciphertext(callSync(() => this.ctx.encryptSymmetric(plaintext?.native, secretKey?.native)));
+  /** `{ compact: true }`: c1 from a fresh seed that serialisation writes instead of c1 (half the bytes). */
+  encryptSymmetric(plaintext: Plaintext, secretKey: SecretKey, options?: EncryptSymmetricOptions): Ciphertext {
+    return new Ciphertext(callSync(() => this.ctx.encryptSymmetric(plaintext?.native, secretKey?.native, options)));
+  }
+  /**
+   * ct + Enc_pk(0) at ct's level with fresh u, e0, e1: the result's c1 is independent of ct's,
+   * so a decryptor cannot relate it to the evaluator's inputs. (It does not hide ct's noise:
+   * that is what flooding with sampleWords({ distribution: 'centered' }) is for.)
+   */
+  rerandomize(ciphertext: Ciphertext, publicKey: PublicKey): Ciphertext {
+    return new Ciphertext(callSync(() => this.ctx.rerandomize(ciphertext?.native, publicKey?.native)));
   }
   decrypt(ciphertext: Ciphertext, secretKey: SecretKey): Plaintext {
     return new Plaintext(callSync(() => this.ctx.decrypt(ciphertext?.native, secretKey?.native)));
@@ -137,8 +176,22 @@ export class Ckks {
   modSwitch(a: Ciphertext): Ciphertext {
     return new Ciphertext(callSync(() => this.ctx.modSwitch(a?.native)));
   }
+  /**
+   * Left slot rotation by `steps` (negative: right). On coefficients: X -> X^g with
+   * g = galoisElement(steps) = 5^steps mod 2N (coefficient j goes to j*g mod 2N, negated when
+   * that is >= N). Any automorphism X -> X^g with g = 1 (mod 4), e.g. g = 2^k + 1, is a rotation
+   * by galoisStep(g).
+   */
   rotate(a: Ciphertext, steps: number, galoisKeys: GaloisKeys): Ciphertext {
     return new Ciphertext(callSync(() => this.ctx.rotate(a?.native, steps, galoisKeys?.native)));
+  }
+  /** 5^(steps mod N/2) mod 2N: the automorphism X -> X^g that rotate(., steps) applies. */
+  galoisElement(steps: number): number {
+    return callSync(() => this.ctx.galoisElement(steps));
+  }
+  /** The rotation step j in [0, N/2) with galoisElement(j) = element; RangeError unless element = 1 mod 4. */
+  galoisStep(element: number): number {
+    return callSync(() => this.ctx.galoisStep(element));
   }
 
   // ---- serialisation ----

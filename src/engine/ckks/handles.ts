@@ -46,6 +46,10 @@ export class Ciphertext extends NativeBacked<NativeCiphertext> {
   get size(): number {
     return this.native.size;
   }
+  /** c1 is stored as a seed (compact symmetric encryption): serialisation is about half the size. */
+  get compact(): boolean {
+    return this.native.compact;
+  }
 }
 
 export class SecretKey extends NativeBacked<NativeSecretKey> {}

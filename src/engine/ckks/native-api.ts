@@ -50,8 +50,12 @@ export interface CkksContextInfo {
   slots: number;
   /** Ciphertext primes q_0..q_{L-1}. */
   moduli: bigint[];
+  /** Bit sizes of the ciphertext primes, as asked (q_i < 2^primeBits[i]). */
+  primeBits: number[];
   /** The special prime, or null. */
   specialModulus: bigint | null;
+  /** Bit size of the special prime, or null. */
+  specialPrimeBits: number | null;
   /** log2(Q * P), the quantity the security table bounds. */
   logQP: number;
   /** The 128-bit classical bound on log2(Q * P) for this N (field-notes section 3). */
@@ -84,6 +88,8 @@ export interface NativeCiphertext extends NativeDisposable {
   readonly scale: number;
   /** Number of polynomials (2). */
   readonly size: number;
+  /** True when c1 is the expansion of a stored seed (compact encryption): serialize() writes the seed. */
+  readonly compact: boolean;
 }
 
 export type NativeSecretKey = NativeDisposable;
@@ -98,6 +104,44 @@ export interface EncodeOptions {
   limbs?: number;
   /** Scale (default: the context scale). Must keep |value * scale| < Q/2. */
   scale?: number;
+}
+
+/** Options of `plaintextFromWords`. */
+export interface WordsOptions {
+  /** Primes the words cover (words.length = limbs * polyN). */
+  limbs: number;
+  /** Scale the plaintext carries (default 1: the words are the integer polynomial itself). */
+  scale?: number;
+  /** How decode() should read it (default 'coefficients'). */
+  encoding?: 'coefficients' | 'slots';
+}
+
+/**
+ * Options of `sampleWords`: `limbs * count` residues, limb-major, from a fresh stream of the
+ * context's ChaCha20 key (seeded contexts: deterministic). Layouts: native/src/ckks/sampling.h.
+ *  - 'uniform': independent residues exactly uniform mod each prime (rejection sampling, no
+ *    modulo bias): masks.
+ *  - 'centered': one integer e exactly uniform on [-2^bits, 2^bits] per position, written as
+ *    e mod q_i in every limb (2^(bits+1) must be below the product of the limbs' primes):
+ *    flooding noise.
+ */
+export interface SampleOptions {
+  limbs: number;
+  /** Residues per limb (1 .. 2^22; limbs * count <= 2^24). */
+  count: number;
+  distribution: 'uniform' | 'centered';
+  /** 'centered' only: e in [-2^bits, 2^bits], bits in [0, 126]. */
+  bits?: number;
+}
+
+export interface EncryptSymmetricOptions {
+  /**
+   * c1 is expanded from a fresh 32-byte seed drawn from the context's CSPRNG, and the ciphertext
+   * keeps the seed: serialize() then writes the seed instead of c1 (format version 2, about half
+   * the bytes) and deserializeCiphertext expands it back to the same words. Operations that
+   * change c1 drop the seed (addPlain and modSwitch keep it: c1 unchanged or a prefix).
+   */
+  compact?: boolean;
 }
 
 export type CkksOpName =
@@ -173,10 +217,22 @@ export interface NativeCkksContext extends NativeDisposable {
   decode(plaintext: NativePlaintext): Float64Array;
   /** Coefficients (N values) divided by the scale. */
   decodeCoefficients(plaintext: NativePlaintext): Float64Array;
+  /**
+   * A plaintext from COEFFICIENT-form residues, limb-major (limbs * N words; word j of limb i is
+   * coefficient j mod q_i); the engine moves it to the NTT domain. A word not below its prime
+   * is a RangeError naming its index.
+   */
+  plaintextFromWords(words: BigUint64Array, options: WordsOptions): NativePlaintext;
+  /** The inverse of plaintextFromWords: coefficient-form residues, limb-major. */
+  plaintextWords(plaintext: NativePlaintext): BigUint64Array;
+  /** Random residues from the context's stream (see SampleOptions). */
+  sampleWords(options: SampleOptions): BigUint64Array;
 
   // encryption
   encrypt(plaintext: NativePlaintext, publicKey: NativePublicKey): NativeCiphertext;
-  encryptSymmetric(plaintext: NativePlaintext, secretKey: NativeSecretKey): NativeCiphertext;
+  encryptSymmetric(plaintext: NativePlaintext, secretKey: NativeSecretKey, options?: EncryptSymmetricOptions): NativeCiphertext;
+  /** ct + Enc_pk(0) at ct's level (fresh u, e0, e1): the result's c1 is independent of ct's. */
+  rerandomize(ciphertext: NativeCiphertext, publicKey: NativePublicKey): NativeCiphertext;
   decrypt(ciphertext: NativeCiphertext, secretKey: NativeSecretKey): NativePlaintext;
   /** Decrypts many ciphertexts at once (in parallel). */
   decryptBatch(ciphertexts: NativeCiphertext[], secretKey: NativeSecretKey): NativePlaintext[];
@@ -195,8 +251,17 @@ export interface NativeCkksContext extends NativeDisposable {
   rescale(a: NativeCiphertext): NativeCiphertext;
   /** Drops the last prime without dividing (scale unchanged). */
   modSwitch(a: NativeCiphertext): NativeCiphertext;
-  /** Rotates the slots left by `steps` (negative: right); needs keys for that step. */
+  /**
+   * Rotates the slots left by `steps` (negative: right); needs keys for that step. On the
+   * coefficient form this is the automorphism X -> X^g with g = galoisElement(steps) =
+   * 5^(steps mod N/2) mod 2N: coefficient j moves to position j*g mod 2N, negated when that is
+   * >= N (X^N = -1). Keys exist for every step in (-N/2, N/2); steps 0 is the identity.
+   */
   rotate(a: NativeCiphertext, steps: number, galoisKeys: NativeGaloisKeys): NativeCiphertext;
+  /** The Galois element rotate uses: 5^(steps mod N/2) mod 2N. */
+  galoisElement(steps: number): number;
+  /** The step j in [0, N/2) with 5^j = element (mod 2N); RangeError unless element = 1 (mod 4). */
+  galoisStep(element: number): number;
 
   // serialisation: versioned header, parameter fingerprint, length checks
   serialize(obj: NativeCiphertext | NativePlaintext | NativePublicKey | NativeGaloisKeys): Uint8Array;
@@ -214,6 +279,21 @@ export interface NativeCkksContext extends NativeDisposable {
   // native benchmarks (steady clock on the CPU, CUDA events on the GPU), at the top level
   benchmarkOp(options: { op: CkksOpName; iterations: number }): Promise<OpTiming>;
   benchmarkHeLora(options: HeLoraBenchOptions): Promise<HeLoraTiming>;
+}
+
+/** The addon's `ckksRules`: facts native code owns (TypeScript reads, never restates, them). */
+export interface NativeCkksRules {
+  /** HomomorphicEncryption.org 128-bit classical bound on log2(Q*P), by polyN. */
+  securityTable128: Record<string, number>;
+  limits: {
+    minPolyN: number;
+    maxPolyN: number;
+    minPrimeBits: number;
+    maxPrimeBits: number;
+    maxPrimes: number;
+    minScaleBits: number;
+    maxScaleBits: number;
+  };
 }
 
 /** Constructor shape of both native classes. */

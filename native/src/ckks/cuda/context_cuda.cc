@@ -490,6 +490,49 @@ void CkksContextCuda::decode_coefficients(const PlaintextCuda& pt, double* out) 
   std::memcpy(out, d.stage_down, n() * sizeof(double));
 }
 
+// ---- raw residues and samples ------------------------------------------------------------------------------
+
+std::shared_ptr<PlaintextCuda> CkksContextCuda::plaintext_from_words(const std::uint64_t* words, std::size_t count,
+                                                                     std::size_t limbs, double scale, Encoding encoding) {
+  if (limbs < 1 || limbs > cpu_->max_limbs())
+    throw ArgumentRangeError("options.limbs must be in [1, " + std::to_string(cpu_->max_limbs()) + "], got " +
+                             std::to_string(limbs));
+  if (count != limbs * n())
+    throw ArgumentRangeError("words must hold limbs * polyN = " + std::to_string(limbs * n()) + " residues, got " +
+                             std::to_string(count));
+  if (!std::isfinite(scale) || scale <= 0) throw ArgumentRangeError("options.scale must be a finite positive number");
+  cpu_->check_residues(words, limbs, "words");
+  std::lock_guard<std::mutex> lock(mutex_);
+  DeviceState& d = *dev_;
+  OpScope scope(d, "plaintext_from_words");
+  auto pt = new_pt(limbs, scale, encoding, true);
+  CUDA_CHECK(cudaMemcpyAsync(pt->words.data(), words, count * 8, cudaMemcpyHostToDevice, d.stream));
+  ntt_forward(pt->words.data(), d.ntt->view(), LimbMap::range(0, static_cast<std::uint32_t>(limbs)), 1, d.stream);
+  CUDA_CHECK(cudaStreamSynchronize(d.stream));  // the caller's words may go away on return
+  return pt;
+}
+
+std::vector<std::uint64_t> CkksContextCuda::plaintext_words(const PlaintextCuda& pt) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_pt(pt, "plaintext");
+  DeviceState& d = *dev_;
+  OpScope scope(d, "plaintext_words");
+  const std::size_t words = pt.limbs * n();
+  DeviceWords tmp = alloc(words);
+  CUDA_CHECK(cudaMemcpyAsync(tmp.data(), pt.words.data(), words * 8, cudaMemcpyDeviceToDevice, d.stream));
+  if (pt.ntt) ntt_inverse(tmp.data(), d.ntt->view(), LimbMap::range(0, static_cast<std::uint32_t>(pt.limbs)), 1, d.stream);
+  std::vector<std::uint64_t> out(words);
+  CUDA_CHECK(cudaMemcpyAsync(out.data(), tmp.data(), words * 8, cudaMemcpyDeviceToHost, d.stream));
+  CUDA_CHECK(cudaStreamSynchronize(d.stream));
+  return out;
+}
+
+std::vector<std::uint64_t> CkksContextCuda::sample_words(std::size_t limbs, std::size_t count, SampleDistribution dist,
+                                                         int bits) {
+  std::lock_guard<std::mutex> lock(mutex_);  // keeps the stream counter in call order
+  return cpu_->sample_words(limbs, count, dist, bits);
+}
+
 // ---- encryption ------------------------------------------------------------------------------------------
 
 void CkksContextCuda::encrypt_into(std::uint64_t* c, const std::uint64_t* m, std::size_t limbs, const PublicKeyCuda& pk) {
@@ -517,7 +560,27 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::encrypt(const PlaintextCuda& pt
   return ct;
 }
 
-std::shared_ptr<CiphertextCuda> CkksContextCuda::encrypt_symmetric(const PlaintextCuda& pt, const SecretKeyCuda& sk) {
+std::shared_ptr<CiphertextCuda> CkksContextCuda::rerandomize(const CiphertextCuda& in, const PublicKeyCuda& pk) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_ct(in, "ciphertext");
+  cpu_->check_owner(pk.host.context_id, "publicKey");
+  DeviceState& d = *dev_;
+  OpScope scope(d, "rerandomize");
+  const std::uint64_t n = this->n();
+  const std::size_t w = in.limbs * n;
+  auto ct = new_ct(in.limbs, in.scale);  // c1 changes: no seed carried
+  // Enc_pk(c0) gives (c0 + e0 + b*u, e1 + a*u); adding c1 completes ct + Enc_pk(0). (The
+  // element-wise kernels take __restrict__ pointers, hence the separate buffer.)
+  DeviceWords tmp = alloc(2 * w);
+  encrypt_into(tmp.data(), in.words.data(), in.limbs, pk);
+  CUDA_CHECK(cudaMemcpyAsync(ct->words.data(), tmp.data(), w * 8, cudaMemcpyDeviceToDevice, d.stream));
+  rns_add(ct->words.data() + w, tmp.data() + w, in.words.data() + w, d.br(), static_cast<std::uint32_t>(in.limbs), 1,
+          d.log_n, false, d.stream);
+  return ct;
+}
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::encrypt_symmetric(const PlaintextCuda& pt, const SecretKeyCuda& sk,
+                                                                   bool compact) {
   std::lock_guard<std::mutex> lock(mutex_);
   check_pt(pt, "plaintext");
   cpu_->check_owner(sk.host.context_id, "secretKey");
@@ -530,7 +593,16 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::encrypt_symmetric(const Plainte
   auto ct = new_ct(pt.limbs, pt.scale);
   std::uint64_t* c0 = ct->words.data();
   std::uint64_t* c1 = c0 + pt.limbs * n;
-  sample_uniform(c1, d.br(), l, d.log_n, d.key, sid, 0, d.stream);
+  if (compact) {
+    // The seed comes from the host context's key (the same as the device key when seeded);
+    // c1 is its expansion (key = seed, stream 0), sampled on the device.
+    ct->c1_seed = cpu_->derive_seed(sid);
+    DeviceChaChaKey seed_key{};
+    for (int w = 0; w < 8; ++w) seed_key.k[w] = (*ct->c1_seed)[w];
+    sample_uniform(c1, d.br(), l, d.log_n, seed_key, 0, 0, d.stream);
+  } else {
+    sample_uniform(c1, d.br(), l, d.log_n, d.key, sid, 0, d.stream);
+  }
   sample_small_rns(c0, d.br(), l, d.log_n, d.key, sid, 2ull * l * n, SmallDistribution::Gaussian, d.stream);
   ntt_forward(c0, d.ntt->view(), LimbMap::range(0, l), 1, d.stream);
   rns_encrypt_sk(c0, c1, sk.words.data(), pt.words.data(), d.br(), l, d.log_n, d.stream);
@@ -634,6 +706,7 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::add_plain(const CiphertextCuda&
     throw ArgumentRangeError("plaintext and ciphertext scales differ");
   OpScope scope(*dev_, "add_plain");
   auto r = new_ct(a.limbs, a.scale);
+  r->c1_seed = a.c1_seed;  // c1 unchanged
   rns_add_plain(r->words.data(), a.words.data(), b.words.data(), dev_->br(), static_cast<std::uint32_t>(a.limbs),
                 dev_->log_n, dev_->stream);
   return r;
@@ -701,6 +774,7 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::mod_switch(const CiphertextCuda
   if (a.limbs < 2) throw ArgumentRangeError("ciphertext has one prime left: it cannot be switched down");
   OpScope scope(*dev_, "mod_switch");
   auto r = new_ct(a.limbs - 1, a.scale);
+  r->c1_seed = a.c1_seed;  // a prefix of the seed's expansion is the expansion at fewer limbs
   const std::uint64_t n = this->n();
   const std::size_t w = r->limbs * n;
   CUDA_CHECK(cudaMemcpy2DAsync(r->words.data(), w * 8, a.words.data(), a.limbs * n * 8, w * 8, 2,
@@ -720,8 +794,9 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::rotate(const CiphertextCuda& a,
   const std::uint64_t n = this->n();
   const std::uint32_t l = static_cast<std::uint32_t>(a.limbs);
   auto r = new_ct(a.limbs, a.scale);
-  if (norm == 0) {
+  if (norm == 0) {  // the identity: a copy (c1 unchanged, so a compact seed stays valid)
     CUDA_CHECK(cudaMemcpyAsync(r->words.data(), a.words.data(), 2 * a.limbs * n * 8, cudaMemcpyDeviceToDevice, d.stream));
+    r->c1_seed = a.c1_seed;
     return r;
   }
   auto it = gk.device.find(norm);
@@ -758,6 +833,7 @@ Ciphertext CkksContextCuda::download(const CiphertextCuda& ct) {
   out.context_id = ct.context_id;
   out.limbs = ct.limbs;
   out.scale = ct.scale;
+  out.c1_seed = ct.c1_seed;
   out.data.resize(ct.words.size());
   CUDA_CHECK(cudaMemcpyAsync(out.data.data(), ct.words.data(), out.data.size() * 8, cudaMemcpyDeviceToHost, dev_->stream));
   CUDA_CHECK(cudaStreamSynchronize(dev_->stream));
@@ -783,6 +859,7 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::upload(const Ciphertext& ct) {
   std::lock_guard<std::mutex> lock(mutex_);
   cpu_->check_owner(ct.context_id, "ciphertext");
   auto r = new_ct(ct.limbs, ct.scale);
+  r->c1_seed = ct.c1_seed;
   CUDA_CHECK(cudaMemcpyAsync(r->words.data(), ct.data.data(), ct.data.size() * 8, cudaMemcpyHostToDevice, dev_->stream));
   CUDA_CHECK(cudaStreamSynchronize(dev_->stream));
   return r;

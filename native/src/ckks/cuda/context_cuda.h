@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,7 @@ struct CiphertextCuda {
   std::size_t limbs = 0;
   double scale = 1;
   DeviceWords words;  // c0 (limbs*n) then c1 (limbs*n), NTT domain
+  std::optional<ChaChaKey> c1_seed;  // compact symmetric encryption (as Ciphertext::c1_seed)
 };
 
 struct SecretKeyCuda {
@@ -119,10 +121,19 @@ class CkksContextCuda {
                                                      double scale);
   void decode(const PlaintextCuda& pt, double* out);               // n/2 values
   void decode_coefficients(const PlaintextCuda& pt, double* out);  // n values
+  // Raw coefficient-form residues in (checked on the host, NTT on the device) and out.
+  std::shared_ptr<PlaintextCuda> plaintext_from_words(const std::uint64_t* words, std::size_t count, std::size_t limbs,
+                                                      double scale, Encoding encoding);
+  std::vector<std::uint64_t> plaintext_words(const PlaintextCuda& pt);
+  // Host samples from the CPU context's stream (same key and counter: seeded runs equal the
+  // CPU backend's words); the caller gets host words either way.
+  std::vector<std::uint64_t> sample_words(std::size_t limbs, std::size_t count, SampleDistribution dist, int bits);
 
   // encryption
   std::shared_ptr<CiphertextCuda> encrypt(const PlaintextCuda& pt, const PublicKeyCuda& pk);
-  std::shared_ptr<CiphertextCuda> encrypt_symmetric(const PlaintextCuda& pt, const SecretKeyCuda& sk);
+  std::shared_ptr<CiphertextCuda> encrypt_symmetric(const PlaintextCuda& pt, const SecretKeyCuda& sk,
+                                                    bool compact = false);
+  std::shared_ptr<CiphertextCuda> rerandomize(const CiphertextCuda& ct, const PublicKeyCuda& pk);
   // Decryption results stay in the NTT domain (as the CPU's); decode runs the inverse NTT.
   std::shared_ptr<PlaintextCuda> decrypt(const CiphertextCuda& ct, const SecretKeyCuda& sk);
   std::vector<std::shared_ptr<PlaintextCuda>> decrypt_batch(const std::vector<const CiphertextCuda*>& cts,
