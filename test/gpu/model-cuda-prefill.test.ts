@@ -6,19 +6,15 @@
  * continuation tolerance of model-cuda.test.ts. Also: chunked prefill, our GEMM against cuBLAS,
  * and the 0.5B and 1.5B shapes. Runs only where a GPU is usable.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { native } from '../../src/engine/native';
-import { withEnv } from '../helpers/env';
 import { noGpu } from '../helpers/gpu';
+import { compareSteps, suiteModels, tokensFor } from '../helpers/model-steps';
 import { argmax, maxAbsDiff, top2Margin } from '../helpers/numeric';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 const N = (): Any => native();
-
-function tokensFor(n: number, vocab: number, salt: number): number[] {
-  return Array.from({ length: n }, (_, i) => (i * 7919 + salt * 104729 + 13) % vocab);
-}
 
 /** Prefill `prompt` in one call, then teacher-force `cont` one token at a time: the logits of each step. */
 async function prefillThenSteps(m: Any, prompt: number[], cont: number[]): Promise<{ prompt: Float32Array; hidden: Float32Array; steps: Float32Array[] }> {
@@ -34,28 +30,8 @@ async function prefillThenSteps(m: Any, prompt: number[], cont: number[]): Promi
   return { prompt: last, hidden, steps };
 }
 
-/** Step logits within tol; argmax equal wherever the reference's top-2 margin exceeds twice the error. */
-function compareSteps(got: Float32Array[], want: Float32Array[], tol: number, what: string): number {
-  let worst = 0;
-  for (let s = 0; s < got.length; s++) {
-    const err = maxAbsDiff(got[s], want[s]);
-    worst = Math.max(worst, err);
-    expect(err, `${what} step ${s}`).toBeLessThan(tol);
-    if (top2Margin(want[s]) > 2 * err) expect(argmax(got[s]), `${what} argmax at step ${s}`).toBe(argmax(want[s]));
-  }
-  return worst;
-}
-
 describe.skipIf(noGpu)('ModelCuda batched prefill', () => {
-  const open: Any[] = [];
-  afterAll(() => {
-    for (const m of open) if (!m.disposed) m.dispose();
-  });
-  async function load(cls: 'ModelCuda' | 'ModelCpu', opts: Record<string, unknown>, env: Record<string, string | undefined> = {}): Promise<Any> {
-    const m = await withEnv(env, () => N()[cls].load(opts));
-    open.push(m);
-    return m;
-  }
+  const load = suiteModels();
 
   for (const dtype of ['bf16', 'f16'] as const) {
     it(`tiny preset ${dtype}: batched prompts and their continuations match ModelCpu and token-by-token prefill`, async () => {

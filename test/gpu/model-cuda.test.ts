@@ -10,41 +10,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { native, packageRoot } from '../../src/engine/native';
 import { withEnv } from '../helpers/env';
 import { noGpu } from '../helpers/gpu';
-import { argmax, maxAbsDiff, top2Margin } from '../helpers/numeric';
+import { compareSteps, teacherForced } from '../helpers/model-steps';
+import { argmax, maxAbsDiff } from '../helpers/numeric';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 const N = (): Any => native();
 const fixturesDir = path.join(packageRoot(), 'datasets', 'fixtures');
 const fixtureNames = ['qwen2-tiny-f32', 'qwen2-small-tied-f32', 'qwen2-tiny-bf16-sharded', 'qwen2-odd-f32'];
-
-/** Logits of each step of a teacher-forced run over `tokens` (one token at a time). */
-async function teacherForced(m: Any, tokens: number[]): Promise<Float32Array[]> {
-  m.reset();
-  const out: Float32Array[] = [];
-  for (const t of tokens) {
-    await m.prefill([t]);
-    await m.lmHead();
-    out.push(m.logits());
-  }
-  return out;
-}
-
-/**
- * GPU vs CPU over the same token sequence: every step's logits within tol, and the GPU's
- * argmax equal to the CPU's wherever the CPU's top-2 margin exceeds twice the step's error
- * (below that, float16 rounding may legitimately flip a near-tie). Returns the largest error.
- */
-function compareSteps(gpu: Float32Array[], cpu: Float32Array[], tol: number): number {
-  let worst = 0;
-  for (let s = 0; s < gpu.length; s++) {
-    const err = maxAbsDiff(gpu[s], cpu[s]);
-    worst = Math.max(worst, err);
-    expect(err, `step ${s}`).toBeLessThan(tol);
-    if (top2Margin(cpu[s]) > 2 * err) expect(argmax(gpu[s]), `argmax at step ${s}`).toBe(argmax(cpu[s]));
-  }
-  return worst;
-}
 
 describe.skipIf(noGpu)('ModelCuda against transformers fixtures and ModelCpu', () => {
   const open: Any[] = [];

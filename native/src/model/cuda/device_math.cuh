@@ -69,4 +69,48 @@ __device__ __forceinline__ float warp_max(float v) {
 
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + __expf(-g)); }
 
+// ---- a thread's slice of a gemv input --------------------------------------------------------
+// The k inputs form C = k/8 chunks of 8; a thread owning chunks lt, lt + L, ... (at most
+// `jmax` <= J of them) keeps them in xv[J][8] (zeros past C or jmax).
+
+// Loads the slice from float32 x (through L2: x may have been written by another block of the
+// same kernel) and returns the slice's sum of squares (for a fused RMSNorm).
+template <int J>
+__device__ __forceinline__ float load_x_slice(float (&xv)[J][8], const float* x, int lt, int L, int C, int jmax) {
+  float ss = 0.0f;
+#pragma unroll
+  for (int j = 0; j < J; ++j) {
+    const int c = lt + j * L;
+    if (j < jmax && c < C) {
+      const float4 a = __ldcg(reinterpret_cast<const float4*>(x) + 2 * c);
+      const float4 b = __ldcg(reinterpret_cast<const float4*>(x) + 2 * c + 1);
+      xv[j][0] = a.x; xv[j][1] = a.y; xv[j][2] = a.z; xv[j][3] = a.w;
+      xv[j][4] = b.x; xv[j][5] = b.y; xv[j][6] = b.z; xv[j][7] = b.w;
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) xv[j][e] = 0.0f;
+    }
+#pragma unroll
+    for (int e = 0; e < 8; ++e) ss = fmaf(xv[j][e], xv[j][e], ss);
+  }
+  return ss;
+}
+
+// xv = (xv * r) * norm_w over the slice (RMSNorm with inverse root mean square r).
+template <int J>
+__device__ __forceinline__ void scale_x_slice(float (&xv)[J][8], const float* __restrict__ norm_w, float r, int lt, int L,
+                                              int C, int jmax) {
+#pragma unroll
+  for (int j = 0; j < J; ++j) {
+    const int c = lt + j * L;
+    if (j < jmax && c < C) {
+      const float4 a = __ldg(reinterpret_cast<const float4*>(norm_w) + 2 * c);
+      const float4 b = __ldg(reinterpret_cast<const float4*>(norm_w) + 2 * c + 1);
+      const float gw[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+      for (int e = 0; e < 8; ++e) xv[j][e] = (xv[j][e] * r) * gw[e];
+    }
+  }
+}
+
 }  // namespace tensafe::model::cuda

@@ -88,35 +88,10 @@ __global__ void __launch_bounds__(kMaxThreads) gemv_vec_kernel(const uint16_t* _
 
   // This thread's slice of x, normalised when asked.
   float xv[MAXJ][8];
-  float ss = 0.0f;
-#pragma unroll
-  for (int j = 0; j < MAXJ; ++j) {
-    const int c = tid + j * T;
-    if (c < C) {
-      const float4 a = reinterpret_cast<const float4*>(x)[2 * c];
-      const float4 b = reinterpret_cast<const float4*>(x)[2 * c + 1];
-      xv[j][0] = a.x; xv[j][1] = a.y; xv[j][2] = a.z; xv[j][3] = a.w;
-      xv[j][4] = b.x; xv[j][5] = b.y; xv[j][6] = b.z; xv[j][7] = b.w;
-    } else {
-#pragma unroll
-      for (int e = 0; e < 8; ++e) xv[j][e] = 0.0f;
-    }
-#pragma unroll
-    for (int e = 0; e < 8; ++e) ss = fmaf(xv[j][e], xv[j][e], ss);
-  }
+  const float ss = load_x_slice<MAXJ>(xv, x, tid, T, C, MAXJ);
   if (norm_w != nullptr) {
     const float r = rsqrtf(block_sum(ss, scratch) / static_cast<float>(k) + eps);
-#pragma unroll
-    for (int j = 0; j < MAXJ; ++j) {
-      const int c = tid + j * T;
-      if (c < C) {
-        const float4 a = reinterpret_cast<const float4*>(norm_w)[2 * c];
-        const float4 b = reinterpret_cast<const float4*>(norm_w)[2 * c + 1];
-        const float gw[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-#pragma unroll
-        for (int e = 0; e < 8; ++e) xv[j][e] = (xv[j][e] * r) * gw[e];
-      }
-    }
+    scale_x_slice<MAXJ>(xv, norm_w, r, tid, T, C, MAXJ);
   }
 
   int parity = 0;

@@ -63,6 +63,7 @@ ModelCuda::ModelCuda(const WeightSource& source, const ModelOptions& options)
   wtype_ = options.weight_dtype == DType::BF16 ? DType::BF16 : DType::F16;
   if (const char* g = std::getenv("TENSAFE_CUDA_GRAPH")) use_graph_ = std::string(g) != "0";
   batched_prefill_ = batched_prefill_enabled_by_env();
+  const DecodeKernel decode_kind = decode_kernel_from_env();
   try {
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     const Qwen2Config& c = config_;
@@ -110,6 +111,7 @@ ModelCuda::ModelCuda(const WeightSource& source, const ModelOptions& options)
     CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&h_tokens_), sizeof(int32_t) * ctx));
     CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&h_sampled_), sizeof(int32_t)));
     set_device_position(0);
+    create_megakernel(decode_kind);
   } catch (...) {
     if (stream_) cudaStreamDestroy(stream_);
     if (h_tokens_) cudaFreeHost(h_tokens_);
@@ -239,7 +241,24 @@ void ModelCuda::set_device_position(int pos) {
   CUDA_CHECK(cudaMemcpy(pos_.data(), &pos, sizeof(int), cudaMemcpyHostToDevice));
 }
 
+void ModelCuda::create_megakernel(DecodeKernel kind) {
+  if (kind == DecodeKernel::Graph) return;
+  std::string why;
+  if (!DecodeMegakernel::supports(config_, context_length_, &why)) {
+    if (kind == DecodeKernel::Mega) throw BackendUnavailableError("TENSAFE_DECODE=mega: " + why);
+    return;
+  }
+  mega_ = std::make_unique<DecodeMegakernel>(view());
+  // The LM head follows the step: its first rows go into L2 while the last layer finishes.
+  const size_t lm_bytes = static_cast<size_t>(config_.vocab_size) * config_.hidden_size * 2;
+  mega_->set_tail_prefetch(lm_head_, std::min(lm_bytes, mega_->lookahead() * static_cast<size_t>(mega_->grid())));
+}
+
 void ModelCuda::enqueue_step(bool gather) {
+  if (mega_) {
+    mega_->enqueue(view(), gather, stream_);
+    return;
+  }
   const Qwen2Config& c = config_;
   const int d = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), I = c.intermediate_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -315,24 +334,40 @@ void ModelCuda::do_forward(const int32_t* tokens, int n) {
   forward_steps(n);
 }
 
-void ModelCuda::forward_steps(int n) {
-  if (use_graph_ && graph_ == nullptr) {
-    cudaGraph_t g = nullptr;
-    CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    try {
-      enqueue_step();
-    } catch (...) {
-      cudaStreamEndCapture(stream_, &g);
-      if (g) cudaGraphDestroy(g);
-      (void)cudaGetLastError();
-      throw;
-    }
-    CUDA_CHECK(cudaStreamEndCapture(stream_, &g));
-    cudaError_t err = cudaGraphInstantiate(&graph_, g, 0);
-    cudaGraphDestroy(g);
+// Captures one decode step into graph_; on failure leaves graph_ null, the stream usable and
+// the reason in *why.
+bool ModelCuda::capture_step(std::string* why) {
+  cudaGraph_t g = nullptr;
+  CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  try {
+    enqueue_step();
+  } catch (const std::exception& e) {
+    *why = e.what();
+  }
+  cudaError_t err = cudaStreamEndCapture(stream_, &g);
+  if (why->empty() && err != cudaSuccess) *why = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(err);
+  if (why->empty()) {
+    err = cudaGraphInstantiate(&graph_, g, 0);
     if (err != cudaSuccess) {
       graph_ = nullptr;
-      ::tensafe::cuda::throw_cuda_error(err, "cudaGraphInstantiate", __FILE__, __LINE__);
+      *why = std::string("cudaGraphInstantiate: ") + cudaGetErrorString(err);
+    }
+  }
+  if (g) cudaGraphDestroy(g);
+  if (!why->empty()) (void)cudaGetLastError();
+  return why->empty();
+}
+
+void ModelCuda::forward_steps(int n) {
+  if (use_graph_ && graph_ == nullptr) {
+    std::string why;
+    if (!capture_step(&why)) {
+      // A runtime that cannot capture a cooperative launch: capture a plain one (the grid is
+      // sized to be co-resident; the launch attribute only made that a checked guarantee).
+      std::string again;
+      if (!(mega_ && mega_->cooperative())) throw CudaError("capturing the decode step failed: " + why);
+      mega_->set_cooperative(false);
+      if (!capture_step(&again)) throw CudaError("capturing the decode step failed: " + why + "; without the cooperative attribute: " + again);
     }
   }
   const bool instrumented = hook_ || !adapters_.empty();

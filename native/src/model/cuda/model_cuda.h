@@ -14,7 +14,11 @@
 // it can be loaded, else our own kernel; TENSAFE_GEMM=own|cublas) and a causal attention kernel,
 // in chunks; TENSAFE_PREFILL=steps runs decode steps instead.
 //
-// One decode step = embedding, 28 x (norm+qkv, attention, o+residual, norm+gate/up+SwiGLU,
+// Decode step: by default the megakernel (DecodeMegakernel: embedding, all layers and the final
+// norm in one persistent cooperative kernel, weights streamed into L2 ahead of use); with
+// TENSAFE_DECODE=graph, or where the megakernel cannot run, the layer kernels below.
+//
+// One decode step (layer kernels) = embedding, 28 x (norm+qkv, attention, o+residual, norm+gate/up+SwiGLU,
 // down+residual), final norm: 6 kernels a layer, captured once in a CUDA graph that reads the
 // token and the position from device memory (the last kernel advances the position), so a
 // step costs one graph launch. lm_head() and sample() are separate launches (separate timer
@@ -32,11 +36,13 @@
 #include <cuda_runtime.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "cuda/device_buffer.h"
 #include "model/backend.h"
 #include "model/cuda/batched_prefill.h"
+#include "model/cuda/decode_step.h"
 #include "model/cuda/decoder_view.h"
 #include "model/cuda/kernels.h"
 
@@ -67,6 +73,8 @@ class ModelCuda final : public ModelBackend {
   cudaStream_t cuda_stream() const { return stream_; }
   // Whether decode steps replay the captured graph (false: eager launches, e.g. for profiling).
   void set_use_graph(bool on) { use_graph_ = on; }
+  // The decode megakernel, or null when decode steps run the layer kernels.
+  DecodeMegakernel* megakernel() { return mega_.get(); }
 
  protected:
   void do_forward(const int32_t* tokens, int n) override;
@@ -87,10 +95,12 @@ class ModelCuda final : public ModelBackend {
   using Layer = LayerWeights;
 
   void upload_weights(const WeightSource& source);
+  void create_megakernel(DecodeKernel kind);
   // Device pointers of this model's weights and sequence state, for the step drivers.
   DecoderView view();
   // The token-by-token path: n decode steps (captured graph, eager, or instrumented).
   void forward_steps(int n);
+  bool capture_step(std::string* why);
   // One token's forward, on stream_ (captured into the graph once). gather = false skips the
   // embedding lookup: x_ already holds the input row (prefill from embedding rows).
   void enqueue_step(bool gather = true);
@@ -109,6 +119,9 @@ class ModelCuda final : public ModelBackend {
   // or adapters / hooks are installed (those need the per-token instrumented path).
   bool batched_prefill_ = true;
   std::unique_ptr<BatchedPrefill> prefill_;  // created on the first batched prefill
+  // The decode step as one persistent kernel (decode_step.h) where supported, unless
+  // TENSAFE_DECODE=graph; null: the 6-kernels-a-layer step.
+  std::unique_ptr<DecodeMegakernel> mega_;
 
   DeviceBuffer<unsigned char> arena_;  // all weights
   std::vector<Layer> layers_;
