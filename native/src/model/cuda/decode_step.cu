@@ -49,6 +49,7 @@ struct MegaParams {
   unsigned long long lookahead;
   const char* tail;
   unsigned long long tail_bytes;
+  unsigned long long* trace;  // null, or [5 L + 2] %globaltimer stamps of block 0 (start, each barrier, end)
 };
 
 // ---- grid barrier -------------------------------------------------------------------------------
@@ -73,10 +74,14 @@ struct GridBarrier {
   unsigned* count;
   unsigned target;
   unsigned blocks;
-  __device__ void init(unsigned* bar, unsigned per_launch) {
+  unsigned long long* trace;  // block 0 stamps each completed barrier (timing runs only)
+  int done = 0;
+  __device__ void init(unsigned* bar, unsigned per_launch, unsigned long long* trace_buf) {
     count = bar;
     blocks = gridDim.x;
     target = __ldcg(bar + 1) * per_launch * blocks;
+    trace = blockIdx.x == 0 ? trace_buf : nullptr;
+    if (trace != nullptr && threadIdx.x == 0) trace[0] = globaltimer();
   }
   __device__ void sync() {
     __syncthreads();
@@ -91,6 +96,7 @@ struct GridBarrier {
         }
       }
       __threadfence();
+      if (trace != nullptr) trace[++done] = globaltimer();
     }
     __syncthreads();
   }
@@ -336,7 +342,7 @@ __global__ void __launch_bounds__(T, 1) decode_mega_kernel(const __grid_constant
   __shared__ BlockShared sh;
   GridBarrier bar;
   const unsigned per_launch = 5u * static_cast<unsigned>(P.L);
-  bar.init(P.barrier, per_launch);
+  bar.init(P.barrier, per_launch, P.trace);
   Prefetcher pf;
   const int tid = threadIdx.x;
   const int pos = *P.pos;  // read before the first barrier; block 0 advances it after the last
@@ -388,6 +394,7 @@ __global__ void __launch_bounds__(T, 1) decode_mega_kernel(const __grid_constant
     if (tid == 0) {
       *P.pos = pos + 1;
       P.barrier[1] = __ldcg(P.barrier + 1) + 1;
+      if (P.trace != nullptr) P.trace[per_launch + 1] = globaltimer();
     }
   } else if (P.tail != nullptr && tid == 0) {
     // The first bytes of the next kernel's weights (the LM head), split over blocks 1..B-1.
@@ -523,6 +530,7 @@ void DecodeMegakernel::enqueue(const DecoderView& v, bool gather, cudaStream_t s
   p.lookahead = lookahead_;
   p.tail = grid_ > 1 ? static_cast<const char*>(tail_) : nullptr;
   p.tail_bytes = tail_bytes_;
+  p.trace = trace_;
 
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeCooperative;

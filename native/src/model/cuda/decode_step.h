@@ -63,6 +63,10 @@ class DecodeMegakernel {
   bool cooperative() const { return cooperative_; }
   void set_cooperative(bool on) { cooperative_ = on; }
   StageCfg stage_cfg(int i) const { return cfg_[i]; }  // 0 qkv, 1 o, 2 gate_up, 3 down
+  // Timing runs: device buffer of 5 L + 2 u64 for block 0's %globaltimer stamps (ns) at the
+  // start, after each barrier (per layer: before attention, o, gate/up, down, next layer's
+  // q/k/v; the last one before the final norm) and at the end; null switches it off.
+  void set_trace(unsigned long long* device_stamps) { trace_ = device_stamps; }
 
  private:
   int grid_ = 0;
@@ -71,6 +75,7 @@ class DecodeMegakernel {
   const void* tail_ = nullptr;
   size_t tail_bytes_ = 0;
   bool cooperative_ = true;
+  unsigned long long* trace_ = nullptr;
   StageCfg cfg_[4];
   ::tensafe::cuda::DeviceBuffer<LayerWeights> layers_;
   ::tensafe::cuda::DeviceBuffer<float> qkv_, attn_, act_, o_part_, m_part_, l_part_;

@@ -9,6 +9,7 @@
 #include "common/errors.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_buffer.h"
+#include "cuda/scoped_stream.h"
 #include "model/cuda/cublas_loader.h"
 #include "model/cuda/kernels.h"
 
@@ -17,20 +18,8 @@ namespace {
 
 using ::tensafe::cuda::DeviceBuffer;
 
-void require_gpu() {
-  if (!cuda_available()) throw BackendUnavailableError("no usable CUDA device for the model kernels");
-}
-
-// A stream that is synchronised and destroyed on scope exit.
-struct Stream {
-  cudaStream_t s = nullptr;
-  Stream() { CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
-  ~Stream() {
-    cudaStreamSynchronize(s);
-    cudaStreamDestroy(s);
-  }
-  void sync() { CUDA_CHECK(cudaStreamSynchronize(s)); }
-};
+using Stream = ::tensafe::cuda::ScopedStream;
+void require_gpu() { ::tensafe::cuda::require_device("the model kernels"); }
 
 uint16_t round_bits(float v, DType t) { return t == DType::BF16 ? float_to_bf16(v) : float_to_f16(v); }
 float from_bits(uint16_t b, DType t) { return t == DType::BF16 ? bf16_to_float(b) : f16_to_float(b); }
