@@ -11,11 +11,12 @@
 //   synth({ dtype, count, seed, tensorId, center, halfWidth }) -> Float32Array
 //   gemm({ a, b, dtype, m, n, k, c0?, impl: 'auto'|'cublas'|'own' }) -> { c, a, b, impl }  (a, b rounded)
 //   cublas() -> { available, detail }   (detail: the library's path, or why it cannot be loaded)
-//   prefillAttention({ q, kCache, vCache, dtype, p0, m, heads, kvHeads, headDim, context, simple? })
+//   prefillAttention({ q, kCache, vCache, dtype, p0, m, heads, kvHeads, headDim, context, simple?, split? })
 //       -> { out, q, kCache, vCache }   (inputs rounded)
 //   qkvRope({ qkv, bias?, dtype, ropeTheta, p0, m, heads, kvHeads, headDim, context, kCache, vCache })
 //       -> { q, kCache, vCache, rope }
-//   rmsnormRows({ x, w, m, eps, dtype }) -> Float32Array;  swigluRows({ gu, m, n, dtype }) -> Float32Array
+//   rmsnormRows({ x, w, m, eps, dtype, split? }) -> Float32Array;  swigluRows({ gu, m, n, dtype, split? })
+//       -> Float32Array   (split: the outputs' 16-bit rests too, returned summed: hi + lo)
 //   cpuSample({ logits, temperature, topK, topP, u }) -> number   (model/sampling.h reference)
 //   cpuSynth({ dtype, count, seed, tensorId, center, halfWidth }) -> Float32Array
 #include <cstring>
@@ -327,6 +328,7 @@ Napi::Value PrefillAttention(const Napi::CallbackInfo& info) {
     model::cuda::kernel_tests::PrefillAttentionCase c;
     read_cache_case(c, s, o);
     c.simple = optional_bool(o, "simple", "simple", false);
+    c.split = optional_bool(o, "split", "split", false);
     c.q = floats(o, "q", "q", m * s.heads * s.hd);
     model::cuda::kernel_tests::run_prefill_attention(c);
     return cache_result(env, c, {{"out", &c.out}, {"q", &c.q}});
@@ -369,7 +371,8 @@ Napi::Value RmsnormRows(const Napi::CallbackInfo& info) {
     std::vector<float> x = floats(o, "x", "x", static_cast<size_t>(m) * w.size());
     const float eps = static_cast<float>(optional_finite(o, "eps", "eps", 1e-6));
 #ifdef TENSAFE_WITH_CUDA
-    return to_js(env, model::cuda::kernel_tests::run_rmsnorm_rows(x, w, m, eps, half_type(o, "dtype")));
+    const bool split = optional_bool(o, "split", "split", false);
+    return to_js(env, model::cuda::kernel_tests::run_rmsnorm_rows(x, w, m, eps, half_type(o, "dtype"), split));
 #else
     (void)eps;
     no_cuda();
@@ -385,7 +388,8 @@ Napi::Value SwigluRows(const Napi::CallbackInfo& info) {
     const int n = static_cast<int>(require_int(o.Get("n"), "n", 1, 1 << 20));
     std::vector<float> gu = floats(o, "gu", "gu", static_cast<size_t>(m) * 2 * n);
 #ifdef TENSAFE_WITH_CUDA
-    return to_js(env, model::cuda::kernel_tests::run_swiglu_rows(gu, m, n, half_type(o, "dtype")));
+    const bool split = optional_bool(o, "split", "split", false);
+    return to_js(env, model::cuda::kernel_tests::run_swiglu_rows(gu, m, n, half_type(o, "dtype"), split));
 #else
     no_cuda();
 #endif

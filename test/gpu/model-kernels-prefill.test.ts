@@ -152,6 +152,10 @@ describe.skipIf(noGpu)('batched prefill kernels vs float64 references', () => {
           // Output rounding (half an ulp) plus, in the tensor-core kernel, P rounded to 16 bits.
           const tol = (kernel === 'simple' ? 2.5 : 8) * halfUlp(dtype);
           expect(maxRelErr(r.out, ref)).toBeLessThan(tol);
+          // Split output (hi + lo, the bf16 prefill's GEMM input): only P's rounding is left
+          // in the tensor-core kernel, float32 rounding in the simple one.
+          const rs = K().prefillAttention({ q, kCache, vCache, dtype, p0, m, heads, kvHeads: kv, headDim: hd, context: ctx, simple, split: true });
+          expect(maxRelErr(rs.out, ref)).toBeLessThan(kernel === 'simple' ? 2e-5 : 6 * halfUlp(dtype));
         });
       }
     }
@@ -215,18 +219,24 @@ describe.skipIf(noGpu)('batched prefill kernels vs float64 references', () => {
         const inv = 1 / Math.sqrt(ss / d + 1e-6);
         for (let i = 0; i < d; i++) ref[r * d + i] = x[r * d + i] * inv * w[i];
       }
+      // Split into hi + lo: about 16 significant bits (2^-16 relative for bf16, fp32-level for f16).
+      const ys = K().rmsnormRows({ x, w, m, eps: 1e-6, dtype, split: true });
+      const splitUlp = dtype === 'bf16' ? 2 ** -16 : 2 ** -21;
       for (let i = 0; i < ref.length; i++) {
         expect(Math.abs(y[i] - ref[i])).toBeLessThanOrEqual(1.01 * halfUlp(dtype) * Math.abs(ref[i]) + 1e-6);
+        expect(Math.abs(ys[i] - ref[i])).toBeLessThanOrEqual((splitUlp + 2e-7) * Math.abs(ref[i]) + 1e-7);
       }
       const n = 700;
       const gu = randn(m * 2 * n, 3);
       const act = K().swigluRows({ gu, m, n, dtype });
+      const actSplit = K().swigluRows({ gu, m, n, dtype, split: true });
       expect(act).toHaveLength(m * n);
       for (let r = 0; r < m; r++) {
         for (let i = 0; i < n; i++) {
           const g = gu[r * 2 * n + i], u = gu[r * 2 * n + n + i];
           const want = (g / (1 + Math.exp(-g))) * u;
           expect(Math.abs(act[r * n + i] - want)).toBeLessThanOrEqual(1.01 * halfUlp(dtype) * Math.abs(want) + 1e-5 * Math.abs(u));
+          expect(Math.abs(actSplit[r * n + i] - want)).toBeLessThanOrEqual((splitUlp + 2e-7) * Math.abs(want) + 1e-5 * Math.abs(u));
         }
       }
     });

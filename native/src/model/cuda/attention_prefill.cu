@@ -34,7 +34,8 @@ constexpr size_t fa_smem() { return static_cast<size_t>(5) * kBR * fa_lds<D>() *
 template <DType T, int D>
 __global__ void __launch_bounds__(kFaThreads) attention_prefill_mma_kernel(
     const uint16_t* __restrict__ q, const uint16_t* __restrict__ k_cache, const uint16_t* __restrict__ v_cache,
-    uint16_t* __restrict__ out, int p0, int m, int heads, int kv_heads, int context, float scale_log2) {
+    uint16_t* __restrict__ out, uint16_t* __restrict__ out_lo, int p0, int m, int heads, int kv_heads, int context,
+    float scale_log2) {
   constexpr int LDS = fa_lds<D>();
   constexpr int KD = D / 16;  // k-steps of q.k
   constexpr int ND = D / 8;   // n-tiles of the output
@@ -174,11 +175,16 @@ __global__ void __launch_bounds__(kFaThreads) attention_prefill_mma_kernel(
     const int r = i0 + warp * 16 + (lane >> 2) + hr * 8;
     if (r >= m) continue;
     const float inv = 1.0f / row_l[hr];
-    uint16_t* orow = out + static_cast<size_t>(r) * stride + static_cast<size_t>(h) * D;
+    const size_t at = static_cast<size_t>(r) * stride + static_cast<size_t>(h) * D;
 #pragma unroll
     for (int i = 0; i < ND; ++i) {
       const int d = i * 8 + (lane & 3) * 2;
-      *reinterpret_cast<uint32_t*>(orow + d) = pack2<T>(o[i][2 * hr] * inv, o[i][2 * hr + 1] * inv);
+      const float v0 = o[i][2 * hr] * inv, v1 = o[i][2 * hr + 1] * inv;
+      const uint32_t hi = pack2<T>(v0, v1);
+      *reinterpret_cast<uint32_t*>(out + at + d) = hi;
+      if (out_lo != nullptr)
+        *reinterpret_cast<uint32_t*>(out_lo + at + d) =
+            pack2<T>(v0 - half_to_float<T>(static_cast<uint16_t>(hi & 0xffffu)), v1 - half_to_float<T>(static_cast<uint16_t>(hi >> 16)));
     }
   }
 }
@@ -190,7 +196,8 @@ constexpr int kSimpleThreads = 128;
 template <DType T>
 __global__ void __launch_bounds__(kSimpleThreads) attention_prefill_simple_kernel(
     const uint16_t* __restrict__ q, const uint16_t* __restrict__ k_cache, const uint16_t* __restrict__ v_cache,
-    uint16_t* __restrict__ out, int p0, int heads, int kv_heads, int D, int context, float scale) {
+    uint16_t* __restrict__ out, uint16_t* __restrict__ out_lo, int p0, int heads, int kv_heads, int D, int context,
+    float scale) {
   extern __shared__ float sm[];
   float* qs = sm;                   // [D]
   float* es = qs + D;               // [kSimpleThreads]
@@ -248,9 +255,14 @@ __global__ void __launch_bounds__(kSimpleThreads) attention_prefill_simple_kerne
     }
     __syncthreads();
   }
-  uint16_t* orow = out + (static_cast<size_t>(r) * heads + h) * D;
+  const size_t at = (static_cast<size_t>(r) * heads + h) * D;
   const float inv = 1.0f / run_l;
-  for (int i = tid; i < D; i += kSimpleThreads) orow[i] = float_to_half<T>(acc[i] * inv);
+  for (int i = tid; i < D; i += kSimpleThreads) {
+    const float v = acc[i] * inv;
+    const uint16_t hi = float_to_half<T>(v);
+    out[at + i] = hi;
+    if (out_lo != nullptr) out_lo[at + i] = float_to_half<T>(v - half_to_float<T>(hi));
+  }
 }
 
 template <DType T, int D>
@@ -264,7 +276,7 @@ void launch_mma(const PrefillAttentionArgs& a, cudaStream_t stream) {
   const dim3 grid((a.m + kBR - 1) / kBR, a.heads);
   const float scale_log2 = kLog2e / std::sqrt(static_cast<float>(D));
   attention_prefill_mma_kernel<T, D><<<grid, kFaThreads, fa_smem<D>(), stream>>>(
-      a.q, a.k_cache, a.v_cache, a.out, a.p0, a.m, a.heads, a.kv_heads, a.context, scale_log2);
+      a.q, a.k_cache, a.v_cache, a.out, a.out_lo, a.p0, a.m, a.heads, a.kv_heads, a.context, scale_log2);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -282,7 +294,7 @@ void launch_typed(const PrefillAttentionArgs& a, bool force_simple, cudaStream_t
   const dim3 grid(a.m, a.heads);
   const size_t smem = (2 * static_cast<size_t>(a.head_dim) + kSimpleThreads) * sizeof(float);
   attention_prefill_simple_kernel<T><<<grid, kSimpleThreads, smem, stream>>>(
-      a.q, a.k_cache, a.v_cache, a.out, a.p0, a.heads, a.kv_heads, a.head_dim, a.context,
+      a.q, a.k_cache, a.v_cache, a.out, a.out_lo, a.p0, a.heads, a.kv_heads, a.head_dim, a.context,
       1.0f / std::sqrt(static_cast<float>(a.head_dim)));
   CUDA_CHECK_LAUNCH();
 }

@@ -1,5 +1,5 @@
 // Row-wise kernels of the batched prefill (m tokens at once): embedding gather, RMSNorm into the
-// GEMMs' 16-bit inputs, q/k/v bias + RoPE + KV-cache write, SwiGLU, and the device position.
+// GEMMs' 16-bit inputs (optionally split into hi + lo 16-bit parts: see batched_prefill.h), q/k/v bias + RoPE + KV-cache write, SwiGLU, and the device position.
 // The arithmetic of each row is the decode step's (same formulas, float32), so a prefilled cache
 // holds what token-by-token steps write up to the rounding of the GEMM inputs.
 #include <algorithm>
@@ -22,10 +22,18 @@ __global__ void embed_rows_kernel(const uint16_t* __restrict__ embed, const int3
   for (int i = threadIdx.x; i < d; i += blockDim.x) out[i] = half_to_float<WT>(row[i]);
 }
 
-// One block per row: out = round16(x * rsqrt(mean(x^2) + eps) * w).
+// v as 16 bits; with lo, also the 16-bit rest v - hi (hi + lo carries about 16 significant bits).
+template <DType WT>
+__device__ __forceinline__ void store_split(float v, uint16_t* hi, uint16_t* lo, size_t i) {
+  const uint16_t h = float_to_half<WT>(v);
+  hi[i] = h;
+  if (lo != nullptr) lo[i] = float_to_half<WT>(v - half_to_float<WT>(h));
+}
+
+// One block per row: out = round16(x * rsqrt(mean(x^2) + eps) * w) (and its rest, when split).
 template <DType WT>
 __global__ void rmsnorm_rows_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, int d,
-                                    uint16_t* __restrict__ out) {
+                                    uint16_t* __restrict__ out, uint16_t* __restrict__ out_lo) {
   __shared__ float red[kRowThreads / 32];
   const int r = blockIdx.x;
   const float* xr = x + static_cast<size_t>(r) * d;
@@ -37,8 +45,8 @@ __global__ void rmsnorm_rows_kernel(const float* __restrict__ x, const float* __
   float total = 0.0f;
   for (int i = 0; i < kRowThreads / 32; ++i) total += red[i];
   const float inv = rsqrtf(total / static_cast<float>(d) + eps);
-  uint16_t* o = out + static_cast<size_t>(r) * d;
-  for (int i = threadIdx.x; i < d; i += blockDim.x) o[i] = float_to_half<WT>((xr[i] * inv) * w[i]);
+  const size_t base = static_cast<size_t>(r) * d;
+  for (int i = threadIdx.x; i < d; i += blockDim.x) store_split<WT>((xr[i] * inv) * w[i], out, out_lo, base + i);
 }
 
 // One block per row (token at position p0 + r): adds the bias, rotates q and k, writes k and v
@@ -81,13 +89,14 @@ __global__ void qkv_rope_cache_kernel(const float* __restrict__ qkv, const float
 
 // act[r, i] = round16(silu(gu[r, i]) * gu[r, n + i]).
 template <DType WT>
-__global__ void swiglu_rows_kernel(const float* __restrict__ gu, int m, int n, uint16_t* __restrict__ act) {
+__global__ void swiglu_rows_kernel(const float* __restrict__ gu, int m, int n, uint16_t* __restrict__ act,
+                                   uint16_t* __restrict__ act_lo) {
   const size_t total = static_cast<size_t>(m) * n;
   for (size_t idx = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; idx < total;
        idx += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const size_t r = idx / n, i = idx % n;
     const float* row = gu + r * 2 * n;
-    act[idx] = float_to_half<WT>(silu(row[i]) * row[n + i]);
+    store_split<WT>(silu(row[i]) * row[n + i], act, act_lo, idx);
   }
 }
 
@@ -103,10 +112,10 @@ void embed_rows(const uint16_t* embed, DType wtype, const int32_t* tokens, int m
 }
 
 void rmsnorm_rows(const float* x, const float* w, float eps, int m, int d, DType out_type, uint16_t* out,
-                  cudaStream_t stream) {
+                  uint16_t* out_lo, cudaStream_t stream) {
   if (m <= 0) return;
-  if (out_type == DType::BF16) rmsnorm_rows_kernel<DType::BF16><<<m, kRowThreads, 0, stream>>>(x, w, eps, d, out);
-  else rmsnorm_rows_kernel<DType::F16><<<m, kRowThreads, 0, stream>>>(x, w, eps, d, out);
+  if (out_type == DType::BF16) rmsnorm_rows_kernel<DType::BF16><<<m, kRowThreads, 0, stream>>>(x, w, eps, d, out, out_lo);
+  else rmsnorm_rows_kernel<DType::F16><<<m, kRowThreads, 0, stream>>>(x, w, eps, d, out, out_lo);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -121,12 +130,12 @@ void qkv_rope_cache(const QkvRopeArgs& a, cudaStream_t stream) {
   CUDA_CHECK_LAUNCH();
 }
 
-void swiglu_rows(const float* gu, int m, int n, DType out_type, uint16_t* act, cudaStream_t stream) {
+void swiglu_rows(const float* gu, int m, int n, DType out_type, uint16_t* act, uint16_t* act_lo, cudaStream_t stream) {
   if (m <= 0 || n <= 0) return;
   const size_t total = static_cast<size_t>(m) * n;
   const int grid = static_cast<int>(std::min<size_t>((total + 255) / 256, 65536));
-  if (out_type == DType::BF16) swiglu_rows_kernel<DType::BF16><<<grid, 256, 0, stream>>>(gu, m, n, act);
-  else swiglu_rows_kernel<DType::F16><<<grid, 256, 0, stream>>>(gu, m, n, act);
+  if (out_type == DType::BF16) swiglu_rows_kernel<DType::BF16><<<grid, 256, 0, stream>>>(gu, m, n, act, act_lo);
+  else swiglu_rows_kernel<DType::F16><<<grid, 256, 0, stream>>>(gu, m, n, act, act_lo);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -22,6 +22,14 @@ int chunk_from_env() {
 
 }  // namespace
 
+bool BatchedPrefill::split_inputs(DType wtype) {
+  const char* e = std::getenv("TENSAFE_PREFILL_SPLIT");
+  const std::string v = e != nullptr ? e : "";
+  if (v == "0") return false;
+  if (v == "1") return true;
+  return wtype == DType::BF16;
+}
+
 bool batched_prefill_enabled_by_env() {
   const char* e = std::getenv("TENSAFE_PREFILL");
   return !(e != nullptr && std::string(e) == "steps");
@@ -35,10 +43,11 @@ BatchedPrefill::BatchedPrefill(GemmImpl impl, int chunk)
 
 BatchedPrefill::~BatchedPrefill() = default;
 
-void BatchedPrefill::ensure_capacity(const Qwen2Config& c, int rows) {
-  if (rows <= capacity_) return;
-  // Grow geometrically (a few reallocations at most), never past the chunk.
-  const int cap = std::min(chunk_, std::max(rows, 2 * capacity_));
+void BatchedPrefill::ensure_capacity(const Qwen2Config& c, int rows, bool split) {
+  if (rows <= capacity_ && (!split || !xn_lo_.empty())) return;
+  // Grow geometrically (a few reallocations at most), never past the chunk; a capacity that
+  // only lacks the split buffers stays as it is.
+  const int cap = rows <= capacity_ ? capacity_ : std::min(chunk_, std::max(rows, 2 * capacity_));
   const size_t r = static_cast<size_t>(cap);
   const size_t d = c.hidden_size, qkvw = static_cast<size_t>(c.q_dim()) + 2 * c.kv_dim(), I = c.intermediate_size;
   x_.allocate(r * d);
@@ -48,6 +57,11 @@ void BatchedPrefill::ensure_capacity(const Qwen2Config& c, int rows) {
   q_.allocate(r * c.q_dim());
   attn_.allocate(r * c.q_dim());
   act_.allocate(r * I);
+  if (split) {
+    xn_lo_.allocate(r * d);
+    attn_lo_.allocate(r * c.q_dim());
+    act_lo_.allocate(r * I);
+  }
   capacity_ = cap;
 }
 
@@ -56,11 +70,22 @@ void BatchedPrefill::run(const DecoderView& v, int p0, int n, cudaStream_t strea
   const int d = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), I = c.intermediate_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const DType W = v.wtype;
-  ensure_capacity(c, std::min(n, chunk_));
-  auto product = [&](const uint16_t* a, const uint16_t* w, int m, int rows, int k, float* out, bool acc) {
+  const bool split = split_inputs(W);
+  ensure_capacity(c, std::min(n, chunk_), split);
+  uint16_t* xn_lo = split ? xn_lo_.data() : nullptr;
+  uint16_t* attn_lo = split ? attn_lo_.data() : nullptr;
+  uint16_t* act_lo = split ? act_lo_.data() : nullptr;
+  // out (+)= (a + a_lo) . w^T: the rest of a split input is a second product, accumulated.
+  auto product = [&](const uint16_t* a, const uint16_t* a_lo, const uint16_t* w, int m, int rows, int k, float* out,
+                     bool acc) {
     GemmArgs g;
     g.a = a; g.b = w; g.type = W; g.m = m; g.n = rows; g.k = k; g.c = out; g.ldc = rows; g.accumulate = acc;
     gemm(g, impl_, cublas_.get(), stream);
+    if (a_lo != nullptr) {
+      g.a = a_lo;
+      g.accumulate = true;
+      gemm(g, impl_, cublas_.get(), stream);
+    }
   };
   int last_rows = 0;
   for (int done = 0; done < n; done += chunk_) {
@@ -69,8 +94,8 @@ void BatchedPrefill::run(const DecoderView& v, int p0, int n, cudaStream_t strea
     embed_rows(v.embed, W, v.tokens + p, m, d, x_.data(), stream);
     for (int l = 0; l < c.num_hidden_layers; ++l) {
       const LayerWeights& ly = (*v.layers)[static_cast<size_t>(l)];
-      rmsnorm_rows(x_.data(), ly.ln1, eps, m, d, W, xn_.data(), stream);
-      product(xn_.data(), ly.qkv, m, qd + 2 * kvd, d, qkv_.data(), false);
+      rmsnorm_rows(x_.data(), ly.ln1, eps, m, d, W, xn_.data(), xn_lo, stream);
+      product(xn_.data(), xn_lo, ly.qkv, m, qd + 2 * kvd, d, qkv_.data(), false);
       QkvRopeArgs qa;
       qa.qkv = qkv_.data(); qa.bias = ly.qkv_bias; qa.rope = v.rope; qa.p0 = p; qa.m = m;
       qa.heads = c.num_attention_heads; qa.kv_heads = c.num_key_value_heads; qa.head_dim = c.head_dim;
@@ -80,13 +105,13 @@ void BatchedPrefill::run(const DecoderView& v, int p0, int n, cudaStream_t strea
       PrefillAttentionArgs aa;
       aa.q = q_.data(); aa.k_cache = v.k_cache(l); aa.v_cache = v.v_cache(l); aa.cache_type = W;
       aa.p0 = p; aa.m = m; aa.heads = c.num_attention_heads; aa.kv_heads = c.num_key_value_heads;
-      aa.head_dim = c.head_dim; aa.context = v.context; aa.out = attn_.data();
+      aa.head_dim = c.head_dim; aa.context = v.context; aa.out = attn_.data(); aa.out_lo = attn_lo;
       attention_prefill(aa, simple_attention_, stream);
-      product(attn_.data(), ly.o, m, d, qd, x_.data(), true);
-      rmsnorm_rows(x_.data(), ly.ln2, eps, m, d, W, xn_.data(), stream);
-      product(xn_.data(), ly.gate_up, m, 2 * I, d, gu_.data(), false);
-      swiglu_rows(gu_.data(), m, I, W, act_.data(), stream);
-      product(act_.data(), ly.down, m, d, I, x_.data(), true);
+      product(attn_.data(), attn_lo, ly.o, m, d, qd, x_.data(), true);
+      rmsnorm_rows(x_.data(), ly.ln2, eps, m, d, W, xn_.data(), xn_lo, stream);
+      product(xn_.data(), xn_lo, ly.gate_up, m, 2 * I, d, gu_.data(), false);
+      swiglu_rows(gu_.data(), m, I, W, act_.data(), act_lo, stream);
+      product(act_.data(), act_lo, ly.down, m, d, I, x_.data(), true);
     }
     last_rows = m;
   }

@@ -10,6 +10,13 @@
 // differs from the decode step, which multiplies float32 activations (tested within the
 // model's tolerances; the cache it writes continues like a token-by-token one).
 //
+// Split inputs (bf16 weights by default; TENSAFE_PREFILL_SPLIT=0 off, =1 for f16 too): a GEMM
+// input v is stored as hi = round16(v) and lo = round16(v - hi), and each product runs twice
+// (hi, then lo accumulated), so the inputs keep about 16 significant bits instead of bf16's 8.
+// Emulated on the bf16 fixture (datasets/fixtures/qwen2-tiny-bf16-sharded): prompt logits
+// 1.6e-2 from transformers with plain bf16 inputs, 8.9e-3 split, the same as token-by-token
+// steps (whose error is the bf16 KV cache's). Costs twice the GEMM work of a bf16 model.
+//
 // Scratch is allocated on first use for min(n, chunk) rows and grows to at most `chunk` rows
 // (TENSAFE_PREFILL_CHUNK, default 1024); all work is queued on the given stream.
 #pragma once
@@ -33,12 +40,14 @@ class BatchedPrefill {
   void run(const DecoderView& v, int p0, int n, cudaStream_t stream);
 
   GemmImpl gemm_impl() const { return impl_; }
+  // Whether the GEMM inputs of this weight type are split into hi + lo (see above).
+  static bool split_inputs(DType wtype);
   int chunk() const { return chunk_; }
   // Forces the simple attention kernel (tests compare it with the tensor-core one).
   void set_simple_attention(bool on) { simple_attention_ = on; }
 
  private:
-  void ensure_capacity(const Qwen2Config& c, int rows);
+  void ensure_capacity(const Qwen2Config& c, int rows, bool split);
 
   GemmImpl impl_;
   int chunk_;
@@ -47,6 +56,7 @@ class BatchedPrefill {
   int capacity_ = 0;
   ::tensafe::cuda::DeviceBuffer<float> x_, qkv_, gu_;
   ::tensafe::cuda::DeviceBuffer<uint16_t> xn_, q_, attn_, act_;
+  ::tensafe::cuda::DeviceBuffer<uint16_t> xn_lo_, attn_lo_, act_lo_;  // split inputs only
 };
 
 // TENSAFE_PREFILL=steps disables batched prefill (token-by-token steps, the decode kernels).

@@ -63,6 +63,16 @@ std::vector<float> to_floats(const std::vector<uint16_t>& bits, DType t) {
   return v;
 }
 
+// A kernel's 16-bit output, or hi + lo (as floats, summed in float64) when it was split.
+std::vector<float> read_split(const DeviceBuffer<uint16_t>& hi, const DeviceBuffer<uint16_t>* lo, DType t) {
+  std::vector<float> v = to_floats(download(hi), t);
+  if (lo != nullptr) {
+    const std::vector<float> r = to_floats(download(*lo), t);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(static_cast<double>(v[i]) + r[i]);
+  }
+  return v;
+}
+
 // The decode step's RoPE table (model_cuda.cc builds the same in float64): [context, hd/2]
 // (cos, sin); `flat` gets it as floats for the tests' references.
 std::vector<float2> rope_table(double theta, int head_dim, int context, std::vector<float>* flat) {
@@ -233,12 +243,14 @@ void run_prefill_attention(PrefillAttentionCase& c) {
   auto kd = upload(round_in_place(c.k_cache, c.type));
   auto vd = upload(round_in_place(c.v_cache, c.type));
   auto od = poisoned16(static_cast<size_t>(c.m) * c.heads * c.head_dim, c.type);
+  auto lo = poisoned16(c.split ? od.size() : 0, c.type);
   PrefillAttentionArgs a;
   a.q = qd.data(); a.k_cache = kd.data(); a.v_cache = vd.data(); a.cache_type = c.type; a.p0 = c.p0; a.m = c.m;
   a.heads = c.heads; a.kv_heads = c.kv_heads; a.head_dim = c.head_dim; a.context = c.context; a.out = od.data();
+  a.out_lo = c.split ? lo.data() : nullptr;
   attention_prefill(a, c.simple, st.s);
   st.sync();
-  c.out = to_floats(download(od), c.type);
+  c.out = read_split(od, c.split ? &lo : nullptr, c.type);
 }
 
 void run_qkv_rope(QkvRopeCase& c) {
@@ -267,27 +279,30 @@ void run_qkv_rope(QkvRopeCase& c) {
   c.v_cache = to_floats(download(vd), c.type);
 }
 
-std::vector<float> run_rmsnorm_rows(const std::vector<float>& x, const std::vector<float>& w, int m, float eps, DType type) {
+std::vector<float> run_rmsnorm_rows(const std::vector<float>& x, const std::vector<float>& w, int m, float eps, DType type,
+                                    bool split) {
   require_gpu();
   if (m < 1 || w.empty() || x.size() != static_cast<size_t>(m) * w.size())
     throw ArgumentRangeError("rmsnorm rows test: x must be m * w.length long");
   Stream st;
   auto xd = upload(x), wd = upload(w);
   auto od = poisoned16(x.size(), type);
-  rmsnorm_rows(xd.data(), wd.data(), eps, m, static_cast<int>(w.size()), type, od.data(), st.s);
+  auto lo = poisoned16(split ? x.size() : 0, type);
+  rmsnorm_rows(xd.data(), wd.data(), eps, m, static_cast<int>(w.size()), type, od.data(), split ? lo.data() : nullptr, st.s);
   st.sync();
-  return to_floats(download(od), type);
+  return read_split(od, split ? &lo : nullptr, type);
 }
 
-std::vector<float> run_swiglu_rows(const std::vector<float>& gu, int m, int n, DType type) {
+std::vector<float> run_swiglu_rows(const std::vector<float>& gu, int m, int n, DType type, bool split) {
   require_gpu();
   if (m < 1 || n < 1 || gu.size() != static_cast<size_t>(m) * 2 * n) throw ArgumentRangeError("swiglu rows test: gu must be m*2n long");
   Stream st;
   auto gd = upload(gu);
   auto od = poisoned16(static_cast<size_t>(m) * n, type);
-  swiglu_rows(gd.data(), m, n, type, od.data(), st.s);
+  auto lo = poisoned16(split ? od.size() : 0, type);
+  swiglu_rows(gd.data(), m, n, type, od.data(), split ? lo.data() : nullptr, st.s);
   st.sync();
-  return to_floats(download(od), type);
+  return read_split(od, split ? &lo : nullptr, type);
 }
 
 std::vector<float> run_synth(DType wtype, size_t count, uint64_t seed, uint32_t tensor_id, float center,

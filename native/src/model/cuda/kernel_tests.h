@@ -63,6 +63,7 @@ struct PrefillAttentionCase {
   DType type = DType::F16;
   int p0 = 0, m = 0, heads = 0, kv_heads = 0, head_dim = 0, context = 0;
   bool simple = false;                   // force the simple kernel
+  bool split = false;                    // also the 16-bit rests: out is then hi + lo
   std::vector<float> out;                // out: [m, heads * head_dim]
 };
 void run_prefill_attention(PrefillAttentionCase& c);
@@ -79,9 +80,11 @@ struct QkvRopeCase {
 };
 void run_qkv_rope(QkvRopeCase& c);
 
-// Row kernels: rmsnorm_rows (16-bit out as float), swiglu_rows (gu [m, 2n] -> [m, n]).
-std::vector<float> run_rmsnorm_rows(const std::vector<float>& x, const std::vector<float>& w, int m, float eps, DType type);
-std::vector<float> run_swiglu_rows(const std::vector<float>& gu, int m, int n, DType type);
+// Row kernels: rmsnorm_rows (16-bit out as float), swiglu_rows (gu [m, 2n] -> [m, n]); split:
+// the output is hi + lo (the split GEMM inputs of batched_prefill.h).
+std::vector<float> run_rmsnorm_rows(const std::vector<float>& x, const std::vector<float>& w, int m, float eps, DType type,
+                                    bool split);
+std::vector<float> run_swiglu_rows(const std::vector<float>& gu, int m, int n, DType type, bool split);
 
 // The synthetic generator on the device: count values of tensor `tensor_id`, as float.
 std::vector<float> run_synth(DType wtype, size_t count, uint64_t seed, uint32_t tensor_id, float center, float half_width);

@@ -119,9 +119,11 @@ void gemm(const GemmArgs& g, GemmImpl impl, CublasHandle* handle, cudaStream_t s
 
 // x[r] = float(embed[tokens[r]]), r < m.
 void embed_rows(const uint16_t* embed, DType wtype, const int32_t* tokens, int m, int d, float* x, cudaStream_t stream);
-// out[r] = round16(rmsnorm(x[r]) * w), float32 x [m, d] -> 16-bit out [m, d].
+// out[r] = round16(rmsnorm(x[r]) * w), float32 x [m, d] -> 16-bit out [m, d]. With out_lo (else
+// null): out_lo = round16(value - out), so out + out_lo holds the value to about 16 bits (the
+// "split" GEMM inputs of bf16 models).
 void rmsnorm_rows(const float* x, const float* w, float eps, int m, int d, DType out_type, uint16_t* out,
-                  cudaStream_t stream);
+                  uint16_t* out_lo, cudaStream_t stream);
 
 struct QkvRopeArgs {
   const float* qkv = nullptr;    // [m, (heads + 2 kv_heads) * head_dim], without bias
@@ -136,8 +138,8 @@ struct QkvRopeArgs {
 };
 // Bias, RoPE of q and k, k and v rounded into the cache at their positions, q rounded to q_out.
 void qkv_rope_cache(const QkvRopeArgs& a, cudaStream_t stream);
-// act[r, i] = round16(silu(gu[r, i]) * gu[r, n + i]), gu float32 [m, 2n].
-void swiglu_rows(const float* gu, int m, int n, DType out_type, uint16_t* act, cudaStream_t stream);
+// act[r, i] = round16(silu(gu[r, i]) * gu[r, n + i]), gu float32 [m, 2n]; act_lo as rmsnorm_rows.
+void swiglu_rows(const float* gu, int m, int n, DType out_type, uint16_t* act, uint16_t* act_lo, cudaStream_t stream);
 // *p = value, in stream order.
 void set_device_int(int* p, int value, cudaStream_t stream);
 
@@ -151,6 +153,7 @@ struct PrefillAttentionArgs {
   int p0 = 0, m = 0;
   int heads = 0, kv_heads = 0, head_dim = 0, context = 0;
   uint16_t* out = nullptr;            // [m, heads * head_dim], rounded
+  uint16_t* out_lo = nullptr;         // null, or the 16-bit rest of each output (as rmsnorm_rows)
 };
 // Query r (position p0 + r) attends to positions 0 .. p0 + r. head_dim in {16, 32, 64, 128}
 // takes the tensor-core kernel unless force_simple; others the simple one.
