@@ -9,7 +9,7 @@
 //   prefillAttention({ heads, kvHeads, headDim, m, dtype, simple, reps })
 //   decode({ preset, dtype, variant: 'graph'|'mega', lookaheadKb?, startPos, steps })
 //       -> { step, lmHead, argmax, token, stageUs: number[], detail, weightBytes }
-//   prefill({ preset, dtype, n, impl: 'cublas'|'own', reps }) -> { prefill, detail }
+//   prefill({ preset, dtype, n, impl: 'cublas'|'own', split, reps }) -> { prefill, detail }
 // Without a CUDA build (or a GPU) every entry rejects with ERR_TENSAFE_BACKEND.
 #include <memory>
 #include <string>
@@ -31,7 +31,7 @@ Timing attention(int, int, int, int, int, DType, int) { unavailable(); }
 Timing gemm(int, int, int, DType, int, int) { unavailable(); }
 Timing prefill_attention(int, int, int, int, DType, bool, int) { unavailable(); }
 DecodeTiming decode(const std::string&, DType, const std::string&, int, int, int) { unavailable(); }
-PrefillTiming prefill(const std::string&, DType, int, int, int) { unavailable(); }
+PrefillTiming prefill(const std::string&, DType, int, int, bool, int) { unavailable(); }
 }  // namespace tensafe::model::cuda::kernel_bench
 #endif
 
@@ -171,10 +171,11 @@ Napi::Value Prefill(const Napi::CallbackInfo& info) {
     const DType t = half_type(o);
     const int n = static_cast<int>(require_int(o.Get("n"), "n", 2, 1 << 15));
     const int impl = require_enum(o.Get("impl"), "impl", {"cublas", "own"}) == "own" ? 2 : 1;
+    const bool split = optional_bool(o, "split", "split", true);
     const int reps = reps_of(o);
     auto out = std::make_shared<kb::PrefillTiming>();
     return PromiseWorker::run(
-        env, "tensafe.bench.prefill", [=] { *out = kb::prefill(preset, t, n, impl, reps); },
+        env, "tensafe.bench.prefill", [=] { *out = kb::prefill(preset, t, n, impl, split, reps); },
         [out](Napi::Env e) -> Napi::Value {
           Napi::Object r = Napi::Object::New(e);
           r.Set("prefill", timing_js(e, out->prefill));

@@ -13,7 +13,7 @@
 //   cublas() -> { available, detail }   (detail: the library's path, or why it cannot be loaded)
 //   prefillAttention({ q, kCache, vCache, dtype, p0, m, heads, kvHeads, headDim, context, simple?, split? })
 //       -> { out, q, kCache, vCache }   (inputs rounded)
-//   qkvRope({ qkv, bias?, dtype, ropeTheta, p0, m, heads, kvHeads, headDim, context, kCache, vCache })
+//   qkvRope({ qkv, bias?, dtype, ropeTheta, p0, m, heads, kvHeads, headDim, context, kCache, vCache, split? })
 //       -> { q, kCache, vCache, rope }
 //   rmsnormRows({ x, w, m, eps, dtype, split? }) -> Float32Array;  swigluRows({ gu, m, n, dtype, split? })
 //       -> Float32Array   (split: the outputs' 16-bit rests too, returned summed: hi + lo)
@@ -350,6 +350,7 @@ Napi::Value QkvRope(const Napi::CallbackInfo& info) {
     model::cuda::kernel_tests::QkvRopeCase c;
     read_cache_case(c, s, o);
     c.rope_theta = optional_finite(o, "ropeTheta", "ropeTheta", 1e6);
+    c.split = optional_bool(o, "split", "split", false);
     c.qkv = floats(o, "qkv", "qkv", m * width);
     c.bias = floats(o, "bias", "bias", width, true);
     model::cuda::kernel_tests::run_qkv_rope(c);

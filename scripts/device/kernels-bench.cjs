@@ -156,13 +156,16 @@ async function main() {
   for (const preset of Object.keys(SHAPES)) {
     for (const impl of ['cublas', 'own']) {
       for (const dtype of ['f16', 'bf16']) {
-        if (preset !== 'qwen2.5-1.5b-shape' && dtype === 'bf16') continue;
-        const r = await attempt(`prefill ${preset} ${impl}`, () => B.prefill({ preset, dtype, n: m, impl, reps: 5 }));
-        if (!r) continue;
-        const t = r.prefill;
-        const row = { part: 'prefill', what: `${SHAPES[preset].short} prefill ${m} tokens`, impl, dtype, us: t.medianUs, tok_s: (m * 1e6) / t.medianUs, tflop_s: t.flops / (t.medianUs * 1e-6) / 1e12, detail: r.detail };
-        rows.push(row);
-        pf.push(row);
+        for (const split of [true, false]) {
+          if (preset !== 'qwen2.5-1.5b-shape' && (dtype === 'bf16' || !split)) continue;
+          const r = await attempt(`prefill ${preset} ${impl} ${split}`, () => B.prefill({ preset, dtype, n: m, impl, split, reps: 5 }));
+          if (!r) continue;
+          const t = r.prefill;
+          // tflop_s counts the model's flops once (the split's second products are overhead).
+          const row = { part: 'prefill', what: `${SHAPES[preset].short} prefill ${m} tokens`, impl: `${impl}${split ? ' split' : ' plain'}`, dtype, us: t.medianUs, tok_s: (m * 1e6) / t.medianUs, tflop_s: t.flops / (t.medianUs * 1e-6) / 1e12, detail: r.detail };
+          rows.push(row);
+          pf.push(row);
+        }
       }
     }
   }

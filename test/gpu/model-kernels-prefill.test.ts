@@ -152,10 +152,11 @@ describe.skipIf(noGpu)('batched prefill kernels vs float64 references', () => {
           // Output rounding (half an ulp) plus, in the tensor-core kernel, P rounded to 16 bits.
           const tol = (kernel === 'simple' ? 2.5 : 8) * halfUlp(dtype);
           expect(maxRelErr(r.out, ref)).toBeLessThan(tol);
-          // Split output (hi + lo, the bf16 prefill's GEMM input): only P's rounding is left
-          // in the tensor-core kernel, float32 rounding in the simple one.
+          // Split q and output (hi + lo, the batched prefill's default): only P's rounding is
+          // left in the tensor-core kernel, float32 rounding in the simple one.
           const rs = K().prefillAttention({ q, kCache, vCache, dtype, p0, m, heads, kvHeads: kv, headDim: hd, context: ctx, simple, split: true });
-          expect(maxRelErr(rs.out, ref)).toBeLessThan(kernel === 'simple' ? 2e-5 : 6 * halfUlp(dtype));
+          const refSplit = attentionReference(rs.q, rs.kCache, rs.vCache, p0, m, heads, kv, hd, ctx);
+          expect(maxRelErr(rs.out, refSplit)).toBeLessThan(kernel === 'simple' ? 2e-5 : 6 * halfUlp(dtype));
         });
       }
     }
@@ -192,6 +193,22 @@ describe.skipIf(noGpu)('batched prefill kernels vs float64 references', () => {
           for (let i = 0; i < hd; i++) {
             const v = val((heads + kv + g) * hd + i);
             close(r.vCache[(g * ctx + pos) * hd + i], v, Math.abs(v));
+          }
+        }
+      }
+      // Split q (hi + lo): about 16 significant bits.
+      const rs = K().qkvRope({ qkv, bias, dtype, ropeTheta: 1e6, p0, m, heads, kvHeads: kv, headDim: hd, context: ctx, kCache, vCache, split: true });
+      const splitTol = dtype === 'bf16' ? 2 ** -15 : 2 ** -20;
+      for (let row = 0; row < m; row++) {
+        const pos = p0 + row;
+        for (let hh = 0; hh < heads; hh++) {
+          for (let i = 0; i < half; i++) {
+            const c = rs.rope[2 * (pos * half + i)], sn = rs.rope[2 * (pos * half + i) + 1];
+            const a = qkv[row * width + hh * hd + i] + bias[hh * hd + i];
+            const b = qkv[row * width + hh * hd + i + half] + bias[hh * hd + i + half];
+            const scale = Math.abs(a) + Math.abs(b);
+            expect(Math.abs(rs.q[(row * heads + hh) * hd + i] - (a * c - b * sn))).toBeLessThanOrEqual((splitTol + 1e-6) * scale + 1e-7);
+            expect(Math.abs(rs.q[(row * heads + hh) * hd + i + half] - (b * c + a * sn))).toBeLessThanOrEqual((splitTol + 1e-6) * scale + 1e-7);
           }
         }
       }

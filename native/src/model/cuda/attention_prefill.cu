@@ -3,6 +3,9 @@
 // grouped-query heads. Queries, keys, values and the output are 16-bit; scores, softmax and
 // accumulation are float32.
 //
+// Split inputs (batched_prefill.h): q arrives as hi + lo and the scores take both products;
+// the output can be written as hi + lo too.
+//
 // Tensor-core kernel (head_dim a multiple of 16, at most 128), the FlashAttention-2 scheme: a
 // block of 4 warps owns 64 queries of one head (16 per warp, its q fragments in registers) and
 // walks the key tiles of 64 positions up to the block's last query, double-buffered through
@@ -29,13 +32,13 @@ constexpr float kLog2e = 1.4426950408889634f;
 template <int D>
 constexpr int fa_lds() { return D + 8; }  // padded row: ldmatrix rows land in distinct banks
 template <int D>
-constexpr size_t fa_smem() { return static_cast<size_t>(5) * kBR * fa_lds<D>() * sizeof(uint16_t); }
+constexpr size_t fa_smem() { return static_cast<size_t>(6) * kBR * fa_lds<D>() * sizeof(uint16_t); }
 
 template <DType T, int D>
 __global__ void __launch_bounds__(kFaThreads) attention_prefill_mma_kernel(
-    const uint16_t* __restrict__ q, const uint16_t* __restrict__ k_cache, const uint16_t* __restrict__ v_cache,
-    uint16_t* __restrict__ out, uint16_t* __restrict__ out_lo, int p0, int m, int heads, int kv_heads, int context,
-    float scale_log2) {
+    const uint16_t* __restrict__ q, const uint16_t* __restrict__ q_lo, const uint16_t* __restrict__ k_cache,
+    const uint16_t* __restrict__ v_cache, uint16_t* __restrict__ out, uint16_t* __restrict__ out_lo, int p0, int m,
+    int heads, int kv_heads, int context, float scale_log2) {
   constexpr int LDS = fa_lds<D>();
   constexpr int KD = D / 16;  // k-steps of q.k
   constexpr int ND = D / 8;   // n-tiles of the output
@@ -43,6 +46,8 @@ __global__ void __launch_bounds__(kFaThreads) attention_prefill_mma_kernel(
   uint16_t* sQ = smem;                   // [kBR][LDS]
   uint16_t* sK = sQ + kBR * LDS;         // [2][kBC][LDS]
   uint16_t* sV = sK + 2 * kBC * LDS;     // [2][kBC][LDS]
+  uint16_t* sQlo = sV + 2 * kBC * LDS;   // [kBR][LDS] q's rest (split inputs only)
+  const bool split = q_lo != nullptr;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int h = blockIdx.y, g = h / (heads / kv_heads);
@@ -57,7 +62,9 @@ __global__ void __launch_bounds__(kFaThreads) attention_prefill_mma_kernel(
   for (int idx = tid; idx < kBR * CH; idx += kFaThreads) {
     const int r = idx / CH, c = idx % CH;
     const bool valid = i0 + r < m;
-    cp_async16(sQ + r * LDS + c * 8, q + (valid ? (static_cast<size_t>(i0 + r) * heads + h) * D + c * 8 : 0), valid);
+    const size_t off = valid ? (static_cast<size_t>(i0 + r) * heads + h) * D + c * 8 : 0;
+    cp_async16(sQ + r * LDS + c * 8, q + off, valid);
+    if (split) cp_async16(sQlo + r * LDS + c * 8, q_lo + off, valid);
   }
   auto load_kv = [&](int j, int buf) {
     for (int idx = tid; idx < kBC * CH; idx += kFaThreads) {
@@ -72,7 +79,7 @@ __global__ void __launch_bounds__(kFaThreads) attention_prefill_mma_kernel(
   load_kv(0, 0);
   cp_async_commit();
 
-  uint32_t qf[KD][4];
+  uint32_t qf[KD][4], qlo[KD][4];
   float o[ND][4];
 #pragma unroll
   for (int i = 0; i < ND; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
@@ -87,8 +94,11 @@ __global__ void __launch_bounds__(kFaThreads) attention_prefill_mma_kernel(
     __syncthreads();
     if (j == 0) {
 #pragma unroll
-      for (int kk = 0; kk < KD; ++kk)
-        ldmatrix_x4(qf[kk], sQ + (warp * 16 + (lane & 15)) * LDS + kk * 16 + (lane >> 4) * 8);
+      for (int kk = 0; kk < KD; ++kk) {
+        const int at = (warp * 16 + (lane & 15)) * LDS + kk * 16 + (lane >> 4) * 8;
+        ldmatrix_x4(qf[kk], sQ + at);
+        if (split) ldmatrix_x4(qlo[kk], sQlo + at);
+      }
     }
     const uint16_t* ks = sK + buf * kBC * LDS;
     const uint16_t* vs = sV + buf * kBC * LDS;
@@ -105,6 +115,10 @@ __global__ void __launch_bounds__(kFaThreads) attention_prefill_mma_kernel(
         const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
         mma_16816<T>(s[2 * nj], qf[kk], b0);
         mma_16816<T>(s[2 * nj + 1], qf[kk], b1);
+        if (split) {
+          mma_16816<T>(s[2 * nj], qlo[kk], b0);
+          mma_16816<T>(s[2 * nj + 1], qlo[kk], b1);
+        }
       }
     }
     // Scale into the exp2 domain, mask the future, and take this tile's row maxima.
@@ -195,9 +209,9 @@ constexpr int kSimpleThreads = 128;
 
 template <DType T>
 __global__ void __launch_bounds__(kSimpleThreads) attention_prefill_simple_kernel(
-    const uint16_t* __restrict__ q, const uint16_t* __restrict__ k_cache, const uint16_t* __restrict__ v_cache,
-    uint16_t* __restrict__ out, uint16_t* __restrict__ out_lo, int p0, int heads, int kv_heads, int D, int context,
-    float scale) {
+    const uint16_t* __restrict__ q, const uint16_t* __restrict__ q_lo, const uint16_t* __restrict__ k_cache,
+    const uint16_t* __restrict__ v_cache, uint16_t* __restrict__ out, uint16_t* __restrict__ out_lo, int p0, int heads,
+    int kv_heads, int D, int context, float scale) {
   extern __shared__ float sm[];
   float* qs = sm;                   // [D]
   float* es = qs + D;               // [kSimpleThreads]
@@ -207,9 +221,9 @@ __global__ void __launch_bounds__(kSimpleThreads) attention_prefill_simple_kerne
   const int r = blockIdx.x, h = blockIdx.y, g = h / (heads / kv_heads);
   const int qp = p0 + r;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const uint16_t* qrow = q + (static_cast<size_t>(r) * heads + h) * D;
+  const size_t qat = (static_cast<size_t>(r) * heads + h) * D;
   for (int i = tid; i < D; i += kSimpleThreads) {
-    qs[i] = half_to_float<T>(qrow[i]) * scale;
+    qs[i] = (half_to_float<T>(q[qat + i]) + (q_lo != nullptr ? half_to_float<T>(q_lo[qat + i]) : 0.0f)) * scale;
     acc[i] = 0.0f;
   }
   if (tid == 0) {
@@ -276,7 +290,7 @@ void launch_mma(const PrefillAttentionArgs& a, cudaStream_t stream) {
   const dim3 grid((a.m + kBR - 1) / kBR, a.heads);
   const float scale_log2 = kLog2e / std::sqrt(static_cast<float>(D));
   attention_prefill_mma_kernel<T, D><<<grid, kFaThreads, fa_smem<D>(), stream>>>(
-      a.q, a.k_cache, a.v_cache, a.out, a.out_lo, a.p0, a.m, a.heads, a.kv_heads, a.context, scale_log2);
+      a.q, a.q_lo, a.k_cache, a.v_cache, a.out, a.out_lo, a.p0, a.m, a.heads, a.kv_heads, a.context, scale_log2);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -294,7 +308,7 @@ void launch_typed(const PrefillAttentionArgs& a, bool force_simple, cudaStream_t
   const dim3 grid(a.m, a.heads);
   const size_t smem = (2 * static_cast<size_t>(a.head_dim) + kSimpleThreads) * sizeof(float);
   attention_prefill_simple_kernel<T><<<grid, kSimpleThreads, smem, stream>>>(
-      a.q, a.k_cache, a.v_cache, a.out, a.out_lo, a.p0, a.heads, a.kv_heads, a.head_dim, a.context,
+      a.q, a.q_lo, a.k_cache, a.v_cache, a.out, a.out_lo, a.p0, a.heads, a.kv_heads, a.head_dim, a.context,
       1.0f / std::sqrt(static_cast<float>(a.head_dim)));
   CUDA_CHECK_LAUNCH();
 }

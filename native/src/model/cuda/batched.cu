@@ -50,12 +50,13 @@ __global__ void rmsnorm_rows_kernel(const float* __restrict__ x, const float* __
 }
 
 // One block per row (token at position p0 + r): adds the bias, rotates q and k, writes k and v
-// rounded to the cache at that position, and q rounded to 16 bits into q_out [m][heads][D].
+// rounded to the cache at that position, and q rounded to 16 bits into q_out [m][heads][D]
+// (and its rest into q_lo, when split).
 template <DType WT>
 __global__ void qkv_rope_cache_kernel(const float* __restrict__ qkv, const float* __restrict__ bias,
                                       const float2* __restrict__ rope, int p0, int heads, int kv_heads, int D,
                                       int context, uint16_t* __restrict__ k_cache, uint16_t* __restrict__ v_cache,
-                                      uint16_t* __restrict__ q_out) {
+                                      uint16_t* __restrict__ q_out, uint16_t* __restrict__ q_lo) {
   const int r = blockIdx.x;
   const int pos = p0 + r;
   const int half = D / 2;
@@ -71,9 +72,9 @@ __global__ void qkv_rope_cache_kernel(const float* __restrict__ qkv, const float
     const float a = val(base + i), b = val(base + i + half);
     const float r0 = a * c.x - b * c.y, r1 = b * c.x + a * c.y;
     if (hh < heads) {
-      uint16_t* q = q_out + (static_cast<size_t>(r) * heads + hh) * D;
-      q[i] = float_to_half<WT>(r0);
-      q[i + half] = float_to_half<WT>(r1);
+      const size_t at = (static_cast<size_t>(r) * heads + hh) * D;
+      store_split<WT>(r0, q_out, q_lo, at + i);
+      store_split<WT>(r1, q_out, q_lo, at + i + half);
     } else {
       const int g = hh - heads;
       uint16_t* k = k_cache + (static_cast<size_t>(g) * context + pos) * D;
@@ -123,10 +124,10 @@ void qkv_rope_cache(const QkvRopeArgs& a, cudaStream_t stream) {
   if (a.m <= 0) return;
   if (a.cache_type == DType::BF16)
     qkv_rope_cache_kernel<DType::BF16><<<a.m, kRowThreads, 0, stream>>>(a.qkv, a.bias, a.rope, a.p0, a.heads, a.kv_heads,
-                                                                       a.head_dim, a.context, a.k_cache, a.v_cache, a.q_out);
+                                                                       a.head_dim, a.context, a.k_cache, a.v_cache, a.q_out, a.q_lo);
   else
     qkv_rope_cache_kernel<DType::F16><<<a.m, kRowThreads, 0, stream>>>(a.qkv, a.bias, a.rope, a.p0, a.heads, a.kv_heads,
-                                                                      a.head_dim, a.context, a.k_cache, a.v_cache, a.q_out);
+                                                                      a.head_dim, a.context, a.k_cache, a.v_cache, a.q_out, a.q_lo);
   CUDA_CHECK_LAUNCH();
 }
 

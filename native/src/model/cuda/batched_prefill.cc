@@ -26,8 +26,8 @@ bool BatchedPrefill::split_inputs(DType wtype) {
   const char* e = std::getenv("TENSAFE_PREFILL_SPLIT");
   const std::string v = e != nullptr ? e : "";
   if (v == "0") return false;
-  if (v == "1") return true;
-  return wtype == DType::BF16;
+  if (v == "bf16") return wtype == DType::BF16;
+  return true;
 }
 
 bool batched_prefill_enabled_by_env() {
@@ -59,6 +59,7 @@ void BatchedPrefill::ensure_capacity(const Qwen2Config& c, int rows, bool split)
   act_.allocate(r * I);
   if (split) {
     xn_lo_.allocate(r * d);
+    q_lo_.allocate(r * c.q_dim());
     attn_lo_.allocate(r * c.q_dim());
     act_lo_.allocate(r * I);
   }
@@ -73,6 +74,7 @@ void BatchedPrefill::run(const DecoderView& v, int p0, int n, cudaStream_t strea
   const bool split = split_inputs(W);
   ensure_capacity(c, std::min(n, chunk_), split);
   uint16_t* xn_lo = split ? xn_lo_.data() : nullptr;
+  uint16_t* q_lo = split ? q_lo_.data() : nullptr;
   uint16_t* attn_lo = split ? attn_lo_.data() : nullptr;
   uint16_t* act_lo = split ? act_lo_.data() : nullptr;
   // out (+)= (a + a_lo) . w^T: the rest of a split input is a second product, accumulated.
@@ -100,10 +102,10 @@ void BatchedPrefill::run(const DecoderView& v, int p0, int n, cudaStream_t strea
       qa.qkv = qkv_.data(); qa.bias = ly.qkv_bias; qa.rope = v.rope; qa.p0 = p; qa.m = m;
       qa.heads = c.num_attention_heads; qa.kv_heads = c.num_key_value_heads; qa.head_dim = c.head_dim;
       qa.context = v.context; qa.k_cache = v.k_cache(l); qa.v_cache = v.v_cache(l); qa.cache_type = W;
-      qa.q_out = q_.data();
+      qa.q_out = q_.data(); qa.q_lo = q_lo;
       qkv_rope_cache(qa, stream);
       PrefillAttentionArgs aa;
-      aa.q = q_.data(); aa.k_cache = v.k_cache(l); aa.v_cache = v.v_cache(l); aa.cache_type = W;
+      aa.q = q_.data(); aa.q_lo = q_lo; aa.k_cache = v.k_cache(l); aa.v_cache = v.v_cache(l); aa.cache_type = W;
       aa.p0 = p; aa.m = m; aa.heads = c.num_attention_heads; aa.kv_heads = c.num_key_value_heads;
       aa.head_dim = c.head_dim; aa.context = v.context; aa.out = attn_.data(); aa.out_lo = attn_lo;
       attention_prefill(aa, simple_attention_, stream);

@@ -346,13 +346,14 @@ DecodeTiming decode(const std::string& preset, DType type, const std::string& va
   return out;
 }
 
-PrefillTiming prefill(const std::string& preset, DType type, int n, int impl, int reps) {
+PrefillTiming prefill(const std::string& preset, DType type, int n, int impl, bool split, int reps) {
   require_gpu();
   std::unique_ptr<ModelCuda> m;
   {
     ScopedEnv env;
     env.set("TENSAFE_GEMM", impl == 2 ? "own" : impl == 1 ? "cublas" : "auto");
     env.set("TENSAFE_PREFILL", "batched");
+    env.set("TENSAFE_PREFILL_SPLIT", split ? "1" : "0");
     m = build_model(preset, type, n + 8);
   }
   const Qwen2Config& c = m->config();
@@ -373,7 +374,7 @@ PrefillTiming prefill(const std::string& preset, DType type, int n, int impl, in
   const double attn = 4.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * 0.5 * n * (n + 1.0);
   PrefillTiming out;
   out.prefill = summarize(us, static_cast<double>(m->weight_bytes_per_token()), 2.0 * layer_params * n + attn);
-  out.detail = std::string(impl == 2 ? "own GEMM" : "cuBLAS") + ", attention " +
+  out.detail = std::string(impl == 2 ? "own GEMM" : "cuBLAS") + (split ? ", split inputs" : ", plain 16-bit inputs") + ", attention " +
                (attention_prefill_has_mma(c.head_dim) ? "tensor-core" : "simple");
   return out;
 }

@@ -51,11 +51,12 @@ DecodeTiming decode(const std::string& preset, DType type, const std::string& va
                     int steps);
 
 // Batched prefill of n tokens from position 0 (the whole forward, final norm included), GEMMs
-// through impl 1 (cuBLAS) or 2 (ours); detail says which attention kernel ran.
+// through impl 1 (cuBLAS) or 2 (ours), split GEMM inputs (batched_prefill.h) on or off;
+// detail says which attention kernel ran.
 struct PrefillTiming {
   Timing prefill;
   std::string detail;
 };
-PrefillTiming prefill(const std::string& preset, DType type, int n, int impl, int reps);
+PrefillTiming prefill(const std::string& preset, DType type, int n, int impl, bool split, int reps);
 
 }  // namespace tensafe::model::cuda::kernel_bench

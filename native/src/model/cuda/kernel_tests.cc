@@ -239,7 +239,13 @@ void run_prefill_attention(PrefillAttentionCase& c) {
   if (c.q.size() != static_cast<size_t>(c.m) * c.heads * c.head_dim) throw ArgumentRangeError("prefill attention test: q size");
   if (c.p0 < 0 || c.m < 1 || c.p0 + c.m > c.context) throw ArgumentRangeError("prefill attention test: p0 + m > context");
   Stream st;
+  // Split: q as hi + lo (what qkv_rope_cache writes); c.q becomes the value the kernel sees.
+  std::vector<float> rest = c.q;
   auto qd = upload(round_in_place(c.q, c.type));
+  for (size_t i = 0; i < rest.size(); ++i) rest[i] -= c.q[i];
+  auto qlo = upload(c.split ? round_in_place(rest, c.type) : std::vector<uint16_t>());
+  if (c.split)
+    for (size_t i = 0; i < rest.size(); ++i) c.q[i] = static_cast<float>(static_cast<double>(c.q[i]) + rest[i]);
   auto kd = upload(round_in_place(c.k_cache, c.type));
   auto vd = upload(round_in_place(c.v_cache, c.type));
   auto od = poisoned16(static_cast<size_t>(c.m) * c.heads * c.head_dim, c.type);
@@ -248,6 +254,7 @@ void run_prefill_attention(PrefillAttentionCase& c) {
   a.q = qd.data(); a.k_cache = kd.data(); a.v_cache = vd.data(); a.cache_type = c.type; a.p0 = c.p0; a.m = c.m;
   a.heads = c.heads; a.kv_heads = c.kv_heads; a.head_dim = c.head_dim; a.context = c.context; a.out = od.data();
   a.out_lo = c.split ? lo.data() : nullptr;
+  a.q_lo = c.split ? qlo.data() : nullptr;
   attention_prefill(a, c.simple, st.s);
   st.sync();
   c.out = read_split(od, c.split ? &lo : nullptr, c.type);
@@ -268,13 +275,15 @@ void run_qkv_rope(QkvRopeCase& c) {
   auto kd = upload(round_in_place(c.k_cache, c.type));
   auto vd = upload(round_in_place(c.v_cache, c.type));
   auto qd = poisoned16(static_cast<size_t>(c.m) * c.heads * c.head_dim, c.type);
+  auto qlo = poisoned16(c.split ? qd.size() : 0, c.type);
   QkvRopeArgs a;
   a.qkv = xd.data(); a.bias = c.bias.empty() ? nullptr : bd.data(); a.rope = rd.data(); a.p0 = c.p0; a.m = c.m;
   a.heads = c.heads; a.kv_heads = c.kv_heads; a.head_dim = c.head_dim; a.context = c.context;
   a.k_cache = kd.data(); a.v_cache = vd.data(); a.cache_type = c.type; a.q_out = qd.data();
+  a.q_lo = c.split ? qlo.data() : nullptr;
   qkv_rope_cache(a, st.s);
   st.sync();
-  c.q = to_floats(download(qd), c.type);
+  c.q = read_split(qd, c.split ? &qlo : nullptr, c.type);
   c.k_cache = to_floats(download(kd), c.type);
   c.v_cache = to_floats(download(vd), c.type);
 }

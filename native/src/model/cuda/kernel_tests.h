@@ -63,7 +63,7 @@ struct PrefillAttentionCase {
   DType type = DType::F16;
   int p0 = 0, m = 0, heads = 0, kv_heads = 0, head_dim = 0, context = 0;
   bool simple = false;                   // force the simple kernel
-  bool split = false;                    // also the 16-bit rests: out is then hi + lo
+  bool split = false;                    // q given and out written as hi + lo (q: in, the value used)
   std::vector<float> out;                // out: [m, heads * head_dim]
 };
 void run_prefill_attention(PrefillAttentionCase& c);
@@ -75,6 +75,7 @@ struct QkvRopeCase {
   double rope_theta = 1e6;
   int p0 = 0, m = 0, heads = 0, kv_heads = 0, head_dim = 0, context = 0;
   std::vector<float> k_cache, v_cache;   // in: the caches before (rounded in place); out: after
+  bool split = false;                    // q written as hi + lo (returned summed)
   std::vector<float> q;                  // out: [m, heads, hd]
   std::vector<float> rope;               // out: the (cos, sin) table, [context, hd/2, 2]
 };

@@ -135,6 +135,7 @@ struct QkvRopeArgs {
   uint16_t* v_cache = nullptr;
   DType cache_type = DType::F16;
   uint16_t* q_out = nullptr;     // [m, heads, head_dim] rotated q, rounded
+  uint16_t* q_lo = nullptr;      // null, or the 16-bit rest of q (as rmsnorm_rows)
 };
 // Bias, RoPE of q and k, k and v rounded into the cache at their positions, q rounded to q_out.
 void qkv_rope_cache(const QkvRopeArgs& a, cudaStream_t stream);
@@ -147,6 +148,7 @@ void set_device_int(int* p, int value, cudaStream_t stream);
 
 struct PrefillAttentionArgs {
   const uint16_t* q = nullptr;        // [m, heads, head_dim] (rotated)
+  const uint16_t* q_lo = nullptr;     // null, or q's 16-bit rest: scores use q + q_lo
   const uint16_t* k_cache = nullptr;  // this layer's [kv_heads, context, head_dim], positions 0 .. p0+m-1 written
   const uint16_t* v_cache = nullptr;
   DType cache_type = DType::F16;
