@@ -7,4 +7,4 @@ export { Ckks, Plaintext, Ciphertext, SecretKey, PublicKey, GaloisKeys, NttPlan,
 export * as pipeline from './pipeline';
 export * as server from './server';
 export { Lab, lab } from './lab';
-export { Model, Tokenizer, modelPresets, modelConfig } from './engine/model';
+export { Model, ModelContext, Tokenizer, modelPresets, modelConfig } from './engine/model';

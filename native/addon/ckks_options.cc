@@ -161,8 +161,31 @@ Napi::Value galois_step(const Napi::CallbackInfo& info, const ckks::CkksContext&
   throw_range("element " + std::to_string(g) + " is not a power of 5 mod 2N");
 }
 
+namespace {
+// ckksRules.checkParameters(options): the parameter checks of a context without making one
+// (primes drawn, security table consulted; ERR_TENSAFE_INSECURE unless allowInsecure).
+Napi::Value check_parameters(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    const auto spec = read_spec(require_object(require_arg(info, 0, "options"), "options"));
+    ckks::CkksParams p;
+    try {
+      p = ckks::CkksParams::create(spec);
+    } catch (const ArgumentRangeError& e) {
+      const std::string m = e.what();
+      throw ArgumentRangeError(m.rfind("options.", 0) == 0 ? m : "options." + m);
+    }
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("logQP", p.log_qp);
+    o.Set("maxLogQP128", p.max_log_qp);
+    o.Set("belowSecurityBound", p.insecure);
+    return o;
+  });
+}
+}  // namespace
+
 Napi::Object rules(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
+  o.Set("checkParameters", Napi::Function::New(env, check_parameters, "checkParameters"));
   Napi::Object table = Napi::Object::New(env);
   for (const auto& b : ckks::security_table_128()) table.Set(std::to_string(b.n), Napi::Number::New(env, b.max_log_qp));
   o.Set("securityTable128", table);

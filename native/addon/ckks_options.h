@@ -53,7 +53,8 @@ Napi::Object params_info(Napi::Env env, const ckks::CkksContext& c, const char* 
 Napi::Value galois_element(const Napi::CallbackInfo& info, const ckks::CkksContext& c);
 Napi::Value galois_step(const Napi::CallbackInfo& info, const ckks::CkksContext& c);
 
-// The addon's ckks object: securityTable(), limits() (the one owner of these rules).
+// The addon's ckksRules: securityTable128, limits and checkParameters(options) (the one owner
+// of these rules; TypeScript reads them).
 Napi::Object rules(Napi::Env env);
 
 }  // namespace tensafe::napi::ckks_options

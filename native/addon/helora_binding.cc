@@ -1,7 +1,7 @@
-// HE-LoRA bindings: the per-token step (HeLoraGenerator), a model loader with a layer-count
-// override for the embedded default (HeLoraModel), and the packing arithmetic for tests
-// (heLoraLayout, heLoraSimulate, heLoraNoise). Arguments are checked here, the work is in
-// native/src/helora.
+// HE-LoRA bindings: the per-token step (HeLoraGenerator, created on a model context: its calls
+// run on the context's strand, in order with the context's own calls) and the packing arithmetic
+// for tests (heLoraLayout, heLoraSimulate, heLoraNoise). Arguments are checked here, the work is
+// in native/src/helora.
 #include <memory>
 #include <mutex>
 #include <string>
@@ -136,130 +136,6 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
   });
 }
 
-// ---- HeLoraModel: a model this binding loads (layer override for the embedded default) -------
-
-Napi::Object config_to_js(Napi::Env env, const model::Qwen2Config& c) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("name", c.name);
-  o.Set("hiddenSize", c.hidden_size);
-  o.Set("numHiddenLayers", c.num_hidden_layers);
-  o.Set("numAttentionHeads", c.num_attention_heads);
-  o.Set("numKeyValueHeads", c.num_key_value_heads);
-  o.Set("headDim", c.head_dim);
-  o.Set("intermediateSize", c.intermediate_size);
-  o.Set("vocabSize", c.vocab_size);
-  o.Set("tieWordEmbeddings", c.tie_word_embeddings);
-  Napi::Array eos = Napi::Array::New(env, c.eos_token_ids.size());
-  for (size_t i = 0; i < c.eos_token_ids.size(); ++i) eos.Set(static_cast<uint32_t>(i), c.eos_token_ids[i]);
-  o.Set("eosTokenIds", eos);
-  o.Set("parameterCount", Napi::Number::New(env, static_cast<double>(c.parameter_count())));
-  return o;
-}
-
-struct LoadedModel {
-  std::shared_ptr<ModelState> state;
-  bool synthetic = false;
-  uint64_t seed = 0;
-  std::string backend;
-};
-
-class HeLoraModelWrap : public Napi::ObjectWrap<HeLoraModelWrap> {
- public:
-  static Napi::FunctionReference* ctor;
-  static void Define(Napi::Env env, Napi::Object exports) {
-    Napi::Function f = DefineClass(env, "HeLoraModel",
-                                   {StaticMethod("load", &HeLoraModelWrap::Load), InstanceMethod("config", &HeLoraModelWrap::Config),
-                                    InstanceMethod("dispose", &HeLoraModelWrap::Dispose),
-                                    InstanceAccessor("disposed", &HeLoraModelWrap::Disposed, nullptr),
-                                    InstanceAccessor("backend", &HeLoraModelWrap::Backend, nullptr)});
-    ctor = new Napi::FunctionReference(Napi::Persistent(f));
-    exports.Set("HeLoraModel", f);
-  }
-  explicit HeLoraModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<HeLoraModelWrap>(info), handle_("HeLoraModel") {
-    if (info.Length() != 1 || !info[0].IsExternal()) {
-      throw_js_type(info.Env(), "HeLoraModel is created with HeLoraModel.load(options)");
-      return;
-    }
-    handle_.set(*info[0].As<Napi::External<std::shared_ptr<LoadedModel>>>().Data());
-  }
-  std::shared_ptr<LoadedModel> get() const { return handle_.get(); }
-
- private:
-  static void throw_js_type(Napi::Env env, const char* msg) { Napi::TypeError::New(env, msg).ThrowAsJavaScriptException(); }
-
-  // HeLoraModel.load({ preset | dir, numLayers?, seed?, contextLength?, backend: 'cpu'|'cuda', dtype? })
-  static Napi::Value Load(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    return guard(env, [&]() -> Napi::Value {
-      Napi::Object o = require_object(require_arg(info, 0, "options"), "options");
-      const bool has_preset = has_key(o, "preset"), has_dir = has_key(o, "dir");
-      if (has_preset == has_dir) throw_type("options must name exactly one of preset or dir");
-      std::string preset = has_preset ? require_string(o.Get("preset"), "options.preset") : "";
-      std::string dir = has_dir ? require_string(o.Get("dir"), "options.dir") : "";
-      model::Qwen2Config cfg;
-      if (has_preset) cfg = model::Qwen2Config::preset(preset);  // throws the list of presets
-      int layers = static_cast<int>(optional_int(o, "numLayers", "options.numLayers", 1, 1024, 0));
-      if (layers && has_dir) throw_range("options.numLayers applies to presets only");
-      if (layers) {
-        if (layers > cfg.num_hidden_layers)
-          throw_range("options.numLayers must be <= " + std::to_string(cfg.num_hidden_layers) + " for preset " + preset);
-        // Honest name: the shape of the preset, with fewer layers, random weights.
-        cfg.name = preset + " shape, " + std::to_string(layers) + " of " + std::to_string(cfg.num_hidden_layers) +
-                   " layers (random weights)";
-        cfg.num_hidden_layers = layers;
-      }
-      uint64_t seed = has_key(o, "seed") ? require_u64(o.Get("seed"), "options.seed") : 0;
-      std::string backend = require_enum(o.Has("backend") ? o.Get("backend") : Napi::String::New(env, "cpu"), "options.backend", {"cpu", "cuda"});
-      model::ModelOptions mo;
-      mo.context_length = static_cast<int>(optional_int(o, "contextLength", "options.contextLength", 1, 1 << 20, 4096));
-      if (has_key(o, "dtype"))
-        mo.weight_dtype = model::parse_dtype(require_enum(o.Get("dtype"), "options.dtype", {"f32", "f16", "bf16"}), "options.dtype");
-#if !defined(TENSAFE_WITH_CUDA)
-      if (backend == "cuda") throw BackendUnavailableError("this build has no CUDA backend");
-#endif
-      auto result = std::make_shared<std::shared_ptr<LoadedModel>>();
-      return PromiseWorker::run(
-          env, "tensafe.helora.loadModel",
-          [=]() {
-            model::WeightSource src;
-            auto lm = std::make_shared<LoadedModel>();
-            if (!dir.empty()) {
-              src.host = model::load_pretrained(dir);
-              src.config = src.host->config;
-            } else {
-              src.config = cfg;
-              src.seed = seed;
-              lm->synthetic = true;
-              lm->seed = seed;
-            }
-            lm->state = std::make_shared<ModelState>();
-            lm->backend = backend;
-#if defined(TENSAFE_WITH_CUDA)
-            if (backend == "cuda") lm->state->backend = model::create_cuda_model(src, mo);
-            else
-#endif
-              lm->state->backend = model::create_cpu_model(src, mo);
-            *result = lm;
-          },
-          [=](Napi::Env e) -> Napi::Value { return ctor->New({Napi::External<std::shared_ptr<LoadedModel>>::New(e, result.get())}); });
-    });
-  }
-  Napi::Value Config(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value { return config_to_js(info.Env(), get()->state->backend->config()); });
-  }
-  Napi::Value Backend(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), get()->backend); });
-  }
-  Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    handle_.dispose();
-    return info.Env().Undefined();
-  }
-  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), handle_.disposed()); }
-
-  Handle<LoadedModel> handle_;
-};
-Napi::FunctionReference* HeLoraModelWrap::ctor = nullptr;
-
 // ---- HeLoraGenerator ------------------------------------------------------------------------
 
 helora::PairSpec read_pair(const Napi::Value& v, const std::string& name, const model::Qwen2Config& mc, bool final_hidden) {
@@ -283,9 +159,25 @@ helora::PairSpec read_pair(const Napi::Value& v, const std::string& name, const 
 }
 
 struct GenState {
-  std::shared_ptr<ModelState> model;
+  std::shared_ptr<ContextState> context;           // the context it runs on (kept alive)
+  std::shared_ptr<const model::Model> model;       // for the device of heApply's CKKS work
   std::unique_ptr<Generator> gen;
-  std::mutex mu;  // one call at a time on this generator
+  std::mutex mu;  // one call at a time on this generator (heApply runs beside the context's queue)
+  bool counted = false;  // counted in context->generators (JS thread)
+
+  // A generator collected without dispose(): its hooks are removed from the context between
+  // two operations of the context, never while the context computes.
+  ~GenState() {
+    if (!gen || !context || !counted) return;
+    auto g = std::make_shared<std::unique_ptr<Generator>>(std::move(gen));
+    auto ctx = context;
+    ctx->generators--;
+    ctx->strand->when_idle([g, ctx]() {
+      std::lock_guard<std::mutex> lock(ctx->mu);
+      if (ctx->backend) ctx->backend->bind_thread();
+      g->reset();  // detaches from the context
+    });
+  }
 };
 
 Napi::Object step_to_js(Napi::Env env, const helora::StepResult& r) {
@@ -316,7 +208,7 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
   explicit HeLoraGeneratorWrap(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<HeLoraGeneratorWrap>(info), handle_("HeLoraGenerator") {
     if (info.Length() != 1 || !info[0].IsExternal()) {
-      Napi::TypeError::New(info.Env(), "HeLoraGenerator is created with HeLoraGenerator.create(model, config)")
+      Napi::TypeError::New(info.Env(), "HeLoraGenerator is created with HeLoraGenerator.create(context, config)")
           .ThrowAsJavaScriptException();
       return;
     }
@@ -324,24 +216,14 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
   }
 
  private:
-  // HeLoraGenerator.create(model, config) -> Promise<HeLoraGenerator>; keys and weight
-  // plaintexts are made off the JS thread.
+  // HeLoraGenerator.create(context, config) -> Promise<HeLoraGenerator>; keys and weight
+  // plaintexts are made off the JS thread, on the context's queue.
   static Napi::Value Create(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guard(env, [&]() -> Napi::Value {
-      Napi::Value mv = require_arg(info, 0, "model");
-      std::shared_ptr<ModelState> ms;
-      bool synthetic = false;
-      uint64_t synthetic_seed = 0;
-      if (mv.IsObject() && mv.As<Napi::Object>().InstanceOf(HeLoraModelWrap::ctor->Value())) {
-        auto lm = Napi::ObjectWrap<HeLoraModelWrap>::Unwrap(mv.As<Napi::Object>())->get();
-        ms = lm->state;
-        synthetic = lm->synthetic;
-        synthetic_seed = lm->seed;
-      } else {
-        ms = unwrap_model(mv, "model");
-      }
-      const model::Qwen2Config mc = ms->backend->config();
+      std::shared_ptr<ContextState> cs = unwrap_context(require_arg(info, 0, "context"), "context");
+      const model::ModelBackend& engine = cs->engine();
+      const model::Qwen2Config mc = engine.config();
       Napi::Object o = require_object(require_arg(info, 1, "config"), "config");
       GeneratorConfig cfg;
       std::string mode = require_enum(o.Get("mode"), "config.mode", {"base", "lora", "he-lora"});
@@ -362,11 +244,9 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
         cfg.lm_head = require_enum(o.Get("lmHead"), "config.lmHead", {"backend", "cpu-f32-single-thread"}) == "backend"
                           ? helora::LmHead::Backend
                           : helora::LmHead::CpuF32SingleThread;
-      cfg.synthetic_weights = synthetic;
-      cfg.synthetic_seed = synthetic_seed;
       // HE on the model's device: a CUDA model gets the CUDA CKKS backend (config.heBackend
       // 'cpu' keeps CKKS on the host, for comparisons).
-      const std::string model_backend = ms->backend->backend_name();
+      const std::string model_backend = engine.backend_name();
       const std::string he_backend =
           o.Has("heBackend") ? require_enum(o.Get("heBackend"), "config.heBackend", {"cpu", "cuda"}) : model_backend;
       if (he_backend == "cuda") {
@@ -398,31 +278,51 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
       }
       auto result = std::make_shared<std::shared_ptr<GenState>>();
       auto cfgp = std::make_shared<GeneratorConfig>(std::move(cfg));
-      return PromiseWorker::run(
-          env, "tensafe.helora.create",
-          [=]() {
+      auto model = engine.model_ptr();
+      return run_on_strand(
+          env, *cs->strand, "tensafe.helora.create",
+          [result, cfgp, cs, model]() {
             auto st = std::make_shared<GenState>();
-            st->model = ms;
-            std::lock_guard<std::mutex> lock(ms->mu);
-            st->gen = std::make_unique<Generator>(*ms->backend, std::move(*cfgp));
+            st->context = cs;
+            st->model = model;
+            std::lock_guard<std::mutex> lock(cs->mu);
+            model::ModelBackend& m = cs->engine();
+            m.bind_thread();
+            st->gen = std::make_unique<Generator>(m, std::move(*cfgp));
             *result = st;
           },
-          [=](Napi::Env e) -> Napi::Value { return ctor->New({Napi::External<std::shared_ptr<GenState>>::New(e, result.get())}); });
+          [result](Napi::Env e) -> Napi::Value {
+            (*result)->context->generators++;
+            (*result)->counted = true;
+            return ctor->New({Napi::External<std::shared_ptr<GenState>>::New(e, result.get())});
+          },
+          [cs]() { cs->sync_position(); });
     });
   }
 
+  // A step on the context's queue. The generator's state is held by the JS-thread hook (so it
+  // is released on the JS thread), the work sees it through a plain pointer.
   template <typename Body>
   Napi::Value run(const Napi::CallbackInfo& info, const char* name, Body body) {
     auto st = handle_.get();
+    auto cs = st->context;
+    if (cs->disposed) throw DisposedError("the context of this HeLoraGenerator");
     auto out = std::make_shared<helora::StepResult>();
-    return PromiseWorker::run(
-        info.Env(), name,
-        [st, body, out]() {
-          std::lock_guard<std::mutex> g(st->mu);
-          std::lock_guard<std::mutex> m(st->model->mu);
-          *out = body(*st->gen);
+    GenState* raw = st.get();
+    if (!cs->strand->busy()) cs->busy_what = name;
+    return run_on_strand(
+        info.Env(), *cs->strand, name,
+        [raw, body, out]() {
+          std::lock_guard<std::mutex> g(raw->mu);
+          std::lock_guard<std::mutex> m(raw->context->mu);
+          raw->context->engine().bind_thread();
+          *out = body(*raw->gen);
         },
-        [out](Napi::Env e) -> Napi::Value { return step_to_js(e, *out); });
+        [out](Napi::Env e) -> Napi::Value { return step_to_js(e, *out); },
+        [st]() {
+          st->context->sync_position();
+          st->context->busy_what.clear();
+        });
   }
 
   // start(prompt: Int32Array, sampling?: { temperature, topK, topP, seed }) -> Promise<{ token, stages }>
@@ -463,13 +363,16 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
       int idx = info.Length() > 1 && !info[1].IsUndefined() ? static_cast<int>(require_int(info[1], "pairIndex", 0, 1 << 20)) : 0;
       auto st = handle_.get();
       auto y = std::make_shared<std::vector<double>>();
-      return PromiseWorker::run(
-          info.Env(), "tensafe.helora.heApply",
-          [st, x, idx, y]() {
-            std::lock_guard<std::mutex> g(st->mu);
-            *y = st->gen->he_apply(x.data(), static_cast<int>(x.size()), idx);
+      GenState* raw = st.get();
+      // Not on the context's queue: heApply touches only the generator's CKKS state.
+      return run_on_strand(
+          info.Env(), *std::make_shared<Strand>(), "tensafe.helora.heApply",
+          [raw, x, idx, y]() {
+            std::lock_guard<std::mutex> g(raw->mu);
+            raw->model->bind_thread();
+            *y = raw->gen->he_apply(x.data(), static_cast<int>(x.size()), idx);
           },
-          [y](Napi::Env e) -> Napi::Value {
+          [y, st](Napi::Env e) -> Napi::Value {
             Napi::Float64Array out = Napi::Float64Array::New(e, y->size());
             for (size_t i = 0; i < y->size(); ++i) out[i] = (*y)[i];
             return out;
@@ -482,7 +385,8 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
     return guard(info.Env(), [&]() -> Napi::Value {
       Napi::Env env = info.Env();
       auto st = handle_.get();
-      std::lock_guard<std::mutex> g(st->mu);
+      std::unique_lock<std::mutex> g(st->mu, std::try_to_lock);
+      if (!g.owns_lock()) throw BusyError("info() while this HeLoraGenerator is computing; await its pending calls first");
       Napi::Object o = Napi::Object::New(env);
       const Generator& gen = *st->gen;
       o.Set("heSites", gen.he_sites());
@@ -494,22 +398,36 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
         layouts.Set(static_cast<uint32_t>(i), L ? Napi::Value(layout_to_js(env, *L)) : env.Null());
       }
       o.Set("layouts", layouts);
-      o.Set("model", config_to_js(env, st->model->backend->config()));
-      o.Set("modelBackend", st->model->backend->backend_name());
+      o.Set("model", config_to_js(env, st->model->config()));
+      o.Set("modelBackend", st->model->backend_name());
       o.Set("heBackend", gen.he_backend_name());
       return o;
     });
   }
 
+  // dispose() -> Promise<void>: removes the generator's adapters and hooks from its context and
+  // frees its CKKS state, on the context's queue (after the work queued before), off the JS thread.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    if (!handle_.disposed()) {
-      auto st = handle_.get();
-      std::lock_guard<std::mutex> g(st->mu);
-      std::lock_guard<std::mutex> m(st->model->mu);
-      st->gen->detach();
-    }
+    Napi::Env env = info.Env();
+    if (handle_.disposed()) return resolved_promise(env);
+    auto st = handle_.get();
     handle_.dispose();
-    return info.Env().Undefined();
+    auto cs = st->context;
+    if (st->counted) {
+      cs->generators--;
+      st->counted = false;
+    }
+    auto holder = std::make_shared<std::shared_ptr<GenState>>(st);
+    return run_on_strand(
+        env, *cs->strand, "tensafe.helora.dispose",
+        [holder]() {
+          std::shared_ptr<GenState> s = std::move(*holder);
+          std::lock_guard<std::mutex> g(s->mu);
+          std::lock_guard<std::mutex> lock(s->context->mu);
+          if (s->context->backend) s->context->backend->bind_thread();
+          s->gen.reset();  // detach() + CKKS keys and buffers, after the calls queued before
+        },
+        nullptr);
   }
   Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), handle_.disposed()); }
 
@@ -522,7 +440,6 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("heLoraSimulate", Napi::Function::New(env, Simulate, "heLoraSimulate"));
   exports.Set("heLoraNoise", Napi::Function::New(env, Noise, "heLoraNoise"));
   exports.Set("heLoraLinear", Napi::Function::New(env, Linear, "heLoraLinear"));
-  HeLoraModelWrap::Define(env, exports);
   HeLoraGeneratorWrap::Define(env, exports);
 }
 

@@ -1,7 +1,8 @@
-// Bindings of the Qwen2 decoder: the ModelCpu class and, in CUDA builds, ModelCuda (the same
-// class over create_cuda_model), plus free functions for configs, safetensors files, the reference sampler
-// and the LM-head benchmark. Every long call runs in a PromiseWorker; calls on one model are
-// serialised by its mutex, so a second call waits for the first instead of racing it.
+// Bindings of the Qwen2 decoder's models: the ModelCpu class and, in CUDA builds, ModelCuda (the
+// same class over load_cuda_model): a loaded model (weights, loaded once, shared by its contexts)
+// whose createContext() makes ModelContext objects (model_context_binding.cc), plus free
+// functions for configs, safetensors files, the reference sampler and the LM-head benchmark.
+// Loading, context creation and disposal run off the JS thread.
 #include "model_binding.h"
 
 #include <algorithm>
@@ -20,15 +21,9 @@
 #include "napi_util.h"
 
 namespace tensafe::napi {
-namespace {
 
 using model::DType;
 using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
-
-// Distinguishes our model objects from any other JS object (napi type tags).
-const napi_type_tag kModelTag = {0x7e5a5afe0d31c0deULL, 0x51a2b3c4d5e6f708ULL};
 
 Napi::Object config_to_js(Napi::Env env, const model::Qwen2Config& c) {
   Napi::Object o = Napi::Object::New(env);
@@ -55,8 +50,6 @@ Napi::Object config_to_js(Napi::Env env, const model::Qwen2Config& c) {
   return o;
 }
 
-// Token ids from an Int32Array or an array of integers (range against the vocabulary is checked
-// by the engine, which knows it).
 std::vector<int32_t> read_tokens(const Napi::Value& v, const std::string& name) {
   std::vector<int32_t> out;
   if (v.IsTypedArray()) {
@@ -89,11 +82,26 @@ model::SamplingOptions read_sampling(const Napi::Value& v, const std::string& na
   return s;
 }
 
+
+namespace {
+
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+// Distinguishes our model objects from any other JS object (napi type tags).
+const napi_type_tag kModelTag = {0x7e5a5afe0d31c0deULL, 0x51a2b3c4d5e6f708ULL};
+
+using ModelFactory = std::function<std::shared_ptr<model::Model>(const model::WeightSource&, const model::ModelOptions&)>;
+
 struct ClassData {
   std::string name;
   ModelFactory factory;
+  bool cuda = false;
   Napi::FunctionReference ctor;
 };
+
+// External memory reported to V8 for host buffers (the CPU backend's weights and KV caches), so
+// that the GC sees what a notebook holds; device memory is not V8's concern.
+int64_t host_bytes(const model::Model& m, uint64_t bytes) { return m.device() < 0 ? static_cast<int64_t>(bytes) : 0; }
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:
@@ -102,52 +110,46 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         env, data->name.c_str(),
         {
             StaticMethod("load", &ModelWrap::Load, napi_default, data),
-            InstanceMethod("prefill", &ModelWrap::Prefill),
-            InstanceMethod("decodeStep", &ModelWrap::DecodeStep),
-            InstanceMethod("lmHead", &ModelWrap::LmHead),
-            InstanceMethod("forward", &ModelWrap::Forward),
-            InstanceMethod("step", &ModelWrap::Step),
-            InstanceMethod("generate", &ModelWrap::Generate),
-            InstanceMethod("sample", &ModelWrap::Sample),
-            InstanceMethod("hidden", &ModelWrap::Hidden),
-            InstanceMethod("logits", &ModelWrap::Logits),
-            InstanceMethod("addToHidden", &ModelWrap::AddToHidden),
-            InstanceMethod("setHidden", &ModelWrap::SetHidden),
-            InstanceMethod("embed", &ModelWrap::Embed),
-            InstanceMethod("prefillEmbeddings", &ModelWrap::PrefillEmbeddings),
-            InstanceMethod("reset", &ModelWrap::Reset),
-            InstanceMethod("trim", &ModelWrap::Trim),
-            InstanceMethod("setSamplingSeed", &ModelWrap::SetSamplingSeed),
-            InstanceMethod("setLayerAdapters", &ModelWrap::SetLayerAdapters),
-            InstanceMethod("setHookLora", &ModelWrap::SetHookLora),
-            InstanceAccessor("hookCalls", &ModelWrap::HookCalls, nullptr),
+            InstanceMethod("createContext", &ModelWrap::CreateContext),
+            InstanceMethod("createContextSync", &ModelWrap::CreateContextSync),
+            InstanceMethod("contextBytes", &ModelWrap::ContextBytes),
             InstanceMethod("dispose", &ModelWrap::Dispose),
-            InstanceAccessor("position", &ModelWrap::Position, nullptr),
-            InstanceAccessor("contextLength", &ModelWrap::ContextLength, nullptr),
             InstanceAccessor("backend", &ModelWrap::Backend, nullptr),
             InstanceAccessor("dtype", &ModelWrap::Dtype, nullptr),
             InstanceAccessor("config", &ModelWrap::Config, nullptr),
+            InstanceAccessor("contextLength", &ModelWrap::ContextLength, nullptr),
+            InstanceAccessor("device", &ModelWrap::Device, nullptr),
             InstanceAccessor("weightBytesPerToken", &ModelWrap::WeightBytes, nullptr),
+            InstanceAccessor("memoryBytes", &ModelWrap::MemoryBytes, nullptr),
+            InstanceAccessor("contexts", &ModelWrap::Contexts, nullptr),
             InstanceAccessor("disposed", &ModelWrap::Disposed, nullptr),
         },
         data);
   }
 
-  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info), handle_("model") {
+  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
     Napi::Env env = info.Env();
     auto* data = static_cast<ClassData*>(info.Data());
     if (info.Length() < 1 || !info[0].IsExternal())
       throw Napi::TypeError::New(env, std::string("use ") + (data ? data->name : "the model class") +
                                           ".load(options) to create a model");
-    auto* state = info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
-    handle_.set(*state);
+    st_ = *info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
+    if (st_->external_bytes) Napi::MemoryManagement::AdjustExternalMemory(env, st_->external_bytes);
     info.This().As<Napi::Object>().TypeTag(&kModelTag);
   }
-
-  std::shared_ptr<ModelState> state() const { return handle_.get(); }
+  ~ModelWrap() override {
+    // Collected without dispose(): give the reported bytes back (the weights go with the last
+    // context that still holds them).
+    if (st_ && st_->model && st_->external_bytes) Napi::MemoryManagement::AdjustExternalMemory(Env(), -st_->external_bytes);
+  }
 
  private:
-  // ModelXxx.load({ preset | dir, seed, dtype, contextLength }) -> Promise<ModelXxx>
+  const model::Model& model() const {
+    if (!st_->model) throw DisposedError("model");
+    return *st_->model;
+  }
+
+  // ModelXxx.load({ preset | dir, numLayers, seed, dtype, contextLength, device }) -> Promise<ModelXxx>
   static Napi::Value Load(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto* data = static_cast<ClassData*>(info.Data());
@@ -158,8 +160,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       std::string preset = has_preset ? require_string(o.Get("preset"), "options.preset") : "";
       std::string dir = has_dir ? require_string(o.Get("dir"), "options.dir") : "";
       if (has_preset && !model::Qwen2Config::is_preset(preset)) model::Qwen2Config::preset(preset);  // throws the list
-      // numLayers: a preset's shape with only its first layers (as HeLoraModel.load), so that a
-      // split-mode twin of the pipeline's truncated CPU default can be made.
+      // numLayers: a preset's shape with only its first layers (the CPU default of the pipeline
+      // keeps 4 of the 1.5B shape's 28), named so.
       const int layers = static_cast<int>(optional_int(o, "numLayers", "options.numLayers", 1, 1024, 0));
       if (layers && has_dir) throw_range("options.numLayers applies to presets only");
       model::Qwen2Config preset_cfg;
@@ -179,6 +181,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       if (has_key(o, "dtype"))
         opts.weight_dtype = model::parse_dtype(require_enum(o.Get("dtype"), "options.dtype", {"f32", "f16", "bf16"}),
                                                "options.dtype");
+      if (has_key(o, "device")) {
+        if (!data->cuda) throw_range("options.device selects a CUDA device; it does not apply to " + data->name);
+        opts.device = static_cast<int>(require_int(o.Get("device"), "options.device", 0, 1023));
+      }
       auto result = std::make_shared<std::shared_ptr<ModelState>>();
       ModelFactory factory = data->factory;
       return PromiseWorker::run(
@@ -193,7 +199,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
               src.seed = seed;
             }
             auto st = std::make_shared<ModelState>();
-            st->backend = factory(src, opts);
+            auto m = factory(src, opts);
+            st->external_bytes = host_bytes(*m, m->memory_bytes());
+            st->model = std::move(m);
             *result = st;
           },
           [=](Napi::Env e) -> Napi::Value {
@@ -202,394 +210,130 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     });
   }
 
-  template <typename Body>
-  Napi::Value async(const Napi::CallbackInfo& info, const char* name, Body body,
-                    std::function<Napi::Value(Napi::Env)> complete = nullptr) {
-    auto st = state();
-    return PromiseWorker::run(
-        info.Env(), name,
-        [st, body]() {
-          std::lock_guard<std::mutex> lock(st->mu);
-          body(*st->backend);
-        },
-        std::move(complete));
+  // { contextLength?, seed? } of createContext (contextLength defaults to the model's).
+  static std::pair<int, uint64_t> read_context_options(const Napi::CallbackInfo& info, const model::Model& m) {
+    Napi::Object o = info.Length() > 0 && !info[0].IsUndefined() ? require_object(info[0], "options") : Napi::Object::New(info.Env());
+    const int n = static_cast<int>(optional_int(o, "contextLength", "options.contextLength", 1, m.max_context_length(),
+                                                m.max_context_length()));
+    const uint64_t seed = has_key(o, "seed") ? require_u64(o.Get("seed"), "options.seed") : 0;
+    return {n, seed};
   }
 
-  // prefill(tokens) -> Promise<void>: appends the tokens to the cache.
-  Napi::Value Prefill(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      auto tokens = read_tokens(require_arg(info, 0, "tokens"), "tokens");
-      return async(info, "tensafe.model.prefill", [tokens](model::ModelBackend& m) {
-        m.prefill(tokens.data(), static_cast<int>(tokens.size()));
-      });
-    });
-  }
-
-  // decodeStep(token) -> Promise<void>
-  Napi::Value DecodeStep(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      int32_t t = static_cast<int32_t>(require_int(require_arg(info, 0, "token"), "token", INT32_MIN, INT32_MAX));
-      return async(info, "tensafe.model.decodeStep", [t](model::ModelBackend& m) { m.decode_step(t); });
-    });
-  }
-
-  // lmHead() -> Promise<void>: logits from the current hidden state.
-  Napi::Value LmHead(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      return async(info, "tensafe.model.lmHead", [](model::ModelBackend& m) { m.lm_head(); });
-    });
-  }
-
-  // forward(tokens) -> Promise<Float32Array>: prefill + LM head, the last token's logits.
-  Napi::Value Forward(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      auto tokens = read_tokens(require_arg(info, 0, "tokens"), "tokens");
-      auto out = std::make_shared<std::vector<float>>();
-      return async(
-          info, "tensafe.model.forward",
-          [tokens, out](model::ModelBackend& m) {
-            m.prefill(tokens.data(), static_cast<int>(tokens.size()));
-            m.lm_head();
-            out->resize(static_cast<size_t>(m.config().vocab_size));
-            m.read_logits(out->data());
-          },
-          [out](Napi::Env e) -> Napi::Value {
-            auto a = Napi::Float32Array::New(e, out->size());
-            std::memcpy(a.Data(), out->data(), out->size() * sizeof(float));
-            return a;
-          });
-    });
-  }
-
-  // step(tokens, sampling?) -> Promise<number>: forward of the tokens (a prompt or the last
-  // sampled token), LM head, sampling; the next token id.
-  Napi::Value Step(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      Napi::Value tv = require_arg(info, 0, "tokens");
-      std::vector<int32_t> tokens =
-          tv.IsNumber() ? std::vector<int32_t>{static_cast<int32_t>(require_int(tv, "tokens", INT32_MIN, INT32_MAX))}
-                        : read_tokens(tv, "tokens");
-      model::SamplingOptions s = read_sampling(info.Length() > 1 ? info[1] : info.Env().Undefined(), "sampling");
-      auto next = std::make_shared<int32_t>(0);
-      return async(
-          info, "tensafe.model.step",
-          [tokens, s, next](model::ModelBackend& m) {
-            m.prefill(tokens.data(), static_cast<int>(tokens.size()));
-            m.lm_head();
-            *next = m.sample(s);
-          },
-          [next](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, *next); });
-    });
-  }
-
-  // generate(prompt, { maxNewTokens, sampling, stopTokens, timing }) -> Promise<{ tokens, ... }>
-  // The whole loop in native code (what the benchmark times): prefill, then per token
-  // forward -> LM head -> sampling. With timing, each stage is synchronised and timed.
-  Napi::Value Generate(const Napi::CallbackInfo& info) {
+  // createContext({ contextLength?, seed? }) -> Promise<ModelContext>: KV cache and scratch of
+  // its own, allocated off the JS thread. contextLength defaults to the model's.
+  Napi::Value CreateContext(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guard(env, [&]() -> Napi::Value {
-      auto prompt = read_tokens(require_arg(info, 0, "prompt"), "prompt");
-      Napi::Object o = info.Length() > 1 && !info[1].IsUndefined() ? require_object(info[1], "options")
-                                                                     : Napi::Object::New(env);
-      const int max_new = static_cast<int>(optional_int(o, "maxNewTokens", "options.maxNewTokens", 1, 1 << 20, 16));
-      model::SamplingOptions s = read_sampling(o.Get("sampling"), "options.sampling");
-      const bool timing = optional_bool(o, "timing", "options.timing", false);
-      std::vector<int32_t> stop;
-      if (has_key(o, "stopTokens")) {
-        Napi::Value sv = o.Get("stopTokens");
-        if (!(sv.IsArray() && sv.As<Napi::Array>().Length() == 0)) stop = read_tokens(sv, "options.stopTokens");
-      }
-      struct Result {
-        std::vector<int32_t> tokens;
-        std::vector<double> forward_ms, lm_head_ms, sampling_ms;
-        double prefill_ms = 0, total_ms = 0, decode_ms = 0;
-      };
-      auto r = std::make_shared<Result>();
-      return async(
-          info, "tensafe.model.generate",
-          [prompt, max_new, s, timing, stop, r](model::ModelBackend& m) {
-            auto t_all = Clock::now();
-            auto stage = [&](auto&& fn, std::vector<double>* sink) {
-              if (!timing) return fn();
-              auto t0 = Clock::now();
-              fn();
-              m.synchronize();
-              if (sink) sink->push_back(ms_since(t0));
-            };
-            auto t0 = Clock::now();
-            m.prefill(prompt.data(), static_cast<int>(prompt.size()));
-            m.lm_head();
-            int32_t next = m.sample(s);
-            m.synchronize();
-            r->prefill_ms = ms_since(t0);
-            r->tokens.push_back(next);
-            auto t_dec = Clock::now();
-            for (int i = 1; i < max_new; ++i) {
-              if (std::find(stop.begin(), stop.end(), next) != stop.end()) break;
-              stage([&] { m.decode_step(next); }, &r->forward_ms);
-              stage([&] { m.lm_head(); }, &r->lm_head_ms);
-              stage([&] { next = m.sample(s); }, &r->sampling_ms);
-              r->tokens.push_back(next);
-            }
-            m.synchronize();
-            r->decode_ms = ms_since(t_dec);
-            r->total_ms = ms_since(t_all);
+      auto m = st_->model;
+      if (!m) throw DisposedError("model");
+      const auto [n, seed] = read_context_options(info, *m);
+      auto made = std::make_shared<std::unique_ptr<model::ModelBackend>>();
+      auto owner = st_;
+      owner->live_contexts++;  // counts from now: the model cannot be disposed under a context being made
+      auto created = std::make_shared<bool>(false);
+      auto once = std::make_shared<Strand>();  // a strand of its own: only for the settled hook
+      return run_on_strand(
+          env, *once, "tensafe.model.createContext",
+          [m, n, seed, made]() {
+            auto ctx = m->create_context(n);  // binds the model's device
+            ctx->set_sampling_seed(seed);
+            *made = std::move(ctx);
           },
-          [r](Napi::Env e) -> Napi::Value {
-            Napi::Object out = Napi::Object::New(e);
-            auto t = Napi::Int32Array::New(e, r->tokens.size());
-            std::copy(r->tokens.begin(), r->tokens.end(), t.Data());
-            out.Set("tokens", t);
-            out.Set("prefillMs", r->prefill_ms);
-            out.Set("decodeMs", r->decode_ms);
-            out.Set("totalMs", r->total_ms);
-            auto arr = [&](const std::vector<double>& v) {
-              auto a = Napi::Float64Array::New(e, v.size());
-              std::copy(v.begin(), v.end(), a.Data());
-              return a;
-            };
-            if (!r->forward_ms.empty() || !r->lm_head_ms.empty()) {
-              out.Set("forwardMs", arr(r->forward_ms));
-              out.Set("lmHeadMs", arr(r->lm_head_ms));
-              out.Set("samplingMs", arr(r->sampling_ms));
-            }
-            return out;
+          [owner, made, created](Napi::Env e) -> Napi::Value {
+            auto st = std::make_shared<ContextState>();
+            st->owner = owner;
+            st->external_bytes = host_bytes((*made)->model(), (*made)->memory_bytes());
+            st->backend = std::move(*made);
+            *created = true;
+            return new_context_object(e, std::move(st));
+          },
+          [owner, created]() {
+            if (!*created) owner->live_contexts--;  // failed: nothing to dispose later
           });
     });
   }
 
-  // sample(sampling?) -> number, from the current logits (after lmHead()).
-  Napi::Value Sample(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      model::SamplingOptions s = read_sampling(info.Length() > 0 ? info[0] : info.Env().Undefined(), "sampling");
-      auto st = state();
-      std::lock_guard<std::mutex> lock(st->mu);
-      return Napi::Number::New(info.Env(), st->backend->sample(s));
-    });
-  }
-
-  Napi::Value Hidden(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      auto st = state();
-      std::lock_guard<std::mutex> lock(st->mu);
-      auto a = Napi::Float32Array::New(info.Env(), static_cast<size_t>(st->backend->config().hidden_size));
-      st->backend->read_hidden(a.Data());
-      return a;
-    });
-  }
-
-  Napi::Value Logits(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      auto st = state();
-      std::lock_guard<std::mutex> lock(st->mu);
-      auto a = Napi::Float32Array::New(info.Env(), static_cast<size_t>(st->backend->config().vocab_size));
-      st->backend->read_logits(a.Data());
-      return a;
-    });
-  }
-
-  Napi::Value AddToHidden(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      auto st = state();
-      auto d = require_float32_array(require_arg(info, 0, "delta"), "delta",
-                                     static_cast<size_t>(st->backend->config().hidden_size));
-      std::lock_guard<std::mutex> lock(st->mu);
-      st->backend->add_to_hidden(d.Data(), model::MemorySpace::Host);
-      return info.Env().Undefined();
-    });
-  }
-
-  Napi::Value Reset(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      auto st = state();
-      std::lock_guard<std::mutex> lock(st->mu);
-      st->backend->reset();
-      return info.Env().Undefined();
-    });
-  }
-
-  Napi::Value Trim(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      auto st = state();
-      int n = static_cast<int>(require_int(require_arg(info, 0, "length"), "length", 0, 1 << 20));
-      std::lock_guard<std::mutex> lock(st->mu);
-      st->backend->trim(n);
-      return info.Env().Undefined();
-    });
-  }
-
-  Napi::Value SetSamplingSeed(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      auto st = state();
-      uint64_t seed = require_u64(require_arg(info, 0, "seed"), "seed");
-      std::lock_guard<std::mutex> lock(st->mu);
+  // createContextSync(options) -> ModelContext: the same, allocated on the JS thread (cheap: the
+  // KV cache is allocated, not written; for the TS Model's lazily made default context).
+  Napi::Value CreateContextSync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guard(env, [&]() -> Napi::Value {
+      auto m = st_->model;
+      if (!m) throw DisposedError("model");
+      const auto [n, seed] = read_context_options(info, *m);
+      auto st = std::make_shared<ContextState>();
+      st->backend = m->create_context(n);
       st->backend->set_sampling_seed(seed);
-      return info.Env().Undefined();
+      st->owner = st_;
+      st->external_bytes = host_bytes(*m, st->backend->memory_bytes());
+      st_->live_contexts++;
+      return new_context_object(env, std::move(st));
     });
   }
 
-  // embed(tokens) -> Float32Array (n x d): the embedding rows (split mode: the client's part).
-  Napi::Value Embed(const Napi::CallbackInfo& info) {
+  // contextBytes(contextLength?) -> bytes a context of that length holds (KV cache + scratch).
+  Napi::Value ContextBytes(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
-      auto st = state();
-      auto tokens = read_tokens(require_arg(info, 0, "tokens"), "tokens");
-      const size_t d = static_cast<size_t>(st->backend->config().hidden_size);
-      std::vector<float> rows(tokens.size() * d);
-      {
-        std::lock_guard<std::mutex> lock(st->mu);
-        st->backend->embed(tokens.data(), static_cast<int>(tokens.size()), rows.data());
-      }
-      auto a = Napi::Float32Array::New(info.Env(), rows.size());
-      std::memcpy(a.Data(), rows.data(), rows.size() * sizeof(float));
-      return a;
+      const model::Model& m = model();
+      const int n = info.Length() > 0 && !info[0].IsUndefined()
+                        ? static_cast<int>(require_int(info[0], "contextLength", 1, m.max_context_length()))
+                        : m.max_context_length();
+      return Napi::Number::New(info.Env(), static_cast<double>(m.context_bytes(n)));
     });
   }
 
-  // prefillEmbeddings(rows: Float32Array, n) -> Promise<void>: positions from embedding rows.
-  Napi::Value PrefillEmbeddings(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      auto st = state();
-      const int d = st->backend->config().hidden_size;
-      auto rows = require_float32_array(require_arg(info, 0, "rows"), "rows", 0, false);
-      const int n = static_cast<int>(require_int(require_arg(info, 1, "n"), "n", 1, 1 << 20));
-      if (rows.ElementLength() != static_cast<size_t>(n) * static_cast<size_t>(d))
-        throw_range("rows must hold n x hiddenSize = " + std::to_string(static_cast<size_t>(n) * d) + " values, got " +
-                    std::to_string(rows.ElementLength()));
-      auto copy = std::make_shared<std::vector<float>>(rows.Data(), rows.Data() + rows.ElementLength());
-      return async(info, "tensafe.model.prefillEmbeddings",
-                   [copy, n](model::ModelBackend& m) { m.prefill_embeddings(copy->data(), n); });
-    });
-  }
-
-  // setHidden(h: Float32Array): replaces the hidden state before lmHead().
-  Napi::Value SetHidden(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      auto st = state();
-      auto h = require_float32_array(require_arg(info, 0, "hidden"), "hidden",
-                                     static_cast<size_t>(st->backend->config().hidden_size));
-      std::lock_guard<std::mutex> lock(st->mu);
-      st->backend->set_hidden(h.Data(), model::MemorySpace::Host);
-      return info.Env().Undefined();
-    });
-  }
-
-  static std::vector<model::LoraAdapter> read_adapters(const Napi::Value& v) {
-    if (!v.IsArray()) throw_type("adapters must be an array");
-    auto arr = v.As<Napi::Array>();
-    std::vector<model::LoraAdapter> list;
-    for (uint32_t i = 0; i < arr.Length(); ++i) {
-      const std::string n = "adapters[" + std::to_string(i) + "]";
-      Napi::Object o = require_object(arr.Get(i), n);
-      model::LoraAdapter a;
-      a.layer = static_cast<int>(require_int(require_arg_obj(o, "layer", n), n + ".layer", 0, 1 << 20));
-      a.target = model::parse_projection(require_string(require_arg_obj(o, "target", n), n + ".target"));
-      a.rank = static_cast<int>(require_int(require_arg_obj(o, "rank", n), n + ".rank", 1, 4096));
-      a.scaling = static_cast<float>(optional_finite(o, "scaling", n + ".scaling", 1.0));
-      auto fa = require_float32_array(require_arg_obj(o, "a", n), n + ".a");
-      auto fb = require_float32_array(require_arg_obj(o, "b", n), n + ".b");
-      a.a.assign(fa.Data(), fa.Data() + fa.ElementLength());
-      a.b.assign(fb.Data(), fb.Data() + fb.ElementLength());
-      list.push_back(std::move(a));
-    }
-    return list;
-  }
-
-  // setLayerAdapters([{ layer, target, rank, scaling, a: Float32Array, b: Float32Array }])
-  Napi::Value SetLayerAdapters(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      auto st = state();
-      auto list = read_adapters(require_arg(info, 0, "adapters"));
-      std::lock_guard<std::mutex> lock(st->mu);
-      st->backend->set_layer_adapters(std::move(list));
-      return info.Env().Undefined();
-    });
-  }
-
-  // setHookLora(adapters): the same LoRA pairs applied through the projection-hook interface
-  // (the path an encrypted LoRA takes: the hook sees the projection's input and adds its delta),
-  // counting the calls in `hookCalls`. For tests of the hook plumbing; [] removes the hook.
-  Napi::Value SetHookLora(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      auto st = state();
-      auto list = std::make_shared<std::vector<model::LoraAdapter>>(read_adapters(require_arg(info, 0, "adapters")));
-      const model::Qwen2Config& c = st->backend->config();
-      std::vector<model::HookSite> sites;
-      for (size_t i = 0; i < list->size(); ++i) {
-        const auto& a = (*list)[i];
-        const size_t in = static_cast<size_t>(model::projection_in_dim(c, a.target));
-        const size_t out = static_cast<size_t>(model::projection_out_dim(c, a.target));
-        if (a.a.size() != static_cast<size_t>(a.rank) * in || a.b.size() != out * static_cast<size_t>(a.rank))
-          throw_range("adapters[" + std::to_string(i) + "]: a must be rank x " + std::to_string(in) + ", b " +
-                      std::to_string(out) + " x rank");
-        sites.push_back({a.layer, a.target});
-      }
-      auto calls = hook_calls_;
-      calls->store(0);
-      model::ProjectionHook hook;
-      if (!list->empty()) {
-        hook = [list, calls](const model::ProjectionHookArgs& h) {
-          calls->fetch_add(1);
-          for (const auto& a : *list) {
-            if (a.layer != h.layer || a.target != h.target) continue;
-            std::vector<double> ax(static_cast<size_t>(a.rank), 0.0);
-            for (int r = 0; r < a.rank; ++r)
-              for (int i = 0; i < h.in_dim; ++i) ax[static_cast<size_t>(r)] += double(a.a[static_cast<size_t>(r) * h.in_dim + i]) * h.input[i];
-            for (int o = 0; o < h.out_dim; ++o) {
-              double s = 0.0;
-              for (int r = 0; r < a.rank; ++r) s += double(a.b[static_cast<size_t>(o) * a.rank + r]) * ax[static_cast<size_t>(r)];
-              h.output[o] += a.scaling * static_cast<float>(s);
-            }
-          }
-        };
-      }
-      std::lock_guard<std::mutex> lock(st->mu);
-      st->backend->set_projection_hook(std::move(hook), std::move(sites));
-      return info.Env().Undefined();
-    });
-  }
-
-  Napi::Value HookCalls(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(hook_calls_->load()));
-  }
-
-  static Napi::Value require_arg_obj(const Napi::Object& o, const char* key, const std::string& owner) {
-    if (!has_key(o, key)) throw_type(owner + "." + key + " is required");
-    return o.Get(key);
-  }
-
+  // dispose() -> Promise<void>: frees the weights (off the JS thread; the promise settles when
+  // they are freed). ERR_TENSAFE_BUSY while contexts of this model are alive.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    handle_.dispose();
-    return info.Env().Undefined();
-  }
-
-  Napi::Value Position(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), state()->backend->position()); });
-  }
-  Napi::Value ContextLength(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      return Napi::Number::New(info.Env(), state()->backend->context_length());
+    Napi::Env env = info.Env();
+    return guard(env, [&]() -> Napi::Value {
+      if (!st_->model) return resolved_promise(env);
+      if (st_->live_contexts > 0)
+        throw BusyError("this model has " + std::to_string(st_->live_contexts) + " live context" +
+                        (st_->live_contexts == 1 ? "" : "s") + "; dispose them before the model");
+      if (st_->external_bytes) Napi::MemoryManagement::AdjustExternalMemory(env, -st_->external_bytes);
+      auto holder = std::make_shared<std::shared_ptr<const model::Model>>(std::move(st_->model));
+      st_->model = nullptr;
+      return PromiseWorker::run(
+          env, "tensafe.model.dispose",
+          [holder]() {
+            if (*holder) (*holder)->bind_thread();
+            holder->reset();
+          },
+          nullptr);
     });
   }
+
   Napi::Value Backend(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), state()->backend->backend_name()); });
+    return guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), model().backend_name()); });
   }
   Napi::Value Dtype(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-      return Napi::String::New(info.Env(), model::dtype_name(state()->backend->weight_dtype()));
-    });
+    return guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), model::dtype_name(model().weight_dtype())); });
   }
   Napi::Value Config(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value { return config_to_js(info.Env(), state()->backend->config()); });
+    return guard(info.Env(), [&]() -> Napi::Value { return config_to_js(info.Env(), model().config()); });
+  }
+  Napi::Value ContextLength(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), model().max_context_length()); });
+  }
+  Napi::Value Device(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      const int d = model().device();
+      return d < 0 ? info.Env().Null() : Napi::Number::New(info.Env(), d);
+    });
   }
   Napi::Value WeightBytes(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
-      return Napi::Number::New(info.Env(), static_cast<double>(state()->backend->weight_bytes_per_token()));
+      return Napi::Number::New(info.Env(), static_cast<double>(model().weight_bytes_per_token()));
     });
   }
-  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), handle_.disposed()); }
+  Napi::Value MemoryBytes(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(model().memory_bytes())); });
+  }
+  Napi::Value Contexts(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), st_->live_contexts); }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !st_->model); }
 
-  Handle<ModelState> handle_;
-  std::shared_ptr<std::atomic<int64_t>> hook_calls_ = std::make_shared<std::atomic<int64_t>>(0);
+  std::shared_ptr<ModelState> st_;
 };
 
 // ---- free functions --------------------------------------------------------------------------
@@ -796,13 +540,23 @@ Napi::Value ModelCpuMatmul(const Napi::CallbackInfo& info) {
   });
 }
 
+void register_model_class(Napi::Env env, Napi::Object exports, const char* class_name, ModelFactory factory, bool cuda) {
+  // Lives as long as the process: the class's static `load` and constructor refer to it.
+  auto* data = new ClassData{class_name, std::move(factory), cuda, Napi::FunctionReference()};
+  Napi::Function ctor = ModelWrap::define(env, data);
+  data->ctor = Napi::Persistent(ctor);
+  data->ctor.SuppressDestruct();
+  exports.Set(class_name, ctor);
+}
+
 void Register(Napi::Env env, Napi::Object exports) {
-  register_model_class(env, exports, "ModelCpu", model::create_cpu_model);
+  register_model_class(env, exports, "ModelCpu", model::load_cpu_model, false);
 #if defined(TENSAFE_WITH_CUDA)
   // Same class over the CUDA backend (model/cuda/); it reports ERR_TENSAFE_BACKEND at load()
   // when the build has CUDA but the machine has no usable device.
-  register_model_class(env, exports, "ModelCuda", model::create_cuda_model);
+  register_model_class(env, exports, "ModelCuda", model::load_cuda_model, true);
 #endif
+  define_context_class(env, exports);
   exports.Set("modelPresets", Napi::Function::New(env, ModelPresets, "modelPresets"));
   exports.Set("modelConfig", Napi::Function::New(env, ModelConfig, "modelConfig"));
   exports.Set("readSafetensors", Napi::Function::New(env, ReadSafetensors, "readSafetensors"));
@@ -814,22 +568,6 @@ void Register(Napi::Env env, Napi::Object exports) {
 }
 
 }  // namespace
-
-void register_model_class(Napi::Env env, Napi::Object exports, const char* class_name, ModelFactory factory) {
-  // Lives as long as the process: the class's static `load` and constructor refer to it.
-  auto* data = new ClassData{class_name, std::move(factory), Napi::FunctionReference()};
-  Napi::Function ctor = ModelWrap::define(env, data);
-  data->ctor = Napi::Persistent(ctor);
-  data->ctor.SuppressDestruct();
-  exports.Set(class_name, ctor);
-}
-
-std::shared_ptr<ModelState> unwrap_model(const Napi::Value& v, const std::string& name) {
-  if (!v.IsObject() || !v.As<Napi::Object>().CheckTypeTag(&kModelTag))
-    throw ArgumentTypeError(name + " must be a model (ModelCpu or ModelCuda)");
-  return ModelWrap::Unwrap(v.As<Napi::Object>())->state();
-}
-
 }  // namespace tensafe::napi
 
 TENSAFE_REGISTER_BINDING(model, tensafe::napi::Register);

@@ -200,6 +200,7 @@ void PromiseWorker::Execute() {
     failure_ = std::current_exception();
     SetError("unknown native error");
   }
+  execute_ = nullptr;  // what it captured is released here, off the JS thread (may free device memory)
 }
 
 void PromiseWorker::OnOK() {

@@ -86,6 +86,8 @@ class PromiseWorker : public Napi::AsyncWorker {
 
  protected:
   PromiseWorker(Napi::Env env, const char* name, ExecuteFn execute, CompleteFn complete);
+  // The promise this worker settles (for subclasses that queue the worker later).
+  Napi::Promise promise() const { return deferred_.Promise(); }
   void Execute() override;
   void OnOK() override;
   void OnError(const Napi::Error& e) override;

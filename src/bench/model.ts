@@ -110,7 +110,7 @@ async function measureDecode(
       prefill,
     };
   } finally {
-    model.dispose();
+    await model.dispose();
   }
 }
 

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { packageRoot } from '../engine/native';
 
-export type BenchName = 'ntt' | 'ckks' | 'model' | 'pipeline' | 'server';
+export type BenchName = 'ntt' | 'ckks' | 'model' | 'pipeline' | 'server' | 'private';
 export type Cell = string | number | boolean | null;
 export type Row = Record<string, Cell>;
 

@@ -12,16 +12,20 @@
  *   - split (GPU / CPU head): the split client with its LM head and sampling local on the GPU
  *                   or on the CPU threads, the decoder and HE-LoRA on the server;
  *   - network:      the server's cost to encode and send a token frame (the `network` stage),
- *                   and for split the round trip minus the server's own time.
+ *                   and for split the round trip minus the server's own time;
+ *   - memory (GPU): device memory with 1, 8 and 32 live split sessions (each a context of the
+ *                   pipeline's one model: its own KV cache, no weight copy), from cudaMemGetInfo
+ *                   and from our own allocation counter, against weights + sessions x KV cache.
  * tok/s are decode rates (the first token, which pays the prompt's prefill, is left out), the
  * pipeline's own convention. Greedy, DP off, the same query as the original's benchmark.
  */
 import type { BenchArgs } from './index';
 import { newResult, printTable, stats, writeResult, type Row } from './results';
-import { deviceName, info, resolveBackend, type Backend } from '../engine/info';
+import { deviceName, gpuMemory, info, resolveBackend, type Backend } from '../engine/info';
 import type { Pipeline } from '../pipeline/pipeline';
 import { openEngines } from '../server/engines';
-import { ModelHead } from '../server/model-split-engine';
+import { ModelHead, type ModelSplitEngine } from '../server/model-split-engine';
+import type { SplitSession } from '../server/split-engine';
 import { startServer } from '../server/server';
 import { SplitClient } from '../server/split-client';
 import WebSocket from 'ws';
@@ -65,6 +69,68 @@ function wsGenerate(url: string, req: Record<string, unknown>): Promise<{ tokS: 
   });
 }
 
+/** Bytes of a KV cache alone: K and V of every layer, kv head and position, in the weight type. */
+function kvBytes(c: { numHiddenLayers: number; numKeyValueHeads: number; headDim: number }, positions: number, bytesPerValue: number): number {
+  return 2 * c.numHiddenLayers * c.numKeyValueHeads * positions * c.headDim * bytesPerValue;
+}
+
+/**
+ * GPU memory with 1, 8 and 32 live split sessions. Sessions are made through the split engine
+ * (as the server does) and each gets its context by a one-token forward (HE off). `before` is
+ * the device before the engines were opened. Rows and summary keys gpu_bytes_weights,
+ * gpu_bytes_per_session, gpu_bytes_32_sessions (cudaMemGetInfo, the bytes used by the process).
+ */
+async function memoryRows(split: ModelSplitEngine, pipeline: Pipeline, before: ReturnType<typeof gpuMemory>, result: ReturnType<typeof newResult>, rows: Row[]): Promise<void> {
+  const device = pipeline.model.device ?? 0;
+  const cfg = pipeline.model.config;
+  const positions = split.config().contextLength;
+  const kv = kvBytes(cfg, positions, pipeline.model.dtype === 'f32' ? 4 : 2);
+  const contextBytes = pipeline.model.contextBytes(positions);
+  const weights = pipeline.model.memoryBytes;
+  const idle = gpuMemory(device);
+  const usedWeights = idle.usedBytes - before.usedBytes;
+  const sessions: SplitSession[] = [];
+  const at: Record<number, { used: number; allocated: number }> = {};
+  try {
+    for (const n of [1, 8, 32]) {
+      while (sessions.length < n) {
+        const s = split.createSession();
+        sessions.push(s);
+        await s.forward({ kind: 'tokens', ids: [1] }, { expert: 'none', useHe: false });
+      }
+      const m = gpuMemory(device);
+      at[n] = { used: m.usedBytes - idle.usedBytes, allocated: m.allocatedBytes - idle.allocatedBytes };
+      const expected = weights + n * kv;
+      const measured = usedWeights + at[n].used;
+      rows.push({
+        mode: `GPU memory, ${n} split session${n === 1 ? '' : 's'}`,
+        transport: '',
+        sessions: n,
+        gpu_used_bytes: measured,
+        gpu_sessions_used_bytes: at[n].used,
+        gpu_sessions_allocated_bytes: at[n].allocated,
+        expected_bytes: expected,
+        used_over_expected: measured / expected,
+        within_5pct: Math.abs(measured / expected - 1) <= 0.05,
+        source: 'measured',
+      });
+    }
+  } finally {
+    await Promise.all(sessions.map((s) => s.dispose()));
+  }
+  const after = gpuMemory(device);
+  result.summary.gpu_bytes_weights = usedWeights;
+  result.summary.gpu_bytes_per_session = at[32].used / 32;
+  result.summary.gpu_bytes_32_sessions = usedWeights + at[32].used;
+  result.summary.gpu_kv_bytes_per_session = kv;
+  result.summary.gpu_context_bytes_per_session = contextBytes;
+  result.summary.gpu_model_bytes = weights;
+  result.notes = [
+    ...(result.notes ?? []),
+    `GPU memory: cudaMemGetInfo used bytes (the whole device, this process's CUDA context included) from before the engines were opened; gpu_bytes_weights = after opening the pipeline (weights ${weights} B by our counter, the pipeline's own context, HE keys), gpu_bytes_per_session = (32 sessions - none) / 32 against a KV cache of ${kv} B (${positions} positions; a context's arena is ${contextBytes} B: KV + scratch); expected = weights + sessions x KV; after disposing the sessions the sessions' bytes went back to ${after.usedBytes - idle.usedBytes} B (allocation counter ${after.allocatedBytes - idle.allocatedBytes} B)`,
+  ];
+}
+
 async function runBackend(backend: Backend, args: BenchArgs): Promise<void> {
   const quick = args.quick;
   const tokens = Number(args.options.tokens ?? (quick ? 16 : 64));
@@ -73,6 +139,7 @@ async function runBackend(backend: Backend, args: BenchArgs): Promise<void> {
   const expert = args.options.expert ?? 'banking_expert';
   const only = args.options.only ?? 'all';
   if (!['all', 'ws', 'split'].includes(only)) throw new RangeError(`--only must be ws or split, got '${only}'`);
+  const memBefore = backend === 'cuda' ? gpuMemory(0) : undefined;
   const engines = await openEngines({ backend, model });
   const pipeline = engines.service as Pipeline;
   const { server, url } = await startServer({ service: engines.service, split: engines.split, port: 0, ownEngines: false, rateLimit: { perMinute: 1e6, burst: 1e5 } });
@@ -155,7 +222,7 @@ async function runBackend(backend: Backend, args: BenchArgs): Promise<void> {
             lm.push(...o.lm);
           }
           await client.close();
-          head.dispose();
+          await head.dispose();
           const s = stats(tps);
           rows.push({ mode: `Split + ${h.name} LM head (split client)`, transport: 'ws binary f32', tok_s: s.median, ms_per_token: 1000 / s.median, tok_s_min: s.min, tok_s_max: s.max, runs, tokens, network_ms: median(net), lm_head_ms: median(lm), source: 'measured' });
           result.summary[h.key] = s.median;
@@ -171,6 +238,11 @@ async function runBackend(backend: Backend, args: BenchArgs): Promise<void> {
     } else {
       result.notes = [...(result.notes ?? []), `split not measured: ${engines.splitUnavailable ?? 'no split engine'}`];
     }
+    // Memory of split sessions (GPU only: the CPU's KV caches are host memory, reserved and not
+    // written until used, so their size is not a resident-memory measurement).
+    if (backend === 'cuda' && memBefore && engines.split && only === 'all') {
+      await memoryRows(engines.split as ModelSplitEngine, pipeline, memBefore, result, rows);
+    }
     for (const o of ORIGINAL) rows.push({ mode: `original: ${o.mode}`, transport: '', tok_s: o.tok_s, ms_per_token: o.ms_per_token, source: 'cited: seed-performance-analysis.md, RTX A2000 8GB' });
     result.rows = rows;
     result.notes = [
@@ -181,7 +253,7 @@ async function runBackend(backend: Backend, args: BenchArgs): Promise<void> {
       `split: the client embeds locally and sends ${engines.split?.config().inputs.includes('hidden_states') ? 'embedding rows' : 'token ids (this engine has no forward from rows)'} in binary float32 frames, and receives the final hidden state the same way`,
       'original rows are cited from seed-performance-analysis.md (RTX A2000, Qwen2.5-1.5B real weights), not measured here',
     ];
-    printTable(rows, ['mode', 'transport', 'tok_s', 'ms_per_token', 'tok_s_min', 'tok_s_max', 'network_ms', 'lm_head_ms', 'runs', 'source'], `server on ${result.device} (${desc.model})`);
+    printTable(rows, ['mode', 'transport', 'tok_s', 'ms_per_token', 'tok_s_min', 'tok_s_max', 'network_ms', 'lm_head_ms', 'runs', 'gpu_used_bytes', 'expected_bytes', 'used_over_expected', 'source'], `server on ${result.device} (${desc.model})`);
     // eslint-disable-next-line no-console
     console.log(JSON.stringify(result.summary, null, 2));
     // A partial run (--only) prints its table but leaves the result file to full runs.

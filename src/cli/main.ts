@@ -11,6 +11,8 @@ const usage = `usage: tensafe <command> [options]
                               benchmarks: ntt, ckks, model, pipeline, server
   figures                     regenerate figures/ from datasets/
   serve [--host H] [--port P] start the HTTP/WebSocket server
+  serve-private [...]         the private (client-key) endpoint alone: the server holds the adapters
+  private --server URL [...]  a private generation: the base model and the key stay here
   info                        engine build and device facts`;
 
 async function main(argv: string[]): Promise<void> {
@@ -32,6 +34,16 @@ async function main(argv: string[]): Promise<void> {
     case 'serve': {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       await require('./serve').runServe(rest);
+      return;
+    }
+    case 'serve-private': {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      await require('./private').runServePrivate(rest);
+      return;
+    }
+    case 'private': {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      await require('./private').runPrivate(rest);
       return;
     }
     case 'info': {

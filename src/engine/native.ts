@@ -93,5 +93,7 @@ export const ErrorCodes = {
   backend: 'ERR_TENSAFE_BACKEND',
   cuda: 'ERR_TENSAFE_CUDA',
   outOfMemory: 'ERR_TENSAFE_OUT_OF_MEMORY',
+  busy: 'ERR_TENSAFE_BUSY',
+  site: 'ERR_TENSAFE_SITE',
   notBuilt: 'ERR_TENSAFE_NOT_BUILT',
 } as const;

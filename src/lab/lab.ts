@@ -299,6 +299,12 @@ export class Lab {
     await this.service?.dispose();
     this.service = null;
   }
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+  [Symbol.dispose](): void {
+    void this.dispose().catch(() => undefined);
+  }
 
   /** One line for the top of a notebook: where this session measures, and the cited baseline. */
   header(): string {

@@ -1,7 +1,10 @@
 /**
  * Typed access to the HE-LoRA bindings (native/addon/helora_binding.cc). Everything per token
- * runs natively: `HeLoraGenerator.start/next` is one native call per token.
+ * runs natively: `HeLoraGenerator.start/next` is one native call per token. A generator runs on
+ * a model context (`HeLoraGenerator.create(context, config)`): its calls are queued with the
+ * context's own, in order.
  */
+import { ModelContext, type NativeContext } from '../engine/model';
 import { callAsync, callSync, native } from '../engine/native';
 import type { StageName, StageTimes } from './types';
 
@@ -38,13 +41,6 @@ export interface ModelConfigInfo {
   tieWordEmbeddings: boolean;
   eosTokenIds: number[];
   parameterCount: number;
-}
-
-export interface NativeHeLoraModel {
-  config(): ModelConfigInfo;
-  readonly backend: 'cpu' | 'cuda';
-  dispose(): void;
-  readonly disposed: boolean;
 }
 
 export interface NativePair {
@@ -88,17 +84,18 @@ export interface NativeHeLoraGenerator {
   next(token: number): Promise<NativeStep>;
   heApply(x: Float64Array, pairIndex?: number): Promise<Float64Array>;
   info(): { heSites: number; releases: number; layouts: Array<PackingLayoutInfo | null>; model: ModelConfigInfo; modelBackend: string; heBackend: string };
-  dispose(): void;
+  /** Removes its adapters and hooks from the context and frees its CKKS state (queued behind the context's work). */
+  dispose(): Promise<void>;
   readonly disposed: boolean;
 }
 
-export function loadHeLoraModel(options: { preset?: string; dir?: string; numLayers?: number; seed?: number; contextLength?: number; backend?: 'cpu' | 'cuda'; dtype?: 'f32' | 'f16' | 'bf16' }): Promise<NativeHeLoraModel> {
-  return callAsync(() => native().HeLoraModel.load(options));
-}
-
-/** model: a HeLoraModel, or a ModelCpu / ModelCuda of the model binding. */
-export function createGenerator(model: unknown, config: GeneratorConfig): Promise<NativeHeLoraGenerator> {
-  return callAsync(() => native().HeLoraGenerator.create(model, config));
+/**
+ * A generator on `context` (a ModelContext, or the native context of one). The context must
+ * outlive it: disposing a context with live generators raises ERR_TENSAFE_BUSY.
+ */
+export function createGenerator(context: ModelContext | NativeContext, config: GeneratorConfig): Promise<NativeHeLoraGenerator> {
+  const nat = context instanceof ModelContext ? context.native : context;
+  return callAsync(() => native().HeLoraGenerator.create(nat, config));
 }
 
 export function packingLayout(spec: LayoutSpec): PackingLayoutInfo {

@@ -2,6 +2,7 @@
  * PipelineOptions: defaults, up-front validation (every field; errors name the option), and the
  * `seedPreset`s that reproduce the original's optimisation steps.
  */
+import { Ckks } from '../engine/ckks';
 import type { DpOptions, PipelineOptions } from './types';
 
 export const MODES = ['base', 'lora', 'he-lora'] as const;
@@ -12,7 +13,6 @@ export const KEY_OWNERS = ['server', 'client'] as const;
 export const DP_MECHANISMS = ['off', 'classic', 'analytic', 'original'] as const;
 export const ACCOUNTANTS = ['rdp', 'zcdp'] as const;
 export const BACKENDS = ['auto', 'cpu', 'cuda'] as const;
-export const POLY_NS = [4096, 8192, 16384, 32768, 65536] as const;
 export const SEED_PRESET_NAMES = ['baseline', 'batched-decrypt', 'poly-n-16384', 'split-selftest'] as const;
 export const LM_HEADS = ['backend', 'cpu-f32-single-thread'] as const;
 export const ENCRYPTIONS = ['secret-key', 'public-key'] as const;
@@ -132,8 +132,10 @@ export function validatePipelineOptions(options: unknown): PipelineOptions {
   if (has('packing')) out.packing = checkEnum('packing', o.packing, PACKINGS);
   if (has('decrypt')) out.decrypt = checkEnum('decrypt', o.decrypt, DECRYPT_MODES);
   if (has('polyN')) {
-    if (typeof o.polyN !== 'number') throw typeErr('polyN', `one of ${POLY_NS.join(', ')}`, o.polyN);
-    if (!(POLY_NS as readonly number[]).includes(o.polyN)) throw rangeErr('polyN', `one of ${POLY_NS.join(', ')}`, o.polyN);
+    // The ring dimensions the native CKKS engine accepts (native/src/ckks/params.h owns the bounds).
+    const polyNs = Ckks.polyNs();
+    if (typeof o.polyN !== 'number') throw typeErr('polyN', `one of ${polyNs.join(', ')}`, o.polyN);
+    if (!polyNs.includes(o.polyN)) throw rangeErr('polyN', `one of ${polyNs.join(', ')}`, o.polyN);
     out.polyN = o.polyN;
   }
   if (has('keyOwner')) out.keyOwner = checkEnum('keyOwner', o.keyOwner, KEY_OWNERS);

@@ -1,8 +1,11 @@
 /**
  * Pipeline: the GenerationService over one loaded model, its experts and the native HE-LoRA
- * step. `Pipeline.open(options)` loads the model and the experts once; `generate()` streams one
- * TokenEvent per token (stage record included) and returns a summary with tok/s and the privacy
- * spent. Each token is ONE native call (HeLoraGenerator.next); TypeScript only streams.
+ * step. `Pipeline.open(options)` loads the model (a Model: weights once) and the experts once;
+ * generations run on the pipeline's own context of that model, one at a time; `pipeline.model`
+ * lends the same weights to others (the server's split sessions are contexts of it).
+ * `generate()` streams one TokenEvent per token (stage record included) and returns a summary
+ * with tok/s and the privacy spent. Each token is ONE native call (HeLoraGenerator.next);
+ * TypeScript only streams.
  *
  * The embedded default ('default' model):
  *  - CPU: the Qwen2.5-1.5B shape (d = 1536, real 151936-token vocabulary) with 4 of its 28
@@ -13,13 +16,16 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { resolveBackend, type Backend } from '../engine/info';
+import { resolveDevice, type Backend } from '../engine/info';
+import { Ckks, type CkksContextOptions } from '../engine/ckks';
+import { Model, type ModelContext } from '../engine/model';
 import { packageRoot } from '../engine/native';
 import { Tokenizer } from '../engine/tokenizer';
 import type { PeftAdapter } from './adapter';
 import { PrivacyAccountant, resolveDp, type ResolvedDp } from './dp';
 import { ExpertSet, writeSyntheticExperts, type ModelShape } from './experts';
-import { createGenerator, loadHeLoraModel, nativeStageNames, toStageTimes, type GeneratorConfig, type ModelConfigInfo, type NativeHeLoraGenerator, type NativeHeLoraModel } from './native';
+import { heOperationsOf } from './he-ops';
+import { createGenerator, nativeStageNames, toStageTimes, type GeneratorConfig, type ModelConfigInfo, type NativeHeLoraGenerator } from './native';
 import { resolveOptions, validatePipelineOptions, type ResolvedOptions } from './options';
 import { stageMedians } from './records';
 import type { GenerationService, GenerationSummary, PipelineOptions, StageName, TokenEvent } from './types';
@@ -34,31 +40,30 @@ export interface PipelineOpenOptions extends PipelineOptions {
   modelSeed?: number;
   /** Seed of the synthetic experts. */
   expertSeed?: number;
-  /** KV cache capacity in tokens. */
+  /** KV cache capacity in tokens (the model's contextLength: the longest context of its contexts). */
   contextLength?: number;
+  /** CUDA device index of the model (and its CKKS work); implies backend 'cuda' under 'auto'. */
+  device?: number;
 }
 
-const OPEN_ONLY_KEYS = ['adapters', 'numLayers', 'modelSeed', 'expertSeed', 'contextLength'] as const;
-
-/** Largest log2(Q*P) at 128-bit security (field-notes section 3). */
-const MAX_LOG_QP: Record<number, number> = { 1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881, 65536: 1747 };
+const OPEN_ONLY_KEYS = ['adapters', 'numLayers', 'modelSeed', 'expertSeed', 'contextLength', 'device'] as const;
 
 export const CPU_DEFAULT_LAYERS = 4;
 
 interface ModelChoice {
-  preset?: string;
-  dir?: string;
+  /** A preset name or a model folder. */
+  source: string;
   numLayers?: number;
 }
 
 function chooseModel(model: string, backend: Backend, numLayers?: number): ModelChoice {
   if (model === 'default') {
-    return backend === 'cpu' ? { preset: 'qwen2.5-1.5b-shape', numLayers: numLayers ?? CPU_DEFAULT_LAYERS } : { preset: 'qwen2.5-1.5b-shape', numLayers };
+    return backend === 'cpu' ? { source: 'qwen2.5-1.5b-shape', numLayers: numLayers ?? CPU_DEFAULT_LAYERS } : { source: 'qwen2.5-1.5b-shape', numLayers };
   }
-  if (['qwen2.5-1.5b-shape', 'qwen2.5-0.5b-shape', 'tiny'].includes(model)) return { preset: model, numLayers };
+  if (['qwen2.5-1.5b-shape', 'qwen2.5-0.5b-shape', 'tiny'].includes(model)) return { source: model, numLayers };
   if (fs.existsSync(path.join(model, 'config.json'))) {
     if (numLayers) throw new RangeError(`option 'numLayers' applies to presets only, not to the model folder '${model}'`);
-    return { dir: model };
+    return { source: model };
   }
   throw new RangeError(`option 'model' must be 'default', a preset (qwen2.5-1.5b-shape, qwen2.5-0.5b-shape, tiny) or a folder with config.json, got ${JSON.stringify(model)}`);
 }
@@ -67,7 +72,7 @@ function shapeOf(c: ModelConfigInfo): ModelShape {
   return { hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers, numHeads: c.numAttentionHeads, numKvHeads: c.numKeyValueHeads, headDim: c.headDim, intermediateSize: c.intermediateSize };
 }
 
-/** Serialises generations: the model has one KV cache. */
+/** Serialises generations: they run on the pipeline's one context. */
 class AsyncLock {
   private tail: Promise<void> = Promise.resolve();
   async acquire(): Promise<() => void> {
@@ -88,7 +93,10 @@ export class Pipeline implements GenerationService {
 
   private constructor(
     readonly backend: Backend,
-    private readonly model: NativeHeLoraModel,
+    /** The loaded model: its weights are shared with whoever makes contexts of it (split sessions, private clients). */
+    readonly model: Model,
+    /** The context the pipeline's generations run on. */
+    private readonly context: ModelContext,
     readonly modelConfig: ModelConfigInfo,
     readonly expertSet: ExpertSet,
     readonly tokenizer: Tokenizer,
@@ -109,10 +117,17 @@ export class Pipeline implements GenerationService {
       }
     }
     const o = options;
-    const backend = resolveBackend(defaults.backend ?? 'auto');
+    const { backend, device } = resolveDevice(defaults.backend ?? 'auto', o.device);
     const choice = chooseModel(defaults.model ?? 'default', backend, o.numLayers);
-    const model = await loadHeLoraModel({ ...choice, seed: o.modelSeed ?? 0, backend, contextLength: o.contextLength ?? 2048 });
-    const cfg = model.config();
+    const model = await Model.load(choice.source, { backend, device, seed: o.modelSeed ?? 0, contextLength: o.contextLength ?? 2048, numLayers: choice.numLayers });
+    let context: ModelContext;
+    try {
+      context = await model.createContext();
+    } catch (err) {
+      await model.dispose();
+      throw err;
+    }
+    const cfg = model.config;
     let root = o.adapters;
     if (!root) {
       const s = shapeOf(cfg);
@@ -121,7 +136,7 @@ export class Pipeline implements GenerationService {
       if (!fs.existsSync(path.join(root, 'router.json'))) writeSyntheticExperts(root, s, { seed, baseModel: cfg.name });
     }
     const experts = new ExpertSet(root);
-    return new Pipeline(backend, model, cfg, experts, Tokenizer.qwen(), defaults);
+    return new Pipeline(backend, model, context, cfg, experts, Tokenizer.qwen(), defaults);
   }
 
   experts(): string[] {
@@ -132,10 +147,14 @@ export class Pipeline implements GenerationService {
     return { model: this.modelConfig.name, backend: this.backend, hiddenSize: this.modelConfig.hiddenSize, vocabSize: this.modelConfig.vocabSize, polyN: resolveOptions({}, this.defaults).polyN };
   }
 
-  /** Whether the HE parameters of these options exceed the 128-bit bound. */
+  /** The generator's CKKS parameters (native/src/helora/he_linear.h: primes [60, 40], + a 60-bit special prime for rotations). */
+  private static heParameters(o: Pick<ResolvedOptions, 'polyN' | 'packing'>): CkksContextOptions {
+    return { polyN: o.polyN, primeBits: [60, 40], specialPrimeBits: o.packing === 'rotations' ? 60 : undefined };
+  }
+
+  /** Whether the HE parameters of these options exceed the 128-bit bound (the native table decides). */
   static insecure(o: Pick<ResolvedOptions, 'polyN' | 'packing'>): boolean {
-    const logQP = 100 + (o.packing === 'rotations' ? 60 : 0); // primes [60, 40] (+ special 60)
-    return logQP > (MAX_LOG_QP[o.polyN] ?? 0);
+    return Ckks.checkParameters({ ...Pipeline.heParameters(o), allowInsecure: true }).belowSecurityBound;
   }
 
   private generatorConfig(o: ResolvedOptions, adapter: PeftAdapter | undefined, dp: ResolvedDp | null): GeneratorConfig {
@@ -171,11 +190,11 @@ export class Pipeline implements GenerationService {
     });
     let g = this.generators.get(key);
     if (!g) {
-      g = await createGenerator(this.model, this.generatorConfig(o, adapter, dp));
+      g = await createGenerator(this.context, this.generatorConfig(o, adapter, dp));
       // Each generator holds CKKS keys: keep a few.
       if (this.generators.size >= 6) {
         const [oldKey, old] = this.generators.entries().next().value as [string, NativeHeLoraGenerator];
-        old.dispose();
+        await old.dispose();
         this.generators.delete(oldKey);
       }
       this.generators.set(key, g);
@@ -203,9 +222,8 @@ export class Pipeline implements GenerationService {
     if (o.keyOwner === 'client') {
       throw new RangeError("option 'keyOwner' 'client' is not served in-process: the client must hold the secret key (split mode); use 'server'");
     }
-    if (o.allowInsecure === false && Pipeline.insecure(o) && o.mode === 'he-lora') {
-      throw Object.assign(new RangeError(`option 'polyN' ${o.polyN} with packing '${o.packing}' is below 128-bit security; set allowInsecure for research sweeps`), { code: 'ERR_TENSAFE_INSECURE' });
-    }
+    // The native parameter check, before any work: ERR_TENSAFE_INSECURE (one message) unless allowInsecure.
+    if (o.mode === 'he-lora') Ckks.checkParameters({ ...Pipeline.heParameters(o), allowInsecure: o.allowInsecure });
     const dp = resolveDp(o.dp);
     const route = o.mode === 'base' ? undefined : this.expertSet.resolve(o.expert, prompt);
     const release = await this.lock.acquire();
@@ -220,6 +238,10 @@ export class Pipeline implements GenerationService {
       const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
       const events: TokenEvent[] = [];
       let text = '';
+      // HE work per token, from the generator's layouts (read once, not per token): every HE
+      // site runs once per position the step computes (the prompt's positions on the first token
+      // for placement layers; final-hidden only ever the last position).
+      const heLayouts = o.mode === 'he-lora' ? gen.info() : undefined;
       let t0 = process.hrtime.bigint();
       let step = await gen.start(Int32Array.from(ids), { temperature: o.temperature, topK: o.topK, topP: o.topP, seed });
       let decodeMs = 0;
@@ -229,6 +251,10 @@ export class Pipeline implements GenerationService {
         const piece = this.tokenText(stream, step.token);
         text += piece;
         const ev: TokenEvent = { index: i, id: step.token, text: piece, stages: toStageTimes(step.stages, this.stageNames), totalMs };
+        if (heLayouts) {
+          const positions = o.placement === 'layers' && i === 0 ? ids.length : 1;
+          ev.he = heOperationsOf(heLayouts, heLayouts.heSites * positions);
+        }
         events.push(ev);
         yield ev;
         if (stop.has(step.token) || signal?.aborted || i + 1 === o.maxTokens) break;
@@ -275,16 +301,27 @@ export class Pipeline implements GenerationService {
     }
   }
 
+  /** Frees the generators, the pipeline's context and the model (GPU memory on CUDA). */
   async dispose(): Promise<void> {
     if (this.disposed) return;
     const release = await this.lock.acquire();
     try {
-      for (const g of this.generators.values()) g.dispose();
+      for (const g of this.generators.values()) await g.dispose();
       this.generators.clear();
-      this.model.dispose();
+      await this.context.dispose();
       this.disposed = true;
+      // ERR_TENSAFE_BUSY when contexts lent to others (split sessions) are still alive: those
+      // owners must go first (the server disposes its split engine before the pipeline).
+      await this.model.dispose();
     } finally {
       release();
     }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+  [Symbol.dispose](): void {
+    void this.dispose().catch(() => undefined);
   }
 }

@@ -90,6 +90,21 @@ export interface PipelineOptions extends SamplingOptions {
   encryption?: 'secret-key' | 'public-key';
 }
 
+/**
+ * Ciphertext work of one token (HE-LoRA mode): what the original reports as `he_operations`
+ * and `ciphertext_bytes`, counted from the packing layouts of the HE applications that ran.
+ */
+export interface HeOperations {
+  encryptions: number;
+  /** Ciphertext x plaintext products. */
+  products: number;
+  decryptions: number;
+  /** Ciphertext rotations (the rotations packing's rotate-and-sum; 0 for the others). */
+  rotations: number;
+  /** Bytes of the ciphertexts encrypted (the encrypted input a client would send). */
+  ciphertextBytes: number;
+}
+
 /** One streamed token. */
 export interface TokenEvent {
   index: number;
@@ -98,6 +113,8 @@ export interface TokenEvent {
   stages: StageTimes;
   /** Wall-clock ms of the whole step as seen from JS. */
   totalMs: number;
+  /** HE-LoRA mode: the ciphertext work this token ran (the prompt's HE work on the first token). */
+  he?: HeOperations;
 }
 
 /** Summary after a generation finishes. */
@@ -126,5 +143,10 @@ export interface GenerationService {
   experts(): string[];
   /** Split mode: runs the server part on hidden states / token ids. */
   describe(): { model: string; backend: 'cpu' | 'cuda'; hiddenSize: number; vocabSize: number; polyN: number };
+  /**
+   * Generations this service runs at the same time (default 1: one KV cache). The server gives
+   * out no more generation slots than this, so a client holding a slot is really generating.
+   */
+  readonly concurrency?: number;
   dispose(): Promise<void>;
 }

@@ -47,7 +47,7 @@ export class OneRoundClient {
 
   /** The trace multiplied every read value by the stride: divided out here. */
   finish(replies: Uint8Array[], xShift: number): Float64Array {
-    return readOutputs(this.ckks, this.secretKey, this.layout, replies, 2 ** -(xShift + this.site.aShift + this.site.bShift) / this.layout.stride);
+    return readOutputs(this.ckks, this.secretKey, this.layout, replies, 2 ** -(xShift + this.site.aShift + this.site.bShift + this.budget.unitLog2));
   }
 }
 

@@ -59,25 +59,26 @@ export class TwoRoundClient {
     return encryptInput(this.ckks, this.secretKey, this.layout, this.budget, this.rns.limbs, x, xMax);
   }
 
-  /** From the server's masked products, the client's share u, re-encrypted for round 2. */
+  /** From the server's masked products, the client's share u, re-encrypted for round 2 (L - 1 primes). */
   round2(replies: Uint8Array[]): Uint8Array {
     const L = this.layout;
+    const limbs = this.rns.limbs - 1;
     if (replies.length !== L.products1) throw new RangeError(`round 1 reply must hold ${L.products1} ciphertexts, got ${replies.length}`);
-    const u = this.rns.zeros();
+    const u = this.rns.zeros(limbs);
     let row = 0;
     for (let p = 0; p < L.products1; p++) {
       const ct = this.ckks.deserializeCiphertext(replies[p]);
       let pt: Plaintext | undefined;
       try {
-        if (ct.limbs !== this.rns.limbs) throw new RangeError(`round 1 reply ${p} has ${ct.limbs} primes, expected ${this.rns.limbs}`);
+        if (ct.limbs !== limbs) throw new RangeError(`round 1 reply ${p} has ${ct.limbs} primes, expected ${limbs}`);
         pt = this.ckks.decrypt(ct, this.secretKey);
         const words = this.ckks.plaintextWords(pt);
-        for (const pos of readPositions1(L, p)) this.rns.set(u, row++, this.rns.get(words, pos));
+        for (const pos of readPositions1(L, p)) this.rns.set(u, row++, this.rns.get(words, pos, limbs));
       } finally {
         disposeAll([pt, ct]);
       }
     }
-    const pt = this.ckks.plaintextFromWords(u, { limbs: this.rns.limbs, scale: 1, encoding: 'coefficients' });
+    const pt = this.ckks.plaintextFromWords(u, { limbs, scale: 1, encoding: 'coefficients' });
     try {
       const ct = this.ckks.encryptSymmetric(pt, this.secretKey, { compact: true });
       try {
@@ -92,7 +93,7 @@ export class TwoRoundClient {
 
   /** The site's outputs (outDim values, module slices in order) from the round-2 replies. */
   finish(replies: Uint8Array[], xShift: number): Float64Array {
-    return readOutputs(this.ckks, this.secretKey, this.layout, replies, 2 ** -(xShift + this.site.aShift + this.site.bShift));
+    return readOutputs(this.ckks, this.secretKey, this.layout, replies, 2 ** -(xShift + this.site.aShift + this.site.bShift + this.budget.unitLog2));
   }
 }
 
@@ -181,12 +182,15 @@ export class TwoRoundServer {
     }
   }
 
-  private checkInput(ct: Ciphertext, what: string): void {
-    if (ct.limbs !== this.rns.limbs) throw new RangeError(`${what}: the ciphertext has ${ct.limbs} primes, the session ${this.rns.limbs}`);
+  private checkInput(ct: Ciphertext, what: string, limbs: number): void {
+    if (ct.limbs !== limbs) throw new RangeError(`${what}: the ciphertext has ${ct.limbs} primes, expected ${limbs}`);
     if (ct.scale !== 1) throw new RangeError(`${what}: the ciphertext's scale must be 1 (got ${ct.scale})`);
   }
 
-  /** Masked, rerandomised products of the input with A; the server keeps its share. */
+  /**
+   * Masked, rerandomised products of the input with A, rescaled once (by the top prime) so that
+   * round 2 runs over the other primes; the server keeps its share round(m / q_top).
+   */
   round1(request: Uint8Array): { replies: Uint8Array[]; share: ServerShare } {
     if (this.disposed) throw new Error('TwoRoundServer is disposed');
     const L = this.layout;
@@ -195,19 +199,20 @@ export class TwoRoundServer {
     const replies: Uint8Array[] = [];
     const share: ServerShare = [];
     try {
-      this.checkInput(ct, 'round 1');
+      this.checkInput(ct, 'round 1', limbs);
       for (let p = 0; p < L.products1; p++) {
         const mask = this.ckks.sampleWords({ limbs, count: L.polyN, distribution: 'uniform' });
-        for (const pos of readPositions1(L, p)) share.push(this.rns.get(mask, pos));
+        for (const pos of readPositions1(L, p)) share.push(this.rns.divRound(this.rns.get(mask, pos)));
         const mpt = this.ckks.plaintextFromWords(mask, { limbs, scale: 1, encoding: 'coefficients' });
-        let prod: Ciphertext | undefined, masked: Ciphertext | undefined, fresh: Ciphertext | undefined;
+        const chain: Ciphertext[] = [];
         try {
-          prod = this.ckks.multiplyPlain(ct, this.aPlain[p]);
-          masked = this.ckks.addPlain(prod, mpt);
-          fresh = this.ckks.rerandomize(masked, this.publicKey);
-          replies.push(this.ckks.serialize(fresh));
+          chain.push(this.ckks.multiplyPlain(ct, this.aPlain[p]));
+          chain.push(this.ckks.addPlain(chain[0], mpt));
+          chain.push(this.ckks.rerandomize(chain[1], this.publicKey));
+          chain.push(this.ckks.rescale(chain[2]));
+          replies.push(this.ckks.serialize(chain[3]));
         } finally {
-          disposeAll([fresh, masked, prod, mpt]);
+          disposeAll([...chain, mpt]);
         }
       }
       if (share.length !== L.shape.rank) throw new Error(`internal: ${share.length} shares for rank ${L.shape.rank}`);
@@ -221,15 +226,15 @@ export class TwoRoundServer {
   round2(request: Uint8Array, share: ServerShare): Uint8Array[] {
     if (this.disposed) throw new Error('TwoRoundServer is disposed');
     const L = this.layout;
-    const limbs = this.rns.limbs;
-    const neg = this.rns.zeros();
+    const limbs = this.rns.limbs - 1;
+    const neg = this.rns.zeros(limbs);
     share.forEach((m, i) => this.rns.set(neg, i, this.rns.negate(m)));
     const ct = this.ckks.deserializeCiphertext(request);
     const negPt = this.ckks.plaintextFromWords(neg, { limbs, scale: 1, encoding: 'coefficients' });
     let v: Ciphertext | undefined;
     const replies: Uint8Array[] = [];
     try {
-      this.checkInput(ct, 'round 2');
+      this.checkInput(ct, 'round 2', limbs);
       v = this.ckks.addPlain(ct, negPt);
       for (let p = 0; p < L.products2; p++) replies.push(this.sanitisedProduct(v, this.bPlain[p], readPositions(L, p)));
       return replies;

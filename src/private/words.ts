@@ -28,6 +28,24 @@ export class RnsWords {
     for (let l = 0; l < residues.length; l++) words[l * this.n + pos] = residues[l];
   }
 
+  /**
+   * round(m / q_top) mod (q_0 ... q_{L-2}) for m given by its L residues: the share after round 1's
+   * rescale by the top prime.
+   */
+  divRound(residues: readonly bigint[]): bigint[] {
+    const L = residues.length;
+    const Q = this.moduli.slice(0, L).reduce((p, q) => p * q, 1n);
+    let m = 0n;
+    for (let i = 0; i < L; i++) {
+      const qi = this.moduli[i];
+      const Mi = Q / qi;
+      m = (m + residues[i] * Mi * modInverse(Mi % qi, qi)) % Q;
+    }
+    const top = this.moduli[L - 1];
+    const r = (m + top / 2n) / top;
+    return this.moduli.slice(0, L - 1).map((q) => r % q);
+  }
+
   /** -r mod q per limb. */
   negate(residues: readonly bigint[]): bigint[] {
     return residues.map((r, l) => (r === 0n ? 0n : this.moduli[l] - r));
@@ -39,4 +57,17 @@ export class RnsWords {
     for (let k = 0; k < positions.length; k++) out.push(this.get(words, positions[k], limbs));
     return out;
   }
+}
+
+/** a^-1 mod p for prime p (Fermat). */
+export function modInverse(a: bigint, p: bigint): bigint {
+  let r = 1n;
+  let b = ((a % p) + p) % p;
+  let e = p - 2n;
+  while (e > 0n) {
+    if (e & 1n) r = (r * b) % p;
+    b = (b * b) % p;
+    e >>= 1n;
+  }
+  return r;
 }

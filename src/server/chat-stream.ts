@@ -7,6 +7,7 @@
  *   {"type":"done", aggregate:{...}, done:true}
  *   {"type":"error", message, code, field?}
  *   {"type":"cancelled", reason}   (ours: after {"type":"cancel"} or a shutdown past its grace)
+ *   {"type":"queued", position, slots}  (ours: waiting for a generation slot; again as it moves up)
  * plus our fields: `index` and `stages` (the full stage record, ms) on each token frame, and
  * `summary` (tok/s, stage medians, privacy spent) on the done frame. `{"type":"cancel"}` stops
  * the running generation. One generation at a time per connection.
@@ -14,13 +15,18 @@
  * The `network` stage is the server's cost to encode a frame and hand it to the socket. A
  * frame cannot contain its own cost, so token frame i reports the cost measured for frame
  * i-1 (the first token: the input_info frame); the done frame's medians use each frame's own.
+ *
+ * A client that stops reading holds its slot only for the flow's `slowClientMs`: the stream
+ * waits while the socket has more than `maxBufferedBytes` unsent, then drops the client.
  */
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
+import { totalHeOperations } from '../pipeline/he-ops';
 import type { GenerationSummary, PipelineOptions, StageTimes, TokenEvent } from '../pipeline/types';
-import { checkRate, clientKey, drain, ServerContext, timedSend, track } from './context';
-import { errorBody, RequestError } from './errors';
+import { checkRate, clientKey, ServerContext, timedSend, track } from './context';
+import { RequestError } from './errors';
 import { ChatRequest, parseChatRequest, parseJsonObject } from './validate';
+import { drainOrDrop, frameText, sendErrorFrame } from './ws-flow';
 
 /** PipelineOptions for a validated chat request. top_p 0 keeps one candidate: greedy. */
 export function pipelineOptions(req: Omit<ChatRequest, 'useHe' | 'sessionId' | 'query' | 'mode'>, mode: PipelineOptions['mode']): PipelineOptions {
@@ -49,11 +55,15 @@ export function originalTokenMetrics(ev: TokenEvent, stages: StageTimes, expert:
     compute_ms: r2(stages.ct_pt_multiply),
     decrypt_ms: r2((stages.decrypt ?? 0) + (stages.transfer ?? 0)),
     network_ms: r2(stages.network),
-    he_operations: null as number | null, // the pipeline's token events do not count operations
-    he_rotations: 0,
+    // Counted from the packing layouts of the HE applications the token ran (null: not counted).
+    he_operations: ev.he ? totalHeOperations(ev.he) : null,
+    he_rotations: ev.he?.rotations ?? 0,
+    he_counts: ev.he
+      ? { encryptions: ev.he.encryptions, products: ev.he.products, decryptions: ev.he.decryptions, rotations: ev.he.rotations, ciphertext_bytes: ev.he.ciphertextBytes }
+      : null,
     active_expert: expert,
     gate_value: heOn ? 1 : 0,
-    ciphertext_bytes: null as number | null,
+    ciphertext_bytes: ev.he ? ev.he.ciphertextBytes : null,
     simd_slots_used: heOn ? simdSlots : 0,
     dp_noise_sigma: null as number | null,
   };
@@ -125,49 +135,61 @@ export async function streamChat(ctx: ServerContext, ws: WebSocket, req: ChatReq
   const t0 = performance.now();
   const gen = ctx.service.generate(req.query, options, signal);
   let summary: GenerationSummary | undefined;
-  let step = await gen.next();
-  for (;;) {
-    if (step.done) {
-      summary = step.value;
-      break;
+  let pending: Promise<IteratorResult<TokenEvent, GenerationSummary>> | undefined = gen.next();
+  try {
+    for (;;) {
+      const step = await pending;
+      pending = undefined;
+      if (step.done) {
+        summary = step.value;
+        break;
+      }
+      const ev = step.value;
+      if (signal.aborted) break;
+      // Ask for the next token before sending this one: the engine computes it on its own
+      // thread (GPU) while this thread encodes and sends, so the network stage overlaps the
+      // next token's work instead of adding to it. (The pipeline times its stages itself.)
+      pending = gen.next();
+      pending.catch(() => undefined); // handled when awaited; no unhandled rejection while we send
+      const shown: StageTimes = { ...ev.stages, network: lastNetwork };
+      agg.total_tokens++;
+      agg.total_encrypt_ms += (ev.stages.encode ?? 0) + (ev.stages.encrypt ?? 0);
+      agg.total_compute_ms += ev.stages.ct_pt_multiply ?? 0;
+      agg.total_decrypt_ms += (ev.stages.decrypt ?? 0) + (ev.stages.transfer ?? 0);
+      agg.total_network_ms += lastNetwork;
+      if (ev.he) {
+        agg.total_he_operations = (agg.total_he_operations ?? 0) + totalHeOperations(ev.he);
+        agg.total_rotations += ev.he.rotations;
+      }
+      agg.expert_distribution[expertLabel] = (agg.expert_distribution[expertLabel] ?? 0) + 1;
+      agg.total_time_ms = performance.now() - t0;
+      agg.tokens_per_second = (agg.total_tokens / agg.total_time_ms) * 1000;
+      agg.avg_latency_ms = agg.total_time_ms / agg.total_tokens;
+      const network = timedSend(ws, () =>
+        JSON.stringify({
+          type: 'token',
+          token: ev.text,
+          index: ev.index,
+          stages: shown,
+          metrics: originalTokenMetrics(ev, shown, expertLabel, heOn, simdSlots),
+          aggregate: agg,
+          done: false,
+        }),
+      );
+      ctx.metrics.token({ ...ev.stages, network });
+      lastNetwork = network;
+      // A client that does not read: wait a bounded time, then drop it (this throws).
+      await drainOrDrop(ws, ctx.flow, signal);
     }
-    const ev = step.value;
-    if (signal.aborted) break;
-    // Ask for the next token before sending this one: the engine computes it on its own
-    // thread (GPU) while this thread encodes and sends, so the network stage overlaps the
-    // next token's work instead of adding to it. (The pipeline times its stages itself.)
-    const pending = gen.next();
-    pending.catch(() => undefined); // handled below; no unhandled rejection while we send
-    const shown: StageTimes = { ...ev.stages, network: lastNetwork };
-    agg.total_tokens++;
-    agg.total_encrypt_ms += (ev.stages.encode ?? 0) + (ev.stages.encrypt ?? 0);
-    agg.total_compute_ms += ev.stages.ct_pt_multiply ?? 0;
-    agg.total_decrypt_ms += (ev.stages.decrypt ?? 0) + (ev.stages.transfer ?? 0);
-    agg.total_network_ms += lastNetwork;
-    agg.expert_distribution[expertLabel] = (agg.expert_distribution[expertLabel] ?? 0) + 1;
-    agg.total_time_ms = performance.now() - t0;
-    agg.tokens_per_second = (agg.total_tokens / agg.total_time_ms) * 1000;
-    agg.avg_latency_ms = agg.total_time_ms / agg.total_tokens;
-    const network = timedSend(ws, () =>
-      JSON.stringify({
-        type: 'token',
-        token: ev.text,
-        index: ev.index,
-        stages: shown,
-        metrics: originalTokenMetrics(ev, shown, expertLabel, heOn, simdSlots),
-        aggregate: agg,
-        done: false,
-      }),
-    );
-    ctx.metrics.token({ ...ev.stages, network });
-    lastNetwork = network;
-    await drain(ws, ctx.maxBufferedBytes, signal);
-    step = await pending;
+  } finally {
+    // Stopped early (cancel, shutdown, a dropped client, an error): end the generation so the
+    // service frees what it holds (its KV cache, its lock) before the slot is released.
+    if (!summary) {
+      await pending?.catch(() => undefined);
+      await gen.return?.(undefined as never).catch(() => undefined);
+    }
   }
-  if (!summary || signal.aborted) {
-    if (!summary) await gen.return?.(undefined as never);
-    return; // cancelled: no done frame (the client asked to stop or went away)
-  }
+  if (!summary || signal.aborted) return; // cancelled: no done frame (the client asked to stop or went away)
   ctx.metrics.generations++;
   agg.total_time_ms = performance.now() - t0;
   if (agg.total_tokens > 0) {
@@ -207,19 +229,15 @@ export function handleChatSocket(ctx: ServerContext, ws: WebSocket, req: Incomin
     current?.abort();
   });
 
-  const sendError = (err: unknown) => {
-    timedSend(ws, () => JSON.stringify({ type: 'error', message: errorBody(err).error, ...errorBody(err) }));
-  };
-
+  // Messages are handled as they come (a cancel must reach a running generation); each is
+  // small: the endpoint's frame limit (server.ts) refuses big ones before they are buffered.
   ws.on('message', (data, isBinary) => {
     void (async () => {
       const t0 = performance.now();
       let ok = true;
       try {
         if (isBinary) throw new RequestError('chat/stream takes JSON text frames', { field: 'frame' });
-        // The socket's frame limit is sized for split payloads; a chat request is small.
-        if ((data as Buffer).length > 1 << 20) throw new RequestError('chat/stream message exceeds 1 MiB', { status: 413, field: 'message', code: 'too_large' });
-        const msg = parseJsonObject(data as Buffer, 'message');
+        const msg = parseJsonObject(frameText(data as Buffer), 'message');
         const type = msg.type ?? 'chat';
         if (type === 'cancel') {
           current?.abort();
@@ -242,7 +260,10 @@ export function handleChatSocket(ctx: ServerContext, ws: WebSocket, req: Incomin
         const { controller, done } = track(ctx, closed.signal);
         current = controller;
         try {
-          const release = await ctx.gate.acquire(controller.signal);
+          // Waiting for a slot: the client hears its place in the line, and again as it moves up.
+          const release = await ctx.gate.acquire(controller.signal, (position) =>
+            timedSend(ws, () => JSON.stringify({ type: 'queued', position, slots: ctx.gate.limit })),
+          );
           try {
             await streamChat(ctx, ws, chat, controller.signal);
           } finally {
@@ -260,7 +281,7 @@ export function handleChatSocket(ctx: ServerContext, ws: WebSocket, req: Incomin
         }
       } catch (err) {
         ok = false;
-        if (!closed.signal.aborted) sendError(err);
+        if (!closed.signal.aborted) sendErrorFrame(ws, err);
       } finally {
         ctx.metrics.request('ws:/api/v1/chat/stream', performance.now() - t0, ok);
       }

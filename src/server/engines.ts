@@ -1,7 +1,8 @@
 /**
  * Opens what the server drives: the HE-LoRA pipeline (GenerationService) and the split engine
- * over the same model (same preset or folder, same weight seed, same experts and HE
- * parameters), so split mode and HE mode answer with the same model.
+ * over the same loaded model (one copy of the weights: the split sessions are contexts of the
+ * pipeline's model), with the same experts and HE parameters, so split mode and HE mode answer
+ * with the same model.
  */
 import { modelPresets } from '../engine/model';
 import { Pipeline, type PipelineOpenOptions } from '../pipeline/pipeline';
@@ -17,8 +18,8 @@ export interface EngineOptions {
   polyN?: number;
   /** Open the split engine too (default true). */
   split?: boolean;
-  /** KV caches (model instances) the split sessions share. */
-  kvSlots?: number;
+  /** CUDA device index of the model (and its CKKS work). */
+  device?: number;
   /** Extra Pipeline.open options (numLayers, modelSeed, contextLength, packing, ...). */
   pipeline?: PipelineOpenOptions;
 }
@@ -37,6 +38,7 @@ export async function openEngines(options: EngineOptions = {}): Promise<Engines>
     ...(options.model ? { model: options.model } : {}),
     ...(options.polyN ? { polyN: options.polyN } : {}),
     ...(options.adapters ? { adapters: options.adapters } : {}),
+    ...(options.device !== undefined ? { device: options.device } : {}),
   };
   const pipeline = await Pipeline.open(open);
   if (options.split === false) return { service: pipeline };
@@ -50,14 +52,12 @@ export async function openEngines(options: EngineOptions = {}): Promise<Engines>
     const numLayers = preset && preset.config.numHiddenLayers !== cfg.numHiddenLayers ? cfg.numHiddenLayers : undefined;
     const he = resolveOptions({}, { polyN: open.polyN, packing: open.packing, decrypt: open.decrypt, allowInsecure: open.allowInsecure });
     const split = await ModelSplitEngine.open({
-      backend: pipeline.backend,
+      model: pipeline.model,
       source,
       seed: open.modelSeed ?? 0,
-      contextLength: open.contextLength ?? 2048,
       numLayers,
       experts: pipeline.expertSet,
       he: { polyN: he.polyN, packing: he.packing, decrypt: he.decrypt, allowInsecure: he.allowInsecure },
-      kvSlots: options.kvSlots,
       dp: open.dp,
     });
     return { service: pipeline, split };

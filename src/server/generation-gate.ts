@@ -2,7 +2,9 @@
  * A bound on concurrent generations with a FIFO queue (the original: an asyncio semaphore
  * of 2). Work beyond the bound waits its turn; a waiter whose client goes away (abort signal)
  * leaves the queue; a full queue refuses at once (503) instead of growing without limit; on
- * shutdown every waiter is refused.
+ * shutdown every waiter is refused. A waiter may ask to hear its place in the line
+ * (`onPlace(position)`, 1 = next): once when it joins, and again each time it moves up, so a
+ * client can be told it is queued instead of staring at a silent socket.
  */
 import { RequestError } from './errors';
 
@@ -11,6 +13,7 @@ interface Waiter {
   reject: (err: Error) => void;
   signal?: AbortSignal;
   onAbort?: () => void;
+  onPlace?: (position: number) => void;
 }
 
 export class GenerationGate {
@@ -30,8 +33,11 @@ export class GenerationGate {
     this.maxQueue = maxQueue;
   }
 
-  /** Waits for a slot; resolves with its release function (call it exactly once). */
-  acquire(signal?: AbortSignal): Promise<() => void> {
+  /**
+   * Waits for a slot; resolves with its release function (call it exactly once). `onPlace`
+   * hears the waiter's position in the queue when it has to wait, and each time it moves up.
+   */
+  acquire(signal?: AbortSignal, onPlace?: (position: number) => void): Promise<() => void> {
     if (this.closed) return Promise.reject(new RequestError('server is shutting down', { status: 503, code: 'shutting_down' }));
     if (signal?.aborted) return Promise.reject(new RequestError('request cancelled', { status: 499 as number, code: 'cancelled' }));
     if (this.running < this.limit) {
@@ -46,18 +52,35 @@ export class GenerationGate {
       );
     }
     return new Promise((resolve, reject) => {
-      const w: Waiter = { resolve, reject, signal };
+      const w: Waiter = { resolve, reject, signal, onPlace };
       if (signal) {
         w.onAbort = () => {
           const i = this.queue.indexOf(w);
-          if (i >= 0) this.queue.splice(i, 1);
+          if (i >= 0) {
+            this.queue.splice(i, 1);
+            this.tellPlaces(i);
+          }
           reject(new RequestError('request cancelled while queued', { status: 499, code: 'cancelled' }));
         };
         signal.addEventListener('abort', w.onAbort, { once: true });
       }
       this.queue.push(w);
       this.peakQueue = Math.max(this.peakQueue, this.queue.length);
+      this.tell(w, this.queue.length);
     });
+  }
+
+  private tell(w: Waiter, position: number): void {
+    try {
+      w.onPlace?.(position);
+    } catch {
+      // a listener's failure (a closed socket) must not break the queue
+    }
+  }
+
+  /** Tells the waiters from index `from` on their new places. */
+  private tellPlaces(from: number): void {
+    for (let i = from; i < this.queue.length; i++) this.tell(this.queue[i], i + 1);
   }
 
   /** Runs `fn` inside a slot. */
@@ -80,6 +103,7 @@ export class GenerationGate {
         if (next.signal && next.onAbort) next.signal.removeEventListener('abort', next.onAbort);
         this.granted++;
         next.resolve(this.releaser()); // the slot passes straight to the next waiter
+        this.tellPlaces(0);
       } else {
         this.running--;
       }

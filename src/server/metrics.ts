@@ -35,29 +35,33 @@ function round(v: number, digits = 3): number {
 
 export interface RouteStats {
   requests: number;
+  /** Requests answered with an error (the client's or ours); client aborts are not errors. */
   errors: number;
+  /** Requests the client abandoned (closed the connection) before the answer. */
+  aborted: number;
   p50_ms: number;
   p95_ms: number;
 }
 
 export class ServerMetrics {
   readonly startedAt = Date.now();
-  private readonly routes = new Map<string, { requests: number; errors: number; lat: Ring }>();
+  private readonly routes = new Map<string, { requests: number; errors: number; aborted: number; lat: Ring }>();
   private readonly stages = new Map<StageName, Ring>();
   tokensGenerated = 0;
   generations = 0;
   wsConnections = 0;
   wsConnectionsTotal = 0;
 
-  /** Records one finished request on `route` with its latency and outcome. */
-  request(route: string, ms: number, ok: boolean): void {
+  /** Records one finished request on `route` with its latency and outcome (true = answered). */
+  request(route: string, ms: number, outcome: boolean | 'aborted'): void {
     let r = this.routes.get(route);
     if (!r) {
-      r = { requests: 0, errors: 0, lat: new Ring() };
+      r = { requests: 0, errors: 0, aborted: 0, lat: new Ring() };
       this.routes.set(route, r);
     }
     r.requests++;
-    if (!ok) r.errors++;
+    if (outcome === 'aborted') r.aborted++;
+    else if (!outcome) r.errors++;
     r.lat.push(ms);
   }
 
@@ -79,7 +83,7 @@ export class ServerMetrics {
     const out: Record<string, RouteStats> = {};
     for (const [k, r] of this.routes) {
       const s = r.lat.values().sort((a, b) => a - b);
-      out[k] = { requests: r.requests, errors: r.errors, p50_ms: round(quantile(s, 0.5), 2), p95_ms: round(quantile(s, 0.95), 2) };
+      out[k] = { requests: r.requests, errors: r.errors, aborted: r.aborted, p50_ms: round(quantile(s, 0.5), 2), p95_ms: round(quantile(s, 0.95), 2) };
     }
     return out;
   }

@@ -7,48 +7,53 @@
  * scaling * B (A h), with A h computed under CKKS (heApply: encode, encrypt, ct x pt,
  * decrypt, sums, in one native call) and B applied in plaintext, and h + delta goes back.
  *
- * KV caches: a pool of `kvSlots` model instances (each one KV cache). A session keeps its
- * token history; while it owns a slot its forwards are incremental, and when another session
- * took the slot it is replayed (reset + prefill of its history) on the least recently used
- * slot. Memory is bounded by the pool, whatever the number of sessions; disposing a session
- * drops its history and frees its slot.
+ * Sessions are contexts of ONE model: the pipeline's (the server lends its weights: no copy)
+ * or, opened alone, one loaded here. A session's context (its own KV cache of `contextLength`
+ * positions) is made at its first forward and freed with the session, so memory is weights +
+ * live sessions x KV cache, bounded by the server's session cap; nothing is ever replayed.
+ * Calls on one session run one at a time in the order they arrive (reset included: it is
+ * queued behind a running forward, never run on the JS thread while one computes); different
+ * sessions compute at the same time.
  *
- * Inputs: token ids always; embedding rows (the original's `hidden_states_b64`) when the
- * model binding offers `prefillEmbeddings(rows: Float32Array, n)` (feature-detected; without
- * it such forwards are answered with 501 saying so; rows and ids carry the same information,
- * see split-engine.ts). Likewise a head offers `embed` when the binding has `embed(ids)`.
+ * Inputs: token ids, or embedding rows (the original's `hidden_states_b64`): rows and ids carry
+ * the same information (see split-engine.ts); a session holds one kind.
  *
- * Client side (SplitHead, also the selftest's client): its own model instance used for the
- * embedding lookup (`embed`), and the LM head and sampling of a given hidden state: the
- * backend's hidden is set to the received state (`setHidden`; on bindings without it, zeroed
- * exactly, h + (-h) = 0, then 0 + x = x), so the engine's multi-threaded CPU (or GPU) LM head
- * projects exactly what the server sent.
+ * Client side (SplitHead, also the selftest's client): a context for the embedding lookup
+ * (`embed`), and the LM head and sampling of a given hidden state (`setHidden`, then the
+ * engine's multi-threaded CPU or GPU LM head). On the engine's backend it is a context of the
+ * same model; on the other backend it loads the model there.
  */
-import { Model } from '../engine/model';
-import type { WeightDtype } from '../engine/model';
+import { Model, type ModelContext, type WeightDtype } from '../engine/model';
 import { Tokenizer } from '../engine/tokenizer';
 import { clipL2, CsprngGaussian, PrivacyAccountant, resolveDp, type ResolvedDp } from '../pipeline/dp';
 import type { ExpertSet } from '../pipeline/experts';
 import { createGenerator, type NativeHeLoraGenerator } from '../pipeline/native';
 import type { DpOptions, Packing, StageTimes } from '../pipeline/types';
+import { layoutOperations, totalHeOperations } from '../pipeline/he-ops';
+import type { HeOperations } from '../pipeline/types';
 import { RequestError } from './errors';
 import type {
   SplitEngine, SplitEngineConfig, SplitForwardOptions, SplitForwardResult, SplitHead, SplitInput, SplitSampling, SplitSession,
 } from './split-engine';
 
 export interface ModelSplitOptions {
-  backend: 'cpu' | 'cuda';
-  /** Preset name or model folder (the same the pipeline holds). */
-  source: string;
+  /** The loaded model the sessions are contexts of (the pipeline's); else `source` is loaded. */
+  model?: Model;
+  /** The backend of `source` (default: the model's, or 'auto'). */
+  backend?: 'cpu' | 'cuda';
+  /** Preset name or model folder (the same the pipeline holds): loaded when `model` is absent,
+   * and for a client head on the other backend. */
+  source?: string;
   seed?: number;
   dtype?: WeightDtype;
+  /** CUDA device of a model loaded here. */
+  device?: number;
+  /** Positions per session (default: the model's contextLength). */
   contextLength?: number;
   /** Presets only: the pipeline's layer count when it truncated the preset (the CPU default). */
   numLayers?: number;
   experts: ExpertSet;
   he?: { polyN?: number; packing?: Packing; decrypt?: 'sequential' | 'batched'; allowInsecure?: boolean };
-  /** Model instances (KV caches) shared by the sessions (default 4 on the CPU, 2 on CUDA). */
-  kvSlots?: number;
   /**
    * DP noise on the HE input (the pipeline's options): the final hidden state is clipped to
    * L2 norm C and N(0, sigma^2) noise from the OS CSPRNG is added before encryption; the delta
@@ -58,91 +63,143 @@ export interface ModelSplitOptions {
   dp?: DpOptions;
 }
 
-/** Serialises the engine's model work (a slot's KV cache must not interleave). */
-class AsyncLock {
-  private tail: Promise<void> = Promise.resolve();
-  async acquire(): Promise<() => void> {
-    let release!: () => void;
-    const next = new Promise<void>((r) => (release = r));
-    const prev = this.tail;
-    this.tail = prev.then(() => next);
-    await prev;
-    return release;
+/** Runs async calls one at a time, in call order; a call made while idle starts at once. */
+class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+  private pending = 0;
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    // Idle: start now, so the synchronous part of fn takes effect before run() returns.
+    const p = this.pending === 0 ? fn() : this.tail.then(fn, fn);
+    this.pending++;
+    const settle = () => {
+      this.pending--;
+    };
+    this.tail = p.then(settle, settle);
+    return p;
   }
-}
-
-interface Slot {
-  model: Model;
-  owner?: ModelSplitSession;
-  lastUsed: number;
 }
 
 class ModelSplitSession implements SplitSession {
-  /** Token ids of the sequence (-1 for positions sent as embedding rows). */
-  history: number[] = [];
-  /** The embedding rows sent, when the session runs on rows (for replay). */
-  rowsHistory?: Float32Array[];
+  private context?: ModelContext;
+  private readonly queue = new SerialQueue();
+  /** Positions in the session's cache (after the calls that have finished). */
+  private held = 0;
+  /** What the session holds: token ids or embedding rows (one kind per sequence). */
+  private kind?: 'tokens' | 'embeddings';
   /** Composition of this session's DP releases (when DP is on). */
   accountant?: PrivacyAccountant;
-  slot?: Slot;
   disposed = false;
+
   constructor(private readonly engine: ModelSplitEngine) {}
+
   get length(): number {
-    return this.history.length;
+    return this.held;
   }
+
   reset(): void {
     // A new sequence; the privacy spent by this session's earlier releases stays counted.
-    this.history = [];
-    this.rowsHistory = undefined;
-    if (this.slot && this.slot.owner === this) this.slot.model.reset();
+    void this.queue
+      .run(async () => {
+        this.held = 0;
+        this.kind = undefined;
+        if (this.context && !this.context.disposed) await this.context.reset();
+      })
+      .catch(() => undefined);
   }
+
   forward(input: SplitInput, options: SplitForwardOptions): Promise<SplitForwardResult> {
-    return this.engine.forwardSession(this, input, options);
+    return this.queue.run(() => this.forwardNow(input, options));
   }
-  dispose(): void {
-    if (this.disposed) return;
+
+  private async forwardNow(input: SplitInput, options: SplitForwardOptions): Promise<SplitForwardResult> {
+    if (this.disposed) throw new RequestError('split session was closed', { status: 410, code: 'session_closed' });
+    if (this.kind && this.held > 0 && this.kind !== input.kind) {
+      throw new RequestError('a session holds either token ids or embedding rows; start a new one (incremental: false)', { code: 'mixed_inputs' });
+    }
+    const ctxLen = this.engine.sessionContextLength;
+    const n = input.kind === 'tokens' ? input.ids.length : input.seqLen;
+    if (this.held + n > ctxLen) {
+      throw new RequestError(`the session holds ${this.held} positions; ${n} more exceed the context of ${ctxLen}`, { field: 'token_ids', code: 'context_full' });
+    }
+    const t0 = performance.now();
+    this.context ??= await this.engine.newContext();
+    const cachedSeqLen = this.held;
+    if (input.kind === 'tokens') await this.context.prefill(input.ids);
+    else await this.context.prefillEmbeddings(input.data, input.seqLen);
+    this.held += n;
+    this.kind = input.kind;
+    const hidden = this.context.hidden();
+    const forwardMs = performance.now() - t0;
+    const result = await this.engine.applyHe(this, hidden, options);
+    result.stages.forward = forwardMs;
+    return { ...result, cachedSeqLen };
+  }
+
+  dispose(): Promise<void> {
+    if (this.disposed) return Promise.resolve();
     this.disposed = true;
-    this.history = [];
-    this.rowsHistory = undefined;
-    this.engine.release(this);
+    this.engine.forget(this);
+    // Behind the running forward, if any; the KV cache is freed then.
+    return this.queue.run(async () => {
+      const c = this.context;
+      this.context = undefined;
+      this.held = 0;
+      if (c) await c.dispose();
+    });
   }
 }
 
 export class ModelSplitEngine implements SplitEngine {
-  private readonly slots: Slot[];
-  private readonly lock = new AsyncLock();
+  private readonly sessions = new Set<ModelSplitSession>();
+  private readonly heads = new Set<ModelHead>();
   private readonly heGens = new Map<string, Promise<NativeHeLoraGenerator>>();
+  /** Ciphertext operations of one heApply, per expert. */
+  private readonly heOperations = new Map<string, HeOperations>();
+  /** The context the HE generators are made on (heApply touches no KV cache: 1 position). */
+  private heContext?: Promise<ModelContext>;
   private readonly tokenizer = Tokenizer.qwen();
   private readonly dp: ResolvedDp | null;
   private readonly noise = new CsprngGaussian();
   private disposed = false;
-  private clock = 0;
+  readonly sessionContextLength: number;
 
   private constructor(
     private readonly options: ModelSplitOptions,
-    slots: Model[],
+    /** The model whose contexts the sessions are. */
+    readonly model: Model,
+    /** Whether this engine loaded the model (and so disposes it). */
+    private readonly ownsModel: boolean,
   ) {
-    this.slots = slots.map((model) => ({ model, lastUsed: 0 }));
     this.dp = resolveDp(options.dp);
+    const max = model.contextLength;
+    const n = options.contextLength ?? max;
+    if (!Number.isInteger(n) || n < 1 || n > max) {
+      throw new RangeError(`contextLength must be an integer in [1, ${max}] (the model's contextLength), got ${n}`);
+    }
+    this.sessionContextLength = n;
   }
 
   static async open(options: ModelSplitOptions): Promise<ModelSplitEngine> {
-    const n = options.kvSlots ?? (options.backend === 'cuda' ? 2 : 4);
-    if (!Number.isInteger(n) || n < 1) throw new RangeError(`kvSlots must be an integer >= 1, got ${n}`);
-    const models: Model[] = [];
+    if (options.model) return new ModelSplitEngine(options, options.model, false);
+    if (!options.source) throw new TypeError("options must give 'model' (a loaded Model) or 'source' (a preset or folder)");
+    const model = await Model.load(options.source, {
+      backend: options.backend ?? 'auto',
+      seed: options.seed ?? 0,
+      dtype: options.dtype,
+      contextLength: options.contextLength ?? 2048,
+      numLayers: options.numLayers,
+      device: options.device,
+    });
     try {
-      for (let i = 0; i < n; i++) {
-        models.push(await Model.load(options.source, { backend: options.backend, seed: options.seed ?? 0, dtype: options.dtype, contextLength: options.contextLength ?? 2048, numLayers: options.numLayers }));
-      }
+      return new ModelSplitEngine(options, model, true);
     } catch (err) {
-      models.forEach((m) => m.dispose());
+      await model.dispose();
       throw err;
     }
-    return new ModelSplitEngine(options, models);
   }
 
   private get modelConfig() {
-    return this.slots[0].model.config;
+    return this.model.config;
   }
 
   config(): SplitEngineConfig {
@@ -151,12 +208,12 @@ export class ModelSplitEngine implements SplitEngine {
     const he = this.heOptions();
     return {
       model: c.name,
-      backend: this.options.backend,
+      backend: this.model.backend,
       hiddenSize: c.hiddenSize,
       vocabSize: c.vocabSize,
       numLayers: c.numHiddenLayers,
       clientLayers: 0,
-      contextLength: this.slots[0].model.contextLength,
+      contextLength: this.sessionContextLength,
       experts,
       expertKeywords: Object.fromEntries(experts.map((e) => [e, this.keywords(e)])),
       defaultExpert: experts.includes('shared_attention') ? 'shared_attention' : experts[0] ?? 'none',
@@ -166,13 +223,8 @@ export class ModelSplitEngine implements SplitEngine {
       dp: this.dp
         ? { mechanism: this.dp.mechanism, epsilon: this.dp.epsilon, delta: this.dp.delta, sigma: this.dp.sigma, sensitivity: this.dp.sensitivity }
         : { mechanism: 'off', epsilon: 0, delta: 0, sigma: 0, sensitivity: 0 },
-      inputs: this.acceptsRows() ? ['hidden_states', 'token_ids'] : ['token_ids'],
+      inputs: ['hidden_states', 'token_ids'],
     };
-  }
-
-  /** Whether the model binding can run the decoder from embedding rows. */
-  private acceptsRows(): boolean {
-    return typeof (this.slots[0].model.native as unknown as Record<string, unknown>).prefillEmbeddings === 'function';
   }
 
   private keywords(expert: string): string[] {
@@ -214,18 +266,25 @@ export class ModelSplitEngine implements SplitEngine {
 
   createSession(): SplitSession {
     if (this.disposed) throw new RequestError('split engine is shut down', { status: 503, code: 'shutting_down' });
-    return new ModelSplitSession(this);
+    const s = new ModelSplitSession(this);
+    this.sessions.add(s);
+    return s;
   }
 
-  /** Frees a session's slot (its KV cache is emptied for the next owner). */
-  release(session: ModelSplitSession): void {
-    const slot = session.slot;
-    session.slot = undefined;
-    if (slot && slot.owner === session) {
-      slot.owner = undefined;
-      slot.lastUsed = 0;
-      if (!slot.model.disposed) slot.model.reset();
-    }
+  /** Live sessions (for tests and metrics). */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** A session's context: its own KV cache, made off the JS thread. */
+  async newContext(): Promise<ModelContext> {
+    if (this.disposed) throw new RequestError('split engine is shut down', { status: 503, code: 'shutting_down' });
+    return this.model.createContext({ contextLength: this.sessionContextLength });
+  }
+
+  /** A session is gone (disposed). */
+  forget(session: ModelSplitSession): void {
+    this.sessions.delete(session);
   }
 
   private heGenerator(expert: string): Promise<NativeHeLoraGenerator> {
@@ -234,16 +293,25 @@ export class ModelSplitEngine implements SplitEngine {
       const adapter = this.options.experts.get(expert);
       const pair = adapter.finalHiddenPair(this.modelConfig.hiddenSize);
       const he = this.heOptions();
-      g = createGenerator(this.slots[0].model.native, {
-        mode: 'he-lora',
-        placement: 'final-hidden',
-        packing: he.packing,
-        decrypt: he.decrypt,
-        polyN: he.polyN,
-        allowInsecure: he.allowInsecure,
-        timers: false,
-        scaling: adapter.scaling,
-        finalPair: { rank: pair.rank, a: pair.a, b: pair.b },
+      this.heContext ??= this.model.createContext({ contextLength: 1 });
+      const heContext = this.heContext;
+      g = heContext.then(async (context) => {
+        const gen = await createGenerator(context, {
+          mode: 'he-lora',
+          placement: 'final-hidden',
+          packing: he.packing,
+          decrypt: he.decrypt,
+          polyN: he.polyN,
+          allowInsecure: he.allowInsecure,
+          timers: false,
+          scaling: adapter.scaling,
+          finalPair: { rank: pair.rank, a: pair.a, b: pair.b },
+        });
+        // heApply: one encryption, the products and their decryptions (the layout's count);
+        // read now, while no heApply holds the generator.
+        const layout = gen.info().layouts[0];
+        if (layout) this.heOperations.set(expert, layoutOperations(layout));
+        return gen;
       });
       g.catch(() => this.heGens.delete(expert));
       this.heGens.set(expert, g);
@@ -251,207 +319,158 @@ export class ModelSplitEngine implements SplitEngine {
     return g;
   }
 
-  async forwardSession(session: ModelSplitSession, input: SplitInput, options: SplitForwardOptions): Promise<SplitForwardResult> {
-    if (input.kind !== 'tokens' && !this.acceptsRows()) {
-      throw new RequestError('this engine runs its decoder from token ids only; send token_ids', { status: 501, code: 'hidden_states_unsupported' });
-    }
-    if (input.kind !== 'tokens' && session.history.length > 0 && !session.rowsHistory) {
-      throw new RequestError('a session holds either token ids or embedding rows; start a new one (incremental: false)', { code: 'mixed_inputs' });
-    }
-    if (session.disposed) throw new RequestError('split session was closed', { status: 410, code: 'session_closed' });
-    const ctx = this.slots[0].model.contextLength;
-    const n = input.kind === 'tokens' ? input.ids.length : input.seqLen;
-    if (session.history.length + n > ctx) {
-      throw new RequestError(`the session holds ${session.history.length} positions; ${n} more exceed the context of ${ctx}`, { field: 'token_ids', code: 'context_full' });
-    }
-    const release = await this.lock.acquire();
-    try {
-      if (this.disposed) throw new RequestError('split engine is shut down', { status: 503, code: 'shutting_down' });
-      const stages: StageTimes = {};
-      const t0 = performance.now();
-      const slot = await this.slotFor(session);
-      if (input.kind === 'tokens') {
-        if (session.rowsHistory && session.history.length === 0) session.rowsHistory = undefined;
-        if (session.rowsHistory) throw new RequestError('a session holds either token ids or embedding rows; start a new one (incremental: false)', { code: 'mixed_inputs' });
-        await slot.model.prefill(input.ids);
-        session.history.push(...input.ids);
-      } else {
-        await this.prefillRows(slot.model, input.data, input.seqLen);
-        session.rowsHistory = [...(session.rowsHistory ?? []), input.data];
-        for (let i = 0; i < input.seqLen; i++) session.history.push(-1); // positions held as rows
+  /** The HE-LoRA step on a session's final hidden state (in place), with its stage times. */
+  async applyHe(session: ModelSplitSession, hidden: Float32Array, options: SplitForwardOptions): Promise<SplitForwardResult> {
+    const stages: StageTimes = {};
+    const experts = this.options.experts.names();
+    const expert = options.expert === 'auto' || !experts.includes(options.expert) ? this.config().defaultExpert : options.expert;
+    let heActive = false;
+    let heMs = 0;
+    let heCounts: HeOperations | undefined;
+    if (options.useHe && experts.includes(expert)) {
+      const adapter = this.options.experts.get(expert);
+      const pair = adapter.finalHiddenPair(hidden.length);
+      const gen = await this.heGenerator(expert);
+      let x = Float64Array.from(hidden);
+      if (this.dp) {
+        const tn = performance.now();
+        x = clipL2(x, this.dp.clipNorm);
+        const n = new Float64Array(x.length);
+        this.noise.fill(n, this.dp.sigma);
+        for (let i = 0; i < x.length; i++) x[i] += n[i];
+        session.accountant ??= new PrivacyAccountant(this.dp.accountant, this.dp.delta);
+        session.accountant.addGaussian(this.dp.sigma, this.dp.sensitivity, 1);
+        stages.dp_noise = performance.now() - tn;
       }
-      const hidden = slot.model.hidden();
-      stages.forward = performance.now() - t0;
-
-      const experts = this.options.experts.names();
-      const expert = options.expert === 'auto' || !experts.includes(options.expert) ? this.config().defaultExpert : options.expert;
-      let heActive = false;
-      let heMs = 0;
-      if (options.useHe && experts.includes(expert)) {
-        const adapter = this.options.experts.get(expert);
-        const pair = adapter.finalHiddenPair(hidden.length);
-        const gen = await this.heGenerator(expert);
-        let x = Float64Array.from(hidden);
-        if (this.dp) {
-          const tn = performance.now();
-          x = clipL2(x, this.dp.clipNorm);
-          const n = new Float64Array(x.length);
-          this.noise.fill(n, this.dp.sigma);
-          for (let i = 0; i < x.length; i++) x[i] += n[i];
-          session.accountant ??= new PrivacyAccountant(this.dp.accountant, this.dp.delta);
-          session.accountant.addGaussian(this.dp.sigma, this.dp.sensitivity, 1);
-          stages.dp_noise = performance.now() - tn;
-        }
-        const t1 = performance.now();
-        const y = await gen.heApply(x);
-        heMs = performance.now() - t1;
-        const t2 = performance.now();
-        // delta = scaling * B y, B: [d, r] row-major (PEFT lora_B.weight).
-        const r = pair.rank;
-        const s = adapter.scaling;
-        for (let i = 0; i < hidden.length; i++) {
-          let acc = 0;
-          const row = i * r;
-          for (let k = 0; k < r; k++) acc += pair.b[row + k] * y[k];
-          hidden[i] += s * acc;
-        }
-        stages.lora_b = performance.now() - t2;
-        heActive = true;
+      const t1 = performance.now();
+      const y = await gen.heApply(x);
+      heMs = performance.now() - t1;
+      const t2 = performance.now();
+      // delta = scaling * B y, B: [d, r] row-major (PEFT lora_B.weight).
+      const r = pair.rank;
+      const s = adapter.scaling;
+      for (let i = 0; i < hidden.length; i++) {
+        let acc = 0;
+        const row = i * r;
+        for (let k = 0; k < r; k++) acc += pair.b[row + k] * y[k];
+        hidden[i] += s * acc;
       }
-      return {
-        hidden,
-        stages,
-        heActive,
-        heMs,
-        // heApply: one encryption, the products and their decryptions (the layout's count).
-        heOperations: heActive ? 1 + 2 * ((await this.heGenerator(expert)).info().layouts[0]?.products ?? 0) : 0,
-        dpSigma: heActive && this.dp ? this.dp.sigma : 0,
-        ...(session.accountant ? { privacy: session.accountant.spent() } : {}),
-        expert: heActive ? expert : 'none',
-      };
-    } finally {
-      release();
+      stages.lora_b = performance.now() - t2;
+      heActive = true;
+      heCounts = this.heOperations.get(expert);
     }
-  }
-
-  /** The session's slot: its own when it still owns one, else the LRU slot with a replay. */
-  private async slotFor(session: ModelSplitSession): Promise<Slot> {
-    this.clock++;
-    if (session.slot && session.slot.owner === session) {
-      session.slot.lastUsed = this.clock;
-      return session.slot;
-    }
-    const slot = this.slots.reduce((a, b) => (b.lastUsed < a.lastUsed ? b : a));
-    if (slot.owner) slot.owner.slot = undefined;
-    slot.owner = session;
-    slot.lastUsed = this.clock;
-    session.slot = slot;
-    slot.model.reset();
-    // Replay the session's sequence into this cache.
-    if (session.rowsHistory) {
-      for (const rows of session.rowsHistory) await this.prefillRows(slot.model, rows, rows.length / slot.model.config.hiddenSize);
-    } else if (session.history.length) {
-      await slot.model.prefill(session.history);
-    }
-    return slot;
-  }
-
-  private prefillRows(model: Model, rows: Float32Array, n: number): Promise<void> {
-    const nat = model.native as unknown as { prefillEmbeddings: (rows: Float32Array, n: number) => Promise<void> };
-    return nat.prefillEmbeddings(rows, n);
+    return {
+      hidden,
+      stages,
+      heActive,
+      heMs,
+      heOperations: heCounts ? totalHeOperations(heCounts) : 0,
+      ...(heCounts ? { heCounts } : {}),
+      replayedPositions: 0,
+      dpSigma: heActive && this.dp ? this.dp.sigma : 0,
+      ...(session.accountant ? { privacy: session.accountant.spent() } : {}),
+      expert: heActive ? expert : 'none',
+    };
   }
 
   async createHead(backend: 'auto' | 'cpu' | 'cuda' = 'auto'): Promise<SplitHead> {
-    return ModelHead.open(this.options.source, { backend, seed: this.options.seed ?? 0, dtype: backend === this.options.backend ? this.options.dtype : undefined, numLayers: this.options.numLayers });
-  }
-
-  async dispose(): Promise<void> {
-    if (this.disposed) return;
-    const release = await this.lock.acquire();
-    try {
-      this.disposed = true;
-      for (const g of this.heGens.values()) (await g.catch(() => undefined))?.dispose();
-      this.heGens.clear();
-      for (const s of this.slots) s.model.dispose();
-    } finally {
-      release();
+    if (this.disposed) throw new RequestError('split engine is shut down', { status: 503, code: 'shutting_down' });
+    const want = backend === 'auto' ? this.model.backend : backend;
+    let head: ModelHead;
+    if (want === this.model.backend) {
+      head = await ModelHead.onModel(this.model); // the same weights: no copy
+    } else {
+      const source = this.options.source ?? this.model.source;
+      head = await ModelHead.open(source, { backend: want, seed: this.options.seed ?? 0, numLayers: this.options.numLayers });
     }
-  }
-}
-
-/** The client's LM head and sampling over its own model instance (CPU threads or GPU). */
-export class ModelHead implements SplitHead {
-  private current?: Float32Array;
-  // One hidden state on the backend: concurrent next() calls (several clients sharing a head)
-  // must not interleave set-hidden, LM head and sampling.
-  private readonly lock = new AsyncLock();
-  private constructor(private readonly model: Model) {}
-
-  static async open(source: string, options: { backend?: 'auto' | 'cpu' | 'cuda'; seed?: number; dtype?: WeightDtype; numLayers?: number }): Promise<ModelHead> {
-    const model = await Model.load(source, { backend: options.backend ?? 'auto', seed: options.seed ?? 0, dtype: options.dtype, contextLength: 8, numLayers: options.numLayers });
-    const head = new ModelHead(model);
-    await model.prefill([0]); // the backend needs a hidden state to overwrite
-    head.current = model.hidden();
+    this.heads.add(head);
+    head.onDispose = () => this.heads.delete(head);
     return head;
   }
 
+  /** Frees the sessions' contexts, the heads made here, the HE generators and (when loaded here) the model. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await Promise.all([...this.sessions].map((s) => s.dispose().catch(() => undefined)));
+    await Promise.all([...this.heads].map((h) => h.dispose().catch(() => undefined)));
+    for (const g of this.heGens.values()) await (await g.catch(() => undefined))?.dispose();
+    this.heGens.clear();
+    if (this.heContext) await (await this.heContext.catch(() => undefined))?.dispose();
+    if (this.ownsModel) await this.model.dispose();
+  }
+}
+
+/** The client's embedding, LM head and sampling over a context (CPU threads or GPU). */
+export class ModelHead implements SplitHead {
+  // One hidden state on the context: concurrent calls (several clients sharing a head) must not
+  // interleave set-hidden, LM head and sampling.
+  private readonly queue = new SerialQueue();
+  /** Called once when disposed (the engine that made it forgets it). */
+  onDispose?: () => void;
+  private disposed = false;
+
+  private constructor(
+    private readonly context: ModelContext,
+    /** A model loaded for this head alone (disposed with it). */
+    private readonly ownModel?: Model,
+  ) {}
+
+  /** A head that loads its own model (another backend, or a client process). */
+  static async open(source: string, options: { backend?: 'auto' | 'cpu' | 'cuda'; seed?: number; dtype?: WeightDtype; numLayers?: number; device?: number }): Promise<ModelHead> {
+    const model = await Model.load(source, { backend: options.backend ?? 'auto', seed: options.seed ?? 0, dtype: options.dtype, contextLength: 8, numLayers: options.numLayers, device: options.device });
+    try {
+      return new ModelHead(await model.createContext(), model);
+    } catch (err) {
+      await model.dispose();
+      throw err;
+    }
+  }
+
+  /** A head over a context of a loaded model (its weights shared). */
+  static async onModel(model: Model): Promise<ModelHead> {
+    return new ModelHead(await model.createContext({ contextLength: 1 }));
+  }
+
   get backend(): 'cpu' | 'cuda' {
-    return this.model.backend;
+    return this.context.model.backend;
   }
   get hiddenSize(): number {
-    return this.model.config.hiddenSize;
+    return this.context.model.config.hiddenSize;
   }
   get vocabSize(): number {
-    return this.model.config.vocabSize;
+    return this.context.model.config.vocabSize;
   }
 
-  /** Embedding rows, when the model binding offers `embed(ids)` (feature-detected). */
-  get embed(): ((ids: number[]) => Promise<Float32Array>) | undefined {
-    const nat = this.model.native as unknown as { embed?: (ids: number[]) => Float32Array | Promise<Float32Array> };
-    if (typeof nat.embed !== 'function') return undefined;
-    return async (ids: number[]) => nat.embed!(ids);
-  }
-
-  /** Sets the backend's hidden state to exactly `h`: the binding's setHidden when present,
-   * else zero it (h + (-h) = 0) and add h. */
-  private setHidden(h: Float32Array): void {
-    const nat = this.model.native as unknown as { setHidden?: (h: Float32Array) => void };
-    if (typeof nat.setHidden === 'function') {
-      nat.setHidden(h);
-      this.current = Float32Array.from(h);
-      return;
-    }
-    const neg = new Float32Array(this.current!.length);
-    for (let i = 0; i < neg.length; i++) neg[i] = -this.current![i];
-    this.model.addToHidden(neg);
-    this.model.addToHidden(h);
-    this.current = Float32Array.from(h);
-  }
+  /** Embedding rows of `ids` (ids.length x hiddenSize floats). */
+  readonly embed = (ids: number[]): Promise<Float32Array> => this.queue.run(async () => this.context.embed(ids));
 
   async next(hidden: Float32Array, sampling: SplitSampling, step: number): Promise<{ id: number; lmHeadMs: number; samplingMs: number }> {
     if (hidden.length !== this.hiddenSize) throw new RangeError(`hidden must hold ${this.hiddenSize} values, got ${hidden.length}`);
-    const release = await this.lock.acquire();
-    try {
-      this.setHidden(hidden);
+    return this.queue.run(async () => {
+      await this.context.setHidden(hidden);
       const t0 = performance.now();
-      await this.model.lmHead();
+      await this.context.lmHead();
       const lmHeadMs = performance.now() - t0;
       const t1 = performance.now();
-      if (step === 0) this.model.setSamplingSeed(sampling.seed ?? Math.floor(Math.random() * 2 ** 32));
-      const id = this.model.sample({ temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP });
+      if (step === 0) await this.context.setSamplingSeed(sampling.seed ?? Math.floor(Math.random() * 2 ** 32));
+      const id = this.context.sample({ temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP });
       return { id, lmHeadMs, samplingMs: performance.now() - t1 };
-    } finally {
-      release();
-    }
+    });
   }
 
   /** The logits of the last next() (for tests). */
   logits(): Float32Array {
-    return this.model.logits();
+    return this.context.logits();
   }
 
-  dispose(): void {
-    this.model.dispose();
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.onDispose?.();
+    await this.queue.run(async () => {
+      await this.context.dispose();
+      if (this.ownModel) await this.ownModel.dispose();
+    });
   }
 }
-

@@ -4,6 +4,10 @@
  * The original allowed 600 requests per minute per IP (split mode sends one request per
  * token), as a sliding window; a bucket gives the same long-run rate without keeping a list of
  * timestamps per client. Idle full buckets are dropped so the map cannot grow without bound.
+ *
+ * Work that costs more than one request takes several tokens (`take(client, n)`), and work
+ * whose cost is only known afterwards (a replay) is charged after the fact (`charge`): the
+ * bucket may then go into debt, down to -burst, and the client waits for the refill.
  */
 export interface RateLimitOptions {
   /** Sustained requests per minute per client (default 600, the original's). */
@@ -34,8 +38,8 @@ export class RateLimiter {
     this.now = options.now ?? (() => performance.now());
   }
 
-  /** Takes one token for `client`; false when the client is over its limit. */
-  take(client: string): boolean {
+  /** The client's bucket, refilled up to now. */
+  private bucket(client: string): Bucket {
     const t = this.now();
     let b = this.buckets.get(client);
     if (!b) {
@@ -45,19 +49,37 @@ export class RateLimiter {
     }
     b.tokens = Math.min(this.burst, b.tokens + ((t - b.last) / 60_000) * this.perMinute);
     b.last = t;
-    if (b.tokens < 1) {
+    return b;
+  }
+
+  /** Takes `n` tokens (default 1) for `client`; false (nothing taken) when it has fewer. */
+  take(client: string, n = 1): boolean {
+    const b = this.bucket(client);
+    if (b.tokens < n) {
       this.rejected++;
       return false;
     }
-    b.tokens -= 1;
+    b.tokens -= n;
     return true;
   }
 
-  /** Seconds until `client` may make one more request (0 when it may now). */
-  retryAfterS(client: string): number {
+  /** Charges `n` tokens for work already done; the bucket may go into debt, down to -burst. */
+  charge(client: string, n: number): void {
+    if (!(n > 0)) return;
+    const b = this.bucket(client);
+    b.tokens = Math.max(-this.burst, b.tokens - n);
+  }
+
+  /** Tokens the client has now (may be below 1, or negative after a charge). */
+  available(client: string): number {
+    return this.bucket(client).tokens;
+  }
+
+  /** Seconds until `client` may make a request costing `n` (0 when it may now). */
+  retryAfterS(client: string, n = 1): number {
     const b = this.buckets.get(client);
-    if (!b || b.tokens >= 1) return 0;
-    return Math.ceil(((1 - b.tokens) * 60) / this.perMinute);
+    if (!b || b.tokens >= n) return 0;
+    return Math.ceil(((n - b.tokens) * 60) / this.perMinute);
   }
 
   /** Drops buckets that have refilled completely (their clients are idle). */

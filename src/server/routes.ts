@@ -8,12 +8,19 @@
  *   GET  /api/v1/split/config     what a split client needs
  *   GET  /api/v1/split/selftest   64 tokens through the split path, tok/s and stage split
  *   GET  /, /app.js, /styles.css  the live page
+ *
+ * Before anything is read: Host, Origin and token (guards.ts; /health and the page need no
+ * token), then per endpoint the cheap refusals (shutting down, rate bucket empty, upload budget
+ * full), and only then the body, under a limit enforced while it streams (body.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { totalHeOperations } from '../pipeline/he-ops';
 import type { GenerationSummary } from '../pipeline/types';
+import { declaredLength, readBody, reserveBody } from './body';
 import { pipelineOptions } from './chat-stream';
 import { checkRate, clientKey, requireSplit, ServerContext, track } from './context';
 import { errorBody, errorStatus, RequestError } from './errors';
+import { checkAccess } from './guards';
 import { encodeValues, packFrame } from './hidden-codec';
 import { PrometheusSample, toPrometheus } from './metrics';
 import { runSelftest } from './selftest';
@@ -50,29 +57,9 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   send(res, status, JSON.stringify(body), 'application/json');
 }
 
-/** Reads the body up to `limit` bytes; a larger one is refused with 413 before it is buffered. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? NaN);
-    if (Number.isFinite(declared) && declared > limit) {
-      reject(new RequestError(`request body of ${declared} bytes exceeds the limit of ${limit}`, { status: 413, code: 'too_large' }));
-      req.resume();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        reject(new RequestError(`request body exceeds the limit of ${limit} bytes`, { status: 413, code: 'too_large' }));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
+/** Refuses at once (before the body is read) a client whose rate bucket is empty. */
+function refuseIfEmpty(ctx: ServerContext, client: string): void {
+  if (ctx.limiter.available(client) < 1) checkRate(ctx, client);
 }
 
 function health(ctx: HttpContext): Record<string, unknown> {
@@ -93,6 +80,9 @@ function health(ctx: HttpContext): Record<string, unknown> {
     kv_cache_sessions: ctx.sessions.size,
     generations_running: gate.running,
     generations_queued: gate.queued,
+    generation_slots: gate.limit,
+    split_forwards_running: ctx.splitGate.stats().running,
+    split_forwards_queued: ctx.splitGate.stats().queued,
     uptime_s: Math.round((Date.now() - ctx.metrics.startedAt) / 1000),
     ...ctx.facts(),
   };
@@ -116,6 +106,8 @@ function metricsJson(ctx: HttpContext): Record<string, unknown> {
     generations_completed: ctx.metrics.generations,
     stage_medians_ms: ctx.metrics.stageMedians(),
     generation_gate: ctx.gate.stats(),
+    split_gate: ctx.splitGate.stats(),
+    uploads: ctx.uploads.stats(),
     sessions: ctx.sessions.stats(),
     rate_limit: ctx.limiter.stats(),
     websocket: { open: ctx.metrics.wsConnections, total: ctx.metrics.wsConnectionsTotal },
@@ -133,6 +125,7 @@ function metricsPrometheus(ctx: HttpContext): string {
   const samples: PrometheusSample[] = [
     { name: 'tensafe_requests_total', help: 'Requests handled, by route.', type: 'counter', values: Object.entries(routes).map(([route, r]) => ({ labels: { route }, value: r.requests })) },
     { name: 'tensafe_request_errors_total', help: 'Requests answered with an error, by route.', type: 'counter', values: Object.entries(routes).map(([route, r]) => ({ labels: { route }, value: r.errors })) },
+    { name: 'tensafe_requests_aborted_total', help: 'Requests the client abandoned before the answer, by route.', type: 'counter', values: Object.entries(routes).map(([route, r]) => ({ labels: { route }, value: r.aborted })) },
     { name: 'tensafe_request_latency_p50_ms', help: 'Median latency of the last 200 requests, by route.', type: 'gauge', values: Object.entries(routes).map(([route, r]) => ({ labels: { route }, value: r.p50_ms })) },
     { name: 'tensafe_tokens_generated_total', help: 'Tokens generated or forwarded.', type: 'counter', values: [{ value: ctx.metrics.tokensGenerated }] },
     { name: 'tensafe_stage_median_ms', help: 'Median per-token stage time over recent tokens.', type: 'gauge', values: Object.entries(stages).map(([stage, v]) => ({ labels: { stage }, value: v as number })) },
@@ -149,6 +142,7 @@ function metricsPrometheus(ctx: HttpContext): string {
 }
 
 async function compare(ctx: HttpContext, req: IncomingMessage, signal: AbortSignal): Promise<Record<string, unknown>> {
+  refuseIfEmpty(ctx, clientKey(req));
   const body = parseJsonObject(await readBody(req, ctx.maxBodyBytes));
   const cmp = parseCompareRequest(body, ctx.service.experts());
   checkRate(ctx, clientKey(req));
@@ -159,6 +153,8 @@ async function compare(ctx: HttpContext, req: IncomingMessage, signal: AbortSign
       const gen = ctx.service.generate(cmp.query, pipelineOptions(cmp, mode), signal);
       let summary: GenerationSummary | undefined;
       const parts: string[] = [];
+      let heOperations: number | null = null;
+      let rotations = 0;
       for (;;) {
         const step = await gen.next();
         if (step.done) {
@@ -166,11 +162,15 @@ async function compare(ctx: HttpContext, req: IncomingMessage, signal: AbortSign
           break;
         }
         parts.push(step.value.text);
+        if (step.value.he) {
+          heOperations = (heOperations ?? 0) + totalHeOperations(step.value.he);
+          rotations += step.value.he.rotations;
+        }
         ctx.metrics.token(step.value.stages);
       }
       if (signal.aborted) throw new RequestError('request cancelled', { status: 499, code: 'cancelled' });
       ctx.metrics.generations++;
-      return { summary, text: parts.join(''), ms: performance.now() - t0 };
+      return { summary, text: parts.join(''), ms: performance.now() - t0, heOperations, rotations };
     };
     const base = await runOne('base');
     const he = await runOne('he-lora');
@@ -192,8 +192,8 @@ async function compare(ctx: HttpContext, req: IncomingMessage, signal: AbortSign
         tok_s: r1(he.summary.tokPerS),
         encrypted: true,
         expert: he.summary.expert ?? cmp.expert,
-        he_operations: null,
-        rotations: 0,
+        he_operations: he.heOperations,
+        rotations: he.rotations,
         dp_epsilon_spent: he.summary.privacy?.epsilon ?? 0,
         privacy: he.summary.privacy ?? null,
         stage_medians: he.summary.stageMedians,
@@ -207,41 +207,54 @@ async function compare(ctx: HttpContext, req: IncomingMessage, signal: AbortSign
 
 async function splitForward(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
   requireSplit(ctx);
+  const client = clientKey(req);
   const cfg = ctx.split!.config();
-  // Base64 of the largest allowed payload, plus room for the other fields.
-  const limit = Math.ceil((cfg.contextLength * cfg.hiddenSize * 4 * 4) / 3) + 65536;
-  const raw = await readBody(req, Math.max(limit, ctx.maxBodyBytes));
   const binary = (req.headers['content-type'] ?? '').startsWith('application/octet-stream');
-  const { header, payload } = binary ? parseBinaryForward(raw) : { header: parseJsonObject(raw), payload: undefined };
-  const fwd = parseForward(ctx, header, payload);
-  const key = `http:${clientKey(req)}:${fwd.sessionId}`;
-  // One request per sequence: incremental forwards of a live session are not counted again.
-  if (!fwd.incremental || !ctx.sessions.has(key)) checkRate(ctx, clientKey(req));
-  const outcome = await runForward(ctx, key, undefined, fwd, signal);
-  ctx.metrics.token(outcome.result.stages);
-  if (binary) {
-    send(res, 200, packFrame({ ...resultFields(ctx, outcome, fwd.responseDtype), session_id: fwd.sessionId }, encodeValues(outcome.result.hidden, fwd.responseDtype)), 'application/octet-stream');
-  } else {
-    sendJson(res, 200, { ...jsonResult(ctx, outcome), session_id: fwd.sessionId });
+  // The largest forward: a full context of float32 values, raw (binary) or as base64 (JSON),
+  // plus room for the other fields.
+  const payloadLimit = cfg.contextLength * cfg.hiddenSize * 4;
+  const limit = Math.max(ctx.maxBodyBytes, (binary ? payloadLimit : Math.ceil((payloadLimit * 4) / 3)) + 65536);
+  // Refusals that need no body: an empty rate bucket (for a large body), a full upload budget.
+  if ((declaredLength(req) ?? limit) > 65536) refuseIfEmpty(ctx, client);
+  const releaseUpload = reserveBody(req, ctx.uploads, limit);
+  try {
+    const raw = await readBody(req, limit);
+    const { header, payload } = binary ? parseBinaryForward(raw) : { header: parseJsonObject(raw), payload: undefined };
+    const fwd = parseForward(ctx, header, payload);
+    const key = `http:${client}:${fwd.sessionId}`;
+    const outcome = await runForward(ctx, key, undefined, client, fwd, signal);
+    ctx.metrics.token(outcome.result.stages);
+    if (binary) {
+      send(res, 200, packFrame({ ...resultFields(ctx, outcome, fwd.responseDtype), session_id: fwd.sessionId }, encodeValues(outcome.result.hidden, fwd.responseDtype)), 'application/octet-stream');
+    } else {
+      sendJson(res, 200, { ...jsonResult(ctx, outcome), session_id: fwd.sessionId });
+    }
+  } finally {
+    releaseUpload();
   }
+}
+
+/** A query parameter that must be a decimal integer (no 0x10, 1e1, " 5": PROTOCOL.md says no coercion). */
+function queryInt(params: URLSearchParams, name: string): number | undefined {
+  const v = params.get(name);
+  if (v === null) return undefined;
+  if (!/^[0-9]{1,9}$/.test(v)) throw new RequestError(`${name} must be a finite number written as a decimal integer, got ${JSON.stringify(v)}`, { field: name });
+  return Number(v);
 }
 
 async function selftest(ctx: HttpContext, url: URL, signal: AbortSignal): Promise<Record<string, unknown>> {
   const engine = requireSplit(ctx);
-  const params = Object.fromEntries(url.searchParams.entries());
-  const obj: Record<string, unknown> = { query: params.query ?? 'What is a savings account?' };
-  if (params.max_tokens !== undefined) {
-    const n = Number(params.max_tokens);
-    obj.max_tokens = Number.isFinite(n) && params.max_tokens.trim() !== '' ? n : params.max_tokens;
-  }
+  const obj: Record<string, unknown> = { query: url.searchParams.get('query') ?? 'What is a savings account?' };
+  const maxTokensParam = queryInt(url.searchParams, 'max_tokens');
+  if (maxTokensParam !== undefined) obj.max_tokens = maxTokensParam;
   const query = stringField(obj, 'query', LIMITS.queryMaxChars, undefined, { nonEmpty: true });
   const maxTokens = intField(obj, 'max_tokens', LIMITS.maxTokens, 64);
   // The client's LM head: 'auto' (the GPU when there is one), or 'cpu' as the original's phone selftest.
-  const headBackend = params.head ?? 'auto';
+  const headBackend = url.searchParams.get('head') ?? 'auto';
   if (headBackend !== 'auto' && headBackend !== 'cpu' && headBackend !== 'cuda') {
     throw new RequestError(`head must be auto, cpu or cuda, got ${JSON.stringify(headBackend)}`, { field: 'head' });
   }
-  const release = await ctx.gate.acquire(signal);
+  const release = await ctx.splitGate.acquire(signal);
   try {
     let pending = ctx.selftestHeads.get(headBackend);
     if (!pending) {
@@ -249,7 +262,19 @@ async function selftest(ctx: HttpContext, url: URL, signal: AbortSignal): Promis
       pending.catch(() => ctx.selftestHeads.delete(headBackend));
       ctx.selftestHeads.set(headBackend, pending);
     }
-    const head = await pending;
+    let head: SplitHead;
+    try {
+      head = await pending;
+    } catch (err) {
+      // The head's backend cannot run here (head=cuda without a usable GPU): the server is
+      // fine, this option is not available. Say so, with the engine's reason.
+      const reason = (err as Error)?.message ?? String(err);
+      throw new RequestError(`the selftest's client head cannot run on '${headBackend}' here (${reason}); use head=cpu`, {
+        status: 503,
+        field: 'head',
+        code: 'head_unavailable',
+      });
+    }
     const result = await runSelftest(engine, head, query, maxTokens, signal);
     ctx.metrics.generations++;
     return { ...result };
@@ -265,13 +290,16 @@ export async function handleHttp(ctx: HttpContext, req: IncomingMessage, res: Se
   // Metrics label: known paths only, so random URLs cannot grow the metrics map.
   const known = ['/health', '/api/v1/metrics', '/api/v1/chat/compare', '/api/v1/split/forward', '/api/v1/split/tokenize', '/api/v1/split/config', '/api/v1/split/selftest'];
   const route = known.includes(url.pathname) ? `${req.method} ${url.pathname}` : ctx.staticFiles.has(url.pathname) ? 'GET static' : 'other';
-  let ok = true;
+  let outcome: boolean | 'aborted' = true;
   const closed = new AbortController();
   res.on('close', () => {
     if (!res.writableFinished) closed.abort();
   });
   const { controller, done } = track(ctx, closed.signal);
   try {
+    // Who may ask: Host (DNS rebinding), Origin (other sites' pages), then the token; the health
+    // probe and the page's files only need the Host check (they hold no data, change nothing).
+    checkAccess(req, ctx.access, { public: url.pathname === '/health' || ((req.method === 'GET' || req.method === 'HEAD') && ctx.staticFiles.has(url.pathname)) });
     const method = req.method ?? 'GET';
     const only = (m: string) => {
       if (method !== m) throw new RequestError(`${url.pathname} takes ${m}, not ${method}`, { status: 405, code: 'method_not_allowed' });
@@ -300,6 +328,7 @@ export async function handleHttp(ctx: HttpContext, req: IncomingMessage, res: Se
         return;
       case '/api/v1/split/tokenize': {
         only('POST');
+        refuseIfEmpty(ctx, clientKey(req));
         const body = parseJsonObject(await readBody(req, ctx.maxBodyBytes));
         const text = stringField(body, 'text', LIMITS.tokenizeMaxChars, undefined);
         const ids = requireSplit(ctx).tokenize(text);
@@ -326,13 +355,16 @@ export async function handleHttp(ctx: HttpContext, req: IncomingMessage, res: Se
       }
     }
   } catch (err) {
-    ok = false;
     const status = errorStatus(err);
-    const extra: Record<string, string> = status === 429 ? { 'Retry-After': String(ctx.limiter.retryAfterS(clientKey(req)) || 1) } : {};
-    if (!res.headersSent && !closed.signal.aborted) send(res, status, JSON.stringify(errorBody(err)), 'application/json', extra);
-    if (status >= 500 && !(err instanceof RequestError)) console.error(`tensafe serve: ${route}: ${(err as Error)?.stack ?? err}`);
+    // A client that went away (closed its upload or the connection) is nobody's error.
+    const aborted = status === 499 || closed.signal.aborted;
+    outcome = aborted ? 'aborted' : false;
+    const extra: Record<string, string> =
+      status === 429 ? { 'Retry-After': String(ctx.limiter.retryAfterS(clientKey(req)) || 1) } : status === 503 ? { 'Retry-After': '1' } : status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {};
+    if (!res.headersSent && !aborted) send(res, status, JSON.stringify(errorBody(err)), 'application/json', extra);
+    if (status >= 500 && !aborted && !(err instanceof RequestError)) console.error(`tensafe serve: ${route}: ${(err as Error)?.stack ?? err}`);
   } finally {
     done();
-    ctx.metrics.request(route, performance.now() - t0, ok);
+    ctx.metrics.request(route, performance.now() - t0, outcome);
   }
 }

@@ -3,8 +3,14 @@
  * Bounded two ways, as the original's KV store was (32 sessions, 300 s TTL): an idle timeout
  * after which a session is disposed, and a cap beyond which the least recently used idle
  * session is evicted. Disposing a session frees its KV cache (native memory, GPU memory on
- * CUDA). A session in use (a forward running) is never evicted; when every session is busy
- * and the cap is reached, a new one is refused with 503.
+ * CUDA). A session in use (a forward running or waiting) is never evicted; when every session
+ * is busy and the cap is reached, a new one is refused with 503.
+ *
+ * One call at a time per session: `use` runs its callback only when no other call of the same
+ * session runs (FIFO turns), so a session's state (its reset, its length, its KV cache) never
+ * sees two requests at once, and nothing waits for the engine on the main thread. At most
+ * `maxWaiting` calls wait for their turn; one more is refused (409 `session_busy`); a waiting
+ * call whose client goes away (abort signal) leaves the line.
  */
 import { RequestError } from './errors';
 
@@ -15,10 +21,21 @@ export interface Disposable {
 interface Entry<T> {
   value: T;
   lastUsed: number;
+  /** Calls running or waiting for their turn (an entry with busy > 0 is never evicted). */
   busy: number;
+  /** A call is running; the others wait in `turns`. */
+  running: boolean;
+  turns: Array<() => void>;
   owner?: string;
-  /** Deleted while busy: disposed as soon as the running call returns. */
+  /** Deleted while busy: disposed as soon as the last call returns. */
   doomed?: boolean;
+}
+
+export interface UseOptions {
+  /** Leaves the line (rejects with 499 `cancelled`) when aborted while waiting. */
+  signal?: AbortSignal;
+  /** Calls that may wait behind the running one (default: the store's `maxWaiting`). */
+  maxWaiting?: number;
 }
 
 export interface SessionStoreOptions {
@@ -28,12 +45,15 @@ export interface SessionStoreOptions {
   idleMs?: number;
   /** How often idle sessions are swept, ms (default min(idleMs / 4, 10 000)). */
   sweepMs?: number;
+  /** Calls that may wait for their turn on one session (default 4). */
+  maxWaiting?: number;
   now?: () => number;
 }
 
 export class SessionStore<T extends Disposable> {
   readonly max: number;
   readonly idleMs: number;
+  readonly maxWaiting: number;
   private readonly now: () => number;
   private readonly entries = new Map<string, Entry<T>>();
   private timer?: NodeJS.Timeout;
@@ -49,6 +69,8 @@ export class SessionStore<T extends Disposable> {
     this.idleMs = options.idleMs ?? 300_000;
     if (!Number.isInteger(this.max) || this.max < 1) throw new RangeError(`sessions.max must be an integer >= 1, got ${this.max}`);
     if (!(this.idleMs > 0)) throw new RangeError(`sessions.idleMs must be > 0, got ${this.idleMs}`);
+    this.maxWaiting = options.maxWaiting ?? 4;
+    if (!Number.isInteger(this.maxWaiting) || this.maxWaiting < 0) throw new RangeError(`sessions.maxWaiting must be an integer >= 0, got ${this.maxWaiting}`);
     this.now = options.now ?? (() => Date.now());
     const sweepMs = options.sweepMs ?? Math.min(this.idleMs / 4, 10_000);
     this.timer = setInterval(() => this.sweep(), sweepMs);
@@ -74,15 +96,16 @@ export class SessionStore<T extends Disposable> {
   }
 
   /**
-   * Borrows the session `key`, creating it with `create` when absent; the callback runs with
-   * the session marked busy (not evictable) and its idle clock restarted.
+   * Borrows the session `key`, creating it with `create` when absent; the callback runs alone
+   * (no other call of this session runs meanwhile: later calls wait their turn, FIFO), with the
+   * session marked busy (not evictable) and its idle clock restarted.
    */
-  async use<R>(key: string, create: () => T, fn: (value: T, created: boolean) => Promise<R>, owner?: string): Promise<R> {
+  async use<R>(key: string, create: () => T, fn: (value: T, created: boolean) => Promise<R>, owner?: string, options: UseOptions = {}): Promise<R> {
     let e = this.entries.get(key);
     let created = false;
     if (!e) {
       if (this.entries.size >= this.max) this.evictOne();
-      e = { value: create(), lastUsed: this.now(), busy: 0, owner };
+      e = { value: create(), lastUsed: this.now(), busy: 0, running: false, turns: [], owner };
       this.entries.set(key, e);
       this.gone.delete(key);
       this.created++;
@@ -91,15 +114,69 @@ export class SessionStore<T extends Disposable> {
     // Map order is LRU order: move to the end.
     this.entries.delete(key);
     this.entries.set(key, e);
-    e.busy++;
     e.lastUsed = this.now();
+    if (e.running) {
+      const maxWaiting = options.maxWaiting ?? this.maxWaiting;
+      if (e.turns.length >= maxWaiting) {
+        throw new RequestError(`this session is busy: a request is running on it and ${e.turns.length} wait their turn; send one request at a time per session`, {
+          status: 409,
+          field: 'session_id',
+          code: 'session_busy',
+        });
+      }
+      e.busy++;
+      try {
+        await this.waitTurn(e, options.signal);
+      } catch (err) {
+        e.busy--;
+        this.settle(key, e);
+        throw err;
+      }
+    } else {
+      e.busy++;
+      e.running = true;
+    }
     try {
+      if (this.entries.get(key) !== e || e.doomed) {
+        throw new RequestError('split session was closed while this request waited', { status: 410, field: 'session_id', code: 'session_closed' });
+      }
       return await fn(e.value, created);
     } finally {
       e.busy--;
       e.lastUsed = this.now();
-      if (e.doomed && e.busy === 0 && this.entries.get(key) === e) this.remove(key);
+      const next = e.turns.shift();
+      if (next) next(); // the turn passes straight to the next waiter
+      else e.running = false;
+      this.settle(key, e);
     }
+  }
+
+  /** Resolves when it is this call's turn on `e` (the previous call handed it over). */
+  private waitTurn(e: Entry<T>, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(new RequestError('request cancelled', { status: 499, code: 'cancelled' }));
+    return new Promise<void>((resolve, reject) => {
+      const turn = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        const i = e.turns.indexOf(turn);
+        if (i >= 0) e.turns.splice(i, 1);
+        reject(new RequestError('request cancelled while waiting for its session', { status: 499, code: 'cancelled' }));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      e.turns.push(turn);
+    });
+  }
+
+  /** A doomed entry goes once its last call has returned. */
+  private settle(key: string, e: Entry<T>): void {
+    if (e.doomed && e.busy === 0 && this.entries.get(key) === e) this.remove(key);
+  }
+
+  /** Whether a call is running on `key` now. */
+  isBusy(key: string): boolean {
+    return this.entries.get(key)?.running ?? false;
   }
 
   private evictOne(): void {

@@ -22,6 +22,8 @@ export interface SplitClientOptions {
   binary?: boolean;
   /** Per-request timeout, ms (default 120 000). */
   timeoutMs?: number;
+  /** The server's bearer token (servers started with --token / TENSAFE_TOKEN). */
+  token?: string;
 }
 
 export interface SplitForwardReply {
@@ -106,9 +108,15 @@ export class SplitClient {
   static connect(url: string, options: SplitClientOptions = {}): Promise<SplitClient> {
     const full = url.includes('/api/v1/split/stream') ? url : `${url.replace(/^http/, 'ws').replace(/\/$/, '')}/api/v1/split/stream`;
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(full, { perMessageDeflate: false });
+      const ws = new WebSocket(full, { perMessageDeflate: false, ...(options.token ? { headers: { Authorization: `Bearer ${options.token}` } } : {}) });
       ws.once('open', () => resolve(new SplitClient(ws, options)));
       ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => {
+        // A refused upgrade (401 without the token, 403 for a refused Host/Origin, 503): say why.
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString('utf8')));
+        res.on('end', () => reject(new Error(`split server refused the connection: ${res.statusCode} ${body}`.trim())));
+      });
     });
   }
 

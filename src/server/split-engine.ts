@@ -14,7 +14,7 @@
  * `SplitEngine` is the server side, `SplitHead` the client side; model-split-engine.ts
  * implements both over the engine's model.
  */
-import type { StageTimes } from '../pipeline/types';
+import type { HeOperations, StageTimes } from '../pipeline/types';
 import type { Disposable } from './session-store';
 
 export interface SplitEngineConfig {
@@ -62,20 +62,31 @@ export interface SplitForwardResult {
   heActive: boolean;
   /** ms of the whole HE step when the engine times it as one call (encode .. sums), else absent. */
   heMs?: number;
-  /** Ciphertext operations this call ran (encryptions + products + decryptions). */
+  /** Ciphertext operations this call ran (encryptions + products + decryptions + rotations). */
   heOperations: number;
+  /** The same, by kind, with the bytes encrypted (absent: the engine does not count them). */
+  heCounts?: HeOperations;
+  /**
+   * Positions the engine recomputed beyond this call's input (a session whose KV cache was
+   * lent to another and is rebuilt from its history). The server charges them to the
+   * client's rate limit and reports them; an engine whose sessions own their caches reports 0.
+   */
+  replayedPositions?: number;
   dpSigma: number;
   /** Cumulative privacy spent by the session's DP releases (when DP is on). */
   privacy?: { epsilon: number; delta: number; accountant: string; releases: number };
   /** The expert actually applied ('none' when HE/adapters were off). */
   expert: string;
+  /** Positions the session held before this forward (measured in the session's order of calls). */
+  cachedSeqLen?: number;
 }
 
 /** One client sequence on the server: its KV cache. */
 export interface SplitSession extends Disposable {
   /** Positions in the KV cache. */
   readonly length: number;
-  /** Empties the KV cache (a non-incremental forward starts a new sequence). */
+  /** Empties the KV cache (a non-incremental forward starts a new sequence); ordered with the
+   * session's forwards (a reset made while one runs takes effect after it). */
   reset(): void;
   /** Appends positions (embedding rows or token ids) and returns the last final hidden state. */
   forward(input: SplitInput, options: SplitForwardOptions): Promise<SplitForwardResult>;

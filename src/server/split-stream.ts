@@ -12,14 +12,18 @@
  *
  * Sessions belong to the connection: `session_id` names one of this connection's sequences;
  * they are freed when the connection closes (and by the idle timeout and the cap).
+ *
+ * A connection's messages are handled one at a time, in order (ws-flow.ts: a flooding client
+ * is paused, not buffered), and each answer waits for a client that reads slowly (bounded).
  */
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
-import { checkRate, clientKey, requireSplit, ServerContext, timedSend, track } from './context';
-import { errorBody, RequestError } from './errors';
+import { clientKey, requireSplit, ServerContext, timedSend, track } from './context';
+import { RequestError } from './errors';
 import { encodeValues, packFrame } from './hidden-codec';
 import { jsonResult, parseBinaryForward, parseForward, resultFields, runForward } from './split-core';
 import { LIMITS, parseJsonObject, stringField } from './validate';
+import { drainOrDrop, frameText, sendErrorFrame, serialMessages } from './ws-flow';
 
 let connections = 0;
 
@@ -55,8 +59,6 @@ export function handleSplitSocket(ctx: ServerContext, ws: WebSocket, req: Incomi
   const client = clientKey(req);
   const owner = `ws${++connections}`;
   const closed = new AbortController();
-  // Messages of one connection are handled in order (a forward depends on the previous one).
-  let chain: Promise<void> = Promise.resolve();
   ws.on('close', () => {
     closed.abort();
     ctx.sessions.deleteOwned(owner);
@@ -70,13 +72,10 @@ export function handleSplitSocket(ctx: ServerContext, ws: WebSocket, req: Incomi
       if (isBinary) {
         route += ':forward';
         const { header, payload } = parseBinaryForward(data);
-        if ((header.type ?? 'forward') !== 'forward') {
-          throw new RequestError(`binary frames carry forwards only, got type ${JSON.stringify(header.type)}`, { field: 'type', code: 'unknown_type' });
-        }
         await forward(header, payload, true);
         return;
       }
-      const msg = parseJsonObject(data, 'message');
+      const msg = parseJsonObject(frameText(data), 'message');
       const type = msg.type ?? 'forward';
       route += `:${typeof type === 'string' && ['ping', 'config', 'tokenize', 'forward', 'reset'].includes(type) ? type : 'unknown'}`;
       switch (type) {
@@ -106,10 +105,7 @@ export function handleSplitSocket(ctx: ServerContext, ws: WebSocket, req: Incomi
       }
     } catch (err) {
       ok = false;
-      if (!closed.signal.aborted) {
-        const body = errorBody(err);
-        timedSend(ws, () => JSON.stringify({ type: 'error', message: body.error, ...body }));
-      }
+      if (!closed.signal.aborted) sendErrorFrame(ws, err);
     } finally {
       ctx.metrics.request(route, performance.now() - t0, ok);
     }
@@ -118,26 +114,23 @@ export function handleSplitSocket(ctx: ServerContext, ws: WebSocket, req: Incomi
   const forward = async (msg: Record<string, unknown>, payload: Uint8Array | undefined, binary: boolean): Promise<void> => {
     if (ctx.closing) throw new RequestError('server is shutting down', { status: 503, code: 'shutting_down' });
     const fwd = parseForward(ctx, msg, payload);
-    // A sequence costs one request: its incremental forwards (one token each, metered by the
-    // generation gate and the context length) are not counted again, or a split client would
-    // hit the per-minute limit after a hundred tokens.
-    if (!fwd.incremental || !ctx.sessions.has(`${owner}:${fwd.sessionId}`)) checkRate(ctx, client);
     const { controller, done } = track(ctx, closed.signal);
     try {
-      const outcome = await runForward(ctx, `${owner}:${fwd.sessionId}`, owner, fwd, controller.signal);
+      // Charged by split-core's forwardCost: a sequence costs one request, its one-token
+      // incremental steps nothing (or a split client would hit the limit after a hundred
+      // tokens), longer inputs and replays what they compute.
+      const outcome = await runForward(ctx, `${owner}:${fwd.sessionId}`, owner, client, fwd, controller.signal);
       const network = timedSend(ws, () =>
         binary
           ? packFrame({ ...resultFields(ctx, outcome, fwd.responseDtype), session_id: fwd.sessionId }, encodeValues(outcome.result.hidden, fwd.responseDtype))
           : JSON.stringify({ ...jsonResult(ctx, outcome), session_id: fwd.sessionId }),
       );
       ctx.metrics.token({ ...outcome.result.stages, network });
+      await drainOrDrop(ws, ctx.flow, controller.signal);
     } finally {
       done();
     }
   };
 
-  ws.on('message', (data, isBinary) => {
-    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
-    chain = chain.then(() => handle(buf, isBinary));
-  });
+  serialMessages(ws, ctx.flow.maxPending, handle);
 }

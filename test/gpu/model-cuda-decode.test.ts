@@ -66,12 +66,9 @@ describe.skipIf(noGpu)('decode megakernel', () => {
       const a = await teacherForced(mega, tokens);
       const b = await teacherForced(layers, tokens);
       compareSteps(a, b, 1e-2, `${preset} mega vs layer kernels`);
-      layers.dispose();
       const cpu = await load('ModelCpu', { preset, seed: 5, dtype: 'bf16', contextLength: 16 });
       const c = await teacherForced(cpu, tokens.slice(0, 8));
       compareSteps(a.slice(0, 8), c, 2e-2, `${preset} mega vs ModelCpu`);
-      cpu.dispose();
-      mega.dispose();
     }, 600_000);
   }
 
@@ -81,7 +78,5 @@ describe.skipIf(noGpu)('decode megakernel', () => {
     const layers = await load('ModelCuda', opts, LAYERS);
     const tokens = tokensFor(64, 151643, 4);
     compareSteps(await teacherForced(mega, tokens), await teacherForced(layers, tokens), 1e-2, 'bf16 mega vs layer kernels');
-    mega.dispose();
-    layers.dispose();
   }, 600_000);
 });

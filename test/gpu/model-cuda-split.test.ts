@@ -74,14 +74,20 @@ const cases: Case[] = [
 ];
 
 describe.skipIf(noGpu)('ModelCuda split mode (embed, prefillEmbeddings, setHidden)', () => {
-  const open: Any[] = [];
-  afterAll(() => {
-    for (const m of open) if (!m.disposed) m.dispose();
+  // Each test model is a native model with one context (the object the tests drive: the
+  // context's methods, and the model's backend / dtype / config through the context).
+  const open: Array<{ model: Any; context: Any }> = [];
+  afterAll(async () => {
+    for (const { model, context } of open) {
+      if (!context.disposed) await context.dispose();
+      await model.dispose();
+    }
   });
   async function load(cls: 'ModelCuda' | 'ModelCpu', opts: Record<string, unknown>): Promise<Any> {
-    const m = await N()[cls].load(opts);
-    open.push(m);
-    return m;
+    const model = await N()[cls].load(opts);
+    const context = model.createContextSync(); // reads TENSAFE_CUDA_GRAPH now
+    open.push({ model, context });
+    return context;
   }
 
   for (const c of cases) {

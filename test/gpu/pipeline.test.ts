@@ -3,8 +3,9 @@
  * float64 and against plaintext LoRA token for token; the CUDA HE result against the CPU one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Model, type ModelContext } from '../../src/engine/model';
 import { makeSyntheticExpert } from '../../src/pipeline/experts';
-import { createGenerator, loadHeLoraModel, toStageTimes, type GeneratorConfig, type NativeHeLoraModel } from '../../src/pipeline/native';
+import { createGenerator, toStageTimes, type GeneratorConfig } from '../../src/pipeline/native';
 import { Pipeline } from '../../src/pipeline/pipeline';
 import { noGpu } from '../helpers/gpu';
 
@@ -31,12 +32,17 @@ function maxRel(y: Float64Array, ref: Float64Array): number {
 }
 
 describe.skipIf(noGpu)('HE-LoRA on the GPU', () => {
-  let tiny: NativeHeLoraModel;
+  let model: Model;
+  let tiny: ModelContext;
   const prompt = Int32Array.from([1, 17, 42, 99, 5]);
   beforeAll(async () => {
-    tiny = await loadHeLoraModel({ preset: 'tiny', seed: 3, backend: 'cuda', contextLength: 256 });
+    model = await Model.load('tiny', { seed: 3, backend: 'cuda', contextLength: 256 });
+    tiny = await model.createContext();
   });
-  afterAll(() => tiny?.dispose());
+  afterAll(async () => {
+    await tiny?.dispose();
+    await model?.dispose();
+  });
 
   async function tokens(config: GeneratorConfig, steps = 64): Promise<{ ids: number[]; last: Float64Array; heBackend: string }> {
     const g = await createGenerator(tiny, config);
@@ -51,12 +57,12 @@ describe.skipIf(noGpu)('HE-LoRA on the GPU', () => {
       }
       return { ids, last, heBackend: g.info().heBackend };
     } finally {
-      g.dispose();
+      await g.dispose();
     }
   }
 
   it('HE-LoRA equals plaintext LoRA for 64 greedy steps, every packing and decrypt mode (CUDA CKKS)', async () => {
-    const c = tiny.config();
+    const c = model.config;
     const shape = { hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers, numHeads: c.numAttentionHeads, numKvHeads: c.numKeyValueHeads, headDim: c.headDim, intermediateSize: c.intermediateSize };
     const ex = makeSyntheticExpert(shape, { name: 'banking_expert', r: 32, alpha: 64, targetModules: ['q_proj'] }, 77);
     const p = ex.finalHiddenPair(c.hiddenSize);
@@ -78,7 +84,7 @@ describe.skipIf(noGpu)('HE-LoRA on the GPU', () => {
   });
 
   it('resident and per-op CUDA paths give the same tokens; DP on the device draws noise and counts releases', async () => {
-    const c = tiny.config();
+    const c = model.config;
     const d = c.hiddenSize;
     const a = Float32Array.from({ length: 32 * d }, () => ((Math.random() * 2 - 1) * 1.7) / Math.sqrt(d));
     const b = Float32Array.from({ length: d * 32 }, () => (Math.random() * 2 - 1) * 0.05);
@@ -95,11 +101,12 @@ describe.skipIf(noGpu)('HE-LoRA on the GPU', () => {
     for (let i = 0; i < 3; i++) s = await g.next(s.token);
     expect(g.info().releases).toBe(4);
     expect(toStageTimes(s.stages).dp_noise).toBeGreaterThanOrEqual(0);
-    g.dispose();
+    await g.dispose();
   });
 
   it('HE A h within 1e-4 relative of float64 at d = 1536, r = 32 on CUDA, and equal to the CPU CKKS result within 1e-6', async () => {
-    const big = await loadHeLoraModel({ preset: 'qwen2.5-1.5b-shape', numLayers: 1, seed: 1, backend: 'cuda', contextLength: 64 });
+    const bigModel = await Model.load('qwen2.5-1.5b-shape', { numLayers: 1, seed: 1, backend: 'cuda', contextLength: 64 });
+    const big = await bigModel.createContext();
     try {
       const d = 1536;
       const r = 32;
@@ -112,18 +119,19 @@ describe.skipIf(noGpu)('HE-LoRA on the GPU', () => {
           for (const decrypt of ['batched', 'sequential'] as const) {
             const g = await createGenerator(big, { mode: 'he-lora', finalPair: { rank: r, a, b }, packing, polyN, decrypt });
             const y = await g.heApply(x);
-            g.dispose();
+            await g.dispose();
             expect(maxRel(y, ref), `${packing}/${polyN}/${decrypt}`).toBeLessThan(1e-4);
           }
         }
         const gc = await createGenerator(big, { mode: 'he-lora', finalPair: { rank: r, a, b }, packing, polyN: 16384, heBackend: 'cpu' });
         const gg = await createGenerator(big, { mode: 'he-lora', finalPair: { rank: r, a, b }, packing, polyN: 16384 });
         expect(maxRel(await gg.heApply(x), await gc.heApply(x))).toBeLessThan(1e-6);
-        gc.dispose();
-        gg.dispose();
+        await gc.dispose();
+        await gg.dispose();
       }
     } finally {
-      big.dispose();
+      await big.dispose();
+      await bigModel.dispose();
     }
   });
 

@@ -12,19 +12,26 @@ import { argmax, maxAbsDiff, top2Margin } from './numeric';
 type Any = any;
 
 /**
- * A loader whose models are all disposed after the suite (call inside describe).
- * `env` holds engine switches read at construction (TENSAFE_DECODE, TENSAFE_PREFILL, ...).
+ * A loader for the suite: loads a model (native ModelCuda / ModelCpu) and returns a context of
+ * it (createContextSync); contexts, then models, are disposed after the suite (call inside
+ * describe). `env` holds engine switches, read when the model is loaded (TENSAFE_DECODE,
+ * TENSAFE_PREFILL, TENSAFE_GEMM, ...) and when the context is made (TENSAFE_CUDA_GRAPH).
  */
 export function suiteModels(): (cls: 'ModelCuda' | 'ModelCpu', opts: Record<string, unknown>, env?: Record<string, string | undefined>) => Promise<Any> {
-  const open: Any[] = [];
-  afterAll(() => {
-    for (const m of open) if (!m.disposed) m.dispose();
+  const open: Array<{ model: Any; context: Any }> = [];
+  afterAll(async () => {
+    for (const { model, context } of open) {
+      if (!context.disposed) await context.dispose();
+      if (!model.disposed) await model.dispose();
+    }
   });
-  return async (cls, opts, env = {}) => {
-    const m = await withEnv(env, () => native()[cls].load(opts));
-    open.push(m);
-    return m;
-  };
+  return (cls, opts, env = {}) =>
+    withEnv(env, async () => {
+      const model = await native()[cls].load(opts);
+      const context = model.createContextSync();
+      open.push({ model, context });
+      return context;
+    });
 }
 
 /** n ordinary token ids below `vocab`, a different sequence for each salt. */

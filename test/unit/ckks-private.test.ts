@@ -449,5 +449,29 @@ describe('native-owned rules: info(), the security table, the bounds', () => {
     const lim = Ckks.limits();
     expect(lim).toMatchObject({ minPolyN: 4096, maxPolyN: 65536, minPrimeBits: 20, maxPrimeBits: 60 });
     expect(() => Ckks.create({ polyN: lim.minPolyN / 2, backend: 'cpu' })).toThrow(new RegExp(`\\[${lim.minPolyN}, ${lim.maxPolyN}\\]`));
+    expect(Ckks.polyNs()).toEqual([4096, 8192, 16384, 32768, 65536]);
+  });
+
+  it('checkParameters: the checks of a context without one, with the same errors', () => {
+    const bad = { polyN: 4096, primeBits: [60, 40], specialPrimeBits: 60 };
+    let created: unknown;
+    try {
+      Ckks.create({ ...bad, backend: 'cpu' });
+    } catch (e) {
+      created = e;
+    }
+    let checked: unknown;
+    try {
+      Ckks.checkParameters(bad);
+    } catch (e) {
+      checked = e;
+    }
+    expect((checked as Error).message).toBe((created as Error).message);
+    expect((checked as NodeJS.ErrnoException).code).toBe('ERR_TENSAFE_INSECURE');
+    const facts = Ckks.checkParameters({ ...bad, allowInsecure: true });
+    const info = Ckks.create({ ...bad, allowInsecure: true, backend: 'cpu' }).info();
+    expect(facts).toEqual({ logQP: info.logQP, maxLogQP128: 109, belowSecurityBound: true });
+    expect(Ckks.checkParameters({ polyN: 16384 }).belowSecurityBound).toBe(false);
+    expect(() => Ckks.checkParameters({ polyN: 2048 })).toThrow(/options.polyN must be a power of two in \[4096, 65536\]/);
   });
 });

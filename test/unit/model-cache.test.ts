@@ -96,8 +96,8 @@ describe('KV cache (tiny preset, cpu)', () => {
     await expect(model.forward([-1])).rejects.toThrow(RangeError);
     await expect(model.forward([1.5])).rejects.toThrow(/integer/);
     await expect(model.forward([])).rejects.toThrow(/at least one token/);
-    expect(() => model.native.decodeStep('7' as unknown as number)).toThrow(TypeError);
-    expect(() => model.native.prefill('abc' as unknown as number[])).toThrow(TypeError);
+    expect(() => model.context.native.decodeStep('7' as unknown as number)).toThrow(TypeError);
+    expect(() => model.context.native.prefill('abc' as unknown as number[])).toThrow(TypeError);
     expect(model.position).toBe(0);
   });
 

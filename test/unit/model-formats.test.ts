@@ -282,16 +282,16 @@ describe('per-layer LoRA adapters (cpu)', () => {
       expect(Array.from(cleared)).toEqual(Array.from(plain));
       // The projection-hook path (how an encrypted LoRA plugs in): same result, one call per
       // token and site, with the projection's input and output.
-      base.native.setHookLora(adapters.map(({ layer, target, rank, scaling, a, b }) => ({ layer, target, rank, scaling, a, b })));
+      base.context.native.setHookLora(adapters.map(({ layer, target, rank, scaling, a, b }) => ({ layer, target, rank, scaling, a, b })));
       base.reset();
       const hooked = await base.forward(prompt);
       let hookDiff = 0;
       for (let i = 0; i < hooked.length; i++) hookDiff = Math.max(hookDiff, Math.abs(hooked[i] - expected[i]));
       expect(hookDiff).toBeLessThan(1e-4);
-      expect(base.native.hookCalls).toBe(prompt.length * adapters.length);
+      expect(base.context.native.hookCalls).toBe(prompt.length * adapters.length);
       await base.forward([3]);
-      expect(base.native.hookCalls).toBe((prompt.length + 1) * adapters.length);
-      base.native.setHookLora([]);
+      expect(base.context.native.hookCalls).toBe((prompt.length + 1) * adapters.length);
+      base.context.native.setHookLora([]);
       base.reset();
       expect(Array.from(await base.forward(prompt))).toEqual(Array.from(plain));
       const bad = { layer: 0, target: 'q_proj' as const, rank: 2, a: new Float32Array(3), b: new Float32Array(128) };

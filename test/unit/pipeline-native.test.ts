@@ -4,17 +4,16 @@
  * steps, DP off) for every packing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Model, type ModelContext } from '../../src/engine/model';
 import { makeSyntheticExpert } from '../../src/pipeline/experts';
 import {
   createGenerator,
   heLinear,
-  loadHeLoraModel,
   nativeNoise,
   packingLayout,
   simulatePacking,
   toStageTimes,
   type GeneratorConfig,
-  type NativeHeLoraModel,
 } from '../../src/pipeline/native';
 
 const PACKINGS = ['replicated-slots', 'rotations', 'coefficients'] as const;
@@ -123,16 +122,21 @@ describe('native DP sampler', () => {
 });
 
 describe('generation: HE-LoRA equals plaintext LoRA (tiny model, DP off, greedy)', () => {
-  let model: NativeHeLoraModel;
+  let model: Model;
+  let context: ModelContext;
   const STEPS = 64;
   const prompt = Int32Array.from([1, 17, 42, 99, 5]);
   beforeAll(async () => {
-    model = await loadHeLoraModel({ preset: 'tiny', seed: 3, backend: 'cpu', contextLength: 256 });
+    model = await Model.load('tiny', { seed: 3, backend: 'cpu', contextLength: 256 });
+    context = await model.createContext();
   });
-  afterAll(() => model?.dispose());
+  afterAll(async () => {
+    await context?.dispose();
+    await model?.dispose();
+  });
 
   async function run(config: GeneratorConfig): Promise<{ tokens: number[]; stages: Float64Array[] }> {
-    const g = await createGenerator(model, config);
+    const g = await createGenerator(context, config);
     try {
       const tokens: number[] = [];
       const stages: Float64Array[] = [];
@@ -144,12 +148,12 @@ describe('generation: HE-LoRA equals plaintext LoRA (tiny model, DP off, greedy)
       }
       return { tokens, stages };
     } finally {
-      g.dispose();
+      await g.dispose();
     }
   }
 
   it('final-hidden: lora differs from base, he-lora equals lora for every packing and decrypt mode', async () => {
-    const cfg = model.config();
+    const cfg = model.config;
     const shape = { hiddenSize: cfg.hiddenSize, numLayers: cfg.numHiddenLayers, numHeads: cfg.numAttentionHeads, numKvHeads: cfg.numKeyValueHeads, headDim: cfg.headDim, intermediateSize: cfg.intermediateSize };
     const expert = makeSyntheticExpert(shape, { name: 'banking_expert', r: 32, alpha: 64, targetModules: ['q_proj'] }, Math.floor(Math.random() * 1e9));
     const pair = expert.finalHiddenPair(cfg.hiddenSize);
@@ -171,7 +175,7 @@ describe('generation: HE-LoRA equals plaintext LoRA (tiny model, DP off, greedy)
   });
 
   it('layers: HE pairs through the projection hook equal the model\'s plaintext adapters', async () => {
-    const cfg = model.config();
+    const cfg = model.config;
     const shape = { hiddenSize: cfg.hiddenSize, numLayers: cfg.numHiddenLayers, numHeads: cfg.numAttentionHeads, numKvHeads: cfg.numKeyValueHeads, headDim: cfg.headDim, intermediateSize: cfg.intermediateSize };
     const expert = makeSyntheticExpert(shape, { name: 'shared_attention', r: 8, alpha: 16, targetModules: ['q_proj', 'v_proj', 'down_proj'] }, 11);
     const pairs = expert.pairs.map((p, i) => ({ rank: p.rank, a: p.a, b: p.b, layer: p.layer, module: p.module, underHe: i % 2 === 0 }));
@@ -183,22 +187,22 @@ describe('generation: HE-LoRA equals plaintext LoRA (tiny model, DP off, greedy)
   });
 
   it('DP on: noise is drawn per token and releases are counted', async () => {
-    const cfg = model.config();
+    const cfg = model.config;
     const d = cfg.hiddenSize;
     const a = randA(4, d);
     const b = Float32Array.from({ length: d * 4 }, () => Math.random() * 0.1);
-    const g = await createGenerator(model, { mode: 'he-lora', finalPair: { rank: 4, a, b }, polyN: 8192, dp: { clipNorm: 1, sigma: 2 } });
+    const g = await createGenerator(context, { mode: 'he-lora', finalPair: { rank: 4, a, b }, polyN: 8192, dp: { clipNorm: 1, sigma: 2 } });
     let s = await g.start(prompt);
     for (let i = 0; i < 4; i++) s = await g.next(s.token);
     expect(g.info().releases).toBe(5);
     expect(toStageTimes(s.stages).dp_noise).toBeGreaterThanOrEqual(0);
-    g.dispose();
+    await g.dispose();
   });
 
   it('validates the config at the boundary', async () => {
-    await expect(createGenerator(model, { mode: 'fast' as never })).rejects.toThrow(/config.mode/);
-    await expect(createGenerator(model, { mode: 'lora', finalPair: { rank: 4, a: new Float32Array(3), b: new Float32Array(4 * 64) } })).rejects.toThrow(/finalPair.a/);
-    await expect(createGenerator({}, { mode: 'base' })).rejects.toThrow(/model/);
-    await expect(createGenerator(model, { mode: 'he-lora', finalPair: { rank: 4, a: randA(4, 64), b: new Float32Array(256) }, polyN: 1000 })).rejects.toThrow(/polyN/);
+    await expect(createGenerator(context, { mode: 'fast' as never })).rejects.toThrow(/config.mode/);
+    await expect(createGenerator(context, { mode: 'lora', finalPair: { rank: 4, a: new Float32Array(3), b: new Float32Array(4 * 64) } })).rejects.toThrow(/finalPair.a/);
+    await expect(createGenerator({} as never, { mode: 'base' })).rejects.toThrow(/model/);
+    await expect(createGenerator(context, { mode: 'he-lora', finalPair: { rank: 4, a: randA(4, 64), b: new Float32Array(256) }, polyN: 1000 })).rejects.toThrow(/polyN/);
   });
 });

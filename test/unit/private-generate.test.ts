@@ -70,7 +70,7 @@ describe('private generation over the WebSocket (CPU, tiny model)', () => {
         for (const e of events) {
           expect(e.siteCalls).toBe(1);
           expect(e.bytesUp).toBeGreaterThan(1000);
-          expect(e.bytesDown).toBeGreaterThan(e.bytesUp);
+          expect(e.bytesDown).toBeGreaterThan(1000);
           for (const s of ['forward', 'client_encrypt', 'network', 'server_he', 'client_decrypt', 'lm_head', 'sampling'] as const) {
             expect(e.stages[s], s).toBeGreaterThanOrEqual(0);
           }

@@ -5,11 +5,21 @@
  * (server-engine.test.ts).
  */
 import type { GenerationService, GenerationSummary, PipelineOptions, TokenEvent } from '../../src/pipeline/types';
+import { RequestError } from '../../src/server/errors';
 import type { SplitEngine, SplitEngineConfig, SplitForwardResult, SplitHead, SplitInput, SplitSession } from '../../src/server/split-engine';
+
+/** Adds the input's rows to `sum`; token ids stand for the rows the fake head embeds them to (id / 100). */
+function addRows(sum: Float32Array, input: SplitInput, d: number): void {
+  const n = input.kind === 'tokens' ? input.ids.length : input.seqLen;
+  const emb = input.kind === 'tokens' ? Float32Array.from(input.ids.flatMap((id) => Array(d).fill(id / 100))) : input.data;
+  for (let p = 0; p < n; p++) for (let j = 0; j < d; j++) sum[j] += emb[p * d + j];
+}
 
 export class FakeService implements GenerationService {
   disposed = false;
   calls: Array<{ prompt: string; options: PipelineOptions }> = [];
+  /** Generations run concurrently here (each is its own timer loop). */
+  concurrency = 8;
   /** Milliseconds each token takes (a timer, so the event loop stays free). */
   constructor(public tokenMs = 1) {}
 
@@ -108,11 +118,9 @@ export class FakeSplit implements SplitEngine {
         length = 0;
       },
       forward: async (input: SplitInput): Promise<SplitForwardResult> => {
-        // Token ids stand for the rows the fake head would embed them to (id / 100).
         const seqLen = input.kind === 'tokens' ? input.ids.length : input.seqLen;
-        const emb = input.kind === 'tokens' ? Float32Array.from(input.ids.flatMap((id) => Array(d).fill(id / 100))) : input.data;
         if (length + seqLen > 64) throw new RangeError('context overflow');
-        for (let p = 0; p < seqLen; p++) for (let j = 0; j < d; j++) sum[j] += emb[p * d + j];
+        addRows(sum, input, d);
         length += seqLen;
         await new Promise((r) => setTimeout(r, 1));
         const h = Float32Array.from(sum);
@@ -142,5 +150,97 @@ export class FakeSplit implements SplitEngine {
   }
   async dispose(): Promise<void> {
     this.disposed = true;
+  }
+}
+
+/**
+ * A split engine with the native engine's concurrency semantics, for the server's concurrency
+ * tests (the real engine: server-engine-abuse.test.ts):
+ *  - a forward takes `msPerPosition` per position off the main thread (a timer, as the
+ *    AsyncWorker does) and commits the session's length when it finishes (as ModelSplitEngine
+ *    appends the history after the prefill);
+ *  - the context is checked at entry (the engine's `context_full`), and a real overflow fails
+ *    the way the native KV cache does (code ERR_TENSAFE_ARG_RANGE);
+ *  - reset() while a forward of the session runs waits for it ON THE CALLING THREAD, as a native
+ *    call that needs the model's mutex does (the main thread then freezes);
+ *  - every call that starts while another call of the same session runs is counted in `overlaps`.
+ * hidden = sum of the rows (ids / 100 per coordinate) in the cache + the length on the last
+ * coordinate, as FakeSplit; a reset that waited drops the in-flight forward's rows from the cache
+ * while its length is still committed (the native engine's inconsistency).
+ */
+export class NativeLikeSplit extends FakeSplit {
+  overlaps = 0;
+  /** Positions a forward reports as replayed (an engine that rebuilds lost caches). */
+  replayedPositions = 0;
+  /** reset() queued behind the session's work (the context engine) instead of run at once. */
+  queuedReset = false;
+  constructor(
+    public msPerPosition = 1,
+    public contextLength = 4096,
+    public hiddenSize = 8,
+  ) {
+    super();
+  }
+  config(): SplitEngineConfig {
+    return { ...super.config(), contextLength: this.contextLength, hiddenSize: this.hiddenSize };
+  }
+  createSession(): SplitSession {
+    const d = this.hiddenSize;
+    const sum = new Float32Array(d);
+    const engine = this;
+    let length = 0;
+    let busyUntil = 0;
+    let inFlight = 0;
+    let epoch = 0;
+    this.liveSessions++;
+    let disposed = false;
+    return {
+      get length() {
+        return length;
+      },
+      reset() {
+        if (inFlight > 0) engine.overlaps++;
+        const clear = () => {
+          epoch++;
+          sum.fill(0);
+          length = 0;
+        };
+        if (engine.queuedReset) {
+          setTimeout(clear, 0); // takes effect later, before the next forward's work
+          return;
+        }
+        while (performance.now() < busyUntil) {
+          // the native mutex: the calling thread waits for the running forward
+        }
+        clear();
+      },
+      forward: async (input: SplitInput): Promise<SplitForwardResult> => {
+        if (inFlight > 0) engine.overlaps++;
+        if (engine.queuedReset) await new Promise((r) => setTimeout(r, 0)); // a queued reset runs first
+        const n = input.kind === 'tokens' ? input.ids.length : input.seqLen;
+        if (length + n > engine.contextLength) {
+          throw new RequestError(`the session holds ${length} positions; ${n} more exceed the context`, { code: 'context_full' });
+        }
+        inFlight++;
+        const myEpoch = epoch;
+        const ms = n * engine.msPerPosition;
+        busyUntil = Math.max(busyUntil, performance.now() + ms);
+        try {
+          await new Promise((r) => setTimeout(r, ms));
+          if (length + n > engine.contextLength) throw Object.assign(new RangeError('KV cache position out of range'), { code: 'ERR_TENSAFE_ARG_RANGE' });
+          if (epoch === myEpoch) addRows(sum, input, d);
+          length += n;
+          const h = Float32Array.from(sum);
+          h[d - 1] += length;
+          return { hidden: h, stages: { forward: ms }, heActive: false, heOperations: 0, dpSigma: 0, expert: 'none', replayedPositions: engine.replayedPositions };
+        } finally {
+          inFlight--;
+        }
+      },
+      dispose: () => {
+        if (!disposed) this.liveSessions--;
+        disposed = true;
+      },
+    };
   }
 }

@@ -159,6 +159,19 @@ describe('rate limiter', () => {
     expect(rl.stats().clients).toBe(0); // idle buckets dropped
     expect(rl.stats().rejected).toBe(2);
   });
+
+  it('takes several tokens at once, and charges work done after the fact as debt down to -burst', () => {
+    let now = 0;
+    const rl = new RateLimiter({ perMinute: 60, burst: 4, now: () => now });
+    expect(rl.take('a', 3)).toBe(true);
+    expect(rl.take('a', 2)).toBe(false); // 1 left: nothing taken
+    expect(rl.available('a')).toBe(1);
+    rl.charge('a', 100);
+    expect(rl.available('a')).toBe(-4); // debt bounded by the bucket's size
+    expect(rl.retryAfterS('a')).toBe(5); // 5 tokens to refill at one a second
+    now += 5000;
+    expect(rl.take('a')).toBe(true);
+  });
 });
 
 describe('generation gate', () => {

@@ -1,5 +1,6 @@
 // Native benchmarks of the CPU CKKS backend, timed with a steady clock inside C++ so that the
 // numbers do not include N-API or JavaScript overheads (the CUDA backend times with events).
+// The loops themselves are shared with the CUDA engine (bench_loop.h).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -21,6 +22,9 @@ struct HeLoraTiming {
   double encode = 0, encrypt = 0, ct_pt_multiply = 0, decrypt = 0, decode = 0, extract_sum = 0, total = 0;  // us
   int runs = 0, replicas = 0, products = 0;
   double max_abs_error = 0;
+  bool graphs = false;    // CUDA: stages replayed as CUDA graphs (false on the CPU)
+  bool streamed = false;  // the stages ran overlapped (streamed) rather than in order
+  std::string note;       // why the run differs from what was asked (e.g. streamed not available)
 };
 
 // The per-token HE-LoRA crypto of the original: h (d values) replicated `replicas` times in the

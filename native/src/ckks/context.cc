@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "ckks/sampling.h"
+#include "ckks/valcheck.h"
 #include "common/errors.h"
 #include "ckks/parallel.h"
 
@@ -50,8 +51,7 @@ void secure_wipe(void* p, std::size_t bytes) {
 }
 
 void CkksContext::prepare_multiplier(Plaintext& pt) const {
-  check_owner(pt.context_id, "plaintext");
-  if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result)");
+  valcheck::operand_plaintext(*this, pt, "encode a plaintext to compute with");
   const std::uint64_t n = this->n();
   pt.shoup.resize(pt.data.size());
   for (std::size_t k = 0; k < pt.limbs; ++k) {
@@ -107,16 +107,7 @@ void CkksContext::small_to_rns(const std::int8_t* v, std::size_t k_begin, std::s
 
 void CkksContext::round_to_rns(const double* coeffs, std::size_t limbs, std::uint64_t* out) const {
   const std::uint64_t n = this->n();
-  double maxabs = 0;
-  for (std::uint64_t j = 0; j < n; ++j) {
-    double a = std::fabs(coeffs[j]);
-    if (!(a <= maxabs)) maxabs = a;  // also catches NaN
-  }
-  double log_q = 0;
-  for (std::size_t l = 0; l < limbs; ++l) log_q += std::log2(static_cast<double>(tables_[l]->modulus()));
-  if (!std::isfinite(maxabs) || (maxabs >= 1 && std::log2(maxabs) + 1 >= log_q))
-    throw ArgumentRangeError("scale overflow: |value * scale| reaches 2^" + std::to_string(std::log2(maxabs)) +
-                             ", which does not fit the plaintext modulus of " + std::to_string(log_q) + " bits");
+  valcheck::coefficients_fit(*this, valcheck::max_abs(coeffs, n, 1.0), limbs, "reaches");
   std::vector<Barrett> br;
   for (std::size_t l = 0; l < limbs; ++l) br.push_back(tables_[l]->barrett());
   pfor(n, [&](std::size_t b, std::size_t e) {

@@ -158,6 +158,9 @@ class CkksContext {
   Ciphertext mod_switch(const Ciphertext& a) const;
   Ciphertext rotate(const Ciphertext& a, std::int64_t steps, const GaloisKeys& gk) const;
 
+  // Raw words of a ciphertext (c0 then c1, NTT domain): for comparing backends.
+  std::vector<std::uint64_t> ciphertext_words(const Ciphertext& ct) const;
+
   // serialisation (versioned header, fingerprint, lengths, checksum)
   std::vector<std::uint8_t> serialize(const Ciphertext& ct) const;
   std::vector<std::uint8_t> serialize(const Plaintext& pt) const;
@@ -193,9 +196,10 @@ class CkksContext {
                   std::uint64_t* out1) const;
   const std::vector<std::uint32_t>& automorphism(std::uint64_t galois) const;
   void check_limbs(std::size_t limbs, const char* what) const;
-  // c0 += e0 + b*u, c1 += e1 + a*u over `l` limbs with fresh u, e0, e1 (public-key encryption
-  // of zero added in place; c1 may start as zeros).
-  void add_encryption_of_zero(std::uint64_t* c0, std::uint64_t* c1, std::size_t l, const PublicKey& pk);
+  // (c0, c1) = Enc_pk(0) + (add0, add1) over `l` limbs with fresh u, e0, e1: c0 = e0 + b*u + add0,
+  // c1 = e1 + a*u + add1 (a null addend counts as zero; outputs must not alias the addends).
+  void encrypt_zero_plus(std::uint64_t* c0, std::uint64_t* c1, std::size_t l, const PublicKey& pk,
+                         const std::uint64_t* add0, const std::uint64_t* add1);
   Plaintext decrypt_impl(const Ciphertext& ct, const SecretKey& sk, bool parallel) const;
 
   CkksParams params_;

@@ -7,26 +7,17 @@
 
 #include "ckks/parallel.h"
 #include "ckks/sampling.h"
+#include "ckks/valcheck.h"
 #include "common/errors.h"
 
 namespace tensafe::ckks {
 
-namespace {
-void check_scale(double scale, const char* what) {
-  if (!std::isfinite(scale) || scale <= 0) throw ArgumentRangeError(std::string(what) + " must be a finite positive number");
-}
-}  // namespace
 
 // ---- encoding -------------------------------------------------------------------------------
 
 Plaintext CkksContext::encode(const double* values, std::size_t count, std::size_t limbs, double scale) const {
-  if (limbs == 0) limbs = max_limbs();
-  check_limbs(limbs, "limbs");
-  if (scale <= 0) scale = scale_;
-  check_scale(scale, "scale");
-  if (count > encoder_.slots())
-    throw ArgumentRangeError("values must hold at most polyN/2 = " + std::to_string(encoder_.slots()) + " numbers, got " +
-                             std::to_string(count));
+  valcheck::encode_args(*this, count, encoder_.slots(), "polyN/2", limbs, scale);
+  valcheck::slots_fit(*this, values, count, count, limbs, scale);  // the bound the GPU checks too
   const std::uint64_t n = this->n();
   std::vector<double> coeffs(n);
   encoder_.encode(values, count, scale, coeffs.data());
@@ -43,13 +34,8 @@ Plaintext CkksContext::encode(const double* values, std::size_t count, std::size
 
 Plaintext CkksContext::encode_coefficients(const double* values, std::size_t count, std::size_t limbs,
                                            double scale) const {
-  if (limbs == 0) limbs = max_limbs();
-  check_limbs(limbs, "limbs");
-  if (scale <= 0) scale = scale_;
-  check_scale(scale, "scale");
   const std::uint64_t n = this->n();
-  if (count > n)
-    throw ArgumentRangeError("values must hold at most polyN = " + std::to_string(n) + " numbers, got " + std::to_string(count));
+  valcheck::encode_args(*this, count, n, "polyN", limbs, scale);
   std::vector<double> coeffs(n, 0.0);
   for (std::size_t i = 0; i < count; ++i) coeffs[i] = values[i] * scale;
   Plaintext pt;

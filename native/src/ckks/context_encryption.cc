@@ -7,14 +7,15 @@
 
 #include "ckks/parallel.h"
 #include "ckks/sampling.h"
+#include "ckks/valcheck.h"
 #include "common/errors.h"
 
 namespace tensafe::ckks {
 
 // ---- encryption -----------------------------------------------------------------------------
 
-void CkksContext::add_encryption_of_zero(std::uint64_t* c0_out, std::uint64_t* c1_out, std::size_t l,
-                                         const PublicKey& pk) {
+void CkksContext::encrypt_zero_plus(std::uint64_t* c0_out, std::uint64_t* c1_out, std::size_t l, const PublicKey& pk,
+                                    const std::uint64_t* add0, const std::uint64_t* add1) {
   const std::uint64_t n = this->n();
   const std::size_t L = max_limbs();
   Sampler smp(key_, next_stream());
@@ -22,67 +23,67 @@ void CkksContext::add_encryption_of_zero(std::uint64_t* c0_out, std::uint64_t* c
   smp.ternary(0, n, u.data());
   smp.gaussian(n, n, e0.data());
   smp.gaussian(2 * n, n, e1.data());
-  std::vector<std::uint64_t> uu(l * n), ee0(l * n), ee1(l * n);
-  small_to_rns(u.data(), 0, l, uu.data());
-  small_to_rns(e0.data(), 0, l, ee0.data());
-  small_to_rns(e1.data(), 0, l, ee1.data());
-  // The encryption randomness u, e0, e1 would reveal the message: wipe every copy.
-  secure_wipe(u.data(), n);
-  secure_wipe(e0.data(), n);
-  secure_wipe(e1.data(), n);
   const std::uint64_t* b = pk.data.data();
   const std::uint64_t* a = b + L * n;
+  // Limb by limb: u, e0, e1 of one limb are transformed in place of the outputs' own words
+  // (e0 in c0, e1 in c1) and a scratch for u, so each limb's work stays in cache.
   pfor(l, [&](std::size_t lb, std::size_t le) {
+    std::vector<std::uint64_t> uk(n);
     for (std::size_t k = lb; k < le; ++k) {
       const NttTables& t = *tables_[k];
       const Barrett& br = t.barrett();
       const std::uint64_t q = br.q;
-      std::uint64_t* uk = uu.data() + k * n;
-      std::uint64_t* f0 = ee0.data() + k * n;
-      std::uint64_t* f1 = ee1.data() + k * n;
-      t.forward(uk);
-      t.forward(f0);
-      t.forward(f1);
-      const std::uint64_t* bk = b + k * n;
-      const std::uint64_t* ak = a + k * n;
       std::uint64_t* c0 = c0_out + k * n;
       std::uint64_t* c1 = c1_out + k * n;
+      small_to_rns(u.data(), k, k + 1, uk.data());
+      small_to_rns(e0.data(), k, k + 1, c0);
+      small_to_rns(e1.data(), k, k + 1, c1);
+      t.forward(uk.data());
+      t.forward(c0);
+      t.forward(c1);
+      const std::uint64_t* bk = b + k * n;
+      const std::uint64_t* ak = a + k * n;
+      const std::uint64_t* m0 = add0 ? add0 + k * n : nullptr;
+      const std::uint64_t* m1 = add1 ? add1 + k * n : nullptr;
       for (std::uint64_t j = 0; j < n; ++j) {
-        c0[j] = add_mod(add_mod(f0[j], br.mul(bk[j], uk[j]), q), c0[j], q);
-        c1[j] = add_mod(add_mod(f1[j], br.mul(ak[j], uk[j]), q), c1[j], q);
+        c0[j] = add_mod(c0[j], br.mul(bk[j], uk[j]), q);
+        c1[j] = add_mod(c1[j], br.mul(ak[j], uk[j]), q);
+        if (m0) c0[j] = add_mod(c0[j], m0[j], q);
+        if (m1) c1[j] = add_mod(c1[j], m1[j], q);
       }
     }
+    secure_wipe(uk.data(), uk.size() * sizeof(std::uint64_t));
   });
-  secure_wipe(uu.data(), uu.size() * sizeof(std::uint64_t));
-  secure_wipe(ee0.data(), ee0.size() * sizeof(std::uint64_t));
-  secure_wipe(ee1.data(), ee1.size() * sizeof(std::uint64_t));
+  // The encryption randomness u, e0, e1 would reveal the message: wipe the small copies.
+  secure_wipe(u.data(), n);
+  secure_wipe(e0.data(), n);
+  secure_wipe(e1.data(), n);
 }
 
 Ciphertext CkksContext::encrypt(const Plaintext& pt, const PublicKey& pk) {
-  check_owner(pt.context_id, "plaintext");
+  valcheck::operand_plaintext(*this, pt, "encode a new one to encrypt");
   check_owner(pk.context_id, "publicKey");
-  if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result); encode a new one to encrypt");
   const std::uint64_t n = this->n();
   const std::size_t l = pt.limbs;
   Ciphertext ct;
   ct.context_id = id_;
   ct.limbs = l;
   ct.scale = pt.scale;
-  ct.data.assign(2 * l * n, 0);
-  std::memcpy(ct.c(0, n), pt.data.data(), l * n * sizeof(std::uint64_t));
-  add_encryption_of_zero(ct.c(0, n), ct.c(1, n), l, pk);
+  ct.data.resize(2 * l * n);
+  encrypt_zero_plus(ct.c(0, n), ct.c(1, n), l, pk, pt.data.data(), nullptr);
   return ct;
 }
 
 Ciphertext CkksContext::rerandomize(const Ciphertext& in, const PublicKey& pk) {
   check_owner(in.context_id, "ciphertext");
   check_owner(pk.context_id, "publicKey");
+  const std::uint64_t n = this->n();
   Ciphertext ct;
   ct.context_id = id_;
   ct.limbs = in.limbs;
-  ct.scale = in.scale;
-  ct.data = in.data;  // c1 changes: the seed of a compact encryption is not carried
-  add_encryption_of_zero(ct.c(0, n()), ct.c(1, n()), in.limbs, pk);
+  ct.scale = in.scale;  // c1 changes: the seed of a compact encryption is not carried
+  ct.data.resize(in.data.size());
+  encrypt_zero_plus(ct.c(0, n), ct.c(1, n), in.limbs, pk, in.c(0, n), in.c(1, n));
   return ct;
 }
 
@@ -100,9 +101,8 @@ void CkksContext::expand_seed(const ChaChaKey& seed, std::size_t limbs, std::uin
 }
 
 Ciphertext CkksContext::encrypt_symmetric(const Plaintext& pt, const SecretKey& sk, bool compact) {
-  check_owner(pt.context_id, "plaintext");
+  valcheck::operand_plaintext(*this, pt, "encode a new one to encrypt");
   check_owner(sk.context_id, "secretKey");
-  if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result); encode a new one to encrypt");
   const std::uint64_t n = this->n();
   const std::size_t l = pt.limbs;
   const std::uint64_t sid = next_stream();

@@ -7,27 +7,16 @@
 
 #include "ckks/parallel.h"
 #include "ckks/sampling.h"
+#include "ckks/valcheck.h"
 #include "common/errors.h"
 
 namespace tensafe::ckks {
 
 // ---- evaluator ------------------------------------------------------------------------------
 
-namespace {
-void require_same_shape(const Ciphertext& a, const Ciphertext& b) {
-  if (a.limbs != b.limbs)
-    throw ArgumentRangeError("ciphertexts are at different levels (" + std::to_string(a.limbs) + " vs " +
-                             std::to_string(b.limbs) + " primes): modSwitch the higher one first");
-  if (std::fabs(a.scale - b.scale) > 1e-9 * std::max(a.scale, b.scale))
-    throw ArgumentRangeError("ciphertexts have different scales (" + std::to_string(a.scale) + " vs " +
-                             std::to_string(b.scale) + ")");
-}
-}  // namespace
 
 Ciphertext CkksContext::add(const Ciphertext& a, const Ciphertext& b) const {
-  check_owner(a.context_id, "a");
-  check_owner(b.context_id, "b");
-  require_same_shape(a, b);
+  valcheck::same_level(*this, a, b);
   const std::uint64_t n = this->n();
   Ciphertext r = a;
   r.c1_seed.reset();  // c1 changes
@@ -42,9 +31,7 @@ Ciphertext CkksContext::add(const Ciphertext& a, const Ciphertext& b) const {
 }
 
 Ciphertext CkksContext::sub(const Ciphertext& a, const Ciphertext& b) const {
-  check_owner(a.context_id, "a");
-  check_owner(b.context_id, "b");
-  require_same_shape(a, b);
+  valcheck::same_level(*this, a, b);
   const std::uint64_t n = this->n();
   Ciphertext r = a;
   r.c1_seed.reset();  // c1 changes
@@ -59,12 +46,7 @@ Ciphertext CkksContext::sub(const Ciphertext& a, const Ciphertext& b) const {
 }
 
 Ciphertext CkksContext::add_plain(const Ciphertext& a, const Plaintext& b) const {
-  check_owner(a.context_id, "ciphertext");
-  check_owner(b.context_id, "plaintext");
-  if (!b.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result)");
-  if (b.limbs < a.limbs) throw ArgumentRangeError("plaintext has fewer primes than the ciphertext");
-  if (std::fabs(a.scale - b.scale) > 1e-9 * std::max(a.scale, b.scale))
-    throw ArgumentRangeError("plaintext and ciphertext scales differ");
+  valcheck::add_plain(*this, a, b);
   const std::uint64_t n = this->n();
   Ciphertext r = a;
   for (std::size_t k = 0; k < a.limbs; ++k) {
@@ -77,19 +59,7 @@ Ciphertext CkksContext::add_plain(const Ciphertext& a, const Plaintext& b) const
 }
 
 Ciphertext CkksContext::multiply_plain(const Ciphertext& a, const Plaintext& b) const {
-  check_owner(a.context_id, "ciphertext");
-  check_owner(b.context_id, "plaintext");
-  if (!b.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result)");
-  if (b.limbs < a.limbs)
-    throw ArgumentRangeError("plaintext has fewer primes (" + std::to_string(b.limbs) + ") than the ciphertext (" +
-                             std::to_string(a.limbs) + ")");
-  const double scale = a.scale * b.scale;
-  double log_q = 0;
-  for (std::size_t k = 0; k < a.limbs; ++k) log_q += std::log2(static_cast<double>(tables_[k]->modulus()));
-  // A scale at or above the ciphertext modulus leaves no room for the value: refuse it.
-  if (!std::isfinite(scale) || std::log2(scale) + 1 >= log_q)
-    throw ArgumentRangeError("scale overflow in multiplyPlain: the product scale 2^" + std::to_string(std::log2(scale)) +
-                             " does not fit the ciphertext modulus of " + std::to_string(log_q) + " bits (rescale first)");
+  const double scale = valcheck::multiply_plain(*this, a, b);
   const std::uint64_t n = this->n();
   Ciphertext r;
   r.context_id = id_;
@@ -141,8 +111,7 @@ void CkksContext::rescale_poly(const std::uint64_t* poly, std::size_t l, std::ui
 }
 
 Ciphertext CkksContext::rescale(const Ciphertext& a) const {
-  check_owner(a.context_id, "ciphertext");
-  if (a.limbs < 2) throw ArgumentRangeError("ciphertext has one prime left: it cannot be rescaled");
+  valcheck::drop_prime(*this, a, "rescaled");
   const std::uint64_t n = this->n();
   Ciphertext r;
   r.context_id = id_;
@@ -157,8 +126,7 @@ Ciphertext CkksContext::rescale(const Ciphertext& a) const {
 }
 
 Ciphertext CkksContext::mod_switch(const Ciphertext& a) const {
-  check_owner(a.context_id, "ciphertext");
-  if (a.limbs < 2) throw ArgumentRangeError("ciphertext has one prime left: it cannot be switched down");
+  valcheck::drop_prime(*this, a, "switched down");
   const std::uint64_t n = this->n();
   Ciphertext r;
   r.context_id = id_;
@@ -243,12 +211,10 @@ void CkksContext::key_switch(const std::uint64_t* d, std::size_t l, const KeySwi
 Ciphertext CkksContext::rotate(const Ciphertext& a, std::int64_t steps, const GaloisKeys& gk) const {
   check_owner(a.context_id, "ciphertext");
   check_owner(gk.context_id, "galoisKeys");
-  const std::int64_t slots = static_cast<std::int64_t>(encoder_.slots());
-  const std::int64_t norm = ((steps % slots) + slots) % slots;
-  if (norm == 0) return a;
+  const std::int64_t norm = valcheck::rotation_step(*this, steps);
+  if (norm == 0) return a;  // the identity (a copy; c1 unchanged, so a compact seed stays valid)
   auto it = gk.keys.find(norm);
-  if (it == gk.keys.end())
-    throw ArgumentRangeError("no rotation key for steps = " + std::to_string(steps) + " (generate Galois keys for it)");
+  if (it == gk.keys.end()) valcheck::missing_rotation_key(steps);
   const KeySwitchKey& key = it->second;
   const auto& perm = automorphism(key.galois);
   const std::uint64_t n = this->n();

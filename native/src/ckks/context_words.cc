@@ -6,6 +6,7 @@
 
 #include "ckks/context.h"
 #include "ckks/sampling.h"
+#include "ckks/valcheck.h"
 #include "common/errors.h"
 
 namespace tensafe::ckks {
@@ -24,13 +25,7 @@ void CkksContext::check_residues(const std::uint64_t* words, std::size_t limbs, 
 
 Plaintext CkksContext::plaintext_from_words(const std::uint64_t* words, std::size_t count, std::size_t limbs,
                                             double scale, Encoding encoding) const {
-  check_limbs(limbs, "options.limbs");
-  const std::uint64_t n = this->n();
-  if (count != limbs * n)
-    throw ArgumentRangeError("words must hold limbs * polyN = " + std::to_string(limbs * n) + " residues, got " +
-                             std::to_string(count));
-  if (!std::isfinite(scale) || scale <= 0) throw ArgumentRangeError("options.scale must be a finite positive number");
-  check_residues(words, limbs, "words");
+  valcheck::words_args(*this, words, count, limbs, scale);
   Plaintext pt;
   pt.context_id = id_;
   pt.limbs = limbs;
@@ -46,6 +41,11 @@ std::vector<std::uint64_t> CkksContext::plaintext_words(const Plaintext& pt) con
   std::vector<std::uint64_t> out(pt.data);
   if (pt.ntt) ntt_inverse(out.data(), pt.limbs);
   return out;
+}
+
+std::vector<std::uint64_t> CkksContext::ciphertext_words(const Ciphertext& ct) const {
+  check_owner(ct.context_id, "ciphertext");
+  return ct.data;
 }
 
 std::vector<std::uint64_t> CkksContext::sample_words(std::size_t limbs, std::size_t count, SampleDistribution dist,

@@ -34,6 +34,24 @@ CudaRuntimeInfo cuda_runtime_info();
 // True when the CUDA backend is built and at least one device is usable.
 bool cuda_available();
 
+// Memory of one CUDA device: cudaMemGetInfo (used = total - free: every process and the CUDA
+// context included) beside our own DeviceBuffer counter (bytes this process holds through the
+// engine, all devices). available = false without a usable device (fields 0).
+struct GpuMemoryInfo {
+  bool available = false;
+  int device = -1;
+  std::size_t free_bytes = 0;
+  std::size_t total_bytes = 0;
+  long long allocated_bytes = 0;
+};
+// Throws ArgumentRangeError for a device index that is not visible.
+GpuMemoryInfo gpu_memory_info(int device);
+
+// Makes `device` the calling thread's current CUDA device (cudaSetDevice), for engine objects
+// made on that thread (a CKKS CUDA context). ArgumentRangeError naming `option` for an index
+// that is not visible; BackendUnavailableError without a usable device.
+void use_cuda_device(int device, const char* option);
+
 // The CPU's model name (from /proc/cpuinfo), for benchmark records.
 std::string cpu_model_name();
 

@@ -2,6 +2,8 @@
 
 #include <fstream>
 
+#include "common/errors.h"
+
 namespace tensafe {
 
 std::string cpu_model_name() {
@@ -27,6 +29,10 @@ CudaRuntimeInfo cuda_runtime_info() {
   return info;
 }
 bool cuda_available() { return false; }
+GpuMemoryInfo gpu_memory_info(int) { return GpuMemoryInfo{}; }
+void use_cuda_device(int, const char* option) {
+  throw BackendUnavailableError(std::string(option) + " selects a CUDA device, but the CUDA backend was not built");
+}
 #endif
 
 }  // namespace tensafe

@@ -37,6 +37,13 @@ class DisposedError : public EngineError {
       : EngineError("ERR_TENSAFE_DISPOSED", what + " has been disposed and can no longer be used") {}
 };
 
+// An object that cannot do what was asked while it is in use: a model that still has live
+// contexts, a context still computing (JS Error, code ERR_TENSAFE_BUSY).
+class BusyError : public EngineError {
+ public:
+  explicit BusyError(const std::string& message) : EngineError("ERR_TENSAFE_BUSY", message) {}
+};
+
 // Parameters refused by the security check (JS Error, code ERR_TENSAFE_INSECURE).
 class InsecureParametersError : public EngineError {
  public:

@@ -1,8 +1,11 @@
 // Device discovery for engine.info() and backend selection.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+
 #include "common/device_info.h"
 #include "cuda/cuda_check.h"
+#include "cuda/device_buffer.h"
 #include "model/cuda/cublas_loader.h"
 
 namespace tensafe {
@@ -58,6 +61,43 @@ bool cuda_available() {
     return ok;
   }();
   return available;
+}
+
+GpuMemoryInfo gpu_memory_info(int device) {
+  GpuMemoryInfo m;
+  if (!cuda_available()) return m;
+  int count = 0;
+  CUDA_CHECK(cudaGetDeviceCount(&count));
+  if (device < 0 || device >= count)
+    throw ArgumentRangeError("device must be in [0, " + std::to_string(count - 1) + "], got " + std::to_string(device));
+  int previous = 0;
+  CUDA_CHECK(cudaGetDevice(&previous));
+  CUDA_CHECK(cudaSetDevice(device));
+  cudaError_t err = cudaMemGetInfo(&m.free_bytes, &m.total_bytes);
+  cudaSetDevice(previous);
+  if (err != cudaSuccess) cuda::throw_cuda_error(err, "cudaMemGetInfo", __FILE__, __LINE__);
+  m.available = true;
+  m.device = device;
+  m.allocated_bytes = static_cast<long long>(cuda::device_bytes_allocated().load());
+  return m;
+}
+
+void use_cuda_device(int device, const char* option) {
+  if (!cuda_available()) {
+    CudaRuntimeInfo info = cuda_runtime_info();
+    throw BackendUnavailableError(std::string(option) + " selects a CUDA device, but none is usable: " +
+                                  (info.unavailable_reason.empty() ? std::string("none found") : info.unavailable_reason));
+  }
+  int count = 0;
+  CUDA_CHECK(cudaGetDeviceCount(&count));
+  if (device < 0 || device >= count) {
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    throw ArgumentRangeError(std::string(option) + " must be in [0, " + std::to_string(count - 1) + "] (" + std::to_string(count) +
+                             " CUDA device" + (count == 1 ? "" : "s") + " visible" +
+                             (visible ? std::string(", CUDA_VISIBLE_DEVICES=") + visible : std::string()) + "), got " +
+                             std::to_string(device));
+  }
+  CUDA_CHECK(cudaSetDevice(device));
 }
 
 }  // namespace tensafe

@@ -4,12 +4,21 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include "cuda/cuda_check.h"
 
 namespace tensafe::cuda {
+
+// Bytes currently held by DeviceBuffers, all devices together (our own allocation counter, for
+// memory measurements beside cudaMemGetInfo, which also counts the CUDA context and others).
+inline std::atomic<int64_t>& device_bytes_allocated() {
+  static std::atomic<int64_t> bytes{0};
+  return bytes;
+}
 
 template <typename T>
 class DeviceBuffer {
@@ -41,9 +50,13 @@ class DeviceBuffer {
     }
     ptr_ = static_cast<T*>(p);
     count_ = count;
+    device_bytes_allocated() += static_cast<int64_t>(count * sizeof(T));
   }
   void reset() noexcept {
-    if (ptr_) cudaFree(ptr_);
+    if (ptr_) {
+      cudaFree(ptr_);
+      device_bytes_allocated() -= static_cast<int64_t>(count_ * sizeof(T));
+    }
     ptr_ = nullptr;
     count_ = 0;
   }

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "common/errors.h"
-#include "model/cpu_model.h"
+#include "model/model.h"
 #include "model/sampling.h"
 #include "model/synthetic.h"
 
@@ -217,14 +217,15 @@ void Generator::lm_head_cpu_single_thread() {
   const int d = mc.hidden_size, V = mc.vocab_size;
   if (lm_weight_f32_.empty()) {
     lm_weight_f32_.resize(static_cast<size_t>(V) * d);
-    if (auto* cpu = dynamic_cast<model::CpuModel*>(&model_)) {
-      const model::Tensor& t = cpu->weights().lm_head;
+    const model::Model& m = model_.model();
+    if (const model::HostWeights* w = m.host_weights()) {
+      const model::Tensor& t = w->lm_head;
       for (size_t i = 0; i < lm_weight_f32_.size(); ++i) lm_weight_f32_[i] = t.at(i);
-    } else if (cfg_.synthetic_weights) {
+    } else if (m.synthetic()) {
       const uint32_t id = mc.tie_word_embeddings ? model::synthetic::embed_id() : model::synthetic::lm_head_id(mc.num_hidden_layers);
       const auto sc = model::synthetic::embedding_scale();
       for (size_t i = 0; i < lm_weight_f32_.size(); ++i)
-        lm_weight_f32_[i] = model::synthetic::value(cfg_.synthetic_seed, id, i, sc);
+        lm_weight_f32_[i] = model::synthetic::value(m.synthetic_seed(), id, i, sc);
     } else {
       throw BackendUnavailableError("lmHead 'cpu-f32-single-thread' needs host weights (CPU model or synthetic weights)");
     }

@@ -50,10 +50,6 @@ struct GeneratorConfig {
   double sigma = 0.0;
   bool timers = true;
   LmHead lm_head = LmHead::Backend;
-  // Where the split-selftest LM head gets host float32 weights when the model keeps them only on
-  // a device: regenerated from the synthetic seed (synthetic.h), else unavailable.
-  bool synthetic_weights = false;
-  uint64_t synthetic_seed = 0;
   // Makes the HE backend (CPU when empty). The binding passes the CUDA one for a CUDA model.
   std::function<std::shared_ptr<HeBackend>(const HeParams&, const std::vector<int64_t>&)> he_factory;
   // Makes the device-resident step (CUDA model, final-hidden, coefficients, batched); used
@@ -68,7 +64,10 @@ struct StepResult {
 
 class Generator {
  public:
-  // `model` must outlive the generator (the binding keeps its state alive and locks it).
+  // Runs on `model`, a context (model/backend.h), which must outlive the generator (the binding
+  // keeps the context alive and runs the generator's calls on the context's queue). The
+  // split-selftest LM head takes host float32 weights from the context's model: its host
+  // tensors (CPU) or, for synthetic weights kept only on a device, regenerated from the seed.
   Generator(model::ModelBackend& model, GeneratorConfig config);
   ~Generator();
 

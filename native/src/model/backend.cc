@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/errors.h"
+#include "model/model.h"
 
 namespace tensafe::model {
 
@@ -57,12 +58,33 @@ int projection_out_dim(const Qwen2Config& c, Projection p) {
   }
 }
 
-ModelBackend::ModelBackend(const Qwen2Config& config, int context_length)
-    : config_(config), context_length_(context_length) {
+Model::Model(const Qwen2Config& config, int max_context, bool synthetic, uint64_t seed)
+    : config_(config), max_context_(max_context), synthetic_(synthetic), synthetic_seed_(seed) {
   config_.validate();
-  if (context_length < 1 || context_length > (1 << 20))
-    throw ArgumentRangeError("contextLength must be in [1, 1048576], got " + std::to_string(context_length));
+  if (max_context < 1 || max_context > (1 << 20))
+    throw ArgumentRangeError("contextLength must be in [1, 1048576], got " + std::to_string(max_context));
 }
+
+std::unique_ptr<ModelBackend> Model::create_context(int context_length) const {
+  const int n = context_length == 0 ? max_context_ : context_length;
+  if (n < 1 || n > max_context_)
+    throw ArgumentRangeError("contextLength must be in [1, " + std::to_string(max_context_) +
+                             "] (the model was loaded with contextLength " + std::to_string(max_context_) + "), got " +
+                             std::to_string(context_length));
+  bind_thread();
+  return do_create_context(n);
+}
+
+ModelBackend::ModelBackend(std::shared_ptr<const Model> model, int context_length)
+    : model_(std::move(model)), config_(model_->config()), context_length_(context_length) {
+  if (context_length < 1 || context_length > model_->max_context_length())
+    throw ArgumentRangeError("contextLength must be in [1, " + std::to_string(model_->max_context_length()) + "], got " +
+                             std::to_string(context_length));
+}
+
+const char* ModelBackend::backend_name() const { return model_->backend_name(); }
+DType ModelBackend::weight_dtype() const { return model_->weight_dtype(); }
+uint64_t ModelBackend::weight_bytes_per_token() const { return model_->weight_bytes_per_token(); }
 
 void ModelBackend::trim(int n) {
   if (n < 0 || n > position_)
@@ -79,7 +101,12 @@ void ModelBackend::prefill(const int32_t* tokens, int n) {
                              std::to_string(n) + " new > contextLength " + std::to_string(context_length_) +
                              " (reset() or trim() the cache, or load with a larger contextLength)");
   check_tokens(tokens, n, config_.vocab_size);
-  do_forward(tokens, n);
+  try {
+    do_forward(tokens, n);
+  } catch (...) {
+    on_abort();
+    throw;
+  }
   position_ += n;
 }
 
@@ -98,7 +125,12 @@ void ModelBackend::prefill_embeddings(const float* rows, int n) {
   const size_t count = static_cast<size_t>(n) * static_cast<size_t>(config_.hidden_size);
   for (size_t i = 0; i < count; ++i)
     if (!std::isfinite(rows[i])) throw ArgumentRangeError("rows[" + std::to_string(i) + "] is not finite");
-  do_forward_embeddings(rows, n);
+  try {
+    do_forward_embeddings(rows, n);
+  } catch (...) {
+    on_abort();
+    throw;
+  }
   position_ += n;
 }
 

@@ -1,11 +1,14 @@
-// ModelBackend: the contract every Qwen2 decoder backend (CPU: model/cpu_model.h, CUDA:
-// model/cuda/) implements. Batch 1, one sequence, a KV cache of fixed capacity.
+// ModelBackend: the contract of one conversation's state over a loaded Qwen2 decoder (a
+// "context", as in llama.cpp / node-llama-cpp). The weights live in a Model (model/model.h),
+// loaded once and shared by every context created from it; a context holds what one sequence
+// needs: its KV cache (its own contextLength), scratch buffers, position, hidden state, logits,
+// sampling seed, adapters, hooks (and on CUDA its stream and captured decode graph). Two
+// implementations: CPU (model/cpu_model.h) and CUDA (model/cuda/). Batch 1, one sequence.
 //
 // Contract
 // --------
-// * Construction loads the weights (a WeightSource: host tensors from load_pretrained(), or a
-//   synthetic spec the backend generates itself, on the GPU for CUDA) and allocates the KV cache
-//   for ModelOptions::context_length positions. Nothing is allocated per token afterwards.
+// * A context is made by Model::create_context(contextLength) and keeps its Model alive
+//   (shared_ptr). Its buffers are allocated at creation; nothing is allocated per token.
 // * State: position() tokens are in the cache. prefill(tokens, n) appends n >= 1 tokens at
 //   positions position() .. position()+n-1 (causal attention over everything cached) and
 //   decode_step(t) appends one; both leave in hidden() the final hidden state of the LAST
@@ -15,6 +18,9 @@
 // * Validation happens in the non-virtual entry points here, identically for every backend,
 //   before any state changes: a token outside [0, vocab) or a prompt that would overflow the
 //   context raises ArgumentRangeError naming the index / the capacity; the cache is unchanged.
+//   A forward that fails part way (a projection hook that throws, a device error) leaves
+//   position() and the cached positions as they were before the call (on_abort()); hidden()
+//   and logits() are then unspecified until the next successful forward.
 // * Separate stages, so timers see each: forward (prefill / decode_step) -> [caller may add a
 //   delta to hidden(): the HE-LoRA output, via add_to_hidden() or in place through hidden()] ->
 //   lm_head() (logits = lm_head_weight . hidden, float32 output) -> sample(opts) (token id).
@@ -31,9 +37,12 @@
 //   layer (y = W x + b + scaling * B (A x)); set_projection_hook() asks the backend to call a
 //   function after the chosen projections with the projection's input and output, to which the
 //   hook adds its delta (an encrypted LoRA computes it). Hooks run synchronously inside the
-//   forward (on CUDA they disable the captured decode graph). A backend that lacks either raises
-//   BackendUnavailableError; the CPU backend implements both.
-// * Thread safety: one call at a time per instance (the binding serialises async calls).
+//   forward, one row (position) per call, rows in order (on CUDA they disable the captured
+//   decode graph). A backend that lacks either raises BackendUnavailableError.
+// * Threads: one call at a time per context (the binding serialises calls on a context);
+//   different contexts of one model may run at the same time on different threads (the
+//   weights are read-only). bind_thread() makes the calling thread use the context's device
+//   (CUDA: cudaSetDevice); the binding calls it before every operation.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -68,12 +77,18 @@ struct WeightSource {
 };
 
 struct ModelOptions {
-  int context_length = 4096;       // KV cache capacity in tokens
+  // Longest context a context of this model may have (RoPE tables are sized for it); also the
+  // default contextLength of its contexts.
+  int context_length = 4096;
   // Storage type of the weights on the backend (compute is float32 accumulation everywhere).
   // Unset: the CPU keeps the checkpoint's dtype (bf16 for synthetic weights, whose values are
   // bf16-exact) and converts rows on the fly; CUDA uses f16. Set: tensors are converted once.
   std::optional<DType> weight_dtype;
+  // CUDA device index among the visible ones (CUDA_VISIBLE_DEVICES applies); unset: 0.
+  std::optional<int> device;
 };
+
+class Model;
 
 enum class Projection : int { Q = 0, K, V, O, Gate, Up, Down, Count };
 constexpr int kProjectionCount = static_cast<int>(Projection::Count);
@@ -116,13 +131,21 @@ class ModelBackend {
   ModelBackend(const ModelBackend&) = delete;
   ModelBackend& operator=(const ModelBackend&) = delete;
 
-  virtual const char* backend_name() const = 0;  // "cpu" | "cuda"
+  // The model this context runs (kept alive by the context).
+  const Model& model() const { return *model_; }
+  const std::shared_ptr<const Model>& model_ptr() const { return model_; }
+  const char* backend_name() const;  // "cpu" | "cuda" (the model's)
   const Qwen2Config& config() const { return config_; }
   int context_length() const { return context_length_; }
   int position() const { return position_; }
-  virtual DType weight_dtype() const = 0;
+  DType weight_dtype() const;
   // Weight bytes one decode step reads (bandwidth floor numerator).
-  virtual uint64_t weight_bytes_per_token() const = 0;
+  uint64_t weight_bytes_per_token() const;
+  // Bytes this context holds (KV cache + scratch), in the backend's memory space.
+  virtual uint64_t memory_bytes() const = 0;
+  // Makes the calling thread use this context's device (CUDA: cudaSetDevice). Call before
+  // any other method on a thread that may have used another device.
+  virtual void bind_thread() const {}
 
   // ---- KV cache ----
   void reset() { position_ = 0; on_reset(); }
@@ -161,13 +184,16 @@ class ModelBackend {
   void set_projection_hook(ProjectionHook hook, std::vector<HookSite> sites);
 
  protected:
-  ModelBackend(const Qwen2Config& config, int context_length);
+  ModelBackend(std::shared_ptr<const Model> model, int context_length);
 
   // Appends n validated tokens at position_ .. position_+n-1; the base advances position_
   // after it returns.
   virtual void do_forward(const int32_t* tokens, int n) = 0;
   virtual void on_reset() {}
   virtual void on_trim(int /*n*/) {}
+  // A forward threw part way: bring the backend's own view of the position back to position_
+  // (which the base did not advance). Must not throw.
+  virtual void on_abort() noexcept {}
   // Split mode; the defaults raise BackendUnavailableError.
   virtual void do_embed(const int32_t* tokens, int n, float* host_out);
   virtual void do_forward_embeddings(const float* rows, int n);
@@ -177,6 +203,7 @@ class ModelBackend {
   virtual void install_adapters(const std::vector<LoraAdapter>& adapters);
   virtual void install_hook(ProjectionHook hook, std::vector<HookSite> sites);
 
+  std::shared_ptr<const Model> model_;
   Qwen2Config config_;
   int context_length_;
   int position_ = 0;
@@ -185,12 +212,5 @@ class ModelBackend {
   uint64_t sampling_seed_ = 0;
   uint64_t sampling_step_ = 0;
 };
-
-// Factories. The CPU one is always built; create_cuda_model exists when TENSAFE_WITH_CUDA is
-// defined (model/cuda/), else create_model("cuda") raises BackendUnavailableError.
-std::unique_ptr<ModelBackend> create_cpu_model(const WeightSource& source, const ModelOptions& options);
-#if defined(TENSAFE_WITH_CUDA)
-std::unique_ptr<ModelBackend> create_cuda_model(const WeightSource& source, const ModelOptions& options);
-#endif
 
 }  // namespace tensafe::model

@@ -18,36 +18,43 @@ cpu::MatRef mat(const Tensor& t) {
 
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
+double physical_memory() {
+  return static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+}
+
 }  // namespace
 
-// Refuses, before anything is allocated, a model whose generated weights plus KV cache the
-// machine cannot hold (an overcommitted allocation would get the process killed while it is
-// being filled, instead of a catchable error).
+// Refuses, before anything is allocated, a model whose generated weights plus one context of
+// its contextLength the machine cannot hold (an overcommitted allocation would get the process
+// killed while it is being filled, instead of a catchable error).
 void CpuModel::check_memory(const WeightSource& source, const ModelOptions& options) const {
   const Qwen2Config& c = config_;
-  const double ctx = static_cast<double>(context_length_);
-  double bytes = 2.0 * c.num_hidden_layers * c.num_key_value_heads * ctx * c.head_dim * sizeof(float) +
-                 ctx * c.head_dim * sizeof(float);  // K and V caches, RoPE tables
+  double bytes = static_cast<double>(max_context_) * c.head_dim * sizeof(float) +  // RoPE tables
+                 static_cast<double>(CpuContext::bytes_for(c, max_context_));     // one context
   if (!source.host)
     bytes += static_cast<double>(c.parameter_count()) * dtype_size(options.weight_dtype.value_or(DType::BF16));
   else if (options.weight_dtype)
     bytes += static_cast<double>(c.parameter_count()) * dtype_size(*options.weight_dtype);
-  const double phys = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  const double phys = physical_memory();
   if (phys > 0 && bytes > 0.75 * phys)
-    throw OutOfMemoryError("this model (weights to build + KV cache for contextLength " + std::to_string(context_length_) +
+    throw OutOfMemoryError("this model (weights to build + a KV cache for contextLength " + std::to_string(max_context_) +
                            ") needs " + std::to_string(bytes / 1e9) + " GB; this machine has " + std::to_string(phys / 1e9) +
                            " GB (use a smaller contextLength or dtype)");
 }
 
 CpuModel::CpuModel(const WeightSource& source, const ModelOptions& options)
-    : ModelBackend(source.host ? source.host->config : source.config, options.context_length) {
+    : Model(source.host ? source.host->config : source.config, options.context_length, source.host == nullptr,
+            source.host ? 0 : source.seed) {
+  if (options.device) throw ArgumentRangeError("options.device selects a CUDA device; it does not apply to the cpu backend");
   check_memory(source, options);
   // Weights: generated (bf16 unless asked otherwise: the values are bf16-exact), or the loaded
   // tensors, converted once when a storage dtype is requested.
   if (!source.host) {
     weights_ = make_synthetic_weights(config_, source.seed, options.weight_dtype.value_or(DType::BF16));
+    owned_bytes_ = weights_->total_bytes();
   } else if (options.weight_dtype) {
     weights_ = convert_weights(source.host, *options.weight_dtype);
+    if (weights_ != source.host) owned_bytes_ = weights_->total_bytes();
   } else {
     weights_ = source.host;
   }
@@ -76,18 +83,16 @@ CpuModel::CpuModel(const WeightSource& source, const ModelOptions& options)
     l.v_bias = as_float(lw[LayerTensor::VProjBias]);
     l.in_norm = lw[LayerTensor::InputLayernorm].data;
     l.post_norm = lw[LayerTensor::PostAttentionLayernorm].data;
+    l.in_norm_dtype = lw[LayerTensor::InputLayernorm].dtype;
+    l.post_norm_dtype = lw[LayerTensor::PostAttentionLayernorm].dtype;
     layers_.push_back(l);
   }
   embed_ = mat(w.embed_tokens);
   lm_head_ = mat(w.lm_head);
 
-  const size_t L = static_cast<size_t>(c.num_hidden_layers), kvh = static_cast<size_t>(c.num_key_value_heads);
-  const size_t D = static_cast<size_t>(c.head_dim), ctx = static_cast<size_t>(context_length_);
-  k_cache_.assign(L * kvh * ctx * D, 0.0f);
-  v_cache_.assign(L * kvh * ctx * D, 0.0f);
-
   // RoPE tables, computed the way transformers does (float32 inverse frequencies and angles),
   // so positions far into the context round alike.
+  const size_t D = static_cast<size_t>(c.head_dim), ctx = static_cast<size_t>(max_context_);
   const size_t half = D / 2;
   rope_cos_.resize(ctx * half);
   rope_sin_.resize(ctx * half);
@@ -100,6 +105,41 @@ CpuModel::CpuModel(const WeightSource& source, const ModelOptions& options)
       rope_cos_[p * half + i] = static_cast<float>(std::cos(static_cast<double>(angle)));
       rope_sin_[p * half + i] = static_cast<float>(std::sin(static_cast<double>(angle)));
     }
+}
+
+uint64_t CpuModel::memory_bytes() const {
+  uint64_t b = owned_bytes_ + (rope_cos_.size() + rope_sin_.size()) * sizeof(float);
+  for (const auto& v : small_) b += v.size() * sizeof(float);
+  return b;
+}
+
+uint64_t CpuModel::context_bytes(int context_length) const { return CpuContext::bytes_for(config_, context_length); }
+
+std::unique_ptr<ModelBackend> CpuModel::do_create_context(int context_length) const {
+  const double bytes = static_cast<double>(CpuContext::bytes_for(config_, context_length));
+  const double phys = physical_memory();
+  if (phys > 0 && bytes > 0.75 * phys)
+    throw OutOfMemoryError("a context of contextLength " + std::to_string(context_length) + " needs " +
+                           std::to_string(bytes / 1e9) + " GB of KV cache; this machine has " + std::to_string(phys / 1e9) +
+                           " GB (use a smaller contextLength)");
+  return std::make_unique<CpuContext>(std::static_pointer_cast<const CpuModel>(shared_from_this()), context_length);
+}
+
+uint64_t CpuContext::bytes_for(const Qwen2Config& c, int context_length) {
+  const uint64_t kv = 2ull * c.num_hidden_layers * c.num_key_value_heads * static_cast<uint64_t>(context_length) * c.head_dim;
+  const uint64_t d = static_cast<uint64_t>(c.hidden_size);
+  const uint64_t scratch = kChunk * (4 * d + c.q_dim() * 2ull + 2ull * c.kv_dim() + 2ull * c.intermediate_size);
+  return (kv + scratch + d + static_cast<uint64_t>(c.vocab_size)) * sizeof(float);
+}
+
+CpuContext::CpuContext(std::shared_ptr<const CpuModel> model, int context_length)
+    : ModelBackend(model, context_length), m_(*model) {
+  const Qwen2Config& c = config_;
+  const size_t L = static_cast<size_t>(c.num_hidden_layers), kvh = static_cast<size_t>(c.num_key_value_heads);
+  const size_t D = static_cast<size_t>(c.head_dim), ctx = static_cast<size_t>(context_length_);
+  cache_floats_ = L * kvh * ctx * D;
+  k_cache_.reset(new float[cache_floats_]);
+  v_cache_.reset(new float[cache_floats_]);
 
   const size_t d = static_cast<size_t>(c.hidden_size);
   x_.resize(kChunk * d);
@@ -117,14 +157,16 @@ CpuModel::CpuModel(const WeightSource& source, const ModelOptions& options)
   hook_at_.assign(L * kProjectionCount, 0);
 }
 
-void CpuModel::do_forward(const int32_t* tokens, int n) {
+uint64_t CpuContext::memory_bytes() const { return bytes_for(config_, context_length_); }
+
+void CpuContext::do_forward(const int32_t* tokens, int n) {
   for (int done = 0; done < n; done += kChunk) {
     const int m = std::min(kChunk, n - done);
     forward_chunk(tokens + done, nullptr, m, position_ + done);
   }
 }
 
-void CpuModel::do_forward_embeddings(const float* rows, int n) {
+void CpuContext::do_forward_embeddings(const float* rows, int n) {
   const size_t d = static_cast<size_t>(config_.hidden_size);
   for (int done = 0; done < n; done += kChunk) {
     const int m = std::min(kChunk, n - done);
@@ -132,18 +174,18 @@ void CpuModel::do_forward_embeddings(const float* rows, int n) {
   }
 }
 
-void CpuModel::do_embed(const int32_t* tokens, int n, float* out) {
+void CpuContext::do_embed(const int32_t* tokens, int n, float* out) {
   const size_t d = static_cast<size_t>(config_.hidden_size);
-  for (int t = 0; t < n; ++t) cpu::embedding_row(embed_, tokens[t], out + static_cast<size_t>(t) * d);
+  for (int t = 0; t < n; ++t) cpu::embedding_row(m_.embed(), tokens[t], out + static_cast<size_t>(t) * d);
 }
 
-void CpuModel::set_hidden(const float* h, MemorySpace space) {
+void CpuContext::set_hidden(const float* h, MemorySpace space) {
   if (space != MemorySpace::Host) throw ArgumentRangeError("the cpu backend takes a host hidden state");
   if (!h) throw ArgumentTypeError("hidden must not be null");
   std::memcpy(hidden_.data(), h, hidden_.size() * sizeof(float));
 }
 
-void CpuModel::after_projection(int layer, Projection p, const float* in, int in_dim, float* out, int out_dim, int n,
+void CpuContext::after_projection(int layer, Projection p, const float* in, int in_dim, float* out, int out_dim, int n,
                                 int pos0) {
   const size_t slot = static_cast<size_t>(layer) * kProjectionCount + static_cast<size_t>(p);
   for (const LoraAdapter& a : adapters_[slot]) {
@@ -174,7 +216,7 @@ void CpuModel::after_projection(int layer, Projection p, const float* in, int in
   }
 }
 
-void CpuModel::attention(int layer, int n, int pos0) {
+void CpuContext::attention(int layer, int n, int pos0) {
   const Qwen2Config& c = config_;
   const int H = c.num_attention_heads, G = c.group_size(), D = c.head_dim;
   const size_t ctx = static_cast<size_t>(context_length_);
@@ -196,8 +238,8 @@ void CpuModel::attention(int layer, int n, int pos0) {
           const int g = h / G;
           const int len = pos0 + t + 1;
           const float* q = q_.data() + static_cast<size_t>(t) * qd + static_cast<size_t>(h) * D;
-          const float* kc = k_cache_.data() + layer_base + static_cast<size_t>(g) * ctx * D;
-          const float* vc = v_cache_.data() + layer_base + static_cast<size_t>(g) * ctx * D;
+          const float* kc = k_cache_.get() + layer_base + static_cast<size_t>(g) * ctx * D;
+          const float* vc = v_cache_.get() + layer_base + static_cast<size_t>(g) * ctx * D;
           float mx = -INFINITY;
           for (int j = 0; j < len; ++j) {
             const float s = cpu::dot(q, kc + static_cast<size_t>(j) * D, D) * scale;
@@ -223,7 +265,7 @@ void CpuModel::attention(int layer, int n, int pos0) {
       min_jobs);
 }
 
-void CpuModel::forward_chunk(const int32_t* tokens, const float* rows, int n, int pos0) {
+void CpuContext::forward_chunk(const int32_t* tokens, const float* rows, int n, int pos0) {
   const Qwen2Config& c = config_;
   const int d = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), f = c.intermediate_size, D = c.head_dim;
   const int half = D / 2;
@@ -232,12 +274,11 @@ void CpuModel::forward_chunk(const int32_t* tokens, const float* rows, int n, in
 
   if (rows) std::memcpy(x_.data(), rows, static_cast<size_t>(n) * ud * sizeof(float));
   else
-    for (int t = 0; t < n; ++t) cpu::embedding_row(embed_, tokens[t], x_.data() + t * ud);
+    for (int t = 0; t < n; ++t) cpu::embedding_row(m_.embed(), tokens[t], x_.data() + t * ud);
 
   for (int l = 0; l < c.num_hidden_layers; ++l) {
-    const Layer& L = layers_[static_cast<size_t>(l)];
-    const DType nd = weights_->layers[static_cast<size_t>(l)][LayerTensor::InputLayernorm].dtype;
-    const DType pd = weights_->layers[static_cast<size_t>(l)][LayerTensor::PostAttentionLayernorm].dtype;
+    const CpuModel::Layer& L = m_.layers()[static_cast<size_t>(l)];
+    const DType nd = L.in_norm_dtype, pd = L.post_norm_dtype;
 
     // --- self-attention block ---
     for (int t = 0; t < n; ++t) cpu::rms_norm(x_.data() + t * ud, L.in_norm, nd, d, c.rms_norm_eps, xn_.data() + t * ud);
@@ -250,8 +291,8 @@ void CpuModel::forward_chunk(const int32_t* tokens, const float* rows, int n, in
     // RoPE (rotate-half convention of transformers' Qwen2) on q and k, then k/v into the cache.
     for (int t = 0; t < n; ++t) {
       const size_t p = static_cast<size_t>(pos0 + t);
-      const float* cs = rope_cos_.data() + p * half;
-      const float* sn = rope_sin_.data() + p * half;
+      const float* cs = m_.rope_cos() + p * half;
+      const float* sn = m_.rope_sin() + p * half;
       auto rotate = [&](float* v) {
         for (int i = 0; i < half; ++i) {
           const float a = v[i], b = v[i + half];
@@ -264,8 +305,8 @@ void CpuModel::forward_chunk(const int32_t* tokens, const float* rows, int n, in
         float* kh = k_.data() + static_cast<size_t>(t) * kvd + static_cast<size_t>(g) * D;
         rotate(kh);
         const size_t at = ((static_cast<size_t>(l) * c.num_key_value_heads + g) * ctx + p) * D;
-        std::memcpy(k_cache_.data() + at, kh, sizeof(float) * D);
-        std::memcpy(v_cache_.data() + at, v_.data() + static_cast<size_t>(t) * kvd + static_cast<size_t>(g) * D,
+        std::memcpy(k_cache_.get() + at, kh, sizeof(float) * D);
+        std::memcpy(v_cache_.get() + at, v_.data() + static_cast<size_t>(t) * kvd + static_cast<size_t>(g) * D,
                     sizeof(float) * D);
       }
     }
@@ -287,39 +328,39 @@ void CpuModel::forward_chunk(const int32_t* tokens, const float* rows, int n, in
   }
 
   // Final norm of the chunk's last token: the hidden state the LM head (and HE-LoRA) consume.
-  const Tensor& norm = weights_->norm;
+  const Tensor& norm = m_.weights().norm;
   cpu::rms_norm(x_.data() + static_cast<size_t>(n - 1) * ud, norm.data, norm.dtype, d, c.rms_norm_eps, hidden_.data());
 }
 
-void CpuModel::add_to_hidden(const float* delta, MemorySpace space) {
+void CpuContext::add_to_hidden(const float* delta, MemorySpace space) {
   if (space != MemorySpace::Host) throw ArgumentRangeError("the cpu backend takes a host delta");
   if (!delta) throw ArgumentTypeError("delta must not be null");
   for (size_t i = 0; i < hidden_.size(); ++i) hidden_[i] += delta[i];
 }
 
-void CpuModel::lm_head() { cpu::matmul(lm_head_, hidden_.data(), 1, logits_.data()); }
+void CpuContext::lm_head() { cpu::matmul(m_.lm_head(), hidden_.data(), 1, logits_.data()); }
 
-void CpuModel::read_hidden(float* out) { std::memcpy(out, hidden_.data(), hidden_.size() * sizeof(float)); }
-void CpuModel::read_logits(float* out) { std::memcpy(out, logits_.data(), logits_.size() * sizeof(float)); }
+void CpuContext::read_hidden(float* out) { std::memcpy(out, hidden_.data(), hidden_.size() * sizeof(float)); }
+void CpuContext::read_logits(float* out) { std::memcpy(out, logits_.data(), logits_.size() * sizeof(float)); }
 
-int32_t CpuModel::do_sample(const SamplingOptions& opts, double u) {
+int32_t CpuContext::do_sample(const SamplingOptions& opts, double u) {
   return sample_token(logits_.data(), static_cast<int>(logits_.size()), opts, u);
 }
 
-void CpuModel::install_adapters(const std::vector<LoraAdapter>& adapters) {
+void CpuContext::install_adapters(const std::vector<LoraAdapter>& adapters) {
   for (auto& v : adapters_) v.clear();
   for (const LoraAdapter& a : adapters)
     adapters_[static_cast<size_t>(a.layer) * kProjectionCount + static_cast<size_t>(a.target)].push_back(a);
 }
 
-void CpuModel::install_hook(ProjectionHook hook, std::vector<HookSite> sites) {
+void CpuContext::install_hook(ProjectionHook hook, std::vector<HookSite> sites) {
   std::fill(hook_at_.begin(), hook_at_.end(), 0);
   hook_ = std::move(hook);
   for (const HookSite& s : sites) hook_at_[static_cast<size_t>(s.layer) * kProjectionCount + static_cast<size_t>(s.target)] = 1;
 }
 
-std::unique_ptr<ModelBackend> create_cpu_model(const WeightSource& source, const ModelOptions& options) {
-  return std::make_unique<CpuModel>(source, options);
+std::shared_ptr<Model> load_cpu_model(const WeightSource& source, const ModelOptions& options) {
+  return std::make_shared<CpuModel>(source, options);
 }
 
 }  // namespace tensafe::model

@@ -2,25 +2,71 @@
 // their stored dtype (f32, or bf16/f16 widened in registers), a float32 KV cache laid out
 // [layer][kv_head][position][head_dim] so attention streams each head's keys contiguously, and
 // prompt tokens processed in chunks (each weight row is read once per chunk, not per token).
-// Implements every optional part of the ModelBackend contract (adapters and projection hooks).
+//
+// CpuModel holds what every context shares, read-only: the host tensors, the per-layer views
+// into them, the q/k/v biases as float32 and the RoPE tables (sized for the model's longest
+// context). CpuContext holds one sequence: its KV cache, scratch for one chunk, hidden state,
+// logits, adapters and hook. Implements every optional part of the ModelBackend contract
+// (adapters and projection hooks).
 #pragma once
 #include <memory>
 #include <vector>
 
 #include "model/backend.h"
 #include "model/cpu_kernels.h"
+#include "model/model.h"
 
 namespace tensafe::model {
 
-class CpuModel final : public ModelBackend {
+class CpuModel final : public Model {
  public:
   CpuModel(const WeightSource& source, const ModelOptions& options);
 
   const char* backend_name() const override { return "cpu"; }
   DType weight_dtype() const override { return dtype_; }
   uint64_t weight_bytes_per_token() const override { return weights_->bytes_per_token(); }
+  uint64_t memory_bytes() const override;
+  uint64_t context_bytes(int context_length) const override;
+  const HostWeights* host_weights() const override { return weights_.get(); }
   const HostWeights& weights() const { return *weights_; }
 
+  struct Layer {
+    cpu::MatRef q, k, v, o, gate, up, down;
+    const float* q_bias;  // biases and norms as float (converted once; they are tiny)
+    const float* k_bias;
+    const float* v_bias;
+    const void* in_norm;
+    const void* post_norm;
+    DType in_norm_dtype;
+    DType post_norm_dtype;
+  };
+  const std::vector<Layer>& layers() const { return layers_; }
+  const cpu::MatRef& embed() const { return embed_; }
+  const cpu::MatRef& lm_head() const { return lm_head_; }
+  // [max context][head_dim / 2]
+  const float* rope_cos() const { return rope_cos_.data(); }
+  const float* rope_sin() const { return rope_sin_.data(); }
+
+ protected:
+  std::unique_ptr<ModelBackend> do_create_context(int context_length) const override;
+
+ private:
+  void check_memory(const WeightSource& source, const ModelOptions& options) const;
+
+  std::shared_ptr<const HostWeights> weights_;
+  uint64_t owned_bytes_ = 0;  // weights generated or converted here (not a mapped file)
+  DType dtype_;
+  std::vector<Layer> layers_;
+  cpu::MatRef embed_, lm_head_;
+  std::vector<std::vector<float>> small_;  // converted biases
+  std::vector<float> rope_cos_, rope_sin_;
+};
+
+class CpuContext final : public ModelBackend {
+ public:
+  CpuContext(std::shared_ptr<const CpuModel> model, int context_length);
+
+  uint64_t memory_bytes() const override;
   FloatSpan hidden() override { return {hidden_.data(), hidden_.size(), MemorySpace::Host}; }
   void add_to_hidden(const float* delta, MemorySpace space) override;
   void lm_head() override;
@@ -28,6 +74,9 @@ class CpuModel final : public ModelBackend {
   void read_hidden(float* host_out) override;
   void read_logits(float* host_out) override;
   void set_hidden(const float* h, MemorySpace space) override;
+
+  // Bytes of a context's own buffers (KV cache + chunk scratch + hidden + logits).
+  static uint64_t bytes_for(const Qwen2Config& c, int context_length);
 
  protected:
   void do_forward(const int32_t* tokens, int n) override;
@@ -40,29 +89,17 @@ class CpuModel final : public ModelBackend {
  private:
   static constexpr int kChunk = 32;  // prompt tokens per pass over the weights
 
-  struct Layer {
-    cpu::MatRef q, k, v, o, gate, up, down;
-    const float* q_bias;  // biases and norms as float (converted once; they are tiny)
-    const float* k_bias;
-    const float* v_bias;
-    const void* in_norm;
-    const void* post_norm;
-  };
-
   // Runs the layers on n positions from pos0; the inputs are tokens' embedding rows, or `rows`.
-  void check_memory(const WeightSource& source, const ModelOptions& options) const;
   void forward_chunk(const int32_t* tokens, const float* rows, int n, int pos0);
   // Adds plaintext adapters and calls the hook for projection p of layer l on n rows.
   void after_projection(int layer, Projection p, const float* in, int in_dim, float* out, int out_dim, int n, int pos0);
   void attention(int layer, int n, int pos0);
 
-  std::shared_ptr<const HostWeights> weights_;
-  DType dtype_;
-  std::vector<Layer> layers_;
-  cpu::MatRef embed_, lm_head_;
-  std::vector<std::vector<float>> small_;  // converted biases
-  std::vector<float> k_cache_, v_cache_;
-  std::vector<float> rope_cos_, rope_sin_;  // [context][head_dim / 2]
+  const CpuModel& m_;  // == *model_ (kept alive by the base)
+  // KV caches: uninitialised until written (a position is read only after it is written), so
+  // a long context costs address space, not resident memory, until it is used.
+  std::unique_ptr<float[]> k_cache_, v_cache_;
+  size_t cache_floats_ = 0;
 
   // Scratch for one chunk.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, proj_;

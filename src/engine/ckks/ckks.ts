@@ -10,7 +10,7 @@
  * ckks.decode(ckks.decrypt(ct, secretKey)); // ~[1, 2, 3, 0, ...]
  * ```
  */
-import { type Backend, type BackendChoice, resolveBackend } from '../info';
+import { type Backend, type BackendChoice, resolveDevice } from '../info';
 import { callAsync, callSync, native } from '../native';
 import { Ciphertext, GaloisKeys, Plaintext, PublicKey, SecretKey } from './handles';
 import type {
@@ -31,6 +31,8 @@ import type {
 
 export interface CkksOptions extends CkksContextOptions {
   backend?: BackendChoice;
+  /** CUDA device index (CUDA_VISIBLE_DEVICES applies; default 0); implies backend 'cuda' under 'auto'. */
+  device?: number;
 }
 
 function toFloat64(values: Float64Array | readonly number[], name: string): Float64Array {
@@ -47,7 +49,7 @@ export class Ckks {
 
   static create(options: CkksOptions): Ckks {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
-    const backend = resolveBackend(options.backend ?? 'auto');
+    const { backend, device } = resolveDevice(options.backend ?? 'auto', options.device);
     const cls = (backend === 'cuda' ? native().CkksContextCuda : native().CkksContextCpu) as NativeCkksContextClass | undefined;
     if (typeof cls !== 'function') {
       const err = new Error(`Ckks: the ${backend} CKKS backend is not built into this addon`);
@@ -55,6 +57,8 @@ export class Ckks {
       throw err;
     }
     const { backend: _ignored, ...nativeOptions } = options;
+    // The CUDA context lives on the JS thread's current device: select it first.
+    if (device !== undefined) callSync(() => native().useCudaDevice(device, "option 'device'"));
     return new Ckks(callSync(() => new cls(nativeOptions)), backend);
   }
 
@@ -66,6 +70,21 @@ export class Ckks {
   /** Native bounds of a parameter set (polyN, prime sizes, scale bits). */
   static limits(): NativeCkksRules['limits'] {
     return { ...(native().ckksRules as NativeCkksRules).limits };
+  }
+  /** The ring dimensions a context accepts: the powers of two within limits(). */
+  static polyNs(): number[] {
+    const { minPolyN, maxPolyN } = Ckks.limits();
+    const out: number[] = [];
+    for (let n = minPolyN; n <= maxPolyN; n *= 2) out.push(n);
+    return out;
+  }
+  /**
+   * Checks a parameter set as Ckks.create would, without making a context: the same errors
+   * (ERR_TENSAFE_INSECURE above the 128-bit bound unless allowInsecure), and log2(Q*P) with
+   * its bound.
+   */
+  static checkParameters(options: CkksContextOptions): { logQP: number; maxLogQP128: number; belowSecurityBound: boolean } {
+    return callSync(() => (native().ckksRules as NativeCkksRules).checkParameters(options));
   }
 
   info(): CkksContextInfo {
@@ -165,10 +184,9 @@ export class Ckks {
   multiplyPlain(a: Ciphertext, b: Plaintext): Ciphertext {
     return new Ciphertext(callSync(() => this.ctx.multiplyPlain(a?.native, b?.native)));
   }
-  /** Speeds up later multiplyPlain calls by this plaintext (same results); a no-op where unsupported. */
+  /** Speeds up later multiplyPlain calls by this plaintext (same results; a no-op on the GPU). */
   prepareMultiplier(plaintext: Plaintext): void {
-    const fn = this.ctx.prepareMultiplier;
-    if (typeof fn === 'function') callSync(() => fn.call(this.ctx, plaintext?.native));
+    callSync(() => this.ctx.prepareMultiplier(plaintext?.native));
   }
   rescale(a: Ciphertext): Ciphertext {
     return new Ciphertext(callSync(() => this.ctx.rescale(a?.native)));
@@ -231,8 +249,16 @@ export class Ckks {
     return callAsync(() => this.ctx.benchmarkHeLora(options));
   }
 
+  /**
+   * Releases the context and every object it created (plaintexts, ciphertexts, keys, whether
+   * or not they were disposed already): host and device memory are freed at once, and later
+   * use of any of them throws ERR_TENSAFE_DISPOSED. Bytes it serialised stay valid.
+   */
   dispose(): void {
     this.ctx.dispose();
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
   }
   get disposed(): boolean {
     return this.ctx.disposed;

@@ -1,25 +1,33 @@
 /**
- * TypeScript handles of CKKS objects. Each wraps a native handle of one backend and the
- * context that made it; dispose() frees the native memory at once (later use throws
- * ERR_TENSAFE_DISPOSED). Secret keys never serialise except through Ckks.exportSecretKey().
+ * TypeScript handles of CKKS objects. Each wraps a native handle of one backend, made by one
+ * context; dispose() (or `using`, through Symbol.dispose) frees the native memory at once, and
+ * so does disposing the context that made it. Later use throws ERR_TENSAFE_DISPOSED. Secret
+ * keys never serialise except through Ckks.exportSecretKey().
  */
 import type {
   NativeCiphertext,
-  NativeDisposable,
   NativeGaloisKeys,
+  NativeHandle,
   NativePlaintext,
   NativePublicKey,
   NativeSecretKey,
 } from './native-api';
 
-abstract class NativeBacked<N extends NativeDisposable> {
+abstract class NativeBacked<N extends NativeHandle> {
   /** @internal */
   constructor(readonly native: N) {}
   dispose(): void {
     this.native.dispose();
   }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
   get disposed(): boolean {
     return this.native.disposed;
+  }
+  /** The backend whose engine holds the object ('cpu' | 'cuda'). */
+  get backend(): 'cpu' | 'cuda' {
+    return this.native.backend;
   }
 }
 

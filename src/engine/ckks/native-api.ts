@@ -1,10 +1,11 @@
 /**
  * THE NATIVE API CONTRACT of the CKKS backends.
  *
- * Both native classes, `CkksContextCpu` (native/addon/ckks_*.cc, CPU) and `CkksContextCuda`
- * (CUDA backend), are constructed with `CkksContextOptions` and implement `NativeCkksContext`
- * exactly. The TypeScript API (src/engine/ckks/*.ts) sits over this interface only, so a
- * backend plugs in without TS changes.
+ * Both native classes, `CkksContextCpu` and `CkksContextCuda`, are one C++ template
+ * (native/addon/ckks_context_wrap.h) over the two engines, constructed with
+ * `CkksContextOptions`: they implement `NativeCkksContext` exactly, with the same option
+ * reading, checks, errors and info() fields. The TypeScript API (src/engine/ckks/*.ts) sits
+ * over this interface only.
  *
  * Conventions shared by both backends (they must produce the same words in seeded mode):
  *  - Moduli: `primeBits` gives the ciphertext primes q_0..q_{L-1} (q_0 first, the one that stays
@@ -76,14 +77,24 @@ export interface NativeDisposable {
   readonly disposed: boolean;
 }
 
-export interface NativePlaintext extends NativeDisposable {
+/**
+ * A handle of a CKKS object. Both backends share the handle classes (CkksPlaintext,
+ * CkksCiphertext, CkksSecretKey, CkksPublicKey, CkksGaloisKeys); a handle knows its backend, and
+ * passing one to a context of the other backend is a TypeError. Disposing the context that made
+ * a handle disposes the handle too.
+ */
+export interface NativeHandle extends NativeDisposable {
+  readonly backend: 'cpu' | 'cuda';
+}
+
+export interface NativePlaintext extends NativeHandle {
   readonly limbs: number;
   readonly scale: number;
   /** 'slots' | 'coefficients' (how it was encoded / should be decoded by default). */
   readonly encoding: 'slots' | 'coefficients';
 }
 
-export interface NativeCiphertext extends NativeDisposable {
+export interface NativeCiphertext extends NativeHandle {
   readonly limbs: number;
   readonly scale: number;
   /** Number of polynomials (2). */
@@ -92,9 +103,9 @@ export interface NativeCiphertext extends NativeDisposable {
   readonly compact: boolean;
 }
 
-export type NativeSecretKey = NativeDisposable;
-export type NativePublicKey = NativeDisposable;
-export interface NativeGaloisKeys extends NativeDisposable {
+export type NativeSecretKey = NativeHandle;
+export type NativePublicKey = NativeHandle;
+export interface NativeGaloisKeys extends NativeHandle {
   /** The rotation steps covered (left rotations by k slots; negative = right). */
   readonly steps: number[];
 }
@@ -175,8 +186,9 @@ export interface HeLoraBenchOptions {
   replicas?: number;
   /**
    * 'staged' (default): all products, one batched decrypt, all decodes, as the original.
-   * 'streamed' (optional for a backend): each worker takes whole products for cache locality;
-   * overlapping stages are then reported as shares of the phase's wall time.
+   * 'streamed': each worker takes whole products for cache locality; overlapping stages are
+   * then reported as shares of the phase's wall time. Accepted by both backends; the CUDA one
+   * runs its stages in order (as CUDA graphs) and says so in the result (`pipeline`, `note`).
    */
   pipeline?: 'staged' | 'streamed';
 }
@@ -198,6 +210,13 @@ export interface HeLoraTiming {
   products: number;
   /** max |(A h)_i - decrypted_i| over the last token, checked against float64. */
   maxAbsError: number;
+  /** The stages were replayed as captured CUDA graphs (always false on the CPU). */
+  graphs: boolean;
+  /** How the stages actually ran, and what was asked. */
+  pipeline: 'staged' | 'streamed';
+  requestedPipeline: 'staged' | 'streamed';
+  /** Why the run differs from what was asked, or null. */
+  note: string | null;
 }
 
 export interface NativeCkksContext extends NativeDisposable {
@@ -243,10 +262,10 @@ export interface NativeCkksContext extends NativeDisposable {
   addPlain(a: NativeCiphertext, b: NativePlaintext): NativeCiphertext;
   multiplyPlain(a: NativeCiphertext, b: NativePlaintext): NativeCiphertext;
   /**
-   * Optional: precomputes what makes repeated products by this plaintext faster (Shoup
-   * companions on the CPU); results are unchanged. Backends without it may omit the method.
+   * Precomputes what makes repeated products by this plaintext faster (Shoup companions on
+   * the CPU; nothing on the GPU, where the cost is the same either way); results are unchanged.
    */
-  prepareMultiplier?(plaintext: NativePlaintext): void;
+  prepareMultiplier(plaintext: NativePlaintext): void;
   /** Divides by the last prime (scale / q_last), dropping it. */
   rescale(a: NativeCiphertext): NativeCiphertext;
   /** Drops the last prime without dividing (scale unchanged). */
@@ -279,6 +298,19 @@ export interface NativeCkksContext extends NativeDisposable {
   // native benchmarks (steady clock on the CPU, CUDA events on the GPU), at the top level
   benchmarkOp(options: { op: CkksOpName; iterations: number }): Promise<OpTiming>;
   benchmarkHeLora(options: HeLoraBenchOptions): Promise<HeLoraTiming>;
+
+  /** Disposes the context and every handle it made (their host and device memory at once). */
+  dispose(): void;
+}
+
+/** CkksContextCuda's extras (tests and stage timers). */
+export interface NativeCkksContextCuda extends NativeCkksContext {
+  /** Fill every new device allocation with junk (catches unwritten output words). */
+  setPoison(on: boolean): void;
+  /** Record CUDA events around every operation. */
+  setTiming(on: boolean): void;
+  /** The recorded operations' times (synchronises once). */
+  drainTimings(): { op: string; us: number }[];
 }
 
 /** The addon's `ckksRules`: facts native code owns (TypeScript reads, never restates, them). */
@@ -294,6 +326,11 @@ export interface NativeCkksRules {
     minScaleBits: number;
     maxScaleBits: number;
   };
+  /**
+   * The checks of `new CkksContext*(options)` without making a context: the same errors
+   * (ERR_TENSAFE_INSECURE above the bound unless allowInsecure) and the facts they rest on.
+   */
+  checkParameters(options: CkksContextOptions): { logQP: number; maxLogQP128: number; belowSecurityBound: boolean };
 }
 
 /** Constructor shape of both native classes. */

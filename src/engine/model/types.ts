@@ -21,6 +21,40 @@ export interface ModelLoadOptions {
   seed?: number | bigint;
   /** Presets only: keep the first numLayers layers (named so: "..., 4 of 28 layers (random weights)"). */
   numLayers?: number;
+  /**
+   * CUDA device index among the visible ones (CUDA_VISIBLE_DEVICES applies; default 0). Implies
+   * backend 'cuda' when backend is 'auto'; refused with backend 'cpu'.
+   */
+  device?: number;
+}
+
+/** Options of model.createContext(). */
+export interface ContextOptions {
+  /** KV-cache capacity in tokens (default and maximum: the model's contextLength). */
+  contextLength?: number;
+  /** Seed of the sampling draws (default 0; generate() sets its own per run). */
+  seed?: number | bigint;
+}
+
+export type ProjectionName = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+
+/** What runWithSites computes: a prompt (prefill) or one decode step. */
+export type SiteOp = { prefill: readonly number[] | Int32Array } | { decode: number };
+
+/** A group of projections of one layer that share one input (q/k/v, o, gate/up or down). */
+export interface ProjectionSite {
+  layer: number;
+  modules: ProjectionName[];
+}
+
+/** What onSite receives: the group's input row at one position. */
+export interface SiteCall {
+  layer: number;
+  modules: ProjectionName[];
+  /** Absolute position of the row in the context. */
+  position: number;
+  /** The projections' input (in_dim floats): a copy, onSite may keep it. */
+  input: Float32Array;
 }
 
 /** The model's shape as read from config.json or a preset. */
@@ -91,7 +125,7 @@ export type Prompt = string | readonly number[] | Int32Array | readonly ChatMess
 /** A plaintext LoRA pair on one projection of one layer: y += scaling * B (A x). */
 export interface LayerAdapter {
   layer: number;
-  target: 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+  target: ProjectionName;
   rank: number;
   scaling?: number;
   /** [rank, in] row-major (PEFT lora_A.weight). */

@@ -9,6 +9,14 @@ const STAGES = ['forward', 'dp_noise', 'encode', 'encrypt', 'ct_pt_multiply', 'd
 const $ = (id) => document.getElementById(id);
 const wsUrl = (path) => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
 
+// A server started with a token is opened as http://host:port/#token=... (the fragment never
+// reaches the server or its logs). Requests carry it as a bearer header; WebSockets, which
+// cannot set headers, offer it as the subprotocol tensafe.bearer.<base64url token>.
+const TOKEN = new URLSearchParams(location.hash.slice(1)).get('token');
+const b64url = (s) => btoa(String.fromCharCode(...new TextEncoder().encode(s))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+const authHeaders = () => (TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {});
+const wsProtocols = () => (TOKEN ? ['tensafe', `tensafe.bearer.${b64url(TOKEN)}`] : []);
+
 function legend() {
   const box = $('legend');
   for (const s of STAGES) {
@@ -23,7 +31,7 @@ function legend() {
 
 async function loadEngineFacts() {
   try {
-    const [health, metrics] = await Promise.all([fetch('/health').then((r) => r.json()), fetch('/api/v1/metrics').then((r) => r.json())]);
+    const [health, metrics] = await Promise.all([fetch('/health', { headers: authHeaders() }).then((r) => r.json()), fetch('/api/v1/metrics', { headers: authHeaders() }).then((r) => r.json())]);
     $('engine').textContent = `${health.model ?? '?'} · ${health.backend ?? '?'} · poly_n ${metrics.poly_n ?? '?'} · ${health.status}`;
     const sel = $('expert');
     for (const name of metrics.adapters ?? []) {
@@ -67,7 +75,7 @@ class Column {
     this.reset();
     this.status('connecting', 'running');
     return new Promise((resolve) => {
-      const ws = new WebSocket(wsUrl('/api/v1/chat/stream'));
+      const ws = new WebSocket(wsUrl('/api/v1/chat/stream'), wsProtocols());
       this.ws = ws;
       ws.onopen = () => {
         this.status('waiting', 'running');
@@ -75,7 +83,8 @@ class Column {
       };
       ws.onmessage = (ev) => {
         const msg = JSON.parse(ev.data);
-        if (msg.type === 'input_info') this.status('generating', 'running');
+        if (msg.type === 'queued') this.status(`queued (${msg.position === 1 ? 'next' : `place ${msg.position}`})`, 'running');
+        else if (msg.type === 'input_info') this.status('generating', 'running');
         else if (msg.type === 'token') this.token(msg);
         else if (msg.type === 'done') {
           this.status('done', 'done');

@@ -15,7 +15,9 @@
 #include "ckks/cuda/ntt_tables_cuda.h"
 #include "ckks/cuda/rns_ops.cuh"
 #include "ckks/cuda/sampling.cuh"
+#include "ckks/bench_loop.h"
 #include "ckks/sampling.h"
+#include "ckks/valcheck.h"
 #include "common/device_info.h"
 #include "common/errors.h"
 #include "cuda/cuda_check.h"
@@ -113,19 +115,6 @@ template <typename T>
 void upload_vec(DeviceBuffer<T>& b, const std::vector<T>& v) {
   b.allocate(v.size());
   CUDA_CHECK(cudaMemcpy(b.data(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
-}
-
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-}
-
-std::vector<double> random_values(std::size_t count, std::mt19937_64& rng, double amplitude) {
-  std::uniform_real_distribution<double> u(-amplitude, amplitude);
-  std::vector<double> v(count);
-  for (auto& x : v) x = u(rng);
-  return v;
 }
 
 struct Event {
@@ -366,18 +355,7 @@ std::shared_ptr<GaloisKeysCuda> CkksContextCuda::generate_galois_keys(const Secr
 void CkksContextCuda::encode_into(std::uint64_t* out, const double* host_values, std::size_t count, std::size_t period,
                                   std::size_t limbs, double scale) {
   DeviceState& d = *dev_;
-  const std::size_t slots = n() / 2;
-  // Bound check before any device work: every coefficient is at most scale * sum|z| / slots
-  // (each special-IFFT output is a unit-modulus combination of the inputs).
-  double sum = 0;
-  for (std::size_t j = 0; j < period; ++j) sum += std::fabs(host_values[j]);
-  sum *= static_cast<double>((count + period - 1) / period);  // whole or partial replicas
-  const double bound = scale * sum / static_cast<double>(slots);
-  double log_q = 0;
-  for (std::size_t l = 0; l < limbs; ++l) log_q += std::log2(static_cast<double>(cpu_->tables(l).modulus()));
-  if (!std::isfinite(bound) || (bound >= 1 && std::log2(bound) + 1 >= log_q))
-    throw ArgumentRangeError("scale overflow: |value * scale| may reach 2^" + std::to_string(std::log2(bound)) +
-                             ", which does not fit the plaintext modulus of " + std::to_string(log_q) + " bits");
+  valcheck::slots_fit(*cpu_, host_values, count, period, limbs, scale);  // before any device work
   CUDA_CHECK(cudaEventSynchronize(d.up_free));  // previous upload out of the staging buffer
   std::memcpy(d.stage_up, host_values, period * sizeof(double));
   DeviceWords vals = alloc(period);  // doubles, one word each
@@ -393,13 +371,7 @@ void CkksContextCuda::encode_into(std::uint64_t* out, const double* host_values,
 std::shared_ptr<PlaintextCuda> CkksContextCuda::encode(const double* values, std::size_t count, std::size_t limbs,
                                                        double scale) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (limbs == 0) limbs = cpu_->max_limbs();
-  if (limbs < 1 || limbs > cpu_->max_limbs()) throw ArgumentRangeError("limbs out of range");
-  if (scale <= 0) scale = cpu_->default_scale();
-  if (!std::isfinite(scale)) throw ArgumentRangeError("scale must be a finite positive number");
-  if (count > n() / 2)
-    throw ArgumentRangeError("values must hold at most polyN/2 = " + std::to_string(n() / 2) + " numbers, got " +
-                             std::to_string(count));
+  valcheck::encode_args(*cpu_, count, n() / 2, "polyN/2", limbs, scale);
   OpScope scope(*dev_, "encode");
   auto pt = new_pt(limbs, scale, Encoding::Slots, true);
   if (count == 0) {
@@ -414,19 +386,8 @@ std::shared_ptr<PlaintextCuda> CkksContextCuda::encode(const double* values, std
 std::shared_ptr<PlaintextCuda> CkksContextCuda::encode_coefficients(const double* values, std::size_t count,
                                                                     std::size_t limbs, double scale) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (limbs == 0) limbs = cpu_->max_limbs();
-  if (limbs < 1 || limbs > cpu_->max_limbs()) throw ArgumentRangeError("limbs out of range");
-  if (scale <= 0) scale = cpu_->default_scale();
-  if (count > n())
-    throw ArgumentRangeError("values must hold at most polyN = " + std::to_string(n()) + " numbers, got " +
-                             std::to_string(count));
-  double maxabs = 0;
-  for (std::size_t i = 0; i < count; ++i) maxabs = std::max(maxabs, std::fabs(values[i] * scale));
-  double log_q = 0;
-  for (std::size_t l = 0; l < limbs; ++l) log_q += std::log2(static_cast<double>(cpu_->tables(l).modulus()));
-  if (!std::isfinite(maxabs) || (maxabs >= 1 && std::log2(maxabs) + 1 >= log_q))
-    throw ArgumentRangeError("scale overflow: |value * scale| reaches 2^" + std::to_string(std::log2(maxabs)) +
-                             ", which does not fit the plaintext modulus of " + std::to_string(log_q) + " bits");
+  valcheck::encode_args(*cpu_, count, n(), "polyN", limbs, scale);
+  valcheck::coefficients_fit(*cpu_, valcheck::max_abs(values, count, scale), limbs, "reaches");
   DeviceState& d = *dev_;
   OpScope scope(d, "encode_coefficients");
   auto pt = new_pt(limbs, scale, Encoding::Coefficients, true);
@@ -494,14 +455,7 @@ void CkksContextCuda::decode_coefficients(const PlaintextCuda& pt, double* out) 
 
 std::shared_ptr<PlaintextCuda> CkksContextCuda::plaintext_from_words(const std::uint64_t* words, std::size_t count,
                                                                      std::size_t limbs, double scale, Encoding encoding) {
-  if (limbs < 1 || limbs > cpu_->max_limbs())
-    throw ArgumentRangeError("options.limbs must be in [1, " + std::to_string(cpu_->max_limbs()) + "], got " +
-                             std::to_string(limbs));
-  if (count != limbs * n())
-    throw ArgumentRangeError("words must hold limbs * polyN = " + std::to_string(limbs * n()) + " residues, got " +
-                             std::to_string(count));
-  if (!std::isfinite(scale) || scale <= 0) throw ArgumentRangeError("options.scale must be a finite positive number");
-  cpu_->check_residues(words, limbs, "words");
+  valcheck::words_args(*cpu_, words, count, limbs, scale);
   std::lock_guard<std::mutex> lock(mutex_);
   DeviceState& d = *dev_;
   OpScope scope(d, "plaintext_from_words");
@@ -551,9 +505,8 @@ void CkksContextCuda::encrypt_into(std::uint64_t* c, const std::uint64_t* m, std
 
 std::shared_ptr<CiphertextCuda> CkksContextCuda::encrypt(const PlaintextCuda& pt, const PublicKeyCuda& pk) {
   std::lock_guard<std::mutex> lock(mutex_);
-  check_pt(pt, "plaintext");
+  valcheck::operand_plaintext(*cpu_, pt, "encode a new one to encrypt");
   cpu_->check_owner(pk.host.context_id, "publicKey");
-  if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result); encode a new one to encrypt");
   OpScope scope(*dev_, "encrypt");
   auto ct = new_ct(pt.limbs, pt.scale);
   encrypt_into(ct->words.data(), pt.words.data(), pt.limbs, pk);
@@ -582,9 +535,8 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::rerandomize(const CiphertextCud
 std::shared_ptr<CiphertextCuda> CkksContextCuda::encrypt_symmetric(const PlaintextCuda& pt, const SecretKeyCuda& sk,
                                                                    bool compact) {
   std::lock_guard<std::mutex> lock(mutex_);
-  check_pt(pt, "plaintext");
+  valcheck::operand_plaintext(*cpu_, pt, "encode a new one to encrypt");
   cpu_->check_owner(sk.host.context_id, "secretKey");
-  if (!pt.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result); encode a new one to encrypt");
   DeviceState& d = *dev_;
   OpScope scope(d, "encrypt_symmetric");
   const std::uint64_t n = this->n();
@@ -661,22 +613,10 @@ std::vector<std::shared_ptr<PlaintextCuda>> CkksContextCuda::decrypt_batch(const
 
 // ---- evaluator -------------------------------------------------------------------------------------------
 
-namespace {
-void require_same_shape(const CiphertextCuda& a, const CiphertextCuda& b) {
-  if (a.limbs != b.limbs)
-    throw ArgumentRangeError("ciphertexts are at different levels (" + std::to_string(a.limbs) + " vs " +
-                             std::to_string(b.limbs) + " primes): modSwitch the higher one first");
-  if (std::fabs(a.scale - b.scale) > 1e-9 * std::max(a.scale, b.scale))
-    throw ArgumentRangeError("ciphertexts have different scales (" + std::to_string(a.scale) + " vs " +
-                             std::to_string(b.scale) + ")");
-}
-}  // namespace
 
 std::shared_ptr<CiphertextCuda> CkksContextCuda::add(const CiphertextCuda& a, const CiphertextCuda& b) {
   std::lock_guard<std::mutex> lock(mutex_);
-  check_ct(a, "a");
-  check_ct(b, "b");
-  require_same_shape(a, b);
+  valcheck::same_level(*cpu_, a, b);
   OpScope scope(*dev_, "add");
   auto r = new_ct(a.limbs, a.scale);
   rns_add(r->words.data(), a.words.data(), b.words.data(), dev_->br(), static_cast<std::uint32_t>(a.limbs), 2,
@@ -686,9 +626,7 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::add(const CiphertextCuda& a, co
 
 std::shared_ptr<CiphertextCuda> CkksContextCuda::sub(const CiphertextCuda& a, const CiphertextCuda& b) {
   std::lock_guard<std::mutex> lock(mutex_);
-  check_ct(a, "a");
-  check_ct(b, "b");
-  require_same_shape(a, b);
+  valcheck::same_level(*cpu_, a, b);
   OpScope scope(*dev_, "sub");
   auto r = new_ct(a.limbs, a.scale);
   rns_add(r->words.data(), a.words.data(), b.words.data(), dev_->br(), static_cast<std::uint32_t>(a.limbs), 2,
@@ -698,12 +636,7 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::sub(const CiphertextCuda& a, co
 
 std::shared_ptr<CiphertextCuda> CkksContextCuda::add_plain(const CiphertextCuda& a, const PlaintextCuda& b) {
   std::lock_guard<std::mutex> lock(mutex_);
-  check_ct(a, "ciphertext");
-  check_pt(b, "plaintext");
-  if (!b.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result)");
-  if (b.limbs < a.limbs) throw ArgumentRangeError("plaintext has fewer primes than the ciphertext");
-  if (std::fabs(a.scale - b.scale) > 1e-9 * std::max(a.scale, b.scale))
-    throw ArgumentRangeError("plaintext and ciphertext scales differ");
+  valcheck::add_plain(*cpu_, a, b);
   OpScope scope(*dev_, "add_plain");
   auto r = new_ct(a.limbs, a.scale);
   r->c1_seed = a.c1_seed;  // c1 unchanged
@@ -714,18 +647,7 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::add_plain(const CiphertextCuda&
 
 std::shared_ptr<CiphertextCuda> CkksContextCuda::multiply_plain(const CiphertextCuda& a, const PlaintextCuda& b) {
   std::lock_guard<std::mutex> lock(mutex_);
-  check_ct(a, "ciphertext");
-  check_pt(b, "plaintext");
-  if (!b.ntt) throw ArgumentRangeError("plaintext is in coefficient form (a decryption result)");
-  if (b.limbs < a.limbs)
-    throw ArgumentRangeError("plaintext has fewer primes (" + std::to_string(b.limbs) + ") than the ciphertext (" +
-                             std::to_string(a.limbs) + ")");
-  const double scale = a.scale * b.scale;
-  double log_q = 0;
-  for (std::size_t k = 0; k < a.limbs; ++k) log_q += std::log2(static_cast<double>(cpu_->tables(k).modulus()));
-  if (!std::isfinite(scale) || std::log2(scale) + 1 >= log_q)
-    throw ArgumentRangeError("scale overflow in multiplyPlain: the product scale 2^" + std::to_string(std::log2(scale)) +
-                             " does not fit the ciphertext modulus of " + std::to_string(log_q) + " bits (rescale first)");
+  const double scale = valcheck::multiply_plain(*cpu_, a, b);
   OpScope scope(*dev_, "multiply_plain");
   auto r = new_ct(a.limbs, scale);
   rns_multiply_plain(r->words.data(), a.words.data(), b.words.data(), dev_->br(), static_cast<std::uint32_t>(a.limbs), 2,
@@ -760,8 +682,7 @@ void CkksContextCuda::drop_last_limb(std::uint64_t* out, const std::uint64_t* in
 
 std::shared_ptr<CiphertextCuda> CkksContextCuda::rescale(const CiphertextCuda& a) {
   std::lock_guard<std::mutex> lock(mutex_);
-  check_ct(a, "ciphertext");
-  if (a.limbs < 2) throw ArgumentRangeError("ciphertext has one prime left: it cannot be rescaled");
+  valcheck::drop_prime(*cpu_, a, "rescaled");
   OpScope scope(*dev_, "rescale");
   auto r = new_ct(a.limbs - 1, a.scale / static_cast<double>(cpu_->tables(a.limbs - 1).modulus()));
   drop_last_limb(r->words.data(), a.words.data(), a.limbs, 2, static_cast<std::uint32_t>(a.limbs - 1), nullptr);
@@ -770,8 +691,7 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::rescale(const CiphertextCuda& a
 
 std::shared_ptr<CiphertextCuda> CkksContextCuda::mod_switch(const CiphertextCuda& a) {
   std::lock_guard<std::mutex> lock(mutex_);
-  check_ct(a, "ciphertext");
-  if (a.limbs < 2) throw ArgumentRangeError("ciphertext has one prime left: it cannot be switched down");
+  valcheck::drop_prime(*cpu_, a, "switched down");
   OpScope scope(*dev_, "mod_switch");
   auto r = new_ct(a.limbs - 1, a.scale);
   r->c1_seed = a.c1_seed;  // a prefix of the seed's expansion is the expansion at fewer limbs
@@ -788,8 +708,7 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::rotate(const CiphertextCuda& a,
   check_ct(a, "ciphertext");
   cpu_->check_owner(gk.host.context_id, "galoisKeys");
   DeviceState& d = *dev_;
-  const std::int64_t slots = static_cast<std::int64_t>(n() / 2);
-  const std::int64_t norm = ((steps % slots) + slots) % slots;
+  const std::int64_t norm = valcheck::rotation_step(*cpu_, steps);
   OpScope scope(d, "rotate");
   const std::uint64_t n = this->n();
   const std::uint32_t l = static_cast<std::uint32_t>(a.limbs);
@@ -800,8 +719,7 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::rotate(const CiphertextCuda& a,
     return r;
   }
   auto it = gk.device.find(norm);
-  if (it == gk.device.end())
-    throw ArgumentRangeError("no rotation key for steps = " + std::to_string(steps) + " (generate Galois keys for it)");
+  if (it == gk.device.end()) valcheck::missing_rotation_key(steps);
   const std::uint32_t T = l + 1;
   LimbMap targets_map;
   LimbIndex targets{};
@@ -823,6 +741,36 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::rotate(const CiphertextCuda& a,
   drop_last_limb(r->words.data(), acc.data(), T, 2, d.L, perm.data());
   return r;
 }
+
+void CkksContextCuda::prepare_multiplier(PlaintextCuda& pt) const {
+  valcheck::operand_plaintext(*cpu_, pt, "encode a plaintext to compute with");
+}
+
+// ---- serialisation ----------------------------------------------------------------------------------------
+
+std::vector<std::uint8_t> CkksContextCuda::serialize(const CiphertextCuda& ct) { return cpu_->serialize(download(ct)); }
+std::vector<std::uint8_t> CkksContextCuda::serialize(const PlaintextCuda& pt) { return cpu_->serialize(download(pt)); }
+std::vector<std::uint8_t> CkksContextCuda::serialize(const PublicKeyCuda& pk) const { return cpu_->serialize(pk.host); }
+std::vector<std::uint8_t> CkksContextCuda::serialize(const GaloisKeysCuda& gk) const { return cpu_->serialize(gk.host); }
+std::vector<std::uint8_t> CkksContextCuda::serialize_secret_key(const SecretKeyCuda& sk) const {
+  return cpu_->serialize_secret_key(sk.host);
+}
+std::shared_ptr<CiphertextCuda> CkksContextCuda::deserialize_ciphertext(const std::uint8_t* p, std::size_t len) {
+  return upload(cpu_->deserialize_ciphertext(p, len));
+}
+std::shared_ptr<PlaintextCuda> CkksContextCuda::deserialize_plaintext(const std::uint8_t* p, std::size_t len) {
+  return upload(cpu_->deserialize_plaintext(p, len));
+}
+std::shared_ptr<PublicKeyCuda> CkksContextCuda::deserialize_public_key(const std::uint8_t* p, std::size_t len) {
+  return upload(cpu_->deserialize_public_key(p, len));
+}
+std::shared_ptr<GaloisKeysCuda> CkksContextCuda::deserialize_galois_keys(const std::uint8_t* p, std::size_t len) {
+  return upload(cpu_->deserialize_galois_keys(p, len));
+}
+std::shared_ptr<SecretKeyCuda> CkksContextCuda::deserialize_secret_key(const std::uint8_t* p, std::size_t len) {
+  return upload(cpu_->deserialize_secret_key(p, len));
+}
+std::vector<std::uint64_t> CkksContextCuda::ciphertext_words(const CiphertextCuda& ct) { return download(ct).data; }
 
 // ---- host copies ------------------------------------------------------------------------------------------
 
@@ -876,82 +824,42 @@ std::shared_ptr<PlaintextCuda> CkksContextCuda::upload(const Plaintext& pt) {
 
 // ---- benchmarks ----------------------------------------------------------------------------------------------
 
+namespace {
+// The GPU's StageClock: a CUDA event per mark, recorded on the context stream.
+class EventStageClock : public StageClock {
+ public:
+  explicit EventStageClock(cudaStream_t stream) : stream_(stream) {}
+  void mark(int i) override { CUDA_CHECK(cudaEventRecord(event(i), stream_)); }
+  void sync(int i) override { CUDA_CHECK(cudaEventSynchronize(event(i))); }
+  double us(int a, int b) override { return elapsed_us(*events_[a], *events_[b]); }
+
+ private:
+  cudaEvent_t event(int i) {
+    while (static_cast<int>(events_.size()) <= i) events_.push_back(std::make_unique<Event>());
+    return events_[i]->e;
+  }
+  cudaStream_t stream_;
+  std::vector<std::unique_ptr<Event>> events_;
+};
+}  // namespace
+
 OpTiming CkksContextCuda::benchmark_op(const std::string& op, int iterations) {
-  std::mt19937_64 rng(7);  // benchmark data only
-  const std::size_t slots = n() / 2;
-  auto values = random_values(slots, rng, 1.0);
-  auto sk = generate_secret_key();
-  auto pk = generate_public_key(*sk);
-  auto pt = encode(values.data(), values.size(), 0, 0);
-  auto ct = encrypt(*pt, *pk);
-  auto ct2 = encrypt(*pt, *pk);
-  auto dec = decrypt(*ct, *sk);
-  std::shared_ptr<GaloisKeysCuda> gk;
-  if (op == "rotate") {
-    if (!cpu_->params().special) throw ArgumentRangeError("options.op: rotate needs a context with specialPrimeBits");
-    gk = generate_galois_keys(*sk, {1});
-  }
-  if ((op == "rescale" || op == "mod_switch") && cpu_->max_limbs() < 2)
-    throw ArgumentRangeError(op + " needs at least two ciphertext primes");
-  std::vector<double> out(n());
-  std::function<void()> fn;
-  if (op == "encode") fn = [&] { encode(values.data(), values.size(), 0, 0); };
-  else if (op == "encode_coefficients") fn = [&] { encode_coefficients(values.data(), values.size(), 0, 0); };
-  else if (op == "decode") fn = [&] { decode(*dec, out.data()); };
-  else if (op == "encrypt") fn = [&] { encrypt(*pt, *pk); };
-  else if (op == "encrypt_symmetric") fn = [&] { encrypt_symmetric(*pt, *sk); };
-  else if (op == "decrypt") fn = [&] { decrypt(*ct, *sk); };
-  else if (op == "add") fn = [&] { add(*ct, *ct2); };
-  else if (op == "sub") fn = [&] { sub(*ct, *ct2); };
-  else if (op == "multiply_plain") fn = [&] { multiply_plain(*ct, *pt); };
-  else if (op == "rescale") fn = [&] { rescale(*ct); };
-  else if (op == "mod_switch") fn = [&] { mod_switch(*ct); };
-  else if (op == "rotate") fn = [&] { rotate(*ct, 1, *gk); };
-  else throw ArgumentRangeError("options.op: unknown operation '" + op + "'");
-  fn();  // warm-up (module load, pool growth)
-  fn();
-  Event start, stop;
-  std::vector<double> us;
-  for (int i = 0; i < iterations; ++i) {
-    CUDA_CHECK(cudaEventRecord(start.e, dev_->stream));
-    for (int k = 0; k < kOpBatch; ++k) fn();
-    CUDA_CHECK(cudaEventRecord(stop.e, dev_->stream));
-    CUDA_CHECK(cudaEventSynchronize(stop.e));
-    us.push_back(elapsed_us(start, stop) / kOpBatch);
-  }
-  OpTiming t;
-  t.runs = iterations;
-  t.median_us = median_of(us);
-  t.min_us = *std::min_element(us.begin(), us.end());
-  t.max_us = *std::max_element(us.begin(), us.end());
-  return t;
+  EventStageClock clock(dev_->stream);
+  // kOpBatch back-to-back operations per sample, after two warm-ups (module load, pool growth).
+  return benchmark_engine_op(*this, *cpu_, op, iterations, clock, kOpBatch, 2);
 }
 
-CkksContextCuda::HeLoraResult CkksContextCuda::benchmark_helora(int d, int r, int iterations, int replicas) {
+HeLoraTiming CkksContextCuda::benchmark_helora(int d, int r, int iterations, int replicas_asked, bool streamed) {
   const std::size_t slots = n() / 2;
-  if (d < 1 || static_cast<std::size_t>(d) > slots)
-    throw ArgumentRangeError("options.d must be in [1, polyN/2 = " + std::to_string(slots) + "], got " + std::to_string(d));
-  if (r < 1 || r > 4096) throw ArgumentRangeError("options.r must be in [1, 4096], got " + std::to_string(r));
-  const int max_rep = static_cast<int>(std::min<std::size_t>(slots / d, r));
-  if (replicas == 0) replicas = max_rep;
-  if (replicas < 1 || replicas > max_rep)
-    throw ArgumentRangeError("options.replicas must be in [1, " + std::to_string(max_rep) + "], got " +
-                             std::to_string(replicas));
-  const int products = (r + replicas - 1) / replicas;
-
+  const HeLoraShape shape = helora_shape(slots, d, r, replicas_asked);
+  const int replicas = shape.replicas, products = shape.products;
   std::mt19937_64 rng(11);  // benchmark data only
-  auto A = random_values(static_cast<std::size_t>(r) * d, rng, 1.0 / std::sqrt(static_cast<double>(d)));
+  const auto A = helora_lora_a(shape, rng);
   auto sk = generate_secret_key();
   auto pk = generate_public_key(*sk);
   std::vector<std::shared_ptr<PlaintextCuda>> apts;
   for (int p = 0; p < products; ++p) {
-    std::vector<double> v(slots, 0.0);
-    for (int k = 0; k < replicas; ++k) {
-      const int row = p * replicas + k;
-      if (row >= r) break;
-      std::copy(A.begin() + static_cast<std::size_t>(row) * d, A.begin() + static_cast<std::size_t>(row + 1) * d,
-                v.begin() + static_cast<std::size_t>(k) * d);
-    }
+    auto v = helora_packed_rows(shape, A, p, slots);
     apts.push_back(encode(v.data(), v.size(), 0, 0));
   }
 
@@ -1064,54 +972,25 @@ CkksContextCuda::HeLoraResult CkksContextCuda::benchmark_helora(int d, int r, in
   (void)cudaGetLastError();  // a failed capture leaves nothing behind that later calls would see
   if (!use_graphs) graphs.clear();
 
-  Event ev[7];
-  std::vector<double> t_enc, t_encrypt, t_mul, t_dec, t_decode, t_sum, t_total;
-  HeLoraResult out;
-  out.replicas = replicas;
-  out.products = products;
-  std::vector<double> y(r);
-  for (int it = -3; it < iterations; ++it) {  // three warm-up tokens
-    auto h = random_values(d, rng, 1.0);
-    host_in.p[0] = cpu_->next_stream();  // a fresh ChaCha20 stream id per encryption
-    std::memcpy(host_in.p + 1, h.data(), static_cast<std::size_t>(d) * sizeof(double));
-    CUDA_CHECK(cudaEventRecord(ev[0].e, st));
-    for (std::size_t i = 0; i < S; ++i) {
-      if (use_graphs)
-        CUDA_CHECK(cudaGraphLaunch(graphs[i].e, st));
-      else
-        stage[i]();
-      CUDA_CHECK(cudaEventRecord(ev[i + 1].e, st));
-    }
-    CUDA_CHECK(cudaEventSynchronize(ev[S].e));
-    const double* got = reinterpret_cast<const double*>(host_out.p);
-    for (int row = 0; row < r; ++row) y[row] = got[row];
-    if (it < 0) continue;
-    t_enc.push_back(elapsed_us(ev[0], ev[1]));
-    t_encrypt.push_back(elapsed_us(ev[1], ev[2]));
-    t_mul.push_back(elapsed_us(ev[2], ev[3]));
-    t_dec.push_back(elapsed_us(ev[3], ev[4]));
-    t_decode.push_back(elapsed_us(ev[4], ev[5]));
-    t_sum.push_back(elapsed_us(ev[5], ev[6]));
-    t_total.push_back(elapsed_us(ev[0], ev[6]));
-    if (it == iterations - 1) {
-      double err = 0;
-      for (int row = 0; row < r; ++row) {
-        double ref = 0;
-        for (int i = 0; i < d; ++i) ref += A[static_cast<std::size_t>(row) * d + i] * h[i];
-        err = std::max(err, std::fabs(ref - y[row]));
-      }
-      out.max_abs_error = err;
-    }
-  }
+  FunctionStages stages(
+      [&](const double* h) {
+        host_in.p[0] = cpu_->next_stream();  // a fresh ChaCha20 stream id per encryption
+        std::memcpy(host_in.p + 1, h, static_cast<std::size_t>(d) * sizeof(double));
+      },
+      [&](int i) {
+        if (use_graphs)
+          CUDA_CHECK(cudaGraphLaunch(graphs[i].e, st));
+        else
+          stage[i]();
+      },
+      [&] { return reinterpret_cast<const double*>(host_out.p); });
+  EventStageClock clock(st);
+  HeLoraTiming out = run_helora(stages, clock, shape, A, iterations, 3, rng);  // three warm-up tokens
   out.graphs = use_graphs;
-  out.runs = iterations;
-  out.encode = median_of(t_enc);
-  out.encrypt = median_of(t_encrypt);
-  out.ct_pt_multiply = median_of(t_mul);
-  out.decrypt = median_of(t_dec);
-  out.decode = median_of(t_decode);
-  out.extract_sum = median_of(t_sum);
-  out.total = median_of(t_total);
+  out.streamed = false;
+  if (streamed)
+    out.note = "CkksContextCuda does not stream the stages: they ran in order, each a captured CUDA graph "
+               "(all products of a stage are already one launch)";
   return out;
 }
 

@@ -148,6 +148,23 @@ class CkksContextCuda {
   std::shared_ptr<CiphertextCuda> mod_switch(const CiphertextCuda& a);
   std::shared_ptr<CiphertextCuda> rotate(const CiphertextCuda& a, std::int64_t steps, const GaloisKeysCuda& gk);
 
+  // No-op with the CPU's checks: the GPU multiplies by plaintexts at the same cost either way.
+  void prepare_multiplier(PlaintextCuda& pt) const;
+
+  // serialisation (the CPU context's formats: objects are copied down / up)
+  std::vector<std::uint8_t> serialize(const CiphertextCuda& ct);
+  std::vector<std::uint8_t> serialize(const PlaintextCuda& pt);
+  std::vector<std::uint8_t> serialize(const PublicKeyCuda& pk) const;
+  std::vector<std::uint8_t> serialize(const GaloisKeysCuda& gk) const;
+  std::vector<std::uint8_t> serialize_secret_key(const SecretKeyCuda& sk) const;
+  std::shared_ptr<CiphertextCuda> deserialize_ciphertext(const std::uint8_t* p, std::size_t len);
+  std::shared_ptr<PlaintextCuda> deserialize_plaintext(const std::uint8_t* p, std::size_t len);
+  std::shared_ptr<PublicKeyCuda> deserialize_public_key(const std::uint8_t* p, std::size_t len);
+  std::shared_ptr<GaloisKeysCuda> deserialize_galois_keys(const std::uint8_t* p, std::size_t len);
+  std::shared_ptr<SecretKeyCuda> deserialize_secret_key(const std::uint8_t* p, std::size_t len);
+  // Raw words (c0 then c1), copied to the host.
+  std::vector<std::uint64_t> ciphertext_words(const CiphertextCuda& ct);
+
   // host copies (serialisation, word comparison) and uploads (deserialisation)
   Ciphertext download(const CiphertextCuda& ct);
   Plaintext download(const PlaintextCuda& pt);
@@ -158,12 +175,11 @@ class CkksContextCuda {
   // back-to-back operations between two events, divided by kOpBatch (steady-state cost per
   // operation, as library benchmarks report it; one isolated call also pays ~5-8 us of host
   // launch latency). benchmark_helora: per-token latency, each stage a captured CUDA graph.
+  // Both loops are the CPU engine's (bench_loop.h) with a CUDA-event clock. `streamed` cannot
+  // be honoured (the stages run in order, as captured graphs): the result says so in `note`.
   static constexpr int kOpBatch = 10;
   OpTiming benchmark_op(const std::string& op, int iterations);
-  struct HeLoraResult : HeLoraTiming {
-    bool graphs = false;  // stages replayed as CUDA graphs (false: capture failed, direct launches)
-  };
-  HeLoraResult benchmark_helora(int d, int r, int iterations, int replicas);
+  HeLoraTiming benchmark_helora(int d, int r, int iterations, int replicas, bool streamed);
 
  private:
   std::shared_ptr<CiphertextCuda> new_ct(std::size_t limbs, double scale);

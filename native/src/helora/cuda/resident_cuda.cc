@@ -27,7 +27,7 @@
 #include "helora/cuda/extract.cuh"
 #include "helora/cuda/resident_kernels.cuh"
 #include "helora/he_linear_cpu.h"
-#include "model/cuda/model_cuda.h"
+#include "model/cuda/context_cuda.h"
 
 namespace tensafe::helora {
 namespace {
@@ -245,8 +245,8 @@ class ResidentCuda final : public ResidentStep {
 }  // namespace
 
 std::unique_ptr<ResidentStep> make_cuda_resident_step(model::ModelBackend& model, const ResidentSpec& spec) {
-  auto* m = dynamic_cast<model::cuda::ModelCuda*>(&model);
-  if (!m) throw ArgumentRangeError("the resident CUDA HE-LoRA step needs a CUDA model");
+  auto* m = dynamic_cast<model::cuda::ContextCuda*>(&model);
+  if (!m) throw ArgumentRangeError("the resident CUDA HE-LoRA step needs a context of a CUDA model");
   return std::make_unique<ResidentCuda>(spec, m->cuda_stream());
 }
 

@@ -35,20 +35,13 @@ bool batched_prefill_enabled_by_env() {
   return !(e != nullptr && std::string(e) == "steps");
 }
 
-BatchedPrefill::BatchedPrefill(GemmImpl impl, int chunk)
+constexpr size_t kCublasWorkspace = 32ull << 20;  // cuBLAS' default on Hopper
+
+BatchedPrefill::BatchedPrefill(const Qwen2Config& c, DType wtype, int max_context, GemmImpl impl, int chunk)
     : impl_(resolve_gemm_impl(impl == GemmImpl::Auto ? gemm_impl_from_env() : impl)),
-      chunk_(chunk > 0 ? chunk : chunk_from_env()) {
-  if (impl_ == GemmImpl::Cublas) cublas_ = std::make_unique<CublasHandle>();
-}
-
-BatchedPrefill::~BatchedPrefill() = default;
-
-void BatchedPrefill::ensure_capacity(const Qwen2Config& c, int rows, bool split) {
-  if (rows <= capacity_ && (!split || !xn_lo_.empty())) return;
-  // Grow geometrically (a few reallocations at most), never past the chunk; a capacity that
-  // only lacks the split buffers stays as it is.
-  const int cap = rows <= capacity_ ? capacity_ : std::min(chunk_, std::max(rows, 2 * capacity_));
-  const size_t r = static_cast<size_t>(cap);
+      chunk_(std::min(chunk > 0 ? chunk : chunk_from_env(), std::max(1, max_context))),
+      split_(split_inputs(wtype)) {
+  const size_t r = static_cast<size_t>(chunk_);
   const size_t d = c.hidden_size, qkvw = static_cast<size_t>(c.q_dim()) + 2 * c.kv_dim(), I = c.intermediate_size;
   x_.allocate(r * d);
   qkv_.allocate(r * qkvw);
@@ -57,13 +50,25 @@ void BatchedPrefill::ensure_capacity(const Qwen2Config& c, int rows, bool split)
   q_.allocate(r * c.q_dim());
   attn_.allocate(r * c.q_dim());
   act_.allocate(r * I);
-  if (split) {
+  if (split_) {
     xn_lo_.allocate(r * d);
     q_lo_.allocate(r * c.q_dim());
     attn_lo_.allocate(r * c.q_dim());
     act_lo_.allocate(r * I);
   }
-  capacity_ = cap;
+  if (impl_ == GemmImpl::Cublas) {
+    cublas_ = std::make_unique<CublasHandle>();
+    cublas_workspace_.allocate(kCublasWorkspace);
+    cublas_->set_workspace(cublas_workspace_.data(), cublas_workspace_.bytes());
+    (void)cublas_->get(nullptr);  // the handle (and cuBLAS's own state) now, not at a first prefill
+  }
+}
+
+BatchedPrefill::~BatchedPrefill() = default;
+
+uint64_t BatchedPrefill::memory_bytes() const {
+  return x_.bytes() + qkv_.bytes() + gu_.bytes() + xn_.bytes() + q_.bytes() + attn_.bytes() + act_.bytes() +
+         xn_lo_.bytes() + q_lo_.bytes() + attn_lo_.bytes() + act_lo_.bytes() + cublas_workspace_.bytes();
 }
 
 void BatchedPrefill::run(const DecoderView& v, int p0, int n, cudaStream_t stream) {
@@ -71,8 +76,7 @@ void BatchedPrefill::run(const DecoderView& v, int p0, int n, cudaStream_t strea
   const int d = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), I = c.intermediate_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const DType W = v.wtype;
-  const bool split = split_inputs(W);
-  ensure_capacity(c, std::min(n, chunk_), split);
+  const bool split = split_;
   uint16_t* xn_lo = split ? xn_lo_.data() : nullptr;
   uint16_t* q_lo = split ? q_lo_.data() : nullptr;
   uint16_t* attn_lo = split ? attn_lo_.data() : nullptr;

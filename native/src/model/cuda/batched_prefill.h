@@ -21,9 +21,15 @@
 //   qwen2-tiny-bf16-sharded (bf16)           8.9e-3  / 1.61e-2 / 9.5e-3
 //   qwen2-tiny-f32, qwen2-odd-f32 (f16)      2.2e-3, 2.6e-3 / 4.2e-3, 4.2e-3 / 2.2e-3, 3.1e-3
 // It costs twice the GEMM work; the harness times both (kernels-bench prefill rows).
+//
+// One BatchedPrefill per model (ModelCuda), shared by its contexts one prefill at a time: its
+// scratch (min(max context, chunk) rows; TENSAFE_PREFILL_CHUNK, default 1024) and cuBLAS's
+// workspace are allocated when the model loads, counted in the model's memory, so a context
+// costs its arena alone and a first prefill allocates nothing.
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <memory>
 
 #include "cuda/device_buffer.h"
@@ -34,28 +40,31 @@ namespace tensafe::model::cuda {
 
 class BatchedPrefill {
  public:
-  // impl: GemmImpl::Auto resolves to cuBLAS when it can be loaded (see gemm_impl_from_env()).
-  explicit BatchedPrefill(GemmImpl impl = GemmImpl::Auto, int chunk = 0);
+  // impl: GemmImpl::Auto reads TENSAFE_GEMM (gemm_impl_from_env()); split: TENSAFE_PREFILL_SPLIT.
+  BatchedPrefill(const Qwen2Config& c, DType wtype, int max_context, GemmImpl impl = GemmImpl::Auto, int chunk = 0);
   ~BatchedPrefill();
 
-  // Appends n >= 1 tokens at positions p0 .. p0+n-1 (validated by the caller).
+  // Appends n >= 1 tokens at positions p0 .. p0+n-1 of the context in `v` (validated by the
+  // caller), queued on `stream`. The caller serialises calls (one scratch) and must not start
+  // another before `stream` has finished this one.
   void run(const DecoderView& v, int p0, int n, cudaStream_t stream);
 
   GemmImpl gemm_impl() const { return impl_; }
-  // Whether the GEMM inputs of this weight type are split into hi + lo (see above).
-  static bool split_inputs(DType wtype);
   int chunk() const { return chunk_; }
+  bool split() const { return split_; }
+  uint64_t memory_bytes() const;
   // Forces the simple attention kernel (tests compare it with the tensor-core one).
   void set_simple_attention(bool on) { simple_attention_ = on; }
+  // Whether the GEMM inputs of this weight type are split into hi + lo (see above).
+  static bool split_inputs(DType wtype);
 
  private:
-  void ensure_capacity(const Qwen2Config& c, int rows, bool split);
-
   GemmImpl impl_;
   int chunk_;
+  bool split_;
   bool simple_attention_ = false;
   std::unique_ptr<CublasHandle> cublas_;
-  int capacity_ = 0;
+  ::tensafe::cuda::DeviceBuffer<unsigned char> cublas_workspace_;
   ::tensafe::cuda::DeviceBuffer<float> x_, qkv_, gu_;
   ::tensafe::cuda::DeviceBuffer<uint16_t> xn_, q_, attn_, act_;
   ::tensafe::cuda::DeviceBuffer<uint16_t> xn_lo_, q_lo_, attn_lo_, act_lo_;  // split inputs only

@@ -93,6 +93,7 @@ Loaded load() {
                   bind(lib, "cublasSetStream_v2", &a.set_stream) && bind(lib, "cublasGetVersion_v2", &a.get_version) &&
                   bind(lib, "cublasGemmEx", &a.gemm_ex);
   bind(lib, "cublasGetStatusString", &a.status_string);  // optional
+  bind(lib, "cublasSetWorkspace_v2", &a.set_workspace);  // optional
   if (!ok) {
     L.reason = "cuBLAS at " + a.path + " lacks an entry point (cublasCreate_v2/Destroy/SetStream/GetVersion/GemmEx)";
     return L;
@@ -127,9 +128,12 @@ cublasHandle_t CublasHandle::get(cudaStream_t stream) {
   const CublasApi* a = cublas_api();
   if (a == nullptr) throw CudaError("cuBLAS is not available: " + cublas_unavailable_reason());
   if (handle_ == nullptr) cublas_check(a->create(&handle_), "cublasCreate");
-  if (stream != stream_ || stream_ == nullptr) {
+  if (!bound_ || stream != stream_) {
     cublas_check(a->set_stream(handle_, stream), "cublasSetStream");
+    if (workspace_ != nullptr && a->set_workspace != nullptr)
+      cublas_check(a->set_workspace(handle_, workspace_, workspace_bytes_), "cublasSetWorkspace");
     stream_ = stream;
+    bound_ = true;
   }
   return handle_;
 }

@@ -30,6 +30,7 @@ struct CublasApi {
   cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t) = nullptr;    // cublasSetStream_v2
   cublasStatus_t (*get_version)(cublasHandle_t, int*) = nullptr;           // cublasGetVersion_v2
   const char* (*status_string)(cublasStatus_t) = nullptr;                  // cublasGetStatusString (optional)
+  cublasStatus_t (*set_workspace)(cublasHandle_t, void*, size_t) = nullptr; // cublasSetWorkspace_v2 (optional)
   // cublasGemmEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc,
   //              computeType, algo); enums passed as int (their C ABI).
   cublasStatus_t (*gemm_ex)(cublasHandle_t, int, int, int, int, int, const void*, const void*, int, int, const void*,
@@ -51,10 +52,16 @@ class CublasHandle {
   CublasHandle& operator=(const CublasHandle&) = delete;
   // The handle, bound to `stream` (created on first use).
   cublasHandle_t get(cudaStream_t stream);
+  // Device memory cuBLAS works in instead of allocating its own (re-applied after each stream
+  // change, which resets it): the caller owns it and counts it.
+  void set_workspace(void* p, size_t bytes) { workspace_ = p; workspace_bytes_ = bytes; bound_ = false; }
 
  private:
   cublasHandle_t handle_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  bool bound_ = false;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
 };
 
 // Throws CudaError("cuBLAS <what> failed: <status>") unless status is CUBLAS_STATUS_SUCCESS.

@@ -451,7 +451,7 @@ DecodeKernel decode_kernel_from_env() {
   throw ArgumentRangeError("TENSAFE_DECODE must be graph, mega or auto, got \"" + v + "\"");
 }
 
-bool DecodeMegakernel::supports(const Qwen2Config& c, int context, std::string* why) {
+bool DecodeMegakernel::supports(const Qwen2Config& c, std::string* why) {
   auto no = [&](const std::string& m) {
     if (why) *why = m;
     return false;
@@ -469,39 +469,22 @@ bool DecodeMegakernel::supports(const Qwen2Config& c, int context, std::string* 
   if (major < 8) return no("compute capability below 8.0");
   if (occupancy<DType::F16>(c.head_dim) < 1 || occupancy<DType::BF16>(c.head_dim) < 1)
     return no("a block of the megakernel does not fit on a multiprocessor");
-  (void)context;
   return true;
 }
 
-DecodeMegakernel::DecodeMegakernel(const DecoderView& v) {
-  const Qwen2Config& c = *v.config;
+DecodeMegakernel::DecodeMegakernel(const Qwen2Config& c, DType wtype) : wtype_(wtype) {
   std::string why;
-  if (!supports(c, v.context, &why)) throw BackendUnavailableError("the decode megakernel cannot run this model: " + why);
+  if (!supports(c, &why)) throw BackendUnavailableError("the decode megakernel cannot run this model: " + why);
   int dev = 0, sms = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const int per_sm = v.wtype == DType::BF16 ? occupancy<DType::BF16>(c.head_dim) : occupancy<DType::F16>(c.head_dim);
-  grid_ = sms * std::min(per_sm, 1);  // one block per SM: fewer arrivals per barrier
+  grid_ = sms;  // one block per SM (occupancy >= 1 checked): fewer arrivals per barrier
   cfg_[kQkv] = choose_cfg(c.hidden_size);
   cfg_[kO] = choose_cfg(c.q_dim());
   cfg_[kGateUp] = choose_cfg(c.hidden_size);
   cfg_[kDown] = choose_cfg(c.intermediate_size);
   lookahead_ = lookahead_from_env();
   if (const char* e = std::getenv("TENSAFE_MEGA_COOP")) cooperative_ = std::string(e) != "0";
-  splits_ = (v.context + T - 1) / T;
-  layers_.allocate(v.layers->size());
-  CUDA_CHECK(cudaMemcpy(layers_.data(), v.layers->data(), layers_.bytes(), cudaMemcpyHostToDevice));
-  const size_t H = c.num_attention_heads, D = c.head_dim;
-  qkv_.allocate(static_cast<size_t>(c.q_dim()) + 2 * c.kv_dim());
-  attn_.allocate(c.q_dim());
-  act_.allocate(c.intermediate_size);
-  o_part_.allocate(H * splits_ * D);
-  m_part_.allocate(H * splits_);
-  l_part_.allocate(H * splits_);
-  counters_.allocate(H);
-  barrier_.allocate(2);
-  CUDA_CHECK(cudaMemset(counters_.data(), 0, counters_.bytes()));
-  CUDA_CHECK(cudaMemset(barrier_.data(), 0, barrier_.bytes()));
   const size_t smem = attn_smem_bytes(c.head_dim);
   if (smem > 48 * 1024) {
     CUDA_CHECK(cudaFuncSetAttribute(decode_mega_kernel<DType::F16>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
@@ -509,40 +492,39 @@ DecodeMegakernel::DecodeMegakernel(const DecoderView& v) {
   }
 }
 
-void DecodeMegakernel::set_lookahead(size_t bytes) { lookahead_ = bytes; }
-
-void DecodeMegakernel::enqueue(const DecoderView& v, bool gather, cudaStream_t stream) {
+void DecodeMegakernel::enqueue(const DecoderView& v, bool gather, cudaStream_t stream) const {
   const Qwen2Config& c = *v.config;
   MegaParams p{};
-  p.layers = layers_.data();
+  p.layers = v.layers_device;
   p.L = c.num_hidden_layers;
   p.d = c.hidden_size; p.qd = c.q_dim(); p.kvd = c.kv_dim(); p.I = c.intermediate_size;
   p.heads = c.num_attention_heads; p.kv_heads = c.num_key_value_heads; p.D = c.head_dim; p.context = v.context;
-  p.splits = splits_;
+  p.splits = (v.context + T - 1) / T;  // fits the context's split scratch (sized for 128-position splits)
   p.eps = static_cast<float>(c.rms_norm_eps);
   p.embed = v.embed; p.tokens = v.tokens; p.pos = v.pos; p.gather = gather ? 1 : 0;
-  p.x = v.x; p.qkv = qkv_.data(); p.attn = attn_.data(); p.act = act_.data(); p.hidden = v.hidden;
+  p.x = v.x; p.qkv = v.qkv; p.attn = v.attn; p.act = v.act; p.hidden = v.hidden;
   p.final_norm = v.final_norm;
   p.kv_cache = v.kv_cache; p.cache_layer = v.cache_layer_elems(); p.rope = v.rope;
-  p.o_part = o_part_.data(); p.m_part = m_part_.data(); p.l_part = l_part_.data(); p.counters = counters_.data();
-  p.barrier = barrier_.data();
+  p.o_part = v.o_part; p.m_part = v.m_part; p.l_part = v.l_part; p.counters = v.counters;
+  p.barrier = v.barrier;
   for (int i = 0; i < 4; ++i) p.cfg[i] = cfg_[i];
   p.lookahead = lookahead_;
   p.tail = grid_ > 1 ? static_cast<const char*>(tail_) : nullptr;
   p.tail_bytes = tail_bytes_;
-  p.trace = trace_;
+  p.trace = v.trace;
 
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeCooperative;
   attr[0].val.cooperative = 1;
+  const bool coop = cooperative();
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(grid_);
   cfg.blockDim = dim3(T);
   cfg.dynamicSmemBytes = attn_smem_bytes(c.head_dim);
   cfg.stream = stream;
-  cfg.attrs = cooperative_ ? attr : nullptr;
-  cfg.numAttrs = cooperative_ ? 1 : 0;
-  if (v.wtype == DType::BF16) CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_mega_kernel<DType::BF16>, p));
+  cfg.attrs = coop ? attr : nullptr;
+  cfg.numAttrs = coop ? 1 : 0;
+  if (wtype_ == DType::BF16) CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_mega_kernel<DType::BF16>, p));
   else CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_mega_kernel<DType::F16>, p));
 }
 

@@ -23,13 +23,16 @@
 // at GPU scope) plus an epoch the kernel advances at its end, so consecutive launches and graph
 // replays need no reset. A block that waits more than 2 s at a barrier traps (an error, never
 // a hang). Launch: cooperative (all blocks co-resident) with grid = SMs x occupancy.
+// Timing runs pass clock-stamp storage in the view (DecoderView::trace: 5 L + 2 u64, block 0's
+// %globaltimer at the start, after each barrier and at the end).
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
 #include <string>
 
-#include "cuda/device_buffer.h"
+#include <atomic>
+
 #include "model/cuda/decoder_view.h"
 
 namespace tensafe::model::cuda {
@@ -44,43 +47,35 @@ class DecodeMegakernel {
  public:
   static constexpr int kThreads = 256;
   // Whether this model shape can run the megakernel here (why not, when it cannot).
-  static bool supports(const Qwen2Config& c, int context, std::string* why);
+  static bool supports(const Qwen2Config& c, std::string* why);
 
-  explicit DecodeMegakernel(const DecoderView& v);
+  // The launch configuration for a model (no memory of its own: every buffer is the context's,
+  // passed in the view at each step, so the model's contexts share one megakernel).
+  DecodeMegakernel(const Qwen2Config& c, DType wtype);
 
-  // One decode step: reads the token at *pos (gather) or the row already in v.x (no gather),
-  // writes the K/V of position *pos, leaves the final hidden state in v.hidden and advances *pos.
-  // Asynchronous on `stream` and capturable into a CUDA graph.
-  void enqueue(const DecoderView& v, bool gather, cudaStream_t stream);
+  // One decode step of the context in `v`: reads the token at *pos (gather) or the row already
+  // in v.x (no gather), writes the K/V of position *pos, leaves the final hidden state in
+  // v.hidden and advances *pos. Asynchronous on `stream` and capturable into a CUDA graph.
+  void enqueue(const DecoderView& v, bool gather, cudaStream_t stream) const;
 
   int grid() const { return grid_; }
   // L2 prefetch distance per block, bytes (0: no prefetch). TENSAFE_MEGA_LOOKAHEAD_KB, default 96.
   size_t lookahead() const { return lookahead_; }
-  void set_lookahead(size_t bytes);
   // Bytes at `p` (the LM head) prefetched into L2 at the end of the step, split over the blocks.
   void set_tail_prefetch(const void* p, size_t bytes) { tail_ = p; tail_bytes_ = bytes; }
-  // Cooperative launch attribute (on unless TENSAFE_MEGA_COOP=0 or a capture refused it).
-  bool cooperative() const { return cooperative_; }
-  void set_cooperative(bool on) { cooperative_ = on; }
+  // Cooperative launch attribute (on unless TENSAFE_MEGA_COOP=0 or a graph capture refused it).
+  bool cooperative() const { return cooperative_.load(); }
+  void set_cooperative(bool on) const { cooperative_.store(on); }
   StageCfg stage_cfg(int i) const { return cfg_[i]; }  // 0 qkv, 1 o, 2 gate_up, 3 down
-  // Timing runs: device buffer of 5 L + 2 u64 for block 0's %globaltimer stamps (ns) at the
-  // start, after each barrier (per layer: before attention, o, gate/up, down, next layer's
-  // q/k/v; the last one before the final norm) and at the end; null switches it off.
-  void set_trace(unsigned long long* device_stamps) { trace_ = device_stamps; }
 
  private:
+  DType wtype_;
   int grid_ = 0;
-  int splits_ = 0;  // attention splits of kThreads positions over the whole context
   size_t lookahead_ = 0;
   const void* tail_ = nullptr;
   size_t tail_bytes_ = 0;
-  bool cooperative_ = true;
-  unsigned long long* trace_ = nullptr;
+  mutable std::atomic<bool> cooperative_{true};
   StageCfg cfg_[4];
-  ::tensafe::cuda::DeviceBuffer<LayerWeights> layers_;
-  ::tensafe::cuda::DeviceBuffer<float> qkv_, attn_, act_, o_part_, m_part_, l_part_;
-  ::tensafe::cuda::DeviceBuffer<int> counters_;
-  ::tensafe::cuda::DeviceBuffer<unsigned> barrier_;  // [0] arrivals, [1] epoch
 };
 
 // TENSAFE_DECODE: "graph" (the 6-kernels-a-layer step), "mega" (the megakernel; an error if the

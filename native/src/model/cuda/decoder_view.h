@@ -1,7 +1,7 @@
 // What the step-level CUDA drivers (the batched prefill, the decode megakernel) read and write:
-// device pointers to one model's weights and to one sequence's state. ModelCuda fills it; the
-// drivers keep no pointer into it beyond a call, so weights and per-sequence state may live in
-// different objects.
+// device pointers to one model's weights (ModelCuda, shared by its contexts) and to one
+// context's state (ContextCuda's arena). ContextCuda fills it per call; the drivers keep no
+// pointer into it beyond the call.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -25,19 +25,33 @@ struct LayerWeights {
 };
 
 struct DecoderView {
+  // The model (read-only).
   const Qwen2Config* config = nullptr;
   DType wtype = DType::F16;
-  const std::vector<LayerWeights>* layers = nullptr;
+  const std::vector<LayerWeights>* layers = nullptr;  // host table of device pointers
+  const LayerWeights* layers_device = nullptr;        // the same table in device memory
   const uint16_t* embed = nullptr;   // [V, d]
   const float* final_norm = nullptr; // [d]
-  const float2* rope = nullptr;      // [context, head_dim / 2]
-  // Sequence state.
+  const float2* rope = nullptr;      // [max context, head_dim / 2]
+  // The context.
   uint16_t* kv_cache = nullptr;      // [layer][k|v][kv_head][context][head_dim]
   int context = 0;
   const int32_t* tokens = nullptr;   // [context]: token of each position
   int* pos = nullptr;                // device: position of the next token
   float* x = nullptr;                // [d] residual stream of the decode step
   float* hidden = nullptr;           // [d] final hidden state (after the final norm)
+  // Decode-step scratch: activations, attention splits (room for ceil(context / 128) splits a
+  // head), per-head split counters (zero between launches), the megakernel's barrier [2]
+  // (zeroed once) and, in timing runs only, its clock stamps (else null).
+  float* qkv = nullptr;
+  float* attn = nullptr;
+  float* act = nullptr;
+  float* o_part = nullptr;
+  float* m_part = nullptr;
+  float* l_part = nullptr;
+  int* counters = nullptr;
+  unsigned* barrier = nullptr;
+  unsigned long long* trace = nullptr;
 
   size_t cache_layer_elems() const {
     return static_cast<size_t>(config->num_key_value_heads) * context * config->head_dim;

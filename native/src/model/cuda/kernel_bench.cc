@@ -16,7 +16,9 @@
 #include "cuda/scoped_stream.h"
 #include "model/cuda/cublas_loader.h"
 #include "model/cuda/kernels.h"
+#include "model/cuda/context_cuda.h"
 #include "model/cuda/model_cuda.h"
+#include "model/model.h"
 
 namespace tensafe::model::cuda::kernel_bench {
 namespace {
@@ -125,14 +127,25 @@ struct ScopedEnv {
   }
 };
 
-std::unique_ptr<ModelCuda> build_model(const std::string& preset, DType type, int context) {
+// A synthetic preset on the GPU and one context of `context` positions over it.
+struct Built {
+  std::shared_ptr<Model> model;
+  std::unique_ptr<ModelBackend> ctx;
+  const ModelCuda& weights() const { return static_cast<const ModelCuda&>(*model); }
+  ContextCuda& context() const { return static_cast<ContextCuda&>(*ctx); }
+};
+
+Built build_model(const std::string& preset, DType type, int context) {
   WeightSource src;
   src.config = preset_config(preset);
   src.seed = 1;
   ModelOptions o;
   o.context_length = context;
   o.weight_dtype = type;
-  return std::make_unique<ModelCuda>(src, o);
+  Built b;
+  b.model = load_cuda_model(src, o);
+  b.ctx = b.model->create_context(context);
+  return b;
 }
 
 std::vector<int32_t> prompt_ids(int n, int vocab) {
@@ -265,22 +278,23 @@ DecodeTiming decode(const std::string& preset, DType type, const std::string& va
   require_gpu();
   if (variant != "graph" && variant != "mega") throw ArgumentRangeError("decode bench: variant must be graph or mega");
   const int context = start_pos + steps + 16;
-  std::unique_ptr<ModelCuda> m;
+  Built b;
   {
     ScopedEnv env;
     env.set("TENSAFE_DECODE", variant);
     if (lookahead_kb >= 0) env.set("TENSAFE_MEGA_LOOKAHEAD_KB", std::to_string(lookahead_kb));
-    m = build_model(preset, type, context);
+    b = build_model(preset, type, context);
   }
+  ModelBackend* m = b.ctx.get();
   const Qwen2Config& c = m->config();
   DecodeTiming out;
-  out.weight_bytes = static_cast<double>(m->weight_bytes_per_token());
+  out.weight_bytes = static_cast<double>(b.model->weight_bytes_per_token());
   DeviceBuffer<unsigned long long> trace;
-  DecodeMegakernel* mk = m->megakernel();
+  const DecodeMegakernel* mk = b.weights().megakernel();
   const size_t stamps = 5 * static_cast<size_t>(c.num_hidden_layers) + 2;
   if (mk != nullptr) {
     trace.allocate(stamps);
-    mk->set_trace(trace.data());
+    b.context().set_mega_trace(trace.data());
     std::string cfgs;
     for (int i = 0; i < 4; ++i)
       cfgs += (i ? "," : "") + std::to_string(mk->stage_cfg(i).maxj) + "x" + std::to_string(mk->stage_cfg(i).groups);
@@ -290,7 +304,7 @@ DecodeTiming decode(const std::string& preset, DType type, const std::string& va
     out.detail = "layer kernels in a CUDA graph";
   }
   const std::vector<int32_t> prompt = prompt_ids(std::max(start_pos, 1), c.vocab_size);
-  cudaStream_t s = m->cuda_stream();
+  cudaStream_t s = b.context().cuda_stream();
   Events e_step, e_head;
   std::vector<double> step_us, head_us, arg_us, token_us;
   std::vector<std::vector<double>> stage_samples(6);
@@ -342,23 +356,23 @@ DecodeTiming decode(const std::string& preset, DType type, const std::string& va
   out.token = summarize(token_us, out.weight_bytes, 0);
   if (mk != nullptr)
     for (auto& v : stage_samples) out.stage_us.push_back(median_of(v));
-  mk = nullptr;
   return out;
 }
 
 PrefillTiming prefill(const std::string& preset, DType type, int n, int impl, bool split, int reps) {
   require_gpu();
-  std::unique_ptr<ModelCuda> m;
+  Built b;
   {
     ScopedEnv env;
     env.set("TENSAFE_GEMM", impl == 2 ? "own" : impl == 1 ? "cublas" : "auto");
     env.set("TENSAFE_PREFILL", "batched");
     env.set("TENSAFE_PREFILL_SPLIT", split ? "1" : "0");
-    m = build_model(preset, type, n + 8);
+    b = build_model(preset, type, n + 8);
   }
+  ModelBackend* m = b.ctx.get();
   const Qwen2Config& c = m->config();
   const std::vector<int32_t> prompt = prompt_ids(n, c.vocab_size);
-  cudaStream_t s = m->cuda_stream();
+  cudaStream_t s = b.context().cuda_stream();
   Events ev;
   std::vector<double> us;
   for (int r = 0; r < reps + 1; ++r) {
@@ -370,10 +384,10 @@ PrefillTiming prefill(const std::string& preset, DType type, int n, int impl, bo
     if (r > 0) us.push_back(t);  // the first run allocates the scratch and picks cuBLAS kernels
   }
   // Two flops per weight and token for the layers' products, plus causal attention.
-  const double layer_params = static_cast<double>(m->weight_bytes_per_token() / 2) - static_cast<double>(c.vocab_size) * c.hidden_size;
+  const double layer_params = static_cast<double>(b.model->weight_bytes_per_token() / 2) - static_cast<double>(c.vocab_size) * c.hidden_size;
   const double attn = 4.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * 0.5 * n * (n + 1.0);
   PrefillTiming out;
-  out.prefill = summarize(us, static_cast<double>(m->weight_bytes_per_token()), 2.0 * layer_params * n + attn);
+  out.prefill = summarize(us, static_cast<double>(b.model->weight_bytes_per_token()), 2.0 * layer_params * n + attn);
   out.detail = std::string(impl == 2 ? "own GEMM" : "cuBLAS") + (split ? ", split inputs" : ", plain 16-bit inputs") + ", attention " +
                (attention_prefill_has_mma(c.head_dim) ? "tensor-core" : "simple");
   return out;
