@@ -28,7 +28,7 @@ echo "kernels-bench: TENSAFE_CUBLAS=${TENSAFE_CUBLAS:-<not found: the prefill us
 export TENSAFE_REQUIRE_CUBLAS=1
 [ -n "${TENSAFE_CUBLAS:-}" ] || export TENSAFE_REQUIRE_CUBLAS=0
 
-tests="test/gpu/model-kernels.test.ts,test/gpu/model-kernels-prefill.test.ts,test/gpu/model-cuda-decode.test.ts,test/gpu/model-cuda-prefill.test.ts,test/gpu/model-cuda.test.ts,test/gpu/model-cuda-split.test.ts"
+tests="test/gpu/model-kernels.test.ts,test/gpu/model-kernels-prefill.test.ts,test/gpu/model-cuda-decode.test.ts,test/gpu/model-cuda-prefill.test.ts,test/gpu/model-cuda.test.ts,test/gpu/model-cuda-split.test.ts,test/gpu/model-context.test.ts"
 if [ "$quick" = "quick" ]; then
   exec bash scripts/device-run.sh info "test:$tests" "shell:node scripts/device/kernels-bench.cjs --quick" \
     "bench:model:--backend,cuda,--quick"
