@@ -19,6 +19,7 @@
 #include <cmath>
 
 #include "cuda/cuda_check.h"
+#include "cuda/func_attr.h"
 #include "model/cuda/device_math.cuh"
 #include "model/cuda/kernels.h"
 #include "model/cuda/mma.cuh"
@@ -281,12 +282,8 @@ __global__ void __launch_bounds__(kSimpleThreads) attention_prefill_simple_kerne
 
 template <DType T, int D>
 void launch_mma(const PrefillAttentionArgs& a, cudaStream_t stream) {
-  static const bool configured = [] {
-    CUDA_CHECK(cudaFuncSetAttribute(attention_prefill_mma_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(fa_smem<D>())));
-    return true;
-  }();
-  (void)configured;
+  ::tensafe::cuda::allow_dynamic_smem(reinterpret_cast<const void*>(attention_prefill_mma_kernel<T, D>),
+                                      static_cast<int>(fa_smem<D>()));
   const dim3 grid((a.m + kBR - 1) / kBR, a.heads);
   const float scale_log2 = kLog2e / std::sqrt(static_cast<float>(D));
   attention_prefill_mma_kernel<T, D><<<grid, kFaThreads, fa_smem<D>(), stream>>>(

@@ -57,10 +57,19 @@ BatchedPrefill::BatchedPrefill(const Qwen2Config& c, DType wtype, int max_contex
     act_lo_.allocate(r * I);
   }
   if (impl_ == GemmImpl::Cublas) {
-    cublas_ = std::make_unique<CublasHandle>();
-    cublas_workspace_.allocate(kCublasWorkspace);
-    cublas_->set_workspace(cublas_workspace_.data(), cublas_workspace_.bytes());
-    (void)cublas_->get(nullptr);  // the handle (and cuBLAS's own state) now, not at a first prefill
+    const bool asked = (impl == GemmImpl::Auto ? gemm_impl_from_env() : impl) == GemmImpl::Cublas;
+    try {
+      cublas_ = std::make_unique<CublasHandle>();
+      cublas_workspace_.allocate(kCublasWorkspace);
+      cublas_->set_workspace(cublas_workspace_.data(), cublas_workspace_.bytes());
+      (void)cublas_->get(nullptr);  // the handle (and cuBLAS's own state) now, not at a first prefill
+    } catch (const CudaError&) {
+      // A cuBLAS that loads but cannot start here: our own GEMM, unless cuBLAS was asked for.
+      if (asked) throw;
+      cublas_.reset();
+      cublas_workspace_.reset();
+      impl_ = GemmImpl::Own;
+    }
   }
 }
 

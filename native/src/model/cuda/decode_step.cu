@@ -7,6 +7,7 @@
 
 #include "common/errors.h"
 #include "cuda/cuda_check.h"
+#include "cuda/func_attr.h"
 #include "model/cuda/attention_block.cuh"
 #include "model/cuda/device_math.cuh"
 
@@ -487,8 +488,8 @@ DecodeMegakernel::DecodeMegakernel(const Qwen2Config& c, DType wtype) : wtype_(w
   if (const char* e = std::getenv("TENSAFE_MEGA_COOP")) cooperative_ = std::string(e) != "0";
   const size_t smem = attn_smem_bytes(c.head_dim);
   if (smem > 48 * 1024) {
-    CUDA_CHECK(cudaFuncSetAttribute(decode_mega_kernel<DType::F16>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    CUDA_CHECK(cudaFuncSetAttribute(decode_mega_kernel<DType::BF16>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    ::tensafe::cuda::allow_dynamic_smem(reinterpret_cast<const void*>(decode_mega_kernel<DType::F16>), static_cast<int>(smem));
+    ::tensafe::cuda::allow_dynamic_smem(reinterpret_cast<const void*>(decode_mega_kernel<DType::BF16>), static_cast<int>(smem));
   }
 }
 

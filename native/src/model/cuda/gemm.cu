@@ -15,6 +15,7 @@
 #include <string>
 
 #include "cuda/cuda_check.h"
+#include "cuda/func_attr.h"
 #include "model/cuda/cublas_loader.h"
 #include "model/cuda/device_math.cuh"
 #include "model/cuda/kernels.h"
@@ -141,12 +142,7 @@ void launch_own(const GemmArgs& g, cudaStream_t stream) {
     CUDA_CHECK_LAUNCH();
     return;
   }
-  static const bool configured = [] {
-    CUDA_CHECK(cudaFuncSetAttribute(gemm_mma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(kGemmSmem)));
-    return true;
-  }();
-  (void)configured;
+  ::tensafe::cuda::allow_dynamic_smem(reinterpret_cast<const void*>(gemm_mma_kernel<T>), static_cast<int>(kGemmSmem));
   const dim3 grid((g.n + kBN - 1) / kBN, (g.m + kBM - 1) / kBM);
   gemm_mma_kernel<T><<<grid, kGemmThreads, kGemmSmem, stream>>>(g.a, g.b, g.c, g.m, g.n, g.k, g.ldc,
                                                                 g.accumulate ? 1 : 0);
