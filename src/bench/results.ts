@@ -1,29 +1,10 @@
 /**
- * Benchmark plumbing shared by every `npm run bench -- <name>`: timing statistics, the
- * printed table, and the JSON result file of ../shared/design/results.md
- * (datasets/results/<bench>-<backend>-<device-slug>.json; newest run replaces the older).
+ * Benchmark plumbing shared by every `npm run bench -- <name>`: timing statistics and the
+ * printed table. The result file itself (schema, writer, reader) lives in src/results.
  */
-import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { packageRoot } from '../engine/native';
+import { type Row, formatTable } from '../results';
 
-export type BenchName = 'ntt' | 'ckks' | 'model' | 'pipeline' | 'server' | 'private';
-export type Cell = string | number | boolean | null;
-export type Row = Record<string, Cell>;
-
-export interface BenchResult {
-  bench: BenchName;
-  backend: 'cpu' | 'cuda';
-  device: string;
-  commit: string;
-  date: string;
-  command: string;
-  summary: Record<string, number | string | boolean>;
-  rows: Row[];
-  /** Free-form facts a reader needs: insecure parameters used, peers' versions, cited figures. */
-  notes?: string[];
-}
+export { newResult, writeResult, type BenchName, type Cell, type ResultFile, type Row } from '../results';
 
 export interface Stats {
   median: number;
@@ -58,75 +39,6 @@ export async function timeMs(fn: () => unknown, iterations: number, warmup = 2):
     samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   return stats(samples);
-}
-
-/** Git commit of the measured tree (+"-dirty"); TENSAFE_COMMIT wins (device runs have no .git). */
-export function gitCommit(): string {
-  if (process.env.TENSAFE_COMMIT) return process.env.TENSAFE_COMMIT;
-  try {
-    const root = packageRoot();
-    const sha = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    return dirty ? `${sha}-dirty` : sha;
-  } catch {
-    return 'unknown';
-  }
-}
-
-/** "NVIDIA H100 80GB HBM3" -> "nvidia-h100-80gb-hbm3". */
-export function deviceSlug(device: string): string {
-  return device.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '') || 'unknown';
-}
-
-/** Folder the result files go to (TENSAFE_RESULTS_DIR overrides, e.g. $OUT on the GPU machine). */
-export function resultsDir(): string {
-  return process.env.TENSAFE_RESULTS_DIR ?? path.join(packageRoot(), 'datasets', 'results');
-}
-
-/** Writes the result file and returns its path. */
-export function writeResult(result: BenchResult): string {
-  const dir = resultsDir();
-  fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${result.bench}-${result.backend}-${deviceSlug(result.device)}.json`);
-  fs.writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-  return file;
-}
-
-/** Starts a result record with the common fields filled in. */
-export function newResult(bench: BenchName, backend: 'cpu' | 'cuda', device: string, argv: string[]): BenchResult {
-  return {
-    bench,
-    backend,
-    device,
-    commit: gitCommit(),
-    date: new Date().toISOString(),
-    command: `npm run bench -- ${argv.join(' ')}`.trim(),
-    summary: {},
-    rows: [],
-  };
-}
-
-function formatCell(v: Cell): string {
-  if (v === null || v === undefined) return '';
-  if (typeof v === 'number') {
-    if (!Number.isFinite(v)) return String(v);
-    if (Number.isInteger(v)) return String(v);
-    const a = Math.abs(v);
-    return a >= 100 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : a >= 0.01 ? v.toFixed(3) : v.toPrecision(3);
-  }
-  return String(v);
-}
-
-/** Renders rows as a fixed-width text table (columns default to the union of keys). */
-export function formatTable(rows: Row[], columns?: string[], title?: string): string {
-  const cols = columns ?? [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  const cells = rows.map((r) => cols.map((c) => formatCell(r[c] ?? null)));
-  const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i].length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padStart(widths[i])).join('  ');
-  const out = [] as string[];
-  if (title) out.push(title);
-  out.push(line(cols), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line));
-  return out.join('\n');
 }
 
 export function printTable(rows: Row[], columns?: string[], title?: string): void {

@@ -1,13 +1,17 @@
 /**
- * Reads the cited datasets (datasets/original-a2000.json, sota.csv, peers.json) and the
- * benchmark result files (datasets/results/*.json, format of shared/design/results.md).
+ * Reads the cited datasets (datasets/original-a2000.json, sota.csv, peers.json); the benchmark
+ * result files (datasets/results/*.json) are read by src/results and labelled here.
  * Pure file reading: nothing here needs the native engine.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as aq from 'arquero';
 import { packageRoot } from '../engine/native';
+import { type ResultFile, shortDevice } from '../results';
 import { type MeasuredProvenance, measured } from './provenance';
+
+// The result-file format is src/results' (one schema for benchmarks and the lab).
+export { type ResultFile, loadResults, shortDevice } from '../results';
 
 /** A node of the original's per-token breakdown trees. */
 export interface BreakdownNode {
@@ -90,6 +94,15 @@ export interface SotaRow {
   year: number;
   source: string;
   note: string;
+  /** Who holds the decryption key: 'server' (server-local keys), 'client', 'none (...)' (MPC), ... */
+  key_holder: string;
+  /** What is protected from whom, in a sentence ("nothing from the server", "the client's input from the server"). */
+  protects: string;
+}
+
+/** A server-key row: the CKKS layer hides nothing from the server that holds the key. */
+export function isServerKey(r: { key_holder: string }): boolean {
+  return r.key_holder.trim().toLowerCase().startsWith('server');
 }
 
 export interface PeerEntry {
@@ -116,21 +129,6 @@ export interface PeersFile {
   source: string;
   note: string;
   peers: PeerEntry[];
-}
-
-/** A benchmark result file (shared/design/results.md), plus where it was read from. */
-export interface ResultFile {
-  bench: string;
-  backend: 'cpu' | 'cuda';
-  device: string;
-  commit: string;
-  date: string;
-  command: string;
-  summary: Record<string, number | string | boolean>;
-  rows: Array<Record<string, unknown>>;
-  notes?: string[];
-  /** Path relative to the package root. */
-  file: string;
 }
 
 export function datasetsDir(root = packageRoot()): string {
@@ -168,53 +166,12 @@ export function loadSota(root = packageRoot()): SotaRow[] {
   return table.objects() as unknown as SotaRow[];
 }
 
-function isResultFile(x: unknown): x is Omit<ResultFile, 'file'> {
-  const r = x as Record<string, unknown>;
-  return !!r && typeof r.bench === 'string' && typeof r.backend === 'string' && typeof r.device === 'string' &&
-    typeof r.date === 'string' && typeof r.summary === 'object' && Array.isArray(r.rows);
-}
-
-/**
- * Every result file under datasets/results (or `dir`), newest first. Files that do not follow
- * the format are skipped with their name in `skipped`, never silently half-read.
- */
-export function loadResults(opts: { root?: string; dir?: string; bench?: string } = {}): { results: ResultFile[]; skipped: string[] } {
-  const root = opts.root ?? packageRoot();
-  const dir = opts.dir ?? path.join(datasetsDir(root), 'results');
-  const results: ResultFile[] = [];
-  const skipped: string[] = [];
-  if (!fs.existsSync(dir)) return { results, skipped };
-  for (const name of fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
-    const full = path.join(dir, name);
-    let doc: unknown;
-    try {
-      doc = JSON.parse(fs.readFileSync(full, 'utf8'));
-    } catch {
-      skipped.push(name);
-      continue;
-    }
-    if (!isResultFile(doc)) {
-      skipped.push(name);
-      continue;
-    }
-    if (opts.bench && doc.bench !== opts.bench) continue;
-    results.push({ ...doc, commit: String(doc.commit ?? 'unknown'), command: String(doc.command ?? ''), file: path.relative(root, full) });
-  }
-  results.sort((a, b) => b.date.localeCompare(a.date));
-  return { results, skipped };
-}
-
 /** Provenance of a committed result file: "measured here (device, date; datasets/results)". */
 export function resultProvenance(r: ResultFile): MeasuredProvenance {
-  return measured(r.device, r.date, { backend: r.backend, commit: r.commit, file: r.file, committed: true });
+  return measured(r.device, r.date, { backend: r.backend, commit: r.commit, ...(r.file ? { file: r.file } : {}), committed: true });
 }
 
 /** Short label for a result's series: "tensafe cuda (NVIDIA H100 80GB HBM3)". */
 export function resultLabel(r: ResultFile): string {
   return `tensafe ${r.backend} (${shortDevice(r.device)})`;
-}
-
-/** "NVIDIA H100 80GB HBM3" -> "H100 80GB HBM3"; long CPU names cut after the model. */
-export function shortDevice(device: string): string {
-  return device.replace(/^NVIDIA\s+/i, '').replace(/\(R\)|\(TM\)|CPU\s*@.*$/gi, '').replace(/\s+/g, ' ').trim();
 }

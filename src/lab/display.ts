@@ -4,9 +4,9 @@
  * Node, tests, the CLI) display falls back to text on stdout.
  */
 import type { ColumnTable as Table } from 'arquero';
-import { type Row, formatTable } from '../bench/results';
+import { type Row, formatTable } from '../results';
 import type { Figure } from './figure';
-import { escapeHtml, figureDiv, plotlyScriptTag } from './html';
+import { escapeHtml, figureDiv, plotlyInlineTag } from './html';
 
 /** The part of tslab's public API we use (tslab.display / tslab.newDisplay). */
 export interface TslabDisplay {
@@ -54,9 +54,9 @@ export function resetDisplayState(): void {
   tslabModule = undefined;
 }
 
-/** HTML for a figure in the notebook; the first one of the session carries the plotly bundle. */
+/** HTML for a figure in the notebook; the first one of the session carries the plotly bundle (gzipped). */
 export function figureHtml(fig: Figure): string {
-  const lib = plotlyInlined ? '' : plotlyScriptTag() + '\n';
+  const lib = plotlyInlined ? '' : plotlyInlineTag() + '\n';
   plotlyInlined = true;
   return lib + figureDiv(fig);
 }

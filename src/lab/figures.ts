@@ -3,6 +3,8 @@
  * `npm run figures` exports all of them; the notebooks show them one by one. A figure whose
  * data no result file holds is reported as skipped, never drawn from invented numbers.
  */
+import { classicFormulaInRange } from '../pipeline/dp/gaussian';
+import { currentResults, historyResults, shortDevice } from '../results';
 import type { OriginalA2000, PeersFile, ResultFile, SotaRow } from './datasets';
 import { loadOriginal, loadPeers, loadResults, loadSota, resultLabel, resultProvenance } from './datasets';
 import type { Figure } from './figure';
@@ -31,22 +33,38 @@ export function loadLabData(root?: string): LabData {
   };
 }
 
-/** Newest result of each (bench, backend, device). */
+/**
+ * The results a standard figure draws: the newest file of each (bench, backend), so the figures
+ * show the current GPU and CPU. Older files (another GPU, e.g. the H100 before the H200) are
+ * history: left out of the figure and named in its caption (historyNote).
+ */
 export function latestResults(results: ResultFile[], bench: string): ResultFile[] {
-  const seen = new Set<string>();
-  return results
-    .filter((r) => r.bench === bench)
-    .sort((a, b) => b.date.localeCompare(a.date))
-    .filter((r) => {
-      const k = `${r.backend}|${r.device}`;
-      if (seen.has(k)) return false;
-      seen.add(k);
-      return true;
-    });
+  return currentResults(results, bench);
+}
+
+/** "History (not drawn): ckks cuda H100 80GB HBM3, 2026-11-26." or '' when there is none. */
+export function historyNote(results: ResultFile[], benches: string[]): string {
+  const old = benches.flatMap((b) => historyResults(results, b));
+  if (old.length === 0) return '';
+  return ` History (not drawn; datasets/results): ${old.map((r) => `${r.bench} ${r.backend} ${shortDevice(r.device)}, ${r.date.slice(0, 10)}`).join('; ')}.`;
 }
 
 function present<T>(xs: Array<T | null>): T[] {
   return xs.filter((x): x is T => x !== null);
+}
+
+/**
+ * Panel of a breakdown bar: the original (RTX A2000, cited), GPU rows or CPU rows (measured here
+ * or cited peers), so each panel's linear axis fits bars of its own scale.
+ */
+export function facetByDevice(s: StageSeries): string {
+  const p = s.provenance;
+  // The split selftest's single-thread CPU LM head (~150-200 ms) would flatten a GPU panel's 2 ms bars.
+  if (p.kind === 'measured' && /split-selftest/.test(s.label)) return 'the split selftest (the original\'s single-thread CPU LM head)';
+  if (p.kind === 'cited' && /A2000/.test(p.hardware ?? '')) return 'the original (RTX A2000, cited)';
+  if (p.kind === 'measured') return p.backend === 'cuda' || /NVIDIA|H100|H200|A100|GPU/i.test(p.device) ? 'GPU' : 'CPU';
+  if (p.kind === 'cited') return /H100|H200|A100|GPU|RTX/i.test(p.hardware ?? '') ? 'GPU' : 'CPU';
+  return 'computed';
 }
 
 export function ckksOpCostsFigure(d: LabData, extra: OpCostSeries[] = []): Figure {
@@ -54,7 +72,7 @@ export function ckksOpCostsFigure(d: LabData, extra: OpCostSeries[] = []): Figur
   const series: OpCostSeries[] = [originalOpCosts(d.original), ...measured, ...peerOpCosts(d.peers.peers)];
   return ckksOpCosts(series, {
     ops: ['encode', 'encrypt', 'ct_pt_multiply', 'decrypt', 'decrypt + copy to host', 'decode', 'rotate'],
-    caption: measured.length ? undefined : 'No ckks result file or live measurement yet: original and peers only.',
+    caption: (measured.length ? '' : 'No ckks result file or live measurement yet: original and peers only.') + historyNote(d.results, ['ckks']) || undefined,
   });
 }
 
@@ -68,9 +86,12 @@ export function breakdownBarsFigure(d: LabData, extra: StageSeries[] = [], all =
   ];
   return latencyBreakdown(series, {
     title: 'Per-token latency: the original (RTX A2000) and tensafe',
-    caption: measured.length
-      ? (all ? undefined : 'tensafe: base, plaintext LoRA, the best HE-LoRA setting and the seed presets (every setting: breakdownStandard([], true)).')
-      : 'No pipeline result file yet: the original only.',
+    facet: facetByDevice,
+    caption: (measured.length
+      ? (all ? '' : 'tensafe: base, plaintext LoRA, the best HE-LoRA setting and the seed presets (every setting: breakdownStandard([], true)). ')
+      : 'No pipeline result file yet: the original only. ') +
+      'Each panel has its own linear axis (the original\'s 135-806 ms and tensafe\'s ~1 ms bars would not both be readable on one).' +
+      historyNote(d.results, ['pipeline']),
   });
 }
 
@@ -79,8 +100,10 @@ export function heCostFigure(d: LabData, extra: StageSeries[] = []): Figure {
   const series: StageSeries[] = [...originalPolyNSeries(d.original), ...peerHeSeries(d.peers.peers), ...measured];
   return latencyBreakdown(series, {
     title: 'HE-LoRA crypto per token: the original by poly_n, peers, and tensafe',
-    caption: "The original's arithmetic as printed (its batched line omits encrypt). Peers and tensafe: HE-LoRA at d=1536, r=32, slot packing." +
-      (measured.length ? '' : ' No ckks result file yet.'),
+    facet: facetByDevice,
+    caption: "The original's arithmetic as printed (its batched line omits encrypt). Peers and tensafe: HE-LoRA at d=1536, r=32, slot packing. " +
+      'Panels: the original, GPU, CPU, each on its own linear axis.' +
+      (measured.length ? '' : ' No ckks result file yet.') + historyNote(d.results, ['ckks']),
   });
 }
 
@@ -99,25 +122,37 @@ export function optimisationFigure(d: LabData, extra: StepSeries[] = []): Figure
   return optimisationSteps(series, {
     title: 'Optimisation steps, WebSocket HE (cumulative tok/s)',
     caption: 'Original: midpoints of the printed ranges, ranges as error bars; labels give the speed-up over step 0.' +
-      (measured.length ? '' : ' No pipeline result file yet: the original only.'),
+      (measured.length ? '' : ' No pipeline result file yet: the original only.') + historyNote(d.results, ['pipeline']),
   });
 }
 
 export function lmHeadFigure(d: LabData, extra: LmHeadSeries[] = []): Figure {
   const measured = [...present(latestResults(d.results, 'model').map(resultLmHead)), ...extra];
   const series: LmHeadSeries[] = [originalLmHead(d.original), ...measured];
-  return lmHeadBackends(series, { caption: measured.length ? undefined : 'No model result file yet: the original only.' });
+  return lmHeadBackends(series, { caption: (measured.length ? '' : 'No model result file yet: the original only.') + historyNote(d.results, ['model']) || undefined });
 }
 
 export function sotaFigure(d: LabData, extra: MeasuredSotaRow[] = []): Figure {
-  const measured = [...measuredSotaRows([...latestResults(d.results, 'pipeline'), ...latestResults(d.results, 'server')]), ...extra];
-  return sotaComparison(d.sota, measured);
+  const measured = [...measuredSotaRows([...latestResults(d.results, 'pipeline'), ...latestResults(d.results, 'server'), ...latestResults(d.results, 'private')]), ...extra];
+  const hist = historyNote(d.results, ['pipeline', 'server', 'private']);
+  return sotaComparison(d.sota, measured, hist ? { caption: undefined, history: hist } : {});
 }
 
-/** DP rows in result files: {epsilon, agreement[, sigma, mechanism]}; null when none. */
+/** True where a committed DP row's sigma came from the classic formula outside epsilon < 1 (older rows carry no flag). */
+function dpRowInRange(x: Record<string, unknown>): boolean {
+  if (typeof x.calibration_in_range === 'boolean') return x.calibration_in_range;
+  const m = String(x.mechanism ?? '');
+  return !((m === 'original' || m === 'classic') && !classicFormulaInRange(x.epsilon as number));
+}
+
+/**
+ * DP rows of the current result files ({epsilon, agreement, request_epsilon, sigma, mechanism}),
+ * one series per (file, mechanism); null when none holds any. x is the accounted request epsilon.
+ */
 export function dpFigure(d: LabData, extra: DpSeries[] = []): Figure | null {
   const series: DpSeries[] = [...extra];
-  for (const r of d.results) {
+  const files = [...currentResults(d.results, 'pipeline'), ...d.results.filter((r) => r.bench !== 'pipeline')];
+  for (const r of files) {
     const rows = r.rows.filter((x) => typeof x.epsilon === 'number' && typeof x.agreement === 'number');
     if (!rows.length) continue;
     const byMech = new Map<string, typeof rows>();
@@ -127,14 +162,34 @@ export function dpFigure(d: LabData, extra: DpSeries[] = []): Figure | null {
       byMech.get(m)!.push(x);
     }
     for (const [m, xs] of byMech) {
+      const rd = r.summary.expert_relative_delta_measured ?? r.summary.expert_relative_delta;
+      const delta = typeof rd === 'number' ? `, adapter delta ${(100 * rd).toPrecision(2)}% of |h|` : ', experts before the stated 5% delta';
       series.push({
-        label: `${m} (${resultLabel(r)})`,
+        label: `${m} (${resultLabel(r)}${delta})`,
         provenance: resultProvenance(r),
-        rows: xs.map((x) => ({ epsilon: x.epsilon as number, agreement: x.agreement as number, sigma: typeof x.sigma === 'number' ? x.sigma : undefined })),
+        rows: xs.map((x) => ({
+          epsilon: x.epsilon as number,
+          agreement: x.agreement as number,
+          sigma: typeof x.sigma === 'number' ? x.sigma : undefined,
+          ...(typeof x.request_epsilon === 'number' ? { request_epsilon: x.request_epsilon } : {}),
+          ...(typeof x.adapter_cosine === 'number' ? { adapter_cosine: x.adapter_cosine } : {}),
+          in_range: dpRowInRange(x),
+        })),
       });
     }
   }
-  return series.length ? dpPrivacyUtility(series) : null;
+  if (!series.length) return null;
+  const references = currentResults(d.results, 'pipeline')
+    .filter((r) => typeof r.summary.dp_agreement_base_vs_lora === 'number')
+    .map((r) => ({ label: `adapter off (base model) vs plaintext LoRA, ${shortDevice(r.device)}`, agreement: r.summary.dp_agreement_base_vs_lora as number }));
+  return dpPrivacyUtility(series, {
+    references,
+    title: 'DP privacy against utility: greedy-token agreement with plaintext LoRA',
+    caption: 'Each point: one greedy generation with DP noise on the HE input (clip to C = 1, then noise) against the same generation without DP. ' +
+      "'original' reproduces the demonstrator's calibration (C as the sensitivity) and is accounted at the true sensitivity 2C. " +
+      'The dotted line: the agreement of the base model (adapter off); at large epsilon DP can do no better than clipping h, i.e. about this.' +
+      historyNote(d.results, ['pipeline']),
+  });
 }
 
 export interface StandardFigure {

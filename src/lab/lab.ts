@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type { ColumnTable } from 'arquero';
 import { type Backend, type BackendChoice, type EngineInfo, deviceName, info, resolveBackend } from '../engine/info';
 import { type NativeAddon, native, packageRoot } from '../engine/native';
-import { gitCommit } from '../bench/results';
+import { gitCommit } from '../results';
 import type { OriginalA2000, PeersFile, ResultFile, SotaRow } from './datasets';
 import { loadOriginal, loadPeers, loadResults, loadSota, resultProvenance } from './datasets';
 import { display, note } from './display';

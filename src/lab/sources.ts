@@ -74,15 +74,24 @@ export function originalOpCosts(o: OriginalA2000): OpCostSeries {
   };
 }
 
-/** Per-op figures of the peers (Phantom on the H100, SEAL's published M1 Pro numbers). */
+/**
+ * Per-op figures of the peers (Phantom on the H200 by both timing methods, SEAL's published M1
+ * Pro numbers). Rows flagged `equal_terms: false` (e.g. Phantom's H100 figures with 9 primes,
+ * single ops) are not drawn beside ours: they are not measured on the same terms.
+ */
 export function peerOpCosts(peers: PeerEntry[]): OpCostSeries[] {
-  return peers
-    .filter((p) => p.kind === 'op_costs' && p.ops_us && p.poly_n && p.source !== 'seed-performance-analysis.md')
-    .map((p) => ({
-      label: `${p.peer.split(' (')[0]} (${p.measured_here?.hardware ?? p.hardware ?? '?'})`,
-      provenance: cited(p.source, p.measured_here?.hardware ?? p.hardware),
-      rows: Object.entries(p.ops_us as Record<string, number>).map(([op, us]) => ({ op, poly_n: p.poly_n as number, us })),
-    }));
+  const out: OpCostSeries[] = [];
+  for (const p of peers) {
+    if (p.kind !== 'op_costs' || !p.ops_us || !p.poly_n || p.source === 'seed-performance-analysis.md' || p.equal_terms === false) continue;
+    const hw = p.measured_here?.hardware ?? p.hardware ?? '?';
+    const rows = (ops: Record<string, number>) => Object.entries(ops).map(([op, us]) => ({ op, poly_n: p.poly_n as number, us }));
+    const method = typeof p.method === 'string' ? `, ${p.method}` : '';
+    out.push({ label: `${p.peer.split(' (')[0]} (${hw}${method})`, provenance: cited(p.source, hw), rows: rows(p.ops_us as Record<string, number>) });
+    if (p.ops_us_single) {
+      out.push({ label: `${p.peer.split(' (')[0]} (${hw}, single op)`, provenance: cited(p.source, hw), rows: rows(p.ops_us_single as Record<string, number>) });
+    }
+  }
+  return out;
 }
 
 function num(x: unknown): number | undefined {
@@ -92,20 +101,42 @@ function num(x: unknown): number | undefined {
 /** Op names of the engine's benchmarks mapped to the names the figures use. */
 const BENCH_OP_NAMES: Record<string, string> = { multiply_plain: 'ct_pt_multiply' };
 
+/** "batched, 10 ops / 10, 3 primes" for a CUDA row; '' for rows without a method (CPU). */
+function methodLabel(x: Record<string, unknown>): string {
+  if (x.method === 'batched') return `, batched ${num(x.ops_per_sample) ?? '?'} ops / ${num(x.ops_per_sample) ?? '?'}${num(x.primes) ? `, ${x.primes} primes` : ''}`;
+  if (x.method === 'single') return `, single op${num(x.primes) ? `, ${x.primes} primes` : ''}`;
+  return '';
+}
+
 /**
- * The ckks bench's per-op rows ({op, poly_n, median_us}, plus node_seal_us when node-seal ran
- * in the same run) as series: tensafe, and node-seal measured beside it. HE-LoRA stage rows
- * (op 'helora_*' or kind 'helora_stage') are left to resultHeLoraSeries.
+ * The ckks bench's per-op rows ({op, poly_n, median_us}, plus node_seal_us and one_thread_us
+ * when node-seal and the one-thread run ran in the same run) as series: tensafe (one series per
+ * timing method on the GPU, named with its primes), tensafe on one thread, node-seal. HE-LoRA
+ * stage rows (op 'helora_*' or kind 'helora_stage') are left to resultHeLoraSeries.
  */
 export function resultOpCosts(r: ResultFile): OpCostSeries[] {
   const opRows = r.rows.filter((x) => typeof x.op === 'string' && !(x.op as string).startsWith('helora_') && x.kind !== 'helora_stage' &&
     num(x.poly_n) !== undefined && num(x.median_us) !== undefined);
-  const ours = opRows.map((x) => ({ op: BENCH_OP_NAMES[x.op as string] ?? (x.op as string), poly_n: x.poly_n as number, us: x.median_us as number }));
-  const seal = opRows.filter((x) => num(x.node_seal_us) !== undefined)
-    .map((x) => ({ op: BENCH_OP_NAMES[x.op as string] ?? (x.op as string), poly_n: x.poly_n as number, us: x.node_seal_us as number }));
+  const opName = (x: Record<string, unknown>) => BENCH_OP_NAMES[x.op as string] ?? (x.op as string);
   const out: OpCostSeries[] = [];
-  if (ours.length) out.push({ label: resultLabel(r), provenance: resultProvenance(r), rows: ours });
-  if (seal.length) out.push({ label: `node-seal@6 WASM, same run (${shortDevice(r.device)})`, provenance: resultProvenance(r), rows: seal });
+  const byMethod = new Map<string, typeof opRows>();
+  for (const x of opRows) {
+    const m = methodLabel(x);
+    if (!byMethod.has(m)) byMethod.set(m, []);
+    byMethod.get(m)!.push(x);
+  }
+  const threads = num(r.summary.threads);
+  for (const [m, xs] of byMethod) {
+    out.push({
+      label: `${resultLabel(r)}${m}${threads && !m ? `, ${threads} threads` : ''}`,
+      provenance: resultProvenance(r),
+      rows: xs.map((x) => ({ op: opName(x), poly_n: x.poly_n as number, us: x.median_us as number })),
+    });
+  }
+  const one = opRows.filter((x) => num(x.one_thread_us) !== undefined).map((x) => ({ op: opName(x), poly_n: x.poly_n as number, us: x.one_thread_us as number }));
+  if (one.length) out.push({ label: `${resultLabel(r)}, 1 thread (same run)`, provenance: resultProvenance(r), rows: one });
+  const seal = opRows.filter((x) => num(x.node_seal_us) !== undefined).map((x) => ({ op: opName(x), poly_n: x.poly_n as number, us: x.node_seal_us as number }));
+  if (seal.length) out.push({ label: `node-seal@6 WASM, 1 thread, same run (${shortDevice(r.device)})`, provenance: resultProvenance(r), rows: seal });
   return out;
 }
 
@@ -116,6 +147,7 @@ export function resultOpCosts(r: ResultFile): OpCostSeries[] {
  */
 export function resultHeLoraSeries(r: ResultFile): StageSeries[] {
   const ours = new Map<number, Record<string, number>>();
+  const one = new Map<number, Record<string, number>>();
   const seal = new Map<number, Record<string, number>>();
   const put = (m: Map<number, Record<string, number>>, n: number, stage: string, ms: number) => {
     if (!m.has(n)) m.set(n, {});
@@ -126,6 +158,7 @@ export function resultHeLoraSeries(r: ResultFile): StageSeries[] {
     if (n === undefined) continue;
     if (x.kind === 'helora_stage' && typeof x.stage === 'string' && num(x.ms) !== undefined) {
       put(ours, n, x.stage, x.ms as number);
+      if (num(x.one_thread_ms) !== undefined) put(one, n, x.stage, x.one_thread_ms as number);
       if (num(x.node_seal_ms) !== undefined) put(seal, n, x.stage, x.node_seal_ms as number);
     } else if (typeof x.op === 'string' && x.op.startsWith('helora_') && num(x.median_us) !== undefined) {
       put(ours, n, x.op.slice('helora_'.length), (x.median_us as number) / 1000);
@@ -136,7 +169,12 @@ export function resultHeLoraSeries(r: ResultFile): StageSeries[] {
       const { total, ...stages } = st;
       return { label: `${who} N=${n}`, provenance: resultProvenance(r), stages, ...(total !== undefined ? { total } : {}) };
     });
-  return [...series(ours, resultLabel(r)), ...series(seal, `node-seal@6 same run (${shortDevice(r.device)})`)];
+  const threads = num(r.summary.threads);
+  return [
+    ...series(ours, `${resultLabel(r)}${threads ? `, ${threads} threads` : ''}`),
+    ...series(one, `${resultLabel(r)}, 1 thread`),
+    ...series(seal, `node-seal@6, 1 thread, same run (${shortDevice(r.device)})`),
+  ];
 }
 
 /** The original's WebSocket optimisation steps (range midpoints, ranges as error bars). */
@@ -193,31 +231,35 @@ export function resultModel(r: ResultFile): string {
   return 'Qwen2.5-1.5B shape';
 }
 
-/** Rows measured here for the SOTA figure: the pipeline's best HE-LoRA tok/s and the server's. */
+const SERVER_KEY_PROTECTS = 'nothing from the server (server-key mode: the server makes the key, encrypts, computes and decrypts; see the threat model)';
+const CLIENT_KEY_PROTECTS = "the client's adapter inputs from the server (client-key mode; see src/server/PROTOCOL.md)";
+
+/**
+ * Rows measured here for the SOTA figure, each with who holds the key: the pipeline's best
+ * HE-LoRA tok/s and the server's WebSocket HE (server key), and the private bench's client-key
+ * rows (summary keys of results.md: final_hidden_tok_s, layers_tok_s) once its file exists.
+ */
 export function measuredSotaRows(results: ResultFile[]): MeasuredSotaRow[] {
   const out: MeasuredSotaRow[] = [];
   for (const r of results) {
     const hw = `1x ${r.device}`;
+    const row = (system: string, tok_s: number, what_encrypted: string, key_holder: string, protects: string) =>
+      out.push({ system, model: resultModel(r), hardware: hw, what_encrypted, tok_s, key_holder, protects, provenance: resultProvenance(r) });
     if (r.bench === 'pipeline' && num(r.summary.he_lora_tok_s_best) !== undefined) {
       const setting = r.summary.he_lora_best_setting ? `, ${r.summary.he_lora_best_setting}` : '';
-      out.push({
-        system: `tensafe in-process HE-LoRA (${r.backend}${setting})`,
-        model: resultModel(r),
-        hardware: hw,
-        what_encrypted: 'LoRA-A product under CKKS (this repository)',
-        tok_s: r.summary.he_lora_tok_s_best as number,
-        provenance: resultProvenance(r),
-      });
+      row(`tensafe in-process HE-LoRA (${r.backend}${setting})`, r.summary.he_lora_tok_s_best as number,
+        'LoRA-A product under CKKS (this repository)', 'server', SERVER_KEY_PROTECTS);
     }
     if (r.bench === 'server' && num(r.summary.ws_he_tok_s) !== undefined) {
-      out.push({
-        system: `tensafe WebSocket HE (${r.backend})`,
-        model: resultModel(r),
-        hardware: hw,
-        what_encrypted: 'LoRA-A product under CKKS, over the WebSocket server',
-        tok_s: r.summary.ws_he_tok_s as number,
-        provenance: resultProvenance(r),
-      });
+      row(`tensafe WebSocket HE (${r.backend})`, r.summary.ws_he_tok_s as number,
+        'LoRA-A product under CKKS, over the WebSocket server', 'server', SERVER_KEY_PROTECTS);
+    }
+    if (r.bench === 'private') {
+      for (const [key, placement] of [['final_hidden_tok_s', 'final hidden state'], ['layers_tok_s', 'adapted layers']] as const) {
+        if (num(r.summary[key]) === undefined) continue;
+        row(`tensafe private LoRA, client key (${r.backend}, ${placement})`, r.summary[key] as number,
+          `LoRA inputs (${placement}) under CKKS with the client's key; the server computes blind`, 'client', CLIENT_KEY_PROTECTS);
+      }
     }
   }
   return out;

@@ -7,9 +7,17 @@
  * `router.json` beside them holding the original's keywords. Values are deterministic in the
  * seed (a splitmix-style hash per element, not a CSPRNG: these are test fixtures, not secrets).
  *
- * Magnitudes: A ~ uniform with std 1/sqrt(in) (so A x is O(1) for an O(1)-per-entry x) and B with
- * std chosen so that scaling * B A x has entries of std about 0.3 |x|_rms: the adapter changes
- * the next-token distribution visibly (LoRA vs base differ) without swamping the base model.
+ * Magnitudes: the delta size is stated and configurable. A ~ uniform with std 1/sqrt(in), and B
+ * uniform with the std that makes the adapter's output a chosen fraction rho (`relativeDelta`,
+ * default DEFAULT_RELATIVE_DELTA = 5%) of its input's norm:
+ *     E |scaling * B A x| / |x| = rho   for x of any direction,
+ * since |A x|^2 ~ r |x|^2 / in and |B y|^2 ~ out * std_B^2 * |y|^2, so
+ *     std_B = rho / (scaling * sqrt(out * r / in)).
+ * For the final-hidden placement x is the final hidden state h (the delta is added to h: rho is
+ * |delta| / |h| at the adapted point); for layers x is the projection's input. A few percent is
+ * the order of magnitude of real LoRA fine-tunes (they move the hidden state a little; earlier
+ * fixtures used about 30%, which drowned any DP utility trade-off). measuredRelativeDelta()
+ * measures rho on real hidden states (the pipeline bench reports it; a unit test checks it).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -51,6 +59,40 @@ export interface SyntheticExpertSpec {
   useRslora?: boolean;
   /** Layers to adapt (default: every layer). */
   layers?: number[];
+  /** |scaling B A x| / |x| the adapter is built for (default DEFAULT_RELATIVE_DELTA). */
+  relativeDelta?: number;
+}
+
+/** The synthetic experts' default delta: 5% of the norm of the hidden state at the adapted point. */
+export const DEFAULT_RELATIVE_DELTA = 0.05;
+
+function checkRelativeDelta(v: number, name: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 10) throw new RangeError(`${name} must be a number in (0, 10], got ${String(v)}`);
+  return v;
+}
+
+/** Median over hidden states of |scaling B (A h)| / |h| for one pair (A: [r, in], B: [out, r]). */
+export function measuredRelativeDelta(pair: Pick<LoraPair, 'rank' | 'inDim' | 'outDim' | 'a' | 'b'>, scaling: number, hiddens: ArrayLike<number>[]): number {
+  if (hiddens.length === 0) throw new RangeError('measuredRelativeDelta: no hidden states');
+  const ratios = hiddens.map((h) => {
+    if (h.length !== pair.inDim) throw new RangeError(`measuredRelativeDelta: hidden state of ${h.length} values, the pair takes ${pair.inDim}`);
+    const y = new Float64Array(pair.rank);
+    for (let r = 0; r < pair.rank; r++) {
+      let acc = 0;
+      for (let j = 0; j < pair.inDim; j++) acc += pair.a[r * pair.inDim + j] * h[j];
+      y[r] = acc;
+    }
+    let dd = 0, hh = 0;
+    for (let o = 0; o < pair.outDim; o++) {
+      let acc = 0;
+      for (let r = 0; r < pair.rank; r++) acc += pair.b[o * pair.rank + r] * y[r];
+      dd += (scaling * acc) ** 2;
+    }
+    for (let j = 0; j < h.length; j++) hh += h[j] * h[j];
+    return Math.sqrt(dd / hh);
+  }).sort((x, y) => x - y);
+  const m = ratios.length >> 1;
+  return ratios.length % 2 ? ratios[m] : (ratios[m - 1] + ratios[m]) / 2;
 }
 
 /** The three experts of the original, with the shapes a real fine-tune would use. */
@@ -124,6 +166,7 @@ export function makeSyntheticExpert(shape: ModelShape, spec: SyntheticExpertSpec
     layers_to_transform: spec.layers ? [...spec.layers] : null,
   };
   const scaling = loraScaling(config);
+  const rho = checkRelativeDelta(spec.relativeDelta ?? DEFAULT_RELATIVE_DELTA, 'spec.relativeDelta');
   const sqrt3 = Math.sqrt(3);
   const pairs: LoraPair[] = [];
   let stream = 0;
@@ -135,7 +178,8 @@ export function makeSyntheticExpert(shape: ModelShape, spec: SyntheticExpertSpec
       const aHalf = sqrt3 / Math.sqrt(inDim);
       for (let i = 0; i < a.length; i++) a[i] = aHalf * rng.uniform();
       const b = new Float32Array(outDim * spec.r);
-      const bHalf = (sqrt3 * 0.3) / (scaling * Math.sqrt(spec.r));
+      // std_B = rho / (scaling sqrt(out r / in)): |scaling B A x| = rho |x| (see the file comment)
+      const bHalf = (sqrt3 * rho) / (scaling * Math.sqrt((outDim * spec.r) / inDim));
       for (let i = 0; i < b.length; i++) b[i] = bHalf * rng.uniform();
       pairs.push({ layer, module, rank: spec.r, inDim, outDim, a, b });
     }
@@ -150,9 +194,10 @@ export function makeSyntheticExpert(shape: ModelShape, spec: SyntheticExpertSpec
 export function writeSyntheticExperts(
   root: string,
   shape: ModelShape,
-  options: { seed?: number; specs?: SyntheticExpertSpec[]; dtype?: SafetensorsDType; baseModel?: string } = {},
+  options: { seed?: number; specs?: SyntheticExpertSpec[]; dtype?: SafetensorsDType; baseModel?: string; relativeDelta?: number } = {},
 ): string[] {
-  const specs = options.specs ?? DEFAULT_EXPERT_SPECS;
+  const rho = checkRelativeDelta(options.relativeDelta ?? DEFAULT_RELATIVE_DELTA, 'relativeDelta');
+  const specs = (options.specs ?? DEFAULT_EXPERT_SPECS).map((s) => ({ relativeDelta: rho, ...s }));
   const seed = options.seed ?? 0;
   fs.mkdirSync(root, { recursive: true });
   for (const spec of specs) {
@@ -167,6 +212,7 @@ export function writeSyntheticExperts(
   fs.writeFileSync(
     path.join(root, 'SYNTHETIC.md'),
     `Synthetic LoRA experts (random weights, seed ${seed}) for a model of shape ${JSON.stringify(shape)}.\n` +
+      `Delta size: |scaling B A x| / |x| = ${specs.map((s) => `${s.name} ${s.relativeDelta}`).join(', ')} (relative to the adapted input's norm).\n` +
       'Generated by tensafe (src/pipeline/experts.ts); they are not trained and carry no knowledge.\n',
   );
   return specs.map((s) => s.name);

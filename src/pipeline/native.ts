@@ -69,6 +69,8 @@ export interface GeneratorConfig {
   /** CUDA only: use the device-resident step where it applies (coefficients, batched, final-hidden). Default true. */
   resident?: boolean;
   dp?: { clipNorm: number; sigma: number } | null;
+  /** Test hook: keep the last HE input before and after clip + noise (lastHeInput()). */
+  recordHeInput?: boolean;
   finalPair?: NativePair;
   pairs?: NativePair[];
 }
@@ -84,6 +86,8 @@ export interface NativeHeLoraGenerator {
   next(token: number): Promise<NativeStep>;
   heApply(x: Float64Array, pairIndex?: number): Promise<Float64Array>;
   info(): { heSites: number; releases: number; layouts: Array<PackingLayoutInfo | null>; model: ModelConfigInfo; modelBackend: string; heBackend: string };
+  /** With config.recordHeInput: the last release's input before clip + noise (`hidden`) and the HE input (`input`); null before one. */
+  lastHeInput(): { hidden: Float64Array; input: Float64Array } | null;
   /** Removes its adapters and hooks from the context and frees its CKKS state (queued behind the context's work). */
   dispose(): Promise<void>;
   readonly disposed: boolean;

@@ -23,7 +23,7 @@ import { packageRoot } from '../engine/native';
 import { Tokenizer } from '../engine/tokenizer';
 import type { PeftAdapter } from './adapter';
 import { PrivacyAccountant, resolveDp, type ResolvedDp } from './dp';
-import { ExpertSet, writeSyntheticExperts, type ModelShape } from './experts';
+import { DEFAULT_RELATIVE_DELTA, ExpertSet, writeSyntheticExperts, type ModelShape } from './experts';
 import { heOperationsOf } from './he-ops';
 import { createGenerator, nativeStageNames, toStageTimes, type GeneratorConfig, type ModelConfigInfo, type NativeHeLoraGenerator } from './native';
 import { resolveOptions, validatePipelineOptions, type ResolvedOptions } from './options';
@@ -44,9 +44,11 @@ export interface PipelineOpenOptions extends PipelineOptions {
   contextLength?: number;
   /** CUDA device index of the model (and its CKKS work); implies backend 'cuda' under 'auto'. */
   device?: number;
+  /** Delta size of the synthetic experts: |scaling B A x| / |x| (default 0.05; src/pipeline/experts.ts). */
+  expertDelta?: number;
 }
 
-const OPEN_ONLY_KEYS = ['adapters', 'numLayers', 'modelSeed', 'expertSeed', 'contextLength', 'device'] as const;
+const OPEN_ONLY_KEYS = ['adapters', 'numLayers', 'modelSeed', 'expertSeed', 'contextLength', 'device', 'expertDelta'] as const;
 
 export const CPU_DEFAULT_LAYERS = 4;
 
@@ -117,6 +119,9 @@ export class Pipeline implements GenerationService {
       }
     }
     const o = options;
+    if (o.expertDelta !== undefined && !(typeof o.expertDelta === 'number' && o.expertDelta > 0 && o.expertDelta <= 10)) {
+      throw new RangeError(`option 'expertDelta' must be a number in (0, 10], got ${String(o.expertDelta)}`);
+    }
     const { backend, device } = resolveDevice(defaults.backend ?? 'auto', o.device);
     const choice = chooseModel(defaults.model ?? 'default', backend, o.numLayers);
     const model = await Model.load(choice.source, { backend, device, seed: o.modelSeed ?? 0, contextLength: o.contextLength ?? 2048, numLayers: choice.numLayers });
@@ -132,8 +137,9 @@ export class Pipeline implements GenerationService {
     if (!root) {
       const s = shapeOf(cfg);
       const seed = o.expertSeed ?? 0;
-      root = path.join(packageRoot(), 'datasets', 'cache', 'experts', `d${s.hiddenSize}-l${s.numLayers}-h${s.numHeads}-kv${s.numKvHeads}-i${s.intermediateSize}-seed${seed}`);
-      if (!fs.existsSync(path.join(root, 'router.json'))) writeSyntheticExperts(root, s, { seed, baseModel: cfg.name });
+      const relativeDelta = o.expertDelta ?? DEFAULT_RELATIVE_DELTA;
+      root = path.join(packageRoot(), 'datasets', 'cache', 'experts', `d${s.hiddenSize}-l${s.numLayers}-h${s.numHeads}-kv${s.numKvHeads}-i${s.intermediateSize}-seed${seed}-delta${relativeDelta}`);
+      if (!fs.existsSync(path.join(root, 'router.json'))) writeSyntheticExperts(root, s, { seed, baseModel: cfg.name, relativeDelta });
     }
     const experts = new ExpertSet(root);
     return new Pipeline(backend, model, context, cfg, experts, Tokenizer.qwen(), defaults);
@@ -248,7 +254,10 @@ export class Pipeline implements GenerationService {
       for (let i = 0; i < o.maxTokens; i++) {
         const totalMs = Number(process.hrtime.bigint() - t0) / 1e6;
         if (i > 0) decodeMs += totalMs;
-        const piece = this.tokenText(stream, step.token);
+        const last = stop.has(step.token) || i + 1 === o.maxTokens;
+        // The last event carries the decoder's buffered bytes too (an incomplete UTF-8 sequence
+        // at the end), so the streamed pieces always add up to the summary's text.
+        const piece = this.tokenText(stream, step.token) + (last ? stream.flush() : '');
         text += piece;
         const ev: TokenEvent = { index: i, id: step.token, text: piece, stages: toStageTimes(step.stages, this.stageNames), totalMs };
         if (heLayouts) {
@@ -257,7 +266,7 @@ export class Pipeline implements GenerationService {
         }
         events.push(ev);
         yield ev;
-        if (stop.has(step.token) || signal?.aborted || i + 1 === o.maxTokens) break;
+        if (last || signal?.aborted) break;
         t0 = process.hrtime.bigint();
         step = await gen.next(step.token);
       }

@@ -1,6 +1,7 @@
 // The cited datasets parse and agree with themselves and with the original's printed arithmetic.
 import { describe, expect, it } from 'vitest';
-import { type BreakdownNode, loadOriginal, loadPeers, loadResults, loadSota } from '../../src/lab/datasets';
+import { BENCH_NAMES } from '../../src/results';
+import { type BreakdownNode, isServerKey, loadOriginal, loadPeers, loadResults, loadSota } from '../../src/lab/datasets';
 
 const original = loadOriginal();
 const sota = loadSota();
@@ -91,9 +92,12 @@ describe('datasets/original-a2000.json', () => {
 
 describe('datasets/sota.csv (corrected)', () => {
   it('has the columns of issue 8 and a source on every row', () => {
-    expect(Object.keys(sota[0])).toEqual(['system', 'model', 'hardware', 'what_encrypted', 'reported_metric', 'tok_s', 'comparable', 'year', 'source', 'note']);
+    expect(Object.keys(sota[0])).toEqual(['system', 'model', 'hardware', 'what_encrypted', 'reported_metric', 'tok_s', 'comparable', 'year', 'source', 'note', 'key_holder', 'protects']);
     for (const r of sota) {
       expect(r.source.length, r.system).toBeGreaterThan(0);
+      // issue 16 item 3: every row says who holds the key and what is protected from whom
+      expect(r.key_holder.length, r.system).toBeGreaterThan(0);
+      expect(r.protects.length, r.system).toBeGreaterThan(0);
       expect(typeof r.comparable).toBe('boolean');
       expect(Number.isInteger(r.year)).toBe(true);
     }
@@ -124,6 +128,21 @@ describe('datasets/sota.csv (corrected)', () => {
       expect(r.source).toMatch(/no published source/);
     }
     for (const name of ['MOAI', 'THOR', 'Cachemir']) expect(sota.some((r) => r.system === name), name).toBe(true);
+  });
+
+  it('marks the original TenSafe rows as server-key rows that protect nothing from the server, and the FHE rows as client-key', () => {
+    const tenSafe = sota.filter((r) => r.system.startsWith('TenSafe'));
+    expect(tenSafe.length).toBe(2);
+    for (const r of tenSafe) {
+      expect(isServerKey(r), r.system).toBe(true);
+      expect(r.protects).toMatch(/^nothing from the server/);
+    }
+    for (const name of ['ChatGLM2-6B FHE (Zhang, Zheng, Bao)', 'NEXUS', 'MOAI', 'THOR', 'Cachemir']) {
+      const r = sota.find((x) => x.system === name)!;
+      expect(r.key_holder, name).toBe('client');
+      expect(r.protects, name).toMatch(/from the server/);
+    }
+    expect(sota.filter((r) => isServerKey(r)).length).toBe(2);
   });
 });
 
@@ -158,7 +177,9 @@ describe('datasets/results', () => {
     const { results, skipped } = loadResults();
     expect(skipped).toEqual([]);
     for (const r of results) {
-      expect(['ntt', 'ckks', 'model', 'pipeline', 'server']).toContain(r.bench);
+      // the benches of results.md (ntt, ckks, model, pipeline, server, private), from the one schema
+      expect(['ntt', 'ckks', 'model', 'pipeline', 'server', 'private']).toEqual([...BENCH_NAMES]);
+      expect(BENCH_NAMES).toContain(r.bench);
       expect(['cpu', 'cuda']).toContain(r.backend);
       expect(Number.isNaN(Date.parse(r.date))).toBe(false);
       expect(r.file).toMatch(new RegExp(`^datasets/results/${r.bench}-${r.backend}-[a-z0-9-]+\\.json$`));

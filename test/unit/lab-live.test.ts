@@ -87,6 +87,8 @@ describe('DP helpers', () => {
       expect(get('classic')).toBeCloseTo((2 * Math.sqrt(2 * Math.log(1.25 / 1e-5))) / e, 9);
     }
     expect(rows.find((r) => r.epsilon === 1 && r.mechanism === 'original')!.sigma).toBeCloseTo(4.8448, 3);
+    // the classic formula is flagged outside epsilon < 1; analytic is valid everywhere
+    for (const r of rows) expect(r.in_range, `${r.mechanism} ${r.epsilon}`).toBe(r.mechanism === 'analytic' || r.epsilon < 1);
   });
 
   it('token agreement counts equal positions over the reference', async () => {

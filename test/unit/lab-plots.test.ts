@@ -4,7 +4,7 @@ import type { BreakdownNode, SotaRow } from '../../src/lab/datasets';
 import { loadOriginal } from '../../src/lab/datasets';
 import { HIGHLIGHT, makeFigure } from '../../src/lab/figure';
 import {
-  NOT_COMPARABLE_MARK, breakdownTree, ckksOpCosts, dpPrivacyUtility, flattenTree, latencyBreakdown, lmHeadBackends,
+  NOT_COMPARABLE_MARK, SERVER_KEY_MARK, breakdownTree, ckksOpCosts, dpPrivacyUtility, flattenTree, latencyBreakdown, lmHeadBackends,
   optimisationSteps, sotaComparison, stagesFromRecords, stagesFromTree, sweepView,
 } from '../../src/lab/plots';
 import { cited, computed, measured, originalProvenance, provenanceNote, provenanceText } from '../../src/lab/provenance';
@@ -59,6 +59,28 @@ describe('latencyBreakdown', () => {
     expect(caption(fig)).toContain('cited (seed-performance-analysis.md, RTX A2000 8GB): A');
     expect(caption(fig)).toContain('measured here (NVIDIA H100 80GB HBM3');
     expect(fig.note).toBe(provenanceNote(series.map((s) => ({ label: s.label, provenance: s.provenance }))));
+  });
+
+  it('facets: each group in its own panel with its own linear axis, one legend entry per stage', () => {
+    const f = latencyBreakdown(series, { facet: (s) => (s.provenance.kind === 'cited' ? 'original' : 'tensafe') });
+    const a = f.data.filter((t) => (t.meta as { facet: string }).facet === 'original');
+    const b = f.data.filter((t) => (t.meta as { facet: string }).facet === 'tensafe');
+    expect(a.every((t) => t.xaxis === undefined && (t.y as string[])[0] === 'A')).toBe(true);
+    expect(b.every((t) => t.xaxis === 'x2' && t.yaxis === 'y2' && (t.y as string[])[0] === 'B')).toBe(true);
+    expect((f.layout.xaxis2 as { type?: string; anchor: string }).anchor).toBe('y2');
+    expect((f.layout.xaxis2 as { type?: string }).type).toBeUndefined(); // linear
+    const legend = f.data.filter((t) => t.showlegend).map((t) => (t.meta as { stage: string }).stage);
+    expect(new Set(legend).size).toBe(legend.length);
+    expect(legend).toContain('forward');
+    const [d1, d2] = [(f.layout.yaxis as { domain: number[] }).domain, (f.layout.yaxis2 as { domain: number[] }).domain];
+    expect(d1[0]).toBeGreaterThan(d2[1]);
+  });
+
+  it('the standard per-token figure puts the original and tensafe in separate panels', () => {
+    const fig = standardFigures(loadLabData()).find((x) => x.name === 'latency-breakdown')!.figure!;
+    const facets = new Set(fig.data.map((t) => (t.meta as { facet: string }).facet));
+    expect(facets.has('the original (RTX A2000, cited)')).toBe(true);
+    expect([...facets].some((x) => x === 'GPU' || x === 'CPU')).toBe(true);
   });
 
   it('stage sums of random records match a direct median', () => {
@@ -167,17 +189,20 @@ describe('lmHeadBackends', () => {
 
 describe('sotaComparison', () => {
   const rows: SotaRow[] = [
-    { system: 'Fast', model: 'M', hardware: 'H', what_encrypted: 'w', reported_metric: '2 tok/s', tok_s: 2, comparable: true, year: 2025, source: 'paper A', note: '' },
-    { system: 'Slow', model: 'M', hardware: 'H', what_encrypted: 'w', reported_metric: '1 min/token', tok_s: 1 / 60, comparable: true, year: 2024, source: 'paper B', note: '' },
-    { system: 'Bert', model: 'BERT', hardware: 'H', what_encrypted: 'w', reported_metric: 'per inference', tok_s: null, comparable: false, year: 2024, source: 'paper C', note: '' },
+    { system: 'Fast', model: 'M', hardware: 'H', what_encrypted: 'w', reported_metric: '2 tok/s', tok_s: 2, comparable: true, year: 2025, source: 'paper A', note: '', key_holder: 'server', protects: 'nothing from the server' },
+    { system: 'Slow', model: 'M', hardware: 'H', what_encrypted: 'w', reported_metric: '1 min/token', tok_s: 1 / 60, comparable: true, year: 2024, source: 'paper B', note: '', key_holder: 'client', protects: "the client's input from the server" },
+    { system: 'Bert', model: 'BERT', hardware: 'H', what_encrypted: 'w', reported_metric: 'per inference', tok_s: null, comparable: false, year: 2024, source: 'paper C', note: '', key_holder: 'client', protects: 'input' },
   ];
-  const fig = sotaComparison(rows, [{ system: 'tensafe', model: 'Q', hardware: 'H100', what_encrypted: 'LoRA', tok_s: 100, provenance: H100 }]);
+  const fig = sotaComparison(rows, [
+    { system: 'tensafe', model: 'Q', hardware: 'H100', what_encrypted: 'LoRA', tok_s: 100, key_holder: 'server', protects: 'nothing from the server', provenance: H100 },
+    { system: 'tensafe private', model: 'Q', hardware: 'H100', what_encrypted: 'LoRA', tok_s: 50, key_holder: 'client', protects: "the client's input from the server", provenance: H100 },
+  ]);
 
   it('draws comparable rows as log bars with their source, highlights rows measured here, lists the rest with a mark', () => {
     expect((fig.layout.xaxis as { type: string }).type).toBe('log');
     const measuredBar = fig.data.find((t) => t.name === 'measured here')!;
     expect((measuredBar.marker as { color: string }).color).toBe(HIGHLIGHT);
-    expect(measuredBar.x).toEqual([100]);
+    expect(measuredBar.x).toEqual([100, 50]);
     const citedBar = fig.data.find((t) => t.type === 'bar' && t.name !== 'measured here')!;
     expect(citedBar.x).toEqual([2, 1 / 60]);
     expect((citedBar.text as string[])[0]).toContain('paper A');
@@ -190,6 +215,29 @@ describe('sotaComparison', () => {
     expect(order[0]).toContain('tensafe');
     expect(order[order.length - 1]).toContain('Bert');
     expect(caption(fig)).toContain('measured here (NVIDIA H100 80GB HBM3');
+  });
+
+  it('marks server-key rows in the bar label, the bar text, the hatch and the hover; client-key rows are not marked', () => {
+    const bars = fig.data.filter((t) => t.type === 'bar');
+    const all = bars.flatMap((t) => (t.y as string[]).map((y, i) => ({
+      y, text: (t.text as string[])[i], hover: (t.customdata as string[])[i],
+      hatch: ((t.marker as { pattern: { shape: string[] } }).pattern.shape)[i],
+    })));
+    const byName = (n: string) => all.find((x) => x.y.replace(/<[^>]+>/g, '').startsWith(n))!;
+    for (const n of ['tensafe', 'Fast']) {
+      const b = n === 'tensafe' ? all.find((x) => x.y.startsWith('<b>tensafe</b>'))! : byName(n);
+      expect(b.y, n).toContain(SERVER_KEY_MARK);
+      expect(b.text, n).toContain('server key');
+      expect(b.hatch, n).toBe('/');
+      expect(b.hover, n).toContain('key holder: server');
+      expect(b.hover, n).toContain('nothing from the server');
+    }
+    for (const n of ['tensafe private', 'Slow']) {
+      const b = byName(n);
+      expect(b.y, n).not.toContain(SERVER_KEY_MARK);
+      expect(b.hatch, n).toBe('');
+      expect(b.hover, n).toContain('key holder: client');
+    }
   });
 });
 
@@ -226,6 +274,30 @@ describe('dpPrivacyUtility', () => {
     expect((fig.layout.xaxis as { type: string }).type).toBe('log');
     expect(() => dpPrivacyUtility([{ label: 'x', provenance: H100, rows: [{ epsilon: 1, agreement: 1.5 }] }])).toThrow(RangeError);
     expect(() => dpPrivacyUtility([{ label: 'x', provenance: H100, rows: [{ epsilon: 0, agreement: 0.5 }] }])).toThrow(RangeError);
+  });
+
+  it('puts the accounted request epsilon on x, labels each point with its per-token epsilon and flags the classic formula outside its range', () => {
+    const fig = dpPrivacyUtility([{ label: 'original', provenance: H100, rows: [
+      { epsilon: 8, agreement: 0.9, request_epsilon: 40.5, in_range: false },
+      { epsilon: 0.5, agreement: 0.3, request_epsilon: 3.2, in_range: true },
+    ] }]);
+    expect(fig.data[0].x).toEqual([3.2, 40.5]);
+    expect(fig.data[0].text).toEqual(['\u03b5/token 0.5', '\u03b5/token 8*']); // 3.2 and 40.5: a decade apart
+    const dense = dpPrivacyUtility([{ label: 'd', provenance: H100, rows: [1, 1.2, 10].map((e) => ({ epsilon: e, agreement: 0.5, request_epsilon: e })) }]);
+    expect(dense.data[0].text).toEqual(['\u03b5/token 1', '', '\u03b5/token 10']);
+    expect((fig.data[0].marker as { symbol: string[] }).symbol).toEqual(['circle', 'circle-open']);
+    expect(((fig.layout.xaxis as { title: { text: string } }).title.text)).toMatch(/request, accounted/);
+    expect(caption(fig)).toContain('outside its proven range');
+    // the adapter-output cosine, where measured, is a dashed series on a right-hand axis
+    const withCos = dpPrivacyUtility([{ label: 'a', provenance: H100, rows: [
+      { epsilon: 1, agreement: 0.1, request_epsilon: 4, adapter_cosine: 0.05 }, { epsilon: 64, agreement: 0.2, request_epsilon: 500, adapter_cosine: 0.97 },
+    ] }]);
+    const cosTrace = withCos.data.find((t) => t.yaxis === 'y2')!;
+    expect(cosTrace.y).toEqual([0.05, 0.97]);
+    expect((withCos.layout.yaxis2 as { overlaying: string }).overlaying).toBe('y');
+    expect(fig.data.some((t) => t.yaxis === 'y2')).toBe(false);
+    // asking for the request axis without the accountant's figure is refused
+    expect(() => dpPrivacyUtility([{ label: 'x', provenance: H100, rows: [{ epsilon: 1, agreement: 0.5 }] }], { x: 'request' })).toThrow(/request_epsilon/);
   });
 });
 

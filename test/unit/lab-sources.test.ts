@@ -50,6 +50,36 @@ describe('result adapters', () => {
     expect(resultHeLoraSeries(file)[0].stages.decrypt).toBeCloseTo(us / 1000, 15);
   });
 
+  it('CUDA op rows make one series per timing method, named with the primes; CPU one-thread rows their own series', () => {
+    const b = Math.random() * 10, one = b + 5;
+    const cuda = resultOpCosts(result({ backend: 'cuda', device: 'NVIDIA H200', rows: [
+      { op: 'encrypt', poly_n: 16384, method: 'batched', ops_per_sample: 10, primes: 3, median_us: b },
+      { op: 'encrypt', poly_n: 16384, method: 'single', ops_per_sample: 1, primes: 3, median_us: one },
+      { op: 'helora_total', poly_n: 16384, method: 'per token', median_us: 99 },
+    ] }));
+    expect(cuda.map((s) => s.label)).toEqual(['tensafe cuda (H200), batched 10 ops / 10, 3 primes', 'tensafe cuda (H200), single op, 3 primes']);
+    expect(cuda.map((s) => s.rows[0].us)).toEqual([b, one]);
+    const cpu = result({ summary: { threads: 2 }, rows: [
+      { kind: 'op', op: 'encrypt', poly_n: 16384, median_us: b, one_thread_us: one, node_seal_us: 3 * one },
+      { kind: 'helora_stage', stage: 'total', poly_n: 16384, ms: b, one_thread_ms: one, node_seal_ms: 3 * one },
+    ] });
+    expect(resultOpCosts(cpu).map((s) => [s.label, s.rows[0].us])).toEqual([
+      ['tensafe cpu (Test CPU), 2 threads', b], ['tensafe cpu (Test CPU), 1 thread (same run)', one], ['node-seal@6 WASM, 1 thread, same run (Test CPU)', 3 * one],
+    ]);
+    expect(resultHeLoraSeries(cpu).map((s) => [s.label, s.total])).toEqual([
+      ['tensafe cpu (Test CPU), 2 threads N=16384', b], ['tensafe cpu (Test CPU), 1 thread N=16384', one], ['node-seal@6, 1 thread, same run (Test CPU) N=16384', 3 * one],
+    ]);
+  });
+
+  it('peers: Phantom H200 per-op figures by both methods; the 9-prime H100 row is not on equal terms and not drawn', async () => {
+    const { peerOpCosts } = await import('../../src/lab/sources');
+    const { loadPeers } = await import('../../src/lab/datasets');
+    const labels = peerOpCosts(loadPeers().peers).map((s) => s.label);
+    expect(labels).toContain('Phantom-FHE (H200, batched 10 ops / 10, 3 primes)');
+    expect(labels).toContain('Phantom-FHE (H200, single op)');
+    expect(labels.some((l) => l.includes('H100'))).toBe(false);
+  });
+
   it('model summary keys give the LM head series; pipeline and server summaries give the SOTA rows', () => {
     expect(resultLmHead(result({ bench: 'model' }))).toBeNull();
     const lm = resultLmHead(result({ bench: 'model', summary: { lm_head_ms_cpu: 40, lm_head_ms_gpu: 0.3 } }))!;
@@ -62,6 +92,13 @@ describe('result adapters', () => {
     expect(rows.map((x) => x.tok_s)).toEqual([123, 99]);
     expect(rows[0].system).toContain('coefficients');
     expect(rows.every((x) => x.provenance.kind === 'measured')).toBe(true);
+    // both are server-key modes: they say so
+    expect(rows.map((x) => x.key_holder)).toEqual(['server', 'server']);
+    expect(rows.every((x) => x.protects.startsWith('nothing from the server'))).toBe(true);
+    // the private bench's file (results.md keys) adds client-key rows by data alone
+    const priv = measuredSotaRows([result({ bench: 'private', summary: { final_hidden_tok_s: 40, layers_tok_s: 12, layers_bytes_per_token: 1e6 } })]);
+    expect(priv.map((x) => [x.tok_s, x.key_holder])).toEqual([[40, 'client'], [12, 'client']]);
+    expect(priv[1].system).toContain('adapted layers');
   });
 
   it('takes the model from the summary or the notes', async () => {

@@ -190,5 +190,13 @@ describe('resolveDp', () => {
     expect(o.sensitivity).toBe(2);
     const c = resolveDp({ mechanism: 'classic', clipNorm: 0.5, sensitivity: 0.5, epsilon: 2 })!;
     expect(c.sigma).toBeCloseTo(classicGaussianSigma(2, 1e-5, 0.5), 12);
+    // the classic formula is proven for epsilon < 1 only: flagged outside (issue 16 item 4)
+    expect(c.calibrationInRange).toBe(false);
+    expect(resolveDp({ mechanism: 'classic', epsilon: 0.5 })!.calibrationInRange).toBe(true);
+    expect(resolveDp({ mechanism: 'classic', epsilon: 1 })!.calibrationInRange).toBe(false);
+    expect(o.calibrationInRange).toBe(false);
+    expect(resolveDp({ mechanism: 'original', epsilon: 0.5 })!.calibrationInRange).toBe(true);
+    expect(a.calibrationInRange).toBe(true);
+    expect(resolveDp({ mechanism: 'analytic', epsilon: 8 })!.calibrationInRange).toBe(true);
   });
 });

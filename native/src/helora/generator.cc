@@ -145,10 +145,12 @@ void Generator::hook(const model::ProjectionHookArgs& args) {
   clock.mark(kForward);  // the forward up to here
   const PairSpec& p = cfg_.pairs[idx];
   x_.assign(args.input, args.input + args.in_dim);
+  if (cfg_.record_he_input) he_input_record_.hidden = x_;
   if (cfg_.dp) {
     noise_.apply(x_.data(), args.in_dim, cfg_.clip_norm, cfg_.sigma);
     clock.mark(kDpNoise);
   }
+  if (cfg_.record_he_input) he_input_record_.input = x_;
   ++releases_;
   y_.assign(p.rank, 0.0);
   pair_he_[idx]->apply(x_.data(), y_.data(), clock);
@@ -168,7 +170,13 @@ void Generator::apply_final(StageClock& clock) {
   if (resident_) {
     // Everything on the device, on the model's stream: no host copy of h, y or the delta.
     if (h.space != MemorySpace::Device) throw BackendUnavailableError("the resident HE-LoRA step needs a device model");
+    if (cfg_.record_he_input && cfg_.mode == Mode::HeLora) {
+      std::vector<float> hf(d);
+      model_.read_hidden(hf.data());
+      he_input_record_.hidden.assign(hf.begin(), hf.end());
+    }
     resident_->enqueue(h.data, clock.enabled());
+    if (cfg_.record_he_input && cfg_.mode == Mode::HeLora) he_input_record_.input = resident_->input_host();
     ++releases_;
     model_.add_to_hidden(resident_->delta(), MemorySpace::Device);
     if (clock.enabled()) model_.synchronize();  // so lm_head's time is its own (timers only)
@@ -185,10 +193,12 @@ void Generator::apply_final(StageClock& clock) {
   x_.assign(hp, hp + d);
   y_.assign(p.rank, 0.0);
   if (cfg_.mode == Mode::HeLora) {
+    if (cfg_.record_he_input) he_input_record_.hidden = x_;
     if (cfg_.dp) {
       noise_.apply(x_.data(), d, cfg_.clip_norm, cfg_.sigma);
       clock.mark(kDpNoise);
     }
+    if (cfg_.record_he_input) he_input_record_.input = x_;
     ++releases_;
     final_he_->apply(x_.data(), y_.data(), clock);
   } else {
@@ -276,6 +286,7 @@ StepResult Generator::start(const int32_t* prompt, int n, const model::SamplingO
   cpu_seed_ = seed;
   cpu_draws_ = 0;
   releases_ = 0;
+  he_input_record_ = {};
   StageTimes st;
   if (he_) he_->begin_token(cfg_.timers);
   StageClock clock(cfg_.timers, &st);

@@ -49,6 +49,9 @@ struct GeneratorConfig {
   double clip_norm = 1.0;
   double sigma = 0.0;
   bool timers = true;
+  // Test hook (DP tests): keep a host copy of the last HE input before and after clip + noise
+  // (one d-long vector each; the resident step copies its device input back, a synchronisation).
+  bool record_he_input = false;
   LmHead lm_head = LmHead::Backend;
   // Makes the HE backend (CPU when empty). The binding passes the CUDA one for a CUDA model.
   std::function<std::shared_ptr<HeBackend>(const HeParams&, const std::vector<int64_t>&)> he_factory;
@@ -84,6 +87,12 @@ class Generator {
   const PackingLayout* layout(int pair_index) const;
   // DP releases (HE inputs) since start(): one per token for final-hidden, one per hooked row for layers.
   uint64_t releases() const { return releases_; }
+  // The last release's input before clip + noise and the HE input itself (record_he_input only;
+  // empty before the first release).
+  struct HeInputRecord {
+    std::vector<double> hidden, input;
+  };
+  const HeInputRecord& last_he_input() const { return he_input_record_; }
   const GeneratorConfig& config() const { return cfg_; }
   int he_sites() const;
   const char* he_backend_name() const { return resident_ ? "cuda-resident" : he_ ? he_->name() : "none"; }
@@ -108,6 +117,7 @@ class Generator {
   uint64_t cpu_draws_ = 0;
   StageClock* clock_ = nullptr;                      // the running step's clock (for the hook)
   uint64_t releases_ = 0;
+  HeInputRecord he_input_record_;
   bool installed_ = false;
   std::vector<double> x_, y_;
   std::vector<float> delta_, hidden_host_;

@@ -40,6 +40,8 @@ class ResidentStep {
   virtual void collect(StageTimes& t) = 0;
   // A x for a host x without DP, synchronously (the 1e-4 test).
   virtual std::vector<double> apply_host(const double* x) = 0;
+  // The last enqueue's HE input (clip(h) + noise), copied to the host after the step (DP tests).
+  virtual std::vector<double> input_host() = 0;
 };
 
 }  // namespace tensafe::helora

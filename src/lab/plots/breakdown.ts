@@ -56,50 +56,100 @@ export interface LatencyBreakdownOptions {
   /** 'h' draws horizontal bars (long labels), 'v' vertical. */
   orientation?: 'h' | 'v';
   unit?: 'ms' | 'us';
+  /**
+   * Draws each group of series in its own panel with its own linear value axis (the groups'
+   * names title the panels), so 1 ms bars stay readable beside 800 ms ones. Without it, one axis.
+   */
+  facet?: (s: StageSeries) => string;
 }
 
-/** Stacked bars: one bar per series, one trace per stage, with the total printed at the end of each bar. */
+/** "cited: the original (RTX A2000)" / "measured here: tensafe": the usual facets of a breakdown. */
+export function facetByProvenance(s: StageSeries): string {
+  if (s.provenance.kind === 'cited') return `cited${s.provenance.hardware ? ` (${s.provenance.hardware})` : ''}`;
+  if (s.provenance.kind === 'measured') return `measured here (${s.provenance.device})`;
+  return 'computed';
+}
+
+/**
+ * Stacked bars: one bar per series, one trace per stage (per panel), with the total printed at
+ * the end of each bar. With `facet`, one panel per group, each on its own linear axis.
+ */
 export function latencyBreakdown(series: StageSeries[], opts: LatencyBreakdownOptions = {}): Figure {
   if (series.length === 0) throw new RangeError('latencyBreakdown: no series');
   const orientation = opts.orientation ?? 'h';
   const unit = opts.unit ?? 'ms';
-  const labels = series.map((s) => s.label);
-  const rows = series.map((s) => {
+  const rowsOf = (s: StageSeries) => {
     const parts = sum(Object.values(s.stages));
     const unaccounted = s.total !== undefined && s.total - parts > 1e-9 ? s.total - parts : 0;
     return { ...s.stages, ...(unaccounted > 0 ? { unaccounted } : {}) } as Record<string, number>;
-  });
-  const stages = orderStages(rows.flatMap((r) => Object.keys(r)));
-  const data: Trace[] = stages.map((stage) => {
-    const values = rows.map((r) => r[stage] ?? 0);
-    const trace: Trace = {
-      type: 'bar',
-      name: stageLabel(stage),
-      orientation,
-      marker: { color: stageColor(stage), ...(stage === 'unaccounted' ? { pattern: { shape: '/' } } : {}) },
-      hovertemplate: `%{${orientation === 'h' ? 'y' : 'x'}}<br>${stageLabel(stage)}: %{${orientation === 'h' ? 'x' : 'y'}:.3g} ${unit}<extra></extra>`,
-      meta: { stage },
-    };
-    if (orientation === 'h') {
-      trace.x = values;
-      trace.y = labels;
-    } else {
-      trace.x = labels;
-      trace.y = values;
+  };
+  const groupNames = opts.facet ? [...new Set(series.map(opts.facet))] : [''];
+  const groups = groupNames.map((g) => series.filter((s) => !opts.facet || opts.facet(s) === g));
+  const stages = orderStages(series.flatMap((s) => Object.keys(rowsOf(s))));
+  const data: Trace[] = [];
+  const annotations: Array<Record<string, unknown>> = [];
+  const layoutAxes: Record<string, unknown> = {};
+  // Panels share the figure's height in proportion to their bar counts (plus a title line each).
+  const weights = groups.map((g) => g.length + (groupNames.length > 1 ? 0.8 : 0));
+  const totalWeight = sum(weights);
+  const gap = groupNames.length > 1 ? 0.06 : 0;
+  let top = 1;
+  groups.forEach((group, gi) => {
+    const suffix = gi === 0 ? '' : String(gi + 1);
+    const labels = group.map((s) => s.label);
+    const rows = group.map(rowsOf);
+    const groupStages = stages.filter((st) => rows.some((r) => r[st] !== undefined));
+    for (const stage of groupStages) {
+      const values = rows.map((r) => r[stage] ?? 0);
+      const trace: Trace = {
+        type: 'bar',
+        name: stageLabel(stage),
+        orientation,
+        legendgroup: stage,
+        showlegend: !data.some((t) => t.legendgroup === stage),
+        marker: { color: stageColor(stage), ...(stage === 'unaccounted' ? { pattern: { shape: '/' } } : {}) },
+        hovertemplate: `%{${orientation === 'h' ? 'y' : 'x'}}<br>${stageLabel(stage)}: %{${orientation === 'h' ? 'x' : 'y'}:.3g} ${unit}<extra></extra>`,
+        meta: { stage, ...(opts.facet ? { facet: groupNames[gi] } : {}) },
+      };
+      if (orientation === 'h') {
+        trace.x = values;
+        trace.y = labels;
+      } else {
+        trace.x = labels;
+        trace.y = values;
+      }
+      if (suffix) {
+        trace.xaxis = `x${suffix}`;
+        trace.yaxis = `y${suffix}`;
+      }
+      data.push(trace);
     }
-    return trace;
+    const totals = group.map((s, i) => Math.max(s.total ?? 0, sum(Object.values(rows[i]))));
+    const ref = suffix ? { xref: `x${suffix}`, yref: `y${suffix}` } : {};
+    totals.forEach((t, i) => annotations.push({
+      text: `${t.toPrecision(3)} ${unit}`,
+      showarrow: false,
+      ...ref,
+      ...(orientation === 'h'
+        ? { x: t, y: labels[i], xanchor: 'left', xshift: 4 }
+        : { x: labels[i], y: t, yanchor: 'bottom', yshift: 2 }),
+      font: { size: 11 },
+    }));
+    const share = (weights[gi] / totalWeight) * (1 - gap * (groups.length - 1));
+    const domain = [Math.max(0, top - share), top];
+    top = domain[0] - gap;
+    const valueAxis = { title: { text: `${unit} per token` }, rangemode: 'tozero', gridcolor: '#eee', ...(suffix ? { anchor: `y${suffix}` } : {}) };
+    const categoryAxis = { automargin: true, ...(orientation === 'h' ? { autorange: 'reversed' } : {}), ...(suffix ? { anchor: `x${suffix}` } : {}),
+      ...(groupNames.length > 1 && orientation === 'h' ? { domain } : {}) };
+    layoutAxes[`xaxis${suffix}`] = orientation === 'h' ? valueAxis : categoryAxis;
+    layoutAxes[`yaxis${suffix}`] = orientation === 'h' ? categoryAxis : valueAxis;
+    if (groupNames.length > 1) {
+      annotations.push({
+        text: `<b>${groupNames[gi]}</b> (own linear axis)`, showarrow: false, xref: 'paper', yref: 'paper',
+        x: 0, y: domain[1], xanchor: 'left', yanchor: 'bottom', font: { size: 12, color: '#333' },
+      });
+    }
   });
-  const totals = series.map((s, i) => Math.max(s.total ?? 0, sum(Object.values(rows[i]))));
-  const annotations = totals.map((t, i) => ({
-    text: `${t.toPrecision(3)} ${unit}`,
-    showarrow: false,
-    ...(orientation === 'h'
-      ? { x: t, y: labels[i], xanchor: 'left', xshift: 4 }
-      : { x: labels[i], y: t, yanchor: 'bottom', yshift: 2 }),
-    font: { size: 11 },
-  }));
-  const valueAxis = { title: { text: `${unit} per token` }, rangemode: 'tozero', gridcolor: '#eee' };
-  const categoryAxis = { automargin: true, ...(orientation === 'h' ? { autorange: 'reversed' } : {}) };
   return makeFigure({
     title: opts.title ?? 'Per-token latency breakdown',
     data,
@@ -107,10 +157,9 @@ export function latencyBreakdown(series: StageSeries[], opts: LatencyBreakdownOp
       barmode: 'stack',
       annotations,
       legend: { orientation: 'v', x: 1.02, y: 1, traceorder: 'normal' },
-      xaxis: orientation === 'h' ? valueAxis : categoryAxis,
-      yaxis: orientation === 'h' ? categoryAxis : valueAxis,
+      ...layoutAxes,
     },
-    height: Math.max(420, 160 + 60 * series.length),
+    height: Math.max(420, 160 + 60 * series.length + (groupNames.length > 1 ? 50 * groupNames.length : 0)),
     sources: series.map((s) => ({ label: s.label, provenance: s.provenance })),
     caption: opts.caption,
   });

@@ -1,8 +1,10 @@
 /**
- * The SOTA comparison: tok/s on a log scale, each row with its source; rows without a fair
- * per-token figure are listed and marked (†) instead of drawn; rows measured here are highlighted.
+ * The SOTA comparison: tok/s on a log scale, each row with its source and who holds the key;
+ * rows without a fair per-token figure are listed and marked (†) instead of drawn; rows measured
+ * here are highlighted; server-key rows (the key holder is the server, so the encryption hides
+ * nothing from it) are hatched and say so in the bar label and the hover text.
  */
-import type { SotaRow } from '../datasets';
+import { type SotaRow, isServerKey } from '../datasets';
 import { CITED, type Figure, HIGHLIGHT, type Trace, makeFigure } from '../figure';
 import { type Provenance, cited, provenanceText } from '../provenance';
 
@@ -13,12 +15,18 @@ export interface MeasuredSotaRow {
   hardware: string;
   what_encrypted: string;
   tok_s: number;
+  /** Who holds the decryption key ('server', 'client', ...). */
+  key_holder: string;
+  /** What is protected from whom. */
+  protects: string;
   provenance: Provenance;
 }
 
 export interface SotaOptions {
   title?: string;
   caption?: string;
+  /** Appended to the caption: older result files not drawn. */
+  history?: string;
 }
 
 interface PlotRow {
@@ -29,9 +37,16 @@ interface PlotRow {
   comparable: boolean;
   metric: string;
   hover: string;
+  serverKey: boolean;
 }
 
 export const NOT_COMPARABLE_MARK = '\u2020';
+/** Appended to the label of every row whose key the server holds. */
+export const SERVER_KEY_MARK = '[server key: hides nothing from the server]';
+
+function keyLine(r: { key_holder: string; protects: string }): string {
+  return `key holder: ${r.key_holder}; protects: ${r.protects}`;
+}
 
 function clip(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n - 3)}...` : s;
@@ -45,25 +60,31 @@ function sub(text: string): string {
 export function sotaComparison(rows: SotaRow[], measuredRows: MeasuredSotaRow[] = [], opts: SotaOptions = {}): Figure {
   if (rows.length + measuredRows.length === 0) throw new RangeError('sotaComparison: no rows');
   const plotRows: PlotRow[] = [
-    ...measuredRows.map((r) => ({
-      label: `<b>${r.system}</b>${sub(clip(`${r.model}, ${r.hardware}`, 70))}`,
-      tok_s: r.tok_s,
-      source: r.provenance.kind === 'measured' ? `measured here (${r.provenance.date.slice(0, 10)})` : provenanceText(r.provenance),
-      measured: true,
-      comparable: true,
-      metric: `${r.tok_s.toPrecision(3)} tok/s`,
-      hover: `${r.what_encrypted}<br>${r.model}, ${r.hardware}`,
-    })),
+    ...measuredRows.map((r) => {
+      const serverKey = isServerKey(r);
+      return {
+        label: `<b>${r.system}</b>${sub(clip(`${r.model}, ${r.hardware}`, 70) + (serverKey ? ` ${SERVER_KEY_MARK}` : ''))}`,
+        tok_s: r.tok_s,
+        source: r.provenance.kind === 'measured' ? `measured here (${r.provenance.device}, ${r.provenance.date.slice(0, 10)})` : provenanceText(r.provenance),
+        measured: true,
+        comparable: true,
+        metric: `${r.tok_s.toPrecision(3)} tok/s`,
+        hover: `${keyLine(r)}<br>${r.what_encrypted}<br>${r.model}, ${r.hardware}`,
+        serverKey,
+      };
+    }),
     ...rows.map((r) => {
       const comparable = r.comparable && r.tok_s !== null && Number.isFinite(r.tok_s);
+      const serverKey = isServerKey(r);
       return {
-        label: `${r.system}${comparable ? '' : ` ${NOT_COMPARABLE_MARK}`}${sub(`${r.model}, ${r.hardware}`)}`,
+        label: `${r.system}${comparable ? '' : ` ${NOT_COMPARABLE_MARK}`}${sub(`${r.model}, ${r.hardware}` + (serverKey ? ` ${SERVER_KEY_MARK}` : ''))}`,
         tok_s: comparable ? r.tok_s : null,
         source: r.source,
         measured: false,
         comparable,
         metric: r.reported_metric,
-        hover: `${r.what_encrypted}<br>${r.note}`,
+        hover: `${keyLine(r)}<br>${r.what_encrypted}<br>${r.note}`,
+        serverKey,
       };
     }),
   ];
@@ -72,7 +93,7 @@ export function sotaComparison(rows: SotaRow[], measuredRows: MeasuredSotaRow[] 
   const order = [...drawn, ...listed];
   const values = drawn.map((r) => r.tok_s as number).filter((v) => v > 0);
   const lo = values.length ? Math.floor(Math.log10(Math.min(...values))) - 0.5 : -4;
-  const hi = values.length ? Math.ceil(Math.log10(Math.max(...values))) + 3.2 : 2;
+  const hi = values.length ? Math.ceil(Math.log10(Math.max(...values))) + 4 : 2;
   const wrapHover = (s: string) => s.replace(/(.{1,90})(\s|$)/g, '$1<br>');
   const bar = (subset: PlotRow[], name: string, color: string): Trace => ({
     type: 'bar',
@@ -80,10 +101,11 @@ export function sotaComparison(rows: SotaRow[], measuredRows: MeasuredSotaRow[] 
     name,
     y: subset.map((r) => r.label),
     x: subset.map((r) => r.tok_s),
-    text: subset.map((r) => `${(r.tok_s as number).toPrecision(3)} tok/s | ${clip(r.source, 30)}`),
+    text: subset.map((r) => `${(r.tok_s as number).toPrecision(3)} tok/s | ${r.serverKey ? 'server key | ' : ''}${clip(r.source, r.serverKey ? 26 : 40)}`),
     textposition: 'outside',
     cliponaxis: false,
-    marker: { color },
+    // Server-key bars are hatched: same speed axis, not the same protection.
+    marker: { color, pattern: { shape: subset.map((r) => (r.serverKey ? '/' : '')), fillmode: 'overlay', fgcolor: '#fff', solidity: 0.35 } },
     customdata: subset.map((r) => wrapHover(r.hover)),
     hovertemplate: '%{y}<br>%{x:.3g} tok/s<br>%{customdata}<extra></extra>',
   });
@@ -124,6 +146,8 @@ export function sotaComparison(rows: SotaRow[], measuredRows: MeasuredSotaRow[] 
     height: Math.max(480, 170 + 42 * order.length),
     sources,
     caption: opts.caption ?? `${NOT_COMPARABLE_MARK} marks rows whose source reports no per-token figure (or none was found); they are listed, not drawn. ` +
-      'Rows measured here name the model they ran (e.g. fewer layers or random weights on a CPU) under the system.',
+      'Hatched bars marked "server key" are server-key rows (tensafe\'s default and the original): the server holds the key, so the encryption hides ' +
+      'nothing from it, unlike the client-key, FHE and MPC rows, which keep the client\'s data from the server; the hover text says who holds the key and what is protected from whom. ' +
+      'Rows measured here name the model they ran (e.g. fewer layers or random weights on a CPU) under the system.' + (opts.history ?? ''),
   });
 }

@@ -20,6 +20,17 @@ function checkTarget(epsilon: number, delta: number, sensitivity: number): void 
   if (typeof sensitivity !== 'number' || !Number.isFinite(sensitivity) || sensitivity <= 0) throw new RangeError(`sensitivity must be a finite number > 0, got ${sensitivity}`);
 }
 
+/**
+ * The classic formula is proven for epsilon < 1 only (Dwork & Roth, Thm A.1): outside that
+ * range its sigma is not known to give (epsilon, delta)-DP. Callers flag such calibrations; the
+ * accountant's epsilon (computed from sigma, valid for any sigma) is then the honest figure.
+ */
+export const CLASSIC_EPSILON_LIMIT = 1;
+
+export function classicFormulaInRange(epsilon: number): boolean {
+  return epsilon > 0 && epsilon < CLASSIC_EPSILON_LIMIT;
+}
+
 export function classicGaussianSigma(epsilon: number, delta: number, sensitivity: number): number {
   checkTarget(epsilon, delta, sensitivity);
   return (sensitivity * Math.sqrt(2 * Math.log(1.25 / delta))) / epsilon;

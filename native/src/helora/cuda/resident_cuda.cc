@@ -139,6 +139,13 @@ class ResidentCuda final : public ResidentStep {
     timed_ = false;
   }
 
+  std::vector<double> input_host() override {
+    std::vector<double> x(static_cast<size_t>(layout_.in_dim));
+    CUDA_CHECK(cudaMemcpyAsync(x.data(), x_.data(), x.size() * sizeof(double), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return x;
+  }
+
   std::vector<double> apply_host(const double* x) override {
     CUDA_CHECK(cudaMemcpyAsync(x_.data(), x, layout_.in_dim * sizeof(double), cudaMemcpyHostToDevice, stream_));
     timed_ = false;
