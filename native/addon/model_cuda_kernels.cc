@@ -9,9 +9,19 @@
 //   embed({ table, dtype, d, tokens, pos }) -> { x, table }
 //   argmax(logits) -> number;  sample({ logits, temperature, topK, topP, u }) -> number
 //   synth({ dtype, count, seed, tensorId, center, halfWidth }) -> Float32Array
+//   gemm({ a, b, dtype, m, n, k, c0?, impl: 'auto'|'cublas'|'own' }) -> { c, a, b, impl }  (a, b rounded)
+//   cublas() -> { available, detail }   (detail: the library's path, or why it cannot be loaded)
+//   prefillAttention({ q, kCache, vCache, dtype, p0, m, heads, kvHeads, headDim, context, simple?, split? })
+//       -> { out, q, kCache, vCache }   (inputs rounded)
+//   qkvRope({ qkv, bias?, dtype, ropeTheta, p0, m, heads, kvHeads, headDim, context, kCache, vCache, split? })
+//       -> { q, kCache, vCache, rope }
+//   rmsnormRows({ x, w, m, eps, dtype, split? }) -> Float32Array;  swigluRows({ gu, m, n, dtype, split? })
+//       -> Float32Array   (split: the outputs' 16-bit rests too, returned summed: hi + lo)
 //   cpuSample({ logits, temperature, topK, topP, u }) -> number   (model/sampling.h reference)
 //   cpuSynth({ dtype, count, seed, tensorId, center, halfWidth }) -> Float32Array
 #include <cstring>
+#include <initializer_list>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -225,6 +235,168 @@ Napi::Value Sample(const Napi::CallbackInfo& info) {
   });
 }
 
+// heads / kvHeads / headDim / context and the prefill window p0, m (p0 + m <= context).
+struct AttnShape {
+  int heads, kv, hd, ctx, p0, m;
+};
+AttnShape attn_shape(const Napi::Object& o) {
+  AttnShape a{};
+  a.heads = static_cast<int>(require_int(o.Get("heads"), "heads", 1, 256));
+  a.kv = static_cast<int>(require_int(o.Get("kvHeads"), "kvHeads", 1, 256));
+  a.hd = static_cast<int>(require_int(o.Get("headDim"), "headDim", 2, 512));
+  a.ctx = static_cast<int>(require_int(o.Get("context"), "context", 1, 1 << 16));
+  if (a.heads % a.kv != 0) throw_range("heads must be a multiple of kvHeads");
+  if (a.hd % 2 != 0) throw_range("headDim must be even");
+  a.p0 = static_cast<int>(require_int(o.Get("p0"), "p0", 0, a.ctx - 1));
+  a.m = static_cast<int>(require_int(o.Get("m"), "m", 1, a.ctx - a.p0));
+  return a;
+}
+// The window, the type and the two caches of a prefill-kernel case.
+template <typename Case>
+void read_cache_case(Case& c, const AttnShape& s, const Napi::Object& o) {
+  c.heads = s.heads; c.kv_heads = s.kv; c.head_dim = s.hd; c.context = s.ctx; c.p0 = s.p0; c.m = s.m;
+  c.type = half_type(o, "dtype");
+  c.k_cache = floats(o, "kCache", "kCache", static_cast<size_t>(s.kv) * s.ctx * s.hd);
+  c.v_cache = floats(o, "vCache", "vCache", static_cast<size_t>(s.kv) * s.ctx * s.hd);
+}
+// { ...named vectors, kCache, vCache } of a finished case.
+template <typename Case>
+Napi::Object cache_result(Napi::Env env, const Case& c, std::initializer_list<std::pair<const char*, const std::vector<float>*>> extra) {
+  Napi::Object out = Napi::Object::New(env);
+  for (const auto& [name, v] : extra) out.Set(name, to_js(env, *v));
+  out.Set("kCache", to_js(env, c.k_cache));
+  out.Set("vCache", to_js(env, c.v_cache));
+  return out;
+}
+
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    Napi::Object o = require_object(require_arg(info, 0, "options"), "options");
+    const int m = static_cast<int>(require_int(o.Get("m"), "m", 1, 1 << 16));
+    const int n = static_cast<int>(require_int(o.Get("n"), "n", 1, 1 << 18));
+    const int k = static_cast<int>(require_int(o.Get("k"), "k", 1, 1 << 16));
+    const std::string impl = optional_string(o, "impl", "impl", "auto");
+    if (impl != "auto" && impl != "cublas" && impl != "own") throw_range("impl must be 'auto', 'cublas' or 'own'");
+#ifdef TENSAFE_WITH_CUDA
+    model::cuda::kernel_tests::GemmCase c;
+    c.type = half_type(o, "dtype");
+    c.m = m; c.n = n; c.k = k;
+    c.a = floats(o, "a", "a", static_cast<size_t>(m) * k);
+    c.b = floats(o, "b", "b", static_cast<size_t>(n) * k);
+    c.c = floats(o, "c0", "c0", static_cast<size_t>(m) * n, true);
+    c.accumulate = !c.c.empty();
+    c.impl = impl == "own" ? 2 : impl == "cublas" ? 1 : 0;
+    model::cuda::kernel_tests::run_gemm(c);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("c", to_js(env, c.c));
+    out.Set("a", to_js(env, c.a));
+    out.Set("b", to_js(env, c.b));
+    out.Set("impl", c.impl == 1 ? "cublas" : "own");
+    return out;
+#else
+    (void)m; (void)n; (void)k;
+    no_cuda();
+#endif
+  });
+}
+
+Napi::Value Cublas(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    Napi::Object out = Napi::Object::New(env);
+#ifdef TENSAFE_WITH_CUDA
+    std::string detail;
+    const bool ok = model::cuda::kernel_tests::cublas_loadable(&detail);
+    out.Set("available", ok);
+    out.Set("detail", detail);
+#else
+    out.Set("available", false);
+    out.Set("detail", "this build of tensafe has no CUDA backend");
+#endif
+    return out;
+  });
+}
+
+Napi::Value PrefillAttention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    Napi::Object o = require_object(require_arg(info, 0, "options"), "options");
+    const AttnShape s = attn_shape(o);
+    const size_t m = static_cast<size_t>(s.m);
+#ifdef TENSAFE_WITH_CUDA
+    model::cuda::kernel_tests::PrefillAttentionCase c;
+    read_cache_case(c, s, o);
+    c.simple = optional_bool(o, "simple", "simple", false);
+    c.split = optional_bool(o, "split", "split", false);
+    c.q = floats(o, "q", "q", m * s.heads * s.hd);
+    model::cuda::kernel_tests::run_prefill_attention(c);
+    return cache_result(env, c, {{"out", &c.out}, {"q", &c.q}});
+#else
+    (void)m;
+    no_cuda();
+#endif
+  });
+}
+
+Napi::Value QkvRope(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    Napi::Object o = require_object(require_arg(info, 0, "options"), "options");
+    const AttnShape s = attn_shape(o);
+    const size_t m = static_cast<size_t>(s.m);
+#ifdef TENSAFE_WITH_CUDA
+    const size_t width = static_cast<size_t>(s.heads + 2 * s.kv) * s.hd;
+    model::cuda::kernel_tests::QkvRopeCase c;
+    read_cache_case(c, s, o);
+    c.rope_theta = optional_finite(o, "ropeTheta", "ropeTheta", 1e6);
+    c.split = optional_bool(o, "split", "split", false);
+    c.qkv = floats(o, "qkv", "qkv", m * width);
+    c.bias = floats(o, "bias", "bias", width, true);
+    model::cuda::kernel_tests::run_qkv_rope(c);
+    return cache_result(env, c, {{"q", &c.q}, {"rope", &c.rope}});
+#else
+    (void)m;
+    no_cuda();
+#endif
+  });
+}
+
+Napi::Value RmsnormRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    Napi::Object o = require_object(require_arg(info, 0, "options"), "options");
+    const int m = static_cast<int>(require_int(o.Get("m"), "m", 1, 1 << 16));
+    std::vector<float> w = floats(o, "w", "w");
+    if (w.empty()) throw_range("w must not be empty");
+    std::vector<float> x = floats(o, "x", "x", static_cast<size_t>(m) * w.size());
+    const float eps = static_cast<float>(optional_finite(o, "eps", "eps", 1e-6));
+#ifdef TENSAFE_WITH_CUDA
+    const bool split = optional_bool(o, "split", "split", false);
+    return to_js(env, model::cuda::kernel_tests::run_rmsnorm_rows(x, w, m, eps, half_type(o, "dtype"), split));
+#else
+    (void)eps;
+    no_cuda();
+#endif
+  });
+}
+
+Napi::Value SwigluRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    Napi::Object o = require_object(require_arg(info, 0, "options"), "options");
+    const int m = static_cast<int>(require_int(o.Get("m"), "m", 1, 1 << 16));
+    const int n = static_cast<int>(require_int(o.Get("n"), "n", 1, 1 << 20));
+    std::vector<float> gu = floats(o, "gu", "gu", static_cast<size_t>(m) * 2 * n);
+#ifdef TENSAFE_WITH_CUDA
+    const bool split = optional_bool(o, "split", "split", false);
+    return to_js(env, model::cuda::kernel_tests::run_swiglu_rows(gu, m, n, half_type(o, "dtype"), split));
+#else
+    no_cuda();
+#endif
+  });
+}
+
 Napi::Value CpuSample(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -273,6 +445,12 @@ void Register(Napi::Env env, Napi::Object exports) {
   k.Set("embed", Napi::Function::New(env, Embed, "embed"));
   k.Set("argmax", Napi::Function::New(env, Argmax, "argmax"));
   k.Set("sample", Napi::Function::New(env, Sample, "sample"));
+  k.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
+  k.Set("cublas", Napi::Function::New(env, Cublas, "cublas"));
+  k.Set("prefillAttention", Napi::Function::New(env, PrefillAttention, "prefillAttention"));
+  k.Set("qkvRope", Napi::Function::New(env, QkvRope, "qkvRope"));
+  k.Set("rmsnormRows", Napi::Function::New(env, RmsnormRows, "rmsnormRows"));
+  k.Set("swigluRows", Napi::Function::New(env, SwigluRows, "swigluRows"));
   k.Set("cpuSample", Napi::Function::New(env, CpuSample, "cpuSample"));
   k.Set("synth", Napi::Function::New(env, Synth, "synth"));
   k.Set("cpuSynth", Napi::Function::New(env, CpuSynth, "cpuSynth"));

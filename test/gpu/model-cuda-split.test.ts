@@ -8,22 +8,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { native, packageRoot } from '../../src/engine/native';
+import { withEnv } from '../helpers/env';
 import { noGpu } from '../helpers/gpu';
+import { maxAbsDiff } from '../helpers/numeric';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 const N = (): Any => native();
 const fixtureDir = path.join(packageRoot(), 'datasets', 'fixtures', 'qwen2-tiny-f32');
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    m = Number.isNaN(d) ? Infinity : Math.max(m, d);
-  }
-  return m;
-}
 
 /**
  * Largest relative error |a - b| / |b| over entries where b is a normal float16 (|b| >= 2^-14);
@@ -123,7 +115,9 @@ describe.skipIf(noGpu)('ModelCuda split mode (embed, prefillEmbeddings, setHidde
     });
 
     it.skipIf(!haveWeights)(`${c.name}: prefillEmbeddings(embed(tokens)) equals prefill(tokens)`, async () => {
-      const g = await load('ModelCuda', c.cuda);
+      // Rows run the decode step's kernels; the ids take the same path with TENSAFE_PREFILL=steps
+      // (the batched tensor-core prefill is compared with it in model-cuda-prefill.test.ts).
+      const g = await withEnv({ TENSAFE_PREFILL: 'steps' }, () => load('ModelCuda', c.cuda));
       const d = g.config.hiddenSize, V = g.config.vocabSize;
       // 150 positions: attention crosses its 128-position split.
       const tokens = randomTokens(150, V);

@@ -8,62 +8,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { native, packageRoot } from '../../src/engine/native';
+import { withEnv } from '../helpers/env';
 import { noGpu } from '../helpers/gpu';
+import { compareSteps, teacherForced } from '../helpers/model-steps';
+import { argmax, maxAbsDiff, top2Margin } from '../helpers/numeric';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 const N = (): Any => native();
 const fixturesDir = path.join(packageRoot(), 'datasets', 'fixtures');
 const fixtureNames = ['qwen2-tiny-f32', 'qwen2-small-tied-f32', 'qwen2-tiny-bf16-sharded', 'qwen2-odd-f32'];
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    m = Number.isNaN(d) ? Infinity : Math.max(m, d);
-  }
-  return m;
-}
-function argmax(a: Float32Array): number {
-  let b = 0;
-  for (let i = 1; i < a.length; i++) if (a[i] > a[b]) b = i;
-  return b;
-}
-function top2Margin(a: Float32Array): number {
-  const b = argmax(a);
-  let s = -Infinity;
-  for (let i = 0; i < a.length; i++) if (i !== b) s = Math.max(s, a[i]);
-  return a[b] - s;
-}
-
-/** Logits of each step of a teacher-forced run over `tokens` (one token at a time). */
-async function teacherForced(m: Any, tokens: number[]): Promise<Float32Array[]> {
-  m.reset();
-  const out: Float32Array[] = [];
-  for (const t of tokens) {
-    await m.prefill([t]);
-    await m.lmHead();
-    out.push(m.logits());
-  }
-  return out;
-}
-
-/**
- * GPU vs CPU over the same token sequence: every step's logits within tol, and the GPU's
- * argmax equal to the CPU's wherever the CPU's top-2 margin exceeds twice the step's error
- * (below that, float16 rounding may legitimately flip a near-tie). Returns the largest error.
- */
-function compareSteps(gpu: Float32Array[], cpu: Float32Array[], tol: number): number {
-  let worst = 0;
-  for (let s = 0; s < gpu.length; s++) {
-    const err = maxAbsDiff(gpu[s], cpu[s]);
-    worst = Math.max(worst, err);
-    expect(err, `step ${s}`).toBeLessThan(tol);
-    if (top2Margin(cpu[s]) > 2 * err) expect(argmax(gpu[s]), `argmax at step ${s}`).toBe(argmax(cpu[s]));
-  }
-  return worst;
-}
 
 /**
  * Greedy positions compared with transformers' tokens, and skipped because the reference's
@@ -211,7 +165,10 @@ describe.skipIf(noGpu)('ModelCuda against transformers fixtures and ModelCpu', (
   });
 
   it('KV-cache decode equals recomputation; trim rewinds; graph and eager launches agree', async () => {
-    const m = await load('ModelCuda', { preset: 'tiny', seed: 5, contextLength: 300 });
+    // Token-by-token prefill (TENSAFE_PREFILL=steps): a prefill is then the decode step run n
+    // times, so it must equal the teacher-forced steps bit for bit. The batched tensor-core
+    // prefill is compared with these steps in model-cuda-prefill.test.ts.
+    const m = await withEnv({ TENSAFE_PREFILL: 'steps' }, () => load('ModelCuda', { preset: 'tiny', seed: 5, contextLength: 300 }));
     const V = m.config.vocabSize;
     const tokens = Array.from({ length: 150 }, (_, i) => (i * 37 + 11) % V);
     const steps = await teacherForced(m, tokens);
@@ -225,13 +182,8 @@ describe.skipIf(noGpu)('ModelCuda against transformers fixtures and ModelCpu', (
     const again = await m.forward(tokens.slice(100, 120));
     expect(maxAbsDiff(again, steps[119])).toBe(0);
 
-    process.env.TENSAFE_CUDA_GRAPH = '0';
-    let eager: Any;
-    try {
-      eager = await load('ModelCuda', { preset: 'tiny', seed: 5, contextLength: 300 });
-    } finally {
-      delete process.env.TENSAFE_CUDA_GRAPH;
-    }
+    const eager: Any = await withEnv({ TENSAFE_CUDA_GRAPH: '0', TENSAFE_PREFILL: 'steps' }, () =>
+      load('ModelCuda', { preset: 'tiny', seed: 5, contextLength: 300 }));
     const e = await eager.forward(tokens);
     expect(maxAbsDiff(e, steps[149])).toBe(0);
     eager.dispose();

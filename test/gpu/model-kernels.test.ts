@@ -7,40 +7,13 @@ import { randomInt } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { native } from '../../src/engine/native';
 import { noGpu } from '../helpers/gpu';
+import { freshSeed, maxRelErr, rng, uniformSampler } from '../helpers/numeric';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const K = (): any => native().modelCudaKernels;
 
-const seed = randomInt(1, 2 ** 31 - 1);
-// eslint-disable-next-line no-console
-console.log(`[model-kernels] random seed ${seed}`);
-function rng(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = rng(seed);
-function randn(n: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (rand() * 2 - 1) * scale * 1.7320508;
-  return out;
-}
-
-function maxRelErr(got: Float32Array, ref: Float64Array): number {
-  let maxErr = 0;
-  let maxRef = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const e = Math.abs(got[i] - ref[i]);
-    maxErr = Number.isNaN(e) ? Infinity : Math.max(maxErr, e);
-    maxRef = Math.max(maxRef, Math.abs(ref[i]));
-  }
-  return maxErr / Math.max(maxRef, 1e-30);
-}
+const rand = rng(freshSeed('model-kernels'));
+const randn = uniformSampler(rand);
 
 type Epilogue = 'store' | 'accumulate' | 'swiglu';
 function gemvReference(

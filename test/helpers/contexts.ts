@@ -1,5 +1,4 @@
 /** Shared by the CPU and GPU tests of model contexts. */
-import { expect } from 'vitest';
 import type { ModelContext } from '../../src/engine/model';
 
 /** A small deterministic generator for test inputs (replayable from its seed). */
@@ -11,12 +10,8 @@ export function rng(seed: number): () => number {
   };
 }
 
-export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
+// max |a - b| (lengths must agree; a NaN anywhere counts as Infinity).
+export { maxAbsDiff } from './numeric';
 
 /** `steps` tokens after `prompt` on `ctx` (one native step each), greedy or sampled from `seed`. */
 export async function continuation(ctx: ModelContext, prompt: number[], steps: number, seed: number, temperature: number): Promise<number[]> {

@@ -25,7 +25,7 @@ struct CudaRuntimeInfo {
   int driver_version = 0;        // 0 when no driver is installed
   std::string unavailable_reason;  // why no device is usable (empty when one is)
   std::vector<CudaDeviceInfo> devices;
-  bool cublas = false;           // cuBLAS linked in
+  bool cublas = false;           // cuBLAS can be loaded (the prefill GEMMs use it; else our own kernel)
 };
 
 // Never throws: a machine without a driver or GPU reports an empty device list and a reason.

@@ -6,15 +6,15 @@
 #include "common/device_info.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_buffer.h"
+#include "model/cuda/cublas_loader.h"
 
 namespace tensafe {
 
 CudaRuntimeInfo cuda_runtime_info() {
   CudaRuntimeInfo info;
   info.built = true;
-#ifdef TENSAFE_WITH_CUBLAS
-  info.cublas = true;
-#endif
+  // cuBLAS is loaded at run time where it exists (model/cuda/cublas_loader.h).
+  info.cublas = model::cuda::cublas_api() != nullptr;
   cudaRuntimeGetVersion(&info.runtime_version);
   if (cudaDriverGetVersion(&info.driver_version) != cudaSuccess) info.driver_version = 0;
   int count = 0;

@@ -11,6 +11,8 @@
 
 #include "common/errors.h"
 #include "cuda/cuda_check.h"
+#include "model/cuda/batched_prefill.h"
+#include "model/cuda/decode_step.h"
 
 namespace tensafe::model::cuda {
 namespace {
@@ -53,6 +55,7 @@ size_t ContextCuda::plan_arena() {
   p.take(tokens_, ctx);
   p.take(pos_, 1);
   p.take(sampled_, 1);
+  p.take(barrier_, 2);
   return p.off;
 }
 
@@ -65,7 +68,7 @@ uint64_t ContextCuda::bytes_for(const Qwen2Config& c, int context_length) {
       {2 * static_cast<size_t>(c.num_hidden_layers) * c.num_key_value_heads * ctx * D, 2},
       {d, 4}, {qd + 2 * kvd, 4}, {qd, 4}, {I, 4}, {d, 4}, {V, 4}, {d, 4}, {d, 4},
       {std::max<size_t>({d, 2 * I, qd + 2 * kvd}), 4}, {H * splits * D, 4}, {H * splits, 4}, {H * splits, 4},
-      {H, 4}, {ctx, 4}, {1, 4}, {1, 4},
+      {H, 4}, {ctx, 4}, {1, 4}, {1, 4}, {2, 4},
   };
   uint64_t total = 0;
   for (const auto& e : counts) total += align256(e[0] * e[1]);
@@ -90,8 +93,9 @@ ContextCuda::ContextCuda(std::shared_ptr<const ModelCuda> model, int context_len
     auto bind = [base](auto& span) { span.ptr = reinterpret_cast<decltype(span.ptr)>(base + span.offset); };
     bind(kv_cache_); bind(x_); bind(qkv_); bind(attn_); bind(act_); bind(hidden_); bind(logits_); bind(delta_);
     bind(xn_); bind(proj_); bind(o_part_); bind(m_part_); bind(l_part_); bind(attn_counters_); bind(tokens_);
-    bind(pos_); bind(sampled_);
+    bind(pos_); bind(sampled_); bind(barrier_);
     CUDA_CHECK(cudaMemsetAsync(attn_counters_.data(), 0, attn_counters_.bytes(), stream_));
+    CUDA_CHECK(cudaMemsetAsync(barrier_.data(), 0, barrier_.bytes(), stream_));
     CUDA_CHECK(cudaMemsetAsync(hidden_.data(), 0, hidden_.bytes(), stream_));
     CUDA_CHECK(cudaMemsetAsync(logits_.data(), 0, logits_.bytes(), stream_));
     CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&h_tokens_), sizeof(int32_t) * context_length_));
@@ -130,7 +134,38 @@ void ContextCuda::set_device_position(int pos) {
   CUDA_CHECK(cudaMemcpy(pos_.data(), &pos, sizeof(int), cudaMemcpyHostToDevice));
 }
 
+DecoderView ContextCuda::view() const {
+  DecoderView v;
+  v.config = &config_;
+  v.wtype = wtype_;
+  v.layers = &layers_;
+  v.layers_device = m_.layers_device();
+  v.embed = embed_;
+  v.final_norm = final_norm_;
+  v.rope = rope_;
+  v.kv_cache = kv_cache_.data();
+  v.context = context_length_;
+  v.tokens = tokens_.data();
+  v.pos = pos_.data();
+  v.x = x_.data();
+  v.hidden = hidden_.data();
+  v.qkv = qkv_.data();
+  v.attn = attn_.data();
+  v.act = act_.data();
+  v.o_part = o_part_.data();
+  v.m_part = m_part_.data();
+  v.l_part = l_part_.data();
+  v.counters = attn_counters_.data();
+  v.barrier = barrier_.data();
+  v.trace = trace_;
+  return v;
+}
+
 void ContextCuda::enqueue_step(bool gather) {
+  if (const DecodeMegakernel* mk = m_.megakernel()) {
+    mk->enqueue(view(), gather, stream_);
+    return;
+  }
   const Qwen2Config& c = config_;
   const int d = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), I = c.intermediate_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -176,30 +211,57 @@ void ContextCuda::enqueue_step(bool gather) {
   rmsnorm(x_.data(), final_norm_, eps, d, hidden_.data(), pos_.data(), stream_);
 }
 
+bool ContextCuda::capture_step(std::string* why) {
+  cudaGraph_t g = nullptr;
+  CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  try {
+    enqueue_step();
+  } catch (const std::exception& e) {
+    *why = e.what();
+  }
+  cudaError_t err = cudaStreamEndCapture(stream_, &g);
+  if (why->empty() && err != cudaSuccess) *why = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(err);
+  if (why->empty()) {
+    err = cudaGraphInstantiate(&graph_, g, 0);
+    if (err != cudaSuccess) {
+      graph_ = nullptr;
+      *why = std::string("cudaGraphInstantiate: ") + cudaGetErrorString(err);
+    }
+  }
+  if (g) cudaGraphDestroy(g);
+  if (!why->empty()) (void)cudaGetLastError();
+  return why->empty();
+}
+
+void ContextCuda::prefill_batched(int n) {
+  BatchedPrefill* bp = m_.batched_prefill();
+  std::lock_guard<std::mutex> lock(m_.prefill_mutex());
+  bp->run(view(), position_, n, stream_);
+  synchronize();  // the scratch is the model's: free for the next context once this is done
+}
+
 void ContextCuda::do_forward(const int32_t* tokens, int n) {
   std::memcpy(h_tokens_ + position_, tokens, sizeof(int32_t) * n);
   CUDA_CHECK(cudaMemcpyAsync(tokens_.data() + position_, h_tokens_ + position_, sizeof(int32_t) * n,
                              cudaMemcpyHostToDevice, stream_));
+  const bool instrumented = hook_ || !adapters_.empty();
+  if (n > 1 && !instrumented && m_.batched_prefill() != nullptr) {
+    prefill_batched(n);
+    return;
+  }
   if (use_graph_ && graph_ == nullptr) {
-    cudaGraph_t g = nullptr;
-    CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    try {
-      enqueue_step();
-    } catch (...) {
-      cudaStreamEndCapture(stream_, &g);
-      if (g) cudaGraphDestroy(g);
-      (void)cudaGetLastError();
-      throw;
-    }
-    CUDA_CHECK(cudaStreamEndCapture(stream_, &g));
-    cudaError_t err = cudaGraphInstantiate(&graph_, g, 0);
-    cudaGraphDestroy(g);
-    if (err != cudaSuccess) {
-      graph_ = nullptr;
-      ::tensafe::cuda::throw_cuda_error(err, "cudaGraphInstantiate", __FILE__, __LINE__);
+    std::string why;
+    if (!capture_step(&why)) {
+      // A runtime that cannot capture a cooperative launch: capture a plain one (the grid is
+      // sized to be co-resident; the attribute only made that a checked guarantee).
+      const DecodeMegakernel* mk = m_.megakernel();
+      if (!(mk && mk->cooperative())) throw CudaError("capturing the decode step failed: " + why);
+      mk->set_cooperative(false);
+      std::string again;
+      if (!capture_step(&again))
+        throw CudaError("capturing the decode step failed: " + why + "; without the cooperative attribute: " + again);
     }
   }
-  const bool instrumented = hook_ || !adapters_.empty();
   for (int i = 0; i < n; ++i) {
     if (instrumented) run_instrumented_step(position_ + i);
     else if (use_graph_) CUDA_CHECK(cudaGraphLaunch(graph_, stream_));

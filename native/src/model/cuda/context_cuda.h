@@ -7,7 +7,14 @@
 // sort's scratch is the model's, shared under a lock (sample() waits for its result anyway).
 // Plus its own stream, its own captured decode graph and pinned staging for tokens.
 //
-// One decode step = embedding, 28 x (norm+qkv, attention, o+residual, norm+gate/up+SwiGLU,
+// Prefill of n > 1 tokens: the model's BatchedPrefill (batched_prefill.h: tensor-core GEMMs,
+// cuBLAS when it loads, a causal attention kernel), in chunks, under the model's prefill lock;
+// with adapters or hooks installed, or TENSAFE_PREFILL=steps, decode steps instead.
+//
+// Decode step: by default the model's megakernel (decode_step.h: embedding, every layer and the
+// final norm in one persistent cooperative kernel, over this context's buffers; its barrier
+// lives in the arena). With TENSAFE_DECODE=graph, or where the megakernel cannot run:
+// one decode step = embedding, 28 x (norm+qkv, attention, o+residual, norm+gate/up+SwiGLU,
 // down+residual), final norm: 6 kernels a layer (enqueue_step), captured once per context in a
 // CUDA graph that reads the token and the position from device memory (the last kernel
 // advances the position), so a step costs one graph launch. lm_head() and sample() are
@@ -27,6 +34,7 @@
 #include <cuda_runtime.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "model/backend.h"
@@ -69,6 +77,10 @@ class ContextCuda final : public ModelBackend {
   cudaStream_t cuda_stream() const { return stream_; }
   // Whether decode steps replay the captured graph (false: eager launches, e.g. for profiling).
   void set_use_graph(bool on) { use_graph_ = on; }
+  // Timing runs: device storage for the megakernel's clock stamps (decode_step.h), before the
+  // first step (the graph captures it); null: none.
+  void set_mega_trace(unsigned long long* stamps) { trace_ = stamps; }
+  const ModelCuda& model_cuda() const { return m_; }
 
  protected:
   void do_forward(const int32_t* tokens, int n) override;
@@ -91,9 +103,15 @@ class ContextCuda final : public ModelBackend {
 
   // Plans every buffer of the arena (offsets and counts); returns the arena's size in bytes.
   size_t plan_arena();
+  // Device pointers of the model's weights and this context's state, for the step drivers.
+  DecoderView view() const;
   // One token's forward, on stream_ (captured into the graph once). gather = false skips the
   // embedding lookup: x_ already holds the input row (prefill from embedding rows).
   void enqueue_step(bool gather = true);
+  // Captures one decode step into graph_; false (graph_ null, *why set) when it could not.
+  bool capture_step(std::string* why);
+  // The batched prefill of n > 1 tokens at position_ (their ids already in tokens_).
+  void prefill_batched(int n);
   void run_instrumented_step(int position, bool gather = true);  // same forward with adapters / hooks applied
   bool has_site(int layer, Projection p) const;
   // out[0..out_dim) += adapters of (layer, p) applied to in, then the hook if it is a site.
@@ -121,6 +139,8 @@ class ContextCuda final : public ModelBackend {
   DeviceSpan<int32_t> tokens_;  // [context]: token of each position
   DeviceSpan<int> pos_;         // position of the next token
   DeviceSpan<int32_t> sampled_;
+  DeviceSpan<unsigned> barrier_;  // the megakernel's grid barrier (zeroed once)
+  unsigned long long* trace_ = nullptr;
   DeviceSpan<float> xn_, proj_;  // instrumented path
 
   // Adapters and hooks (instrumented path).

@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "cuda/cuda_check.h"
+#include "model/cuda/device_math.cuh"
 #include "model/cuda/kernels.h"
 #include "model/cuda/pdl.h"
 
@@ -26,47 +27,10 @@ namespace {
 constexpr int kMaxThreads = 256;
 constexpr int kMaxWarps = kMaxThreads / 32;
 
-// Streaming 16-byte load: weights are read once per token, so keep them out of L1 and ask L2 to
-// fetch whole 256-byte lines (the rows are long contiguous runs).
-__device__ __forceinline__ uint4 ld_stream(const uint16_t* p) {
-  uint4 r;
-  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-      : "l"(p));
-  return r;
-}
-
-template <DType WT>
-__device__ __forceinline__ void unpack8(const uint4& v, float (&f)[8]) {
-  const uint32_t u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    if constexpr (WT == DType::BF16) {
-      f[2 * i] = __uint_as_float(u[i] << 16);
-      f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
-    } else {
-      __half2 h = *reinterpret_cast<const __half2*>(&u[i]);
-      float2 t = __half22float2(h);
-      f[2 * i] = t.x;
-      f[2 * i + 1] = t.y;
-    }
-  }
-}
-
 template <DType WT>
 __device__ __forceinline__ float load1(const uint16_t* p) {
-  uint16_t u = *p;
-  if constexpr (WT == DType::BF16) return __uint_as_float(static_cast<uint32_t>(u) << 16);
-  return __half2float(__ushort_as_half(u));
+  return half_to_float<WT>(*p);
 }
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-__device__ __forceinline__ float silu(float g) { return g / (1.0f + __expf(-g)); }
 
 // Block-wide sum for the RMSNorm prologue (all threads get the result).
 __device__ __forceinline__ float block_sum(float v, float* scratch /* kMaxWarps */) {
@@ -124,35 +88,10 @@ __global__ void __launch_bounds__(kMaxThreads) gemv_vec_kernel(const uint16_t* _
 
   // This thread's slice of x, normalised when asked.
   float xv[MAXJ][8];
-  float ss = 0.0f;
-#pragma unroll
-  for (int j = 0; j < MAXJ; ++j) {
-    const int c = tid + j * T;
-    if (c < C) {
-      const float4 a = reinterpret_cast<const float4*>(x)[2 * c];
-      const float4 b = reinterpret_cast<const float4*>(x)[2 * c + 1];
-      xv[j][0] = a.x; xv[j][1] = a.y; xv[j][2] = a.z; xv[j][3] = a.w;
-      xv[j][4] = b.x; xv[j][5] = b.y; xv[j][6] = b.z; xv[j][7] = b.w;
-    } else {
-#pragma unroll
-      for (int e = 0; e < 8; ++e) xv[j][e] = 0.0f;
-    }
-#pragma unroll
-    for (int e = 0; e < 8; ++e) ss = fmaf(xv[j][e], xv[j][e], ss);
-  }
+  const float ss = load_x_slice<MAXJ>(xv, x, tid, T, C, MAXJ);
   if (norm_w != nullptr) {
     const float r = rsqrtf(block_sum(ss, scratch) / static_cast<float>(k) + eps);
-#pragma unroll
-    for (int j = 0; j < MAXJ; ++j) {
-      const int c = tid + j * T;
-      if (c < C) {
-        const float4 a = reinterpret_cast<const float4*>(norm_w)[2 * c];
-        const float4 b = reinterpret_cast<const float4*>(norm_w)[2 * c + 1];
-        const float gw[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-#pragma unroll
-        for (int e = 0; e < 8; ++e) xv[j][e] = (xv[j][e] * r) * gw[e];
-      }
-    }
+    scale_x_slice<MAXJ>(xv, norm_w, r, tid, T, C, MAXJ);
   }
 
   int parity = 0;

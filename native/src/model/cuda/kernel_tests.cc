@@ -9,6 +9,8 @@
 #include "common/errors.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_buffer.h"
+#include "cuda/scoped_stream.h"
+#include "model/cuda/cublas_loader.h"
 #include "model/cuda/kernels.h"
 
 namespace tensafe::model::cuda::kernel_tests {
@@ -16,20 +18,8 @@ namespace {
 
 using ::tensafe::cuda::DeviceBuffer;
 
-void require_gpu() {
-  if (!cuda_available()) throw BackendUnavailableError("no usable CUDA device for the model kernels");
-}
-
-// A stream that is synchronised and destroyed on scope exit.
-struct Stream {
-  cudaStream_t s = nullptr;
-  Stream() { CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
-  ~Stream() {
-    cudaStreamSynchronize(s);
-    cudaStreamDestroy(s);
-  }
-  void sync() { CUDA_CHECK(cudaStreamSynchronize(s)); }
-};
+using Stream = ::tensafe::cuda::ScopedStream;
+void require_gpu() { ::tensafe::cuda::require_device("the model kernels"); }
 
 uint16_t round_bits(float v, DType t) { return t == DType::BF16 ? float_to_bf16(v) : float_to_f16(v); }
 float from_bits(uint16_t b, DType t) { return t == DType::BF16 ? bf16_to_float(b) : f16_to_float(b); }
@@ -60,6 +50,46 @@ std::vector<T> download(const DeviceBuffer<T>& b) {
 
 DeviceBuffer<float> poisoned(size_t n) {
   return upload(std::vector<float>(n, std::numeric_limits<float>::quiet_NaN()));
+}
+
+// 16-bit buffers poisoned with NaN bit patterns (0x7e00 is a NaN in f16; 0x7fc0 in bf16).
+DeviceBuffer<uint16_t> poisoned16(size_t n, DType t) {
+  return upload(std::vector<uint16_t>(n, t == DType::BF16 ? 0x7fc0 : 0x7e00));
+}
+
+std::vector<float> to_floats(const std::vector<uint16_t>& bits, DType t) {
+  std::vector<float> v(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) v[i] = from_bits(bits[i], t);
+  return v;
+}
+
+// A kernel's 16-bit output, or hi + lo (as floats, summed in float64) when it was split.
+std::vector<float> read_split(const DeviceBuffer<uint16_t>& hi, const DeviceBuffer<uint16_t>* lo, DType t) {
+  std::vector<float> v = to_floats(download(hi), t);
+  if (lo != nullptr) {
+    const std::vector<float> r = to_floats(download(*lo), t);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(static_cast<double>(v[i]) + r[i]);
+  }
+  return v;
+}
+
+// The decode step's RoPE table (model_cuda.cc builds the same in float64): [context, hd/2]
+// (cos, sin); `flat` gets it as floats for the tests' references.
+std::vector<float2> rope_table(double theta, int head_dim, int context, std::vector<float>* flat) {
+  const int half = head_dim / 2;
+  std::vector<float2> table(static_cast<size_t>(context) * half);
+  flat->assign(table.size() * 2, 0.0f);
+  for (int i = 0; i < half; ++i) {
+    const double inv = std::pow(theta, -2.0 * i / head_dim);
+    for (int p = 0; p < context; ++p) {
+      const double ang = p * inv;
+      const size_t at = static_cast<size_t>(p) * half + i;
+      table[at] = make_float2(static_cast<float>(std::cos(ang)), static_cast<float>(std::sin(ang)));
+      (*flat)[2 * at] = table[at].x;
+      (*flat)[2 * at + 1] = table[at].y;
+    }
+  }
+  return table;
 }
 
 }  // namespace
@@ -100,20 +130,7 @@ void run_attention(AttentionCase& c) {
   if (c.pos < 0 || c.pos >= c.context) throw ArgumentRangeError("attention test: pos outside the context");
   auto kd = upload(round_in_place(c.k_cache, c.cache_type));
   auto vd = upload(round_in_place(c.v_cache, c.cache_type));
-  const int half = c.head_dim / 2;
-  std::vector<float2> table(static_cast<size_t>(c.context) * half);
-  c.rope.assign(table.size() * 2, 0.0f);
-  for (int i = 0; i < half; ++i) {
-    const double inv = std::pow(c.rope_theta, -2.0 * i / c.head_dim);
-    for (int p = 0; p < c.context; ++p) {
-      const double ang = p * inv;
-      const size_t at = static_cast<size_t>(p) * half + i;
-      table[at] = make_float2(static_cast<float>(std::cos(ang)), static_cast<float>(std::sin(ang)));
-      c.rope[2 * at] = table[at].x;
-      c.rope[2 * at + 1] = table[at].y;
-    }
-  }
-  auto rd = upload(table);
+  auto rd = upload(rope_table(c.rope_theta, c.head_dim, c.context, &c.rope));
   auto qd = upload(c.qkv);
   auto pd = upload(std::vector<int>{c.pos});
   const int splits = attention_splits(c.context);
@@ -185,6 +202,116 @@ int32_t run_argmax(const std::vector<float>& logits) { return run_sampler(logits
 
 int32_t run_sample(const std::vector<float>& logits, float temperature, int top_k, float top_p, double u) {
   return run_sampler(logits, false, temperature, top_k, top_p, u);
+}
+
+// ---- batched prefill kernels ----
+
+bool cublas_loadable(std::string* reason) {
+  const bool ok = cublas_api() != nullptr;
+  if (reason) *reason = ok ? cublas_api()->path : cublas_unavailable_reason();
+  return ok;
+}
+
+void run_gemm(GemmCase& c) {
+  require_gpu();
+  if (c.a.size() != static_cast<size_t>(c.m) * c.k || c.b.size() != static_cast<size_t>(c.n) * c.k)
+    throw ArgumentRangeError("gemm test: a must be m*k and b n*k long");
+  if (c.accumulate && c.c.size() != static_cast<size_t>(c.m) * c.n) throw ArgumentRangeError("gemm test: c0 must be m*n long");
+  Stream st;
+  auto ad = upload(round_in_place(c.a, c.type));
+  auto bd = upload(round_in_place(c.b, c.type));
+  DeviceBuffer<float> cd = c.accumulate ? upload(c.c) : poisoned(static_cast<size_t>(c.m) * c.n);
+  const GemmImpl impl = resolve_gemm_impl(static_cast<GemmImpl>(c.impl));
+  CublasHandle handle;
+  GemmArgs g;
+  g.a = ad.data(); g.b = bd.data(); g.type = c.type; g.m = c.m; g.n = c.n; g.k = c.k; g.c = cd.data(); g.ldc = c.n;
+  g.accumulate = c.accumulate;
+  gemm(g, impl, &handle, st.s);
+  st.sync();
+  c.c = download(cd);
+  c.impl = static_cast<int>(impl);
+}
+
+void run_prefill_attention(PrefillAttentionCase& c) {
+  require_gpu();
+  const size_t cache = static_cast<size_t>(c.kv_heads) * c.context * c.head_dim;
+  if (c.k_cache.size() != cache || c.v_cache.size() != cache) throw ArgumentRangeError("prefill attention test: cache size");
+  if (c.q.size() != static_cast<size_t>(c.m) * c.heads * c.head_dim) throw ArgumentRangeError("prefill attention test: q size");
+  if (c.p0 < 0 || c.m < 1 || c.p0 + c.m > c.context) throw ArgumentRangeError("prefill attention test: p0 + m > context");
+  Stream st;
+  // Split: q as hi + lo (what qkv_rope_cache writes); c.q becomes the value the kernel sees.
+  std::vector<float> rest = c.q;
+  auto qd = upload(round_in_place(c.q, c.type));
+  for (size_t i = 0; i < rest.size(); ++i) rest[i] -= c.q[i];
+  auto qlo = upload(c.split ? round_in_place(rest, c.type) : std::vector<uint16_t>());
+  if (c.split)
+    for (size_t i = 0; i < rest.size(); ++i) c.q[i] = static_cast<float>(static_cast<double>(c.q[i]) + rest[i]);
+  auto kd = upload(round_in_place(c.k_cache, c.type));
+  auto vd = upload(round_in_place(c.v_cache, c.type));
+  auto od = poisoned16(static_cast<size_t>(c.m) * c.heads * c.head_dim, c.type);
+  auto lo = poisoned16(c.split ? od.size() : 0, c.type);
+  PrefillAttentionArgs a;
+  a.q = qd.data(); a.k_cache = kd.data(); a.v_cache = vd.data(); a.cache_type = c.type; a.p0 = c.p0; a.m = c.m;
+  a.heads = c.heads; a.kv_heads = c.kv_heads; a.head_dim = c.head_dim; a.context = c.context; a.out = od.data();
+  a.out_lo = c.split ? lo.data() : nullptr;
+  a.q_lo = c.split ? qlo.data() : nullptr;
+  attention_prefill(a, c.simple, st.s);
+  st.sync();
+  c.out = read_split(od, c.split ? &lo : nullptr, c.type);
+}
+
+void run_qkv_rope(QkvRopeCase& c) {
+  require_gpu();
+  const int width = (c.heads + 2 * c.kv_heads) * c.head_dim;
+  const size_t cache = static_cast<size_t>(c.kv_heads) * c.context * c.head_dim;
+  if (c.qkv.size() != static_cast<size_t>(c.m) * width) throw ArgumentRangeError("qkv rope test: qkv size");
+  if (!c.bias.empty() && c.bias.size() != static_cast<size_t>(width)) throw ArgumentRangeError("qkv rope test: bias size");
+  if (c.k_cache.size() != cache || c.v_cache.size() != cache) throw ArgumentRangeError("qkv rope test: cache size");
+  if (c.p0 < 0 || c.m < 1 || c.p0 + c.m > c.context) throw ArgumentRangeError("qkv rope test: p0 + m > context");
+  Stream st;
+  auto rd = upload(rope_table(c.rope_theta, c.head_dim, c.context, &c.rope));
+  auto xd = upload(c.qkv);
+  auto bd = upload(c.bias);
+  auto kd = upload(round_in_place(c.k_cache, c.type));
+  auto vd = upload(round_in_place(c.v_cache, c.type));
+  auto qd = poisoned16(static_cast<size_t>(c.m) * c.heads * c.head_dim, c.type);
+  auto qlo = poisoned16(c.split ? qd.size() : 0, c.type);
+  QkvRopeArgs a;
+  a.qkv = xd.data(); a.bias = c.bias.empty() ? nullptr : bd.data(); a.rope = rd.data(); a.p0 = c.p0; a.m = c.m;
+  a.heads = c.heads; a.kv_heads = c.kv_heads; a.head_dim = c.head_dim; a.context = c.context;
+  a.k_cache = kd.data(); a.v_cache = vd.data(); a.cache_type = c.type; a.q_out = qd.data();
+  a.q_lo = c.split ? qlo.data() : nullptr;
+  qkv_rope_cache(a, st.s);
+  st.sync();
+  c.q = read_split(qd, c.split ? &qlo : nullptr, c.type);
+  c.k_cache = to_floats(download(kd), c.type);
+  c.v_cache = to_floats(download(vd), c.type);
+}
+
+std::vector<float> run_rmsnorm_rows(const std::vector<float>& x, const std::vector<float>& w, int m, float eps, DType type,
+                                    bool split) {
+  require_gpu();
+  if (m < 1 || w.empty() || x.size() != static_cast<size_t>(m) * w.size())
+    throw ArgumentRangeError("rmsnorm rows test: x must be m * w.length long");
+  Stream st;
+  auto xd = upload(x), wd = upload(w);
+  auto od = poisoned16(x.size(), type);
+  auto lo = poisoned16(split ? x.size() : 0, type);
+  rmsnorm_rows(xd.data(), wd.data(), eps, m, static_cast<int>(w.size()), type, od.data(), split ? lo.data() : nullptr, st.s);
+  st.sync();
+  return read_split(od, split ? &lo : nullptr, type);
+}
+
+std::vector<float> run_swiglu_rows(const std::vector<float>& gu, int m, int n, DType type, bool split) {
+  require_gpu();
+  if (m < 1 || n < 1 || gu.size() != static_cast<size_t>(m) * 2 * n) throw ArgumentRangeError("swiglu rows test: gu must be m*2n long");
+  Stream st;
+  auto gd = upload(gu);
+  auto od = poisoned16(static_cast<size_t>(m) * n, type);
+  auto lo = poisoned16(split ? od.size() : 0, type);
+  swiglu_rows(gd.data(), m, n, type, od.data(), split ? lo.data() : nullptr, st.s);
+  st.sync();
+  return read_split(od, split ? &lo : nullptr, type);
 }
 
 std::vector<float> run_synth(DType wtype, size_t count, uint64_t seed, uint32_t tensor_id, float center,

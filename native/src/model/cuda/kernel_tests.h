@@ -6,6 +6,7 @@
 // the kernel runs, so an element the kernel fails to write shows up.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "model/dtype.h"
@@ -42,6 +43,50 @@ std::vector<float> run_rmsnorm(const std::vector<float>& x, const std::vector<fl
 std::vector<float> run_embed(std::vector<float>& embed, DType wtype, int d, const std::vector<int32_t>& tokens, int pos);
 int32_t run_argmax(const std::vector<float>& logits);
 int32_t run_sample(const std::vector<float>& logits, float temperature, int top_k, float top_p, double u);
+// ---- batched prefill kernels ----
+
+struct GemmCase {
+  std::vector<float> a, b;  // [m, k], [n, k]; rounded in place to type
+  DType type = DType::F16;
+  int m = 0, n = 0, k = 0;
+  std::vector<float> c;     // initial c [m, n] when accumulating; output
+  bool accumulate = false;
+  int impl = 0;             // GemmImpl: 0 auto, 1 cuBLAS, 2 own; out: the one that ran
+};
+void run_gemm(GemmCase& c);
+// Whether cuBLAS can be loaded here, and why not.
+bool cublas_loadable(std::string* reason);
+
+struct PrefillAttentionCase {
+  std::vector<float> q;                  // [m, heads, head_dim]; rounded in place
+  std::vector<float> k_cache, v_cache;   // [kv_heads, context, head_dim]; rounded in place
+  DType type = DType::F16;
+  int p0 = 0, m = 0, heads = 0, kv_heads = 0, head_dim = 0, context = 0;
+  bool simple = false;                   // force the simple kernel
+  bool split = false;                    // q given and out written as hi + lo (q: in, the value used)
+  std::vector<float> out;                // out: [m, heads * head_dim]
+};
+void run_prefill_attention(PrefillAttentionCase& c);
+
+struct QkvRopeCase {
+  std::vector<float> qkv;                // [m, (heads + 2 kv) * hd]
+  std::vector<float> bias;               // empty or [(heads + 2 kv) * hd]
+  DType type = DType::F16;
+  double rope_theta = 1e6;
+  int p0 = 0, m = 0, heads = 0, kv_heads = 0, head_dim = 0, context = 0;
+  std::vector<float> k_cache, v_cache;   // in: the caches before (rounded in place); out: after
+  bool split = false;                    // q written as hi + lo (returned summed)
+  std::vector<float> q;                  // out: [m, heads, hd]
+  std::vector<float> rope;               // out: the (cos, sin) table, [context, hd/2, 2]
+};
+void run_qkv_rope(QkvRopeCase& c);
+
+// Row kernels: rmsnorm_rows (16-bit out as float), swiglu_rows (gu [m, 2n] -> [m, n]); split:
+// the output is hi + lo (the split GEMM inputs of batched_prefill.h).
+std::vector<float> run_rmsnorm_rows(const std::vector<float>& x, const std::vector<float>& w, int m, float eps, DType type,
+                                    bool split);
+std::vector<float> run_swiglu_rows(const std::vector<float>& gu, int m, int n, DType type, bool split);
+
 // The synthetic generator on the device: count values of tensor `tensor_id`, as float.
 std::vector<float> run_synth(DType wtype, size_t count, uint64_t seed, uint32_t tensor_id, float center, float half_width);
 

@@ -1,6 +1,7 @@
-// Launchers of the CUDA kernels of the Qwen2 decoder (batch-1 decode). One kernel family per
-// .cu file: gemv.cu, attention.cu, elementwise.cu (embedding, RMSNorm, synthetic weights,
-// small helpers), sampling.cu. Everything here is asynchronous on the given stream and safe to
+// Launchers of the CUDA kernels of the Qwen2 decoder. One kernel family per .cu file:
+// batch-1 decode: gemv.cu, attention.cu, elementwise.cu (embedding, RMSNorm, synthetic weights,
+// small helpers), sampling.cu, decode_step.cu (the whole step as one persistent kernel);
+// batched prefill: gemm.cu (tensor-core / cuBLAS products), attention_prefill.cu, batched.cu. Everything here is asynchronous on the given stream and safe to
 // call during CUDA graph capture (no allocation, no synchronisation, no host reads of device
 // memory); launch errors throw CudaError through CUDA_CHECK_LAUNCH.
 //
@@ -87,6 +88,79 @@ void synth_fill(void* out, DType wtype, size_t count, uint64_t seed, uint32_t te
                 float half_width, cudaStream_t stream);
 // Conversion of a device buffer of `count` elements of `from` into float32.
 void to_float(const void* in, DType from, size_t count, float* out, cudaStream_t stream);
+
+// ---- batched prefill: matrix products (gemm.cu) -------------------------------------------------
+
+class CublasHandle;  // cublas_loader.h
+
+enum class GemmImpl : int {
+  Auto = 0,    // cuBLAS when it can be loaded, else our own kernel
+  Cublas = 1,  // cuBLAS (BackendUnavailableError when absent)
+  Own = 2,     // our own tensor-core kernel (mma.sync m16n8k16)
+};
+// TENSAFE_GEMM=own|cublas|auto (unset: auto).
+GemmImpl gemm_impl_from_env();
+// Auto -> Cublas when loadable, else Own; Cublas without cuBLAS throws BackendUnavailableError.
+GemmImpl resolve_gemm_impl(GemmImpl wanted);
+
+struct GemmArgs {
+  const uint16_t* a = nullptr;  // [m, k] row-major activations (type)
+  const uint16_t* b = nullptr;  // [n, k] row-major weights (type)
+  DType type = DType::F16;      // F16 or BF16
+  int m = 0, n = 0, k = 0;
+  float* c = nullptr;           // [m, ldc] float32
+  int ldc = 0;
+  bool accumulate = false;      // c += a . b^T instead of c = a . b^T
+};
+// impl must be resolved (Cublas or Own); Cublas needs `handle`. Deterministic in both.
+void gemm(const GemmArgs& g, GemmImpl impl, CublasHandle* handle, cudaStream_t stream);
+
+// ---- batched prefill: row-wise kernels (batched.cu) ---------------------------------------------
+
+// x[r] = float(embed[tokens[r]]), r < m.
+void embed_rows(const uint16_t* embed, DType wtype, const int32_t* tokens, int m, int d, float* x, cudaStream_t stream);
+// out[r] = round16(rmsnorm(x[r]) * w), float32 x [m, d] -> 16-bit out [m, d]. With out_lo (else
+// null): out_lo = round16(value - out), so out + out_lo holds the value to about 16 bits (the
+// "split" GEMM inputs of bf16 models).
+void rmsnorm_rows(const float* x, const float* w, float eps, int m, int d, DType out_type, uint16_t* out,
+                  uint16_t* out_lo, cudaStream_t stream);
+
+struct QkvRopeArgs {
+  const float* qkv = nullptr;    // [m, (heads + 2 kv_heads) * head_dim], without bias
+  const float* bias = nullptr;   // [(heads + 2 kv_heads) * head_dim] or null
+  const float2* rope = nullptr;  // the decode step's (cos, sin) table [context, head_dim / 2]
+  int p0 = 0, m = 0;             // rows are positions p0 .. p0 + m - 1
+  int heads = 0, kv_heads = 0, head_dim = 0, context = 0;
+  uint16_t* k_cache = nullptr;   // this layer's [kv_heads, context, head_dim]
+  uint16_t* v_cache = nullptr;
+  DType cache_type = DType::F16;
+  uint16_t* q_out = nullptr;     // [m, heads, head_dim] rotated q, rounded
+  uint16_t* q_lo = nullptr;      // null, or the 16-bit rest of q (as rmsnorm_rows)
+};
+// Bias, RoPE of q and k, k and v rounded into the cache at their positions, q rounded to q_out.
+void qkv_rope_cache(const QkvRopeArgs& a, cudaStream_t stream);
+// act[r, i] = round16(silu(gu[r, i]) * gu[r, n + i]), gu float32 [m, 2n]; act_lo as rmsnorm_rows.
+void swiglu_rows(const float* gu, int m, int n, DType out_type, uint16_t* act, uint16_t* act_lo, cudaStream_t stream);
+// *p = value, in stream order.
+void set_device_int(int* p, int value, cudaStream_t stream);
+
+// ---- batched prefill: causal attention (attention_prefill.cu) -----------------------------------
+
+struct PrefillAttentionArgs {
+  const uint16_t* q = nullptr;        // [m, heads, head_dim] (rotated)
+  const uint16_t* q_lo = nullptr;     // null, or q's 16-bit rest: scores use q + q_lo
+  const uint16_t* k_cache = nullptr;  // this layer's [kv_heads, context, head_dim], positions 0 .. p0+m-1 written
+  const uint16_t* v_cache = nullptr;
+  DType cache_type = DType::F16;
+  int p0 = 0, m = 0;
+  int heads = 0, kv_heads = 0, head_dim = 0, context = 0;
+  uint16_t* out = nullptr;            // [m, heads * head_dim], rounded
+  uint16_t* out_lo = nullptr;         // null, or the 16-bit rest of each output (as rmsnorm_rows)
+};
+// Query r (position p0 + r) attends to positions 0 .. p0 + r. head_dim in {16, 32, 64, 128}
+// takes the tensor-core kernel unless force_simple; others the simple one.
+void attention_prefill(const PrefillAttentionArgs& a, bool force_simple, cudaStream_t stream);
+bool attention_prefill_has_mma(int head_dim);
 
 // ---- sampling (sampling.cu) -----------------------------------------------------------------------
 

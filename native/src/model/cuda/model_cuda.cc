@@ -75,11 +75,30 @@ ModelCuda::ModelCuda(const WeightSource& source, const ModelOptions& options)
     CUDA_CHECK(cudaMemcpy(rope_.data(), table.data(), table.size() * sizeof(float2), cudaMemcpyHostToDevice));
     sampling_scratch_.allocate(sampling_scratch_bytes(c.vocab_size));
     CUDA_CHECK(cudaStreamSynchronize(stream));
+    create_step_drivers();
   } catch (...) {
     cudaStreamDestroy(stream);
     throw;
   }
   cudaStreamDestroy(stream);
+}
+
+void ModelCuda::create_step_drivers() {
+  layers_device_.allocate(layers_.size());
+  CUDA_CHECK(cudaMemcpy(layers_device_.data(), layers_.data(), layers_device_.bytes(), cudaMemcpyHostToDevice));
+  const DecodeKernel kind = decode_kernel_from_env();
+  std::string why;
+  if (kind != DecodeKernel::Graph) {
+    if (DecodeMegakernel::supports(config_, &why)) {
+      mega_ = std::make_unique<DecodeMegakernel>(config_, wtype_);
+      // The LM head follows the step: its first rows go into L2 while the last layer finishes.
+      const size_t lm_bytes = static_cast<size_t>(config_.vocab_size) * config_.hidden_size * 2;
+      mega_->set_tail_prefetch(lm_head_, std::min(lm_bytes, mega_->lookahead() * static_cast<size_t>(mega_->grid())));
+    } else if (kind == DecodeKernel::Mega) {
+      throw BackendUnavailableError("TENSAFE_DECODE=mega: " + why);
+    }
+  }
+  if (batched_prefill_enabled_by_env()) prefill_ = std::make_unique<BatchedPrefill>(config_, wtype_, max_context_);
 }
 
 void ModelCuda::bind_thread() const { CUDA_CHECK(cudaSetDevice(device_)); }
