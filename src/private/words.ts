@@ -36,21 +36,35 @@ export class RnsWords {
   }
 
   /**
-   * round(m / q_top) mod (q_0 ... q_{L-2}) for m given by its L residues: the share after round 1's
-   * rescale by the top prime.
+   * round(m / q_top) mod (q_0 ... q_{L-2}) for m in [0, Q) given by its L residues: the share after
+   * round 1's rescale by the top prime. Computed in RNS without composing m: with h = (q_top - 1)/2
+   * and X = m + h, round(m / q_top) = floor(X / q_top) = (X - (X mod q_top)) / q_top exactly, so
+   * modulo q_i it is ((m_i + h) - t) * q_top^-1 with t = (m_top + h) mod q_top.
    */
   divRound(residues: readonly bigint[]): bigint[] {
     const L = residues.length;
-    const Q = this.moduli.slice(0, L).reduce((p, q) => p * q, 1n);
-    let m = 0n;
-    for (let i = 0; i < L; i++) {
-      const qi = this.moduli[i];
-      const Mi = Q / qi;
-      m = (m + residues[i] * Mi * modInverse(Mi % qi, qi)) % Q;
-    }
     const top = this.moduli[L - 1];
-    const r = (m + top / 2n) / top;
-    return this.moduli.slice(0, L - 1).map((q) => r % q);
+    const h = top / 2n;
+    const t = (residues[L - 1] + h) % top;
+    const inv = this.topInverses(L);
+    const out: bigint[] = [];
+    for (let i = 0; i < L - 1; i++) {
+      const q = this.moduli[i];
+      out.push(((((residues[i] + h - (t % q)) % q) + q) % q * inv[i]) % q);
+    }
+    return out;
+  }
+
+  private readonly inverses = new Map<number, bigint[]>();
+  /** q_{L-1}^-1 mod q_i for i < L - 1 (cached per L). */
+  private topInverses(L: number): bigint[] {
+    let inv = this.inverses.get(L);
+    if (!inv) {
+      const top = this.moduli[L - 1];
+      inv = this.moduli.slice(0, L - 1).map((q) => modInverse(top % q, q));
+      this.inverses.set(L, inv);
+    }
+    return inv;
   }
 
   /** -r mod q per limb. */

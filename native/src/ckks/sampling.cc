@@ -90,10 +90,11 @@ void Sampler::uniform_exact(const std::vector<std::uint64_t>& moduli, std::size_
     const std::uint64_t q = moduli[l];
     const std::uint64_t rem = (0 - q) % q;  // 2^64 mod q (q odd, so never 0)
     const std::uint64_t limit = 0 - rem;    // 2^64 - rem: the largest multiple of q below 2^64
+    const Barrett br(q);                    // reduce64: w mod q exactly, without a division
     std::uint64_t* o = out + l * count;
     for (std::size_t j = 0; j < count;) {
       const std::uint64_t w = words.next();
-      if (w < limit) o[j++] = w % q;
+      if (w < limit) o[j++] = br.reduce64(w);
     }
   }
 }
