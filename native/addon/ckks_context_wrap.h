@@ -14,6 +14,7 @@
 //   template <typename Wrap, typename Props> static void add_methods(Props&);   extra methods
 //       (each registered as Wrap::template Extra<&Traits::fn>, fn(Engine&, const CallbackInfo&))
 #pragma once
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -85,6 +86,7 @@ class CkksContextWrap : public Napi::ObjectWrap<CkksContextWrap<Traits>> {
         Self::template InstanceMethod<&Self::SerializeReply>("serializeReply"),
         Self::template InstanceMethod<&Self::DecryptReply>("decryptReply"),
         Self::template InstanceMethod<&Self::DecryptReplies>("decryptReplies"),
+        Self::template InstanceMethod<&Self::ReencryptReplies>("reencryptReplies"),
         Self::template InstanceMethod<&Self::SanitizeProducts>("sanitizeProducts"),
         Self::template InstanceMethod<&Self::TraceRotations>("traceRotations"),
         Self::template InstanceMethod<&Self::BenchmarkOp>("benchmarkOp"),
@@ -421,31 +423,89 @@ class CkksContextWrap : public Napi::ObjectWrap<CkksContextWrap<Traits>> {
       return ckks_options::reply_to_js(env, c.decrypt_reply(bytes.Data(), bytes.ElementLength(), *sk));
     });
   }
+  // 1..4096 serialised replies, copied (the JS buffers may change while the work runs) into one
+  // buffer; spans() points into it.
+  struct ReplyBytes {
+    std::vector<uint8_t> data;
+    std::vector<size_t> offsets{0};
+    std::vector<ckks::ByteSpan> spans() const {
+      std::vector<ckks::ByteSpan> out;
+      for (size_t i = 0; i + 1 < offsets.size(); ++i) out.push_back({data.data() + offsets[i], offsets[i + 1] - offsets[i]});
+      return out;
+    }
+  };
+  static std::shared_ptr<ReplyBytes> reply_bytes_arg(const Napi::CallbackInfo& info, size_t index) {
+    Napi::Value v = require_arg(info, index, "bytes");
+    if (!v.IsArray()) throw_type("bytes must be an array of Uint8Array");
+    auto a = v.As<Napi::Array>();
+    if (a.Length() < 1 || a.Length() > 4096) throw_range("bytes must hold 1..4096 replies, got " + std::to_string(a.Length()));
+    std::vector<Napi::Uint8Array> arrays;
+    size_t total = 0;
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      arrays.push_back(require_uint8_array(a.Get(i), "bytes[" + std::to_string(i) + "]"));
+      total += arrays.back().ElementLength();
+    }
+    auto out = std::make_shared<ReplyBytes>();
+    out->data.resize(total);
+    for (const auto& b : arrays) {
+      if (b.ElementLength()) std::memcpy(out->data.data() + out->offsets.back(), b.Data(), b.ElementLength());
+      out->offsets.push_back(out->offsets.back() + b.ElementLength());
+    }
+    return out;
+  }
   Napi::Value DecryptReplies(const Napi::CallbackInfo& info) {
     return Run(info, [&](Engine& c, Napi::Env env) -> Napi::Value {
-      Napi::Value v = require_arg(info, 0, "bytes");
-      if (!v.IsArray()) throw_type("bytes must be an array of Uint8Array");
-      auto a = v.As<Napi::Array>();
-      if (a.Length() < 1 || a.Length() > 4096) throw_range("bytes must hold 1..4096 replies, got " + std::to_string(a.Length()));
-      // Copied: the JS buffers may change while the work runs.
-      auto inputs = std::make_shared<std::vector<std::vector<uint8_t>>>();
-      for (uint32_t i = 0; i < a.Length(); ++i) {
-        auto b = require_uint8_array(a.Get(i), "bytes[" + std::to_string(i) + "]");
-        inputs->emplace_back(b.Data(), b.Data() + b.ElementLength());
-      }
+      auto inputs = reply_bytes_arg(info, 0);
       auto sk = sk_arg(info, 1);
+      const bool timings = ckks_options::read_timings_opt(info, 2);
       auto ctx = ctx_.get();
-      auto result = std::make_shared<std::vector<ckks::DecryptedReply>>();
+      struct Result {
+        std::vector<ckks::DecryptedReply> replies;
+        ckks::PhaseTimings timings;
+      };
+      auto result = std::make_shared<Result>();
       static const std::string name = std::string(Traits::kName) + ".decryptReplies";
       return PromiseWorker::run(
           env, name.c_str(),
-          [ctx, sk, inputs, result] {
-            for (const auto& b : *inputs) result->push_back(ctx->decrypt_reply(b.data(), b.size(), *sk));
+          [ctx, sk, inputs, result, timings] {
+            result->replies = ctx->decrypt_replies(inputs->spans(), *sk, timings ? &result->timings : nullptr);
           },
-          [result](Napi::Env e) -> Napi::Value {
-            Napi::Array out = Napi::Array::New(e, result->size());
-            for (size_t i = 0; i < result->size(); ++i) out.Set(uint32_t(i), ckks_options::reply_to_js(e, (*result)[i]));
+          [result, timings](Napi::Env e) -> Napi::Value {
+            Napi::Array out = Napi::Array::New(e, result->replies.size());
+            for (size_t i = 0; i < result->replies.size(); ++i) out.Set(uint32_t(i), ckks_options::reply_to_js(e, result->replies[i]));
+            if (timings) out.Set("timings", ckks_options::timings_to_js(e, result->timings));
             return out;
+          });
+    });
+  }
+  Napi::Value ReencryptReplies(const Napi::CallbackInfo& info) {
+    return Run(info, [&](Engine& c, Napi::Env env) -> Napi::Value {
+      auto inputs = reply_bytes_arg(info, 0);
+      auto sk = sk_arg(info, 1);
+      auto o = std::make_shared<ckks_options::ReencryptOpts>(ckks_options::read_reencrypt_opts(require_arg(info, 2, "options")));
+      if (o->expect.size() != inputs->offsets.size() - 1)
+        throw_range("options.expect must hold one position list per reply (" + std::to_string(inputs->offsets.size() - 1) +
+                    "), got " + std::to_string(o->expect.size()));
+      for (size_t i = 0; i < o->expect.size(); ++i)
+        ckks::valcheck::positions(host(c), o->expect[i].data(), o->expect[i].size(), "options.expect[" + std::to_string(i) + "]");
+      auto ctx = ctx_.get();
+      struct Result {
+        std::vector<uint8_t> request;
+        ckks::PhaseTimings timings;
+      };
+      auto result = std::make_shared<Result>();
+      static const std::string name = std::string(Traits::kName) + ".reencryptReplies";
+      return PromiseWorker::run(
+          env, name.c_str(),
+          [ctx, sk, inputs, o, result] {
+            result->request =
+                ctx->reencrypt_replies(inputs->spans(), *sk, o->expect, o->limbs, o->timings ? &result->timings : nullptr);
+          },
+          [result, o](Napi::Env e) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(e);
+            r.Set("request", ckks_options::bytes_to_js(e, std::move(result->request)));
+            if (o->timings) r.Set("timings", ckks_options::timings_to_js(e, result->timings));
+            return r;
           });
     });
   }
@@ -461,12 +521,13 @@ class CkksContextWrap : public Napi::ObjectWrap<CkksContextWrap<Traits>> {
       static const std::string name = std::string(Traits::kName) + ".sanitizeProducts";
       return PromiseWorker::run(
           env, name.c_str(), [ctx, ct, pts, pk, o, result] { *result = ctx->sanitize_products(*ct, raw(pts), *pk, *o); },
-          [result](Napi::Env e) -> Napi::Value {
+          [result, o](Napi::Env e) -> Napi::Value {
             Napi::Object r = Napi::Object::New(e);
             Napi::Array replies = Napi::Array::New(e, result->replies.size());
             for (size_t i = 0; i < result->replies.size(); ++i)
-              replies.Set(uint32_t(i), ckks_options::bytes_to_js(e, result->replies[i]));
+              replies.Set(uint32_t(i), ckks_options::bytes_to_js(e, std::move(result->replies[i])));
             r.Set("replies", replies);
+            if (o->timings) r.Set("timings", ckks_options::timings_to_js(e, result->timings));
             if (!result->masks.empty()) {
               Napi::Array masks = Napi::Array::New(e, result->masks.size());
               for (size_t i = 0; i < result->masks.size(); ++i)

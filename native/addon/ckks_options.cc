@@ -131,7 +131,30 @@ ckks::SanitizeOptions read_sanitize_opts(const Napi::Value& v) {
   s.rescales = static_cast<size_t>(optional_int(o, "rescale", "options.rescale", 0, ckks::kMaxPrimes, 0));
   if (!has_key(o, "format")) throw_type("options.format is required ('partial' or 'full')");
   s.partial = require_enum(o.Get("format"), "options.format", {"partial", "full"}) == "partial";
+  s.timings = optional_bool(o, "timings", "options.timings", false);
   return s;
+}
+
+bool read_timings_opt(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() <= index || info[index].IsUndefined()) return false;
+  Napi::Object o = require_object(info[index], "options");
+  return optional_bool(o, "timings", "options.timings", false);
+}
+
+ReencryptOpts read_reencrypt_opts(const Napi::Value& v) {
+  Napi::Object o = require_object(v, "options");
+  ReencryptOpts r;
+  if (!has_key(o, "expect")) throw_type("options.expect is required (one Uint32Array of positions per reply)");
+  r.expect = read_position_lists(o, "expect", "options.expect");
+  r.limbs = static_cast<size_t>(optional_int(o, "limbs", "options.limbs", 1, ckks::kMaxPrimes, 0));
+  r.timings = optional_bool(o, "timings", "options.timings", false);
+  return r;
+}
+
+Napi::Object timings_to_js(Napi::Env env, const ckks::PhaseTimings& t) {
+  Napi::Object o = Napi::Object::New(env);
+  for (const auto& [name, us] : t.phases) o.Set(name, Napi::Number::New(env, us));
+  return o;
 }
 
 Napi::Object reply_to_js(Napi::Env env, const ckks::DecryptedReply& r) {
@@ -152,6 +175,26 @@ Napi::Value bytes_to_js(Napi::Env env, const std::vector<uint8_t>& b) {
   auto a = Napi::Uint8Array::New(env, b.size());
   if (!b.empty()) std::memcpy(a.Data(), b.data(), b.size());
   return a;
+}
+
+Napi::Value bytes_to_js(Napi::Env env, std::vector<uint8_t>&& b) {
+  // The vector's storage becomes the ArrayBuffer's (no copy of ciphertext-sized replies); its
+  // size is reported to V8 so that the collector sees the memory it holds.
+  if (b.empty()) return Napi::Uint8Array::New(env, 0);
+  auto* owned = new std::vector<uint8_t>(std::move(b));
+  const size_t len = owned->size();
+  Napi::ArrayBuffer ab;
+  try {
+    ab = Napi::ArrayBuffer::New(env, owned->data(), len, [](Napi::Env e, void*, std::vector<uint8_t>* v) {
+      Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(v->size()));
+      delete v;
+    }, owned);
+  } catch (...) {
+    delete owned;
+    throw;
+  }
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(len));
+  return Napi::Uint8Array::New(env, len, ab, 0);
 }
 
 Napi::Value words_to_js(Napi::Env env, const uint64_t* w, size_t count) {

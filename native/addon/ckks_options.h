@@ -49,10 +49,26 @@ std::vector<uint32_t> read_positions(const Napi::Value& v, const std::string& na
 // Uint32Array), floodBits, maskAll, rescale, format ('partial' | 'full').
 ckks::SanitizeOptions read_sanitize_opts(const Napi::Value& v);
 
+// The optional { timings? } argument of decryptReplies at `index`.
+bool read_timings_opt(const Napi::CallbackInfo& info, size_t index);
+
+struct ReencryptOpts {
+  std::vector<std::vector<uint32_t>> expect;
+  size_t limbs = 0;  // 0: any (the same in every reply)
+  bool timings = false;
+};
+// reencryptReplies(replies, secretKey, { expect, limbs?, timings? }).
+ReencryptOpts read_reencrypt_opts(const Napi::Value& v);
+
+// Per-phase microseconds as { phase: us } (insertion order = the order the phases ran).
+Napi::Object timings_to_js(Napi::Env env, const ckks::PhaseTimings& t);
+
 // A decrypted partial reply as JS: { positions, limbs, scale, words, values }.
 Napi::Object reply_to_js(Napi::Env env, const ckks::DecryptedReply& r);
 
 Napi::Value bytes_to_js(Napi::Env env, const std::vector<uint8_t>& b);
+// Without a copy: the Uint8Array takes over the vector's storage.
+Napi::Value bytes_to_js(Napi::Env env, std::vector<uint8_t>&& b);
 Napi::Value words_to_js(Napi::Env env, const std::vector<uint64_t>& w);
 Napi::Value words_to_js(Napi::Env env, const uint64_t* w, size_t count);
 

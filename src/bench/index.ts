@@ -15,7 +15,7 @@ export interface BenchArgs {
   argv: string[];
 }
 
-export const benchNames = ['ntt', 'ckks', 'model', 'pipeline', 'server', 'private'] as const;
+export const benchNames = ['ntt', 'ckks', 'model', 'pipeline', 'server', 'private', 'private-site'] as const;
 
 /** Parses `<name> --backend cuda --quick --sizes 8192,16384` into a name and BenchArgs. */
 export function parseBenchArgs(argv: string[]): { name: string; args: BenchArgs } {

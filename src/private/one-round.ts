@@ -20,8 +20,10 @@
  */
 import type { Ckks } from '../engine/ckks/ckks';
 import type { Ciphertext, GaloisKeys, Plaintext, PublicKey, SecretKey } from '../engine/ckks/handles';
+import type { SanitizeOptions } from '../engine/ckks/native-api';
 import type { SiteBudget } from './budget';
 import { galoisStep, packAStrided, packBStrided, type OneRoundLayout } from './layout';
+import { addNativePhases, stopwatch, type PhaseLog } from './phase-log';
 import type { SitePrivate, SitePublic } from './sites';
 import { encryptInput, lastRoundOptions, readOutputs } from './two-round';
 import { RnsWords } from './words';
@@ -44,13 +46,13 @@ export class OneRoundClient {
     this.limbs = moduli.length;
   }
 
-  request(x: ArrayLike<number>, xMax?: number): { request: Uint8Array; xShift: number } {
-    return encryptInput(this.ckks, this.secretKey, this.layout, this.budget, this.limbs, x, xMax);
+  request(x: ArrayLike<number>, xMax?: number, phases?: PhaseLog): { request: Uint8Array; xShift: number } {
+    return encryptInput(this.ckks, this.secretKey, this.layout, this.budget, this.limbs, x, xMax, phases);
   }
 
   /** The trace multiplied every read value by the stride: divided out here. */
-  finish(replies: Uint8Array[], xShift: number): Promise<Float64Array> {
-    return readOutputs(this.ckks, this.secretKey, this.layout, replies, 2 ** -(xShift + this.site.aShift + this.site.bShift + this.budget.unitLog2));
+  finish(replies: Uint8Array[], xShift: number, phases?: PhaseLog): Promise<Float64Array> {
+    return readOutputs(this.ckks, this.secretKey, this.layout, replies, 2 ** -(xShift + this.site.aShift + this.site.bShift + this.budget.unitLog2), phases);
   }
 }
 
@@ -59,6 +61,7 @@ export class OneRoundServer {
   private readonly aPlain: Plaintext;
   private readonly bPlain: Plaintext[] = [];
   private readonly steps: number[];
+  private readonly last: SanitizeOptions;
 
   constructor(
     private readonly ckks: Ckks,
@@ -71,6 +74,7 @@ export class OneRoundServer {
   ) {
     this.rns = new RnsWords(moduli, layout.polyN);
     this.steps = traceSteps(layout);
+    this.last = lastRoundOptions(layout, budget);
     const have = new Set(galoisKeys.steps.map((s) => ((s % (layout.polyN / 2)) + layout.polyN / 2) % (layout.polyN / 2)));
     const missing = this.steps.filter((s) => !have.has(s));
     if (missing.length) throw new RangeError(`one-round: the client's Galois keys lack the trace steps ${missing.join(', ')}`);
@@ -89,15 +93,22 @@ export class OneRoundServer {
     }
   }
 
-  async answer(request: Uint8Array): Promise<Uint8Array[]> {
+  async answer(request: Uint8Array, phases?: PhaseLog): Promise<Uint8Array[]> {
+    const lap = stopwatch(phases);
     const ct = this.ckks.deserializeCiphertext(request);
+    lap('deserialize');
     const chain: Ciphertext[] = [];
     try {
       if (ct.limbs !== this.rns.limbs) throw new RangeError(`one-round: the ciphertext has ${ct.limbs} primes, the session ${this.rns.limbs}`);
       if (ct.scale !== 1) throw new RangeError(`one-round: the ciphertext's scale must be 1 (got ${ct.scale})`);
       chain.push(this.ckks.multiplyPlain(ct, this.aPlain));
+      lap('product');
       chain.push(await this.ckks.traceRotations(chain[0], this.steps, this.galoisKeys));
-      return (await this.ckks.sanitizeProducts(chain[1], this.bPlain, this.publicKey, lastRoundOptions(this.layout, this.budget))).replies;
+      lap('trace');
+      const { replies, timings } = await this.ckks.sanitizeProducts(chain[1], this.bPlain, this.publicKey, { ...this.last, timings: phases !== undefined });
+      lap('sanitize');
+      addNativePhases(phases, 'sanitize', timings);
+      return replies;
     } finally {
       for (const x of chain) x.dispose();
       ct.dispose();

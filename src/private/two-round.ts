@@ -24,7 +24,8 @@
  *
  * Every reply is a partial one (Ckks.serializeReply): c0 only at the coefficients the client
  * reads, c1 whole; the server's work per round is one Ckks.sanitizeProducts call, off the JS
- * thread, and the client decrypts with Ckks.decryptReplies.
+ * thread; the client's round 2 is one Ckks.reencryptReplies call (decrypt, share words,
+ * re-encryption) and its last step one Ckks.decryptReplies call.
  */
 import type { Ckks } from '../engine/ckks/ckks';
 import type { Ciphertext, Plaintext, PublicKey, SecretKey } from '../engine/ckks/handles';
@@ -32,6 +33,7 @@ import type { DecryptedReply, SanitizeOptions } from '../engine/ckks/native-api'
 import { inputShift, type SiteBudget } from './budget';
 import { packA, packB, packInput, readPositions, readPositions1, rowsOf1, type SiteLayout, type TwoRoundLayout } from './layout';
 import type { SitePrivate, SitePublic } from './sites';
+import { addNativePhases, stopwatch, type PhaseLog } from './phase-log';
 import { RnsWords } from './words';
 
 /** Disposes handles even when a step throws. */
@@ -60,39 +62,29 @@ export class TwoRoundClient {
   }
 
   /** Encrypts the site's input. xMax defaults to max |x|. */
-  round1(x: ArrayLike<number>, xMax?: number): ClientRound1 {
-    return encryptInput(this.ckks, this.secretKey, this.layout, this.budget, this.rns.limbs, x, xMax);
+  round1(x: ArrayLike<number>, xMax?: number, phases?: PhaseLog): ClientRound1 {
+    return encryptInput(this.ckks, this.secretKey, this.layout, this.budget, this.rns.limbs, x, xMax, phases);
   }
 
-  /** From the server's masked products, the client's share u, re-encrypted for round 2 (L - 1 primes). */
-  async round2(replies: Uint8Array[]): Promise<Uint8Array> {
+  /**
+   * From the server's masked products, the client's share u, re-encrypted for round 2 (L - 1
+   * primes): one native call off the JS thread (Ckks.reencryptReplies: decrypt at the read
+   * coefficients, check them, u_k at coefficient k, compact encryption, serialisation).
+   */
+  async round2(replies: Uint8Array[], phases?: PhaseLog): Promise<Uint8Array> {
     const L = this.layout;
-    const limbs = this.rns.limbs - 1;
     if (replies.length !== L.products1) throw new RangeError(`round 1 reply must hold ${L.products1} ciphertexts, got ${replies.length}`);
-    const decrypted = await this.ckks.decryptReplies(replies, this.secretKey);
-    const u = this.rns.zeros(limbs);
-    let row = 0;
-    decrypted.forEach((d, p) => {
-      if (d.limbs !== limbs) throw new RangeError(`round 1 reply ${p} has ${d.limbs} primes, expected ${limbs}`);
-      const count = checkReplyPositions(d, readPositions1(L, p), `round 1 reply ${p}`);
-      for (let k = 0; k < count; k++) this.rns.set(u, row++, this.rns.entry(d.words, k, count, limbs));
-    });
-    const pt = this.ckks.plaintextFromWords(u, { limbs, scale: 1, encoding: 'coefficients' });
-    try {
-      const ct = this.ckks.encryptSymmetric(pt, this.secretKey, { compact: true });
-      try {
-        return this.ckks.serialize(ct);
-      } finally {
-        ct.dispose();
-      }
-    } finally {
-      pt.dispose();
-    }
+    const expect = Array.from({ length: L.products1 }, (_, p) => readPositions1(L, p));
+    const lap = stopwatch(phases);
+    const { request, timings } = await this.ckks.reencryptReplies(replies, this.secretKey, { expect, limbs: this.rns.limbs - 1, timings: phases !== undefined });
+    lap('reencrypt');
+    addNativePhases(phases, 'reencrypt', timings);
+    return request;
   }
 
   /** The site's outputs (outDim values, module slices in order) from the round-2 replies. */
-  finish(replies: Uint8Array[], xShift: number): Promise<Float64Array> {
-    return readOutputs(this.ckks, this.secretKey, this.layout, replies, 2 ** -(xShift + this.site.aShift + this.site.bShift + this.budget.unitLog2));
+  finish(replies: Uint8Array[], xShift: number, phases?: PhaseLog): Promise<Float64Array> {
+    return readOutputs(this.ckks, this.secretKey, this.layout, replies, 2 ** -(xShift + this.site.aShift + this.site.bShift + this.budget.unitLog2), phases);
   }
 }
 
@@ -105,18 +97,24 @@ export function encryptInput(
   limbs: number,
   x: ArrayLike<number>,
   xMax?: number,
+  phases?: PhaseLog,
 ): { request: Uint8Array; xShift: number } {
+  const lap = stopwatch(phases);
   let m = xMax ?? 0;
   if (xMax === undefined) for (let j = 0; j < x.length; j++) m = Math.max(m, Math.abs(x[j]));
   const xShift = inputShift(budget, m);
   const v = packInput(layout, x);
   const f = 2 ** xShift;
   for (let j = 0; j < v.length; j++) v[j] *= f;
+  lap('pack');
   const pt = ckks.encodeCoefficients(v, { limbs, scale: 1 });
   try {
     const ct = ckks.encryptSymmetric(pt, secretKey, { compact: true });
+    lap('encrypt');
     try {
-      return { request: ckks.serialize(ct), xShift };
+      const request = ckks.serialize(ct);
+      lap('serialize');
+      return { request, xShift };
     } finally {
       ct.dispose();
     }
@@ -134,15 +132,19 @@ function checkReplyPositions(d: DecryptedReply, want: Uint32Array, what: string)
 }
 
 /** Decrypts the last round's partial replies (off the JS thread) and reads the site's outputs, each times `unit`. */
-export async function readOutputs(ckks: Ckks, secretKey: SecretKey, layout: SiteLayout, replies: Uint8Array[], unit: number): Promise<Float64Array> {
+export async function readOutputs(ckks: Ckks, secretKey: SecretKey, layout: SiteLayout, replies: Uint8Array[], unit: number, phases?: PhaseLog): Promise<Float64Array> {
   if (replies.length !== layout.products2) throw new RangeError(`the reply must hold ${layout.products2} ciphertexts, got ${replies.length}`);
-  const decrypted = await ckks.decryptReplies(replies, secretKey);
+  const lap = stopwatch(phases);
+  const decrypted = await ckks.decryptReplies(replies, secretKey, phases ? { timings: true } : undefined);
+  lap('decrypt');
+  addNativePhases(phases, 'decrypt', decrypted.timings);
   const out = new Float64Array(layout.shape.outDim);
   let k = 0;
   decrypted.forEach((d, p) => {
     const count = checkReplyPositions(d, readPositions(layout, p), `reply ${p}`);
     for (let i = 0; i < count; i++) out[k++] = d.values[i] * unit;
   });
+  lap('read');
   return out;
 }
 
@@ -154,6 +156,9 @@ export class TwoRoundServer {
   private readonly rns: RnsWords;
   private readonly aPlain: Plaintext[] = [];
   private readonly bPlain: Plaintext[] = [];
+  /** Round 1's reply (and share) positions and the last round's options: fixed per site. */
+  private readonly keep1: Uint32Array[];
+  private readonly last: SanitizeOptions;
   private disposed = false;
 
   constructor(
@@ -166,6 +171,8 @@ export class TwoRoundServer {
   ) {
     this.rns = new RnsWords(moduli, layout.polyN);
     const limbs = this.rns.limbs;
+    this.keep1 = Array.from({ length: layout.products1 }, (_, p) => readPositions1(layout, p));
+    this.last = lastRoundOptions(layout, budget);
     try {
       for (let p = 0; p < layout.products1; p++) {
         const pt = ckks.encodeCoefficients(packA(layout, site.aInt, p), { limbs, scale: 1 });
@@ -194,20 +201,25 @@ export class TwoRoundServer {
    * call off the JS thread: c = ct_x A_p + M_p (M_p uniform everywhere), rerandomise, rescale,
    * partial reply at the read coefficients (the only ones the client decrypts).
    */
-  async round1(request: Uint8Array): Promise<{ replies: Uint8Array[]; share: ServerShare }> {
+  async round1(request: Uint8Array, phases?: PhaseLog): Promise<{ replies: Uint8Array[]; share: ServerShare }> {
     if (this.disposed) throw new Error('TwoRoundServer is disposed');
     const L = this.layout;
     const limbs = this.rns.limbs;
+    const lap = stopwatch(phases);
     const ct = this.ckks.deserializeCiphertext(request);
+    lap('deserialize');
     try {
       this.checkInput(ct, 'round 1', limbs);
-      const keep = Array.from({ length: L.products1 }, (_, p) => readPositions1(L, p));
-      const { replies, masks } = await this.ckks.sanitizeProducts(ct, this.aPlain, this.publicKey, { maskAll: true, keep, returnMaskAt: keep, rescale: 1, format: 'partial' });
+      const keep = this.keep1;
+      const { replies, masks, timings } = await this.ckks.sanitizeProducts(ct, this.aPlain, this.publicKey, { maskAll: true, keep, returnMaskAt: keep, rescale: 1, format: 'partial', timings: phases !== undefined });
+      lap('sanitize');
+      addNativePhases(phases, 'sanitize', timings);
       const share: ServerShare = [];
       keep.forEach((pos, p) => {
         for (let k = 0; k < pos.length; k++) share.push(this.rns.divRound(this.rns.entry((masks as BigUint64Array[])[p], k, pos.length, limbs)));
       });
       if (share.length !== L.shape.rank) throw new Error(`internal: ${share.length} shares for rank ${L.shape.rank}`);
+      lap('share');
       return { replies, share };
     } finally {
       ct.dispose();
@@ -215,18 +227,24 @@ export class TwoRoundServer {
   }
 
   /** B applied to the unmasked share, flooded, masked, rerandomised and rescaled (one fused call). */
-  async round2(request: Uint8Array, share: ServerShare): Promise<Uint8Array[]> {
+  async round2(request: Uint8Array, share: ServerShare, phases?: PhaseLog): Promise<Uint8Array[]> {
     if (this.disposed) throw new Error('TwoRoundServer is disposed');
     const limbs = this.rns.limbs - 1;
+    const lap = stopwatch(phases);
     const neg = this.rns.zeros(limbs);
     share.forEach((m, i) => this.rns.set(neg, i, this.rns.negate(m)));
     const ct = this.ckks.deserializeCiphertext(request);
+    lap('deserialize');
     const negPt = this.ckks.plaintextFromWords(neg, { limbs, scale: 1, encoding: 'coefficients' });
     let v: Ciphertext | undefined;
     try {
       this.checkInput(ct, 'round 2', limbs);
       v = this.ckks.addPlain(ct, negPt);
-      return (await this.ckks.sanitizeProducts(v, this.bPlain, this.publicKey, lastRoundOptions(this.layout, this.budget))).replies;
+      lap('unshare');
+      const { replies, timings } = await this.ckks.sanitizeProducts(v, this.bPlain, this.publicKey, { ...this.last, timings: phases !== undefined });
+      lap('sanitize');
+      addNativePhases(phases, 'sanitize', timings);
+      return replies;
     } finally {
       disposeAll([v, negPt, ct]);
     }

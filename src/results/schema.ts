@@ -4,8 +4,8 @@
  * benchmarks write it (./write), the notebook library and the README generator read it (./read).
  */
 
-/** Benchmarks that write result files ('private' is the client-key mode's bench). */
-export const BENCH_NAMES = ['ntt', 'ckks', 'model', 'pipeline', 'server', 'private'] as const;
+/** Benchmarks that write result files ('private' is the client-key mode's bench, 'private-site' its per-site phases). */
+export const BENCH_NAMES = ['ntt', 'ckks', 'model', 'pipeline', 'server', 'private', 'private-site'] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 export type Cell = string | number | boolean | null;

@@ -177,8 +177,8 @@ describe('datasets/results', () => {
     const { results, skipped } = loadResults();
     expect(skipped).toEqual([]);
     for (const r of results) {
-      // the benches of results.md (ntt, ckks, model, pipeline, server, private), from the one schema
-      expect(['ntt', 'ckks', 'model', 'pipeline', 'server', 'private']).toEqual([...BENCH_NAMES]);
+      // the benches of results.md (ntt, ckks, model, pipeline, server, private, private-site), from the one schema
+      expect(['ntt', 'ckks', 'model', 'pipeline', 'server', 'private', 'private-site']).toEqual([...BENCH_NAMES]);
       expect(BENCH_NAMES).toContain(r.bench);
       expect(['cpu', 'cuda']).toContain(r.backend);
       expect(Number.isNaN(Date.parse(r.date))).toBe(false);

@@ -166,6 +166,12 @@ class CkksContext {
   // ---- fused operations of the private protocols (private_ops.h; context_private.cc) ----
   std::vector<std::uint8_t> serialize_reply(const Ciphertext& ct, const std::uint32_t* positions, std::size_t count) const;
   DecryptedReply decrypt_reply(const std::uint8_t* p, std::size_t len, const SecretKey& sk) const;
+  std::vector<DecryptedReply> decrypt_replies(const std::vector<ByteSpan>& replies, const SecretKey& sk,
+                                              PhaseTimings* timings = nullptr) const;
+  // limbs: the prime count every reply must have (0: any, the same in all).
+  std::vector<std::uint8_t> reencrypt_replies(const std::vector<ByteSpan>& replies, const SecretKey& sk,
+                                              const std::vector<std::vector<std::uint32_t>>& expect, std::size_t limbs = 0,
+                                              PhaseTimings* timings = nullptr);
   SanitizeResult sanitize_products(const Ciphertext& ct, const std::vector<const Plaintext*>& pts, const PublicKey& pk,
                                    const SanitizeOptions& o);
   // Checks the steps (in range, a key for each) before any work.
@@ -178,7 +184,19 @@ class CkksContext {
   std::vector<std::uint8_t> serialize_reply_parts(std::size_t limbs, double scale, const std::vector<std::uint32_t>& positions,
                                                   const std::uint64_t* c0_at, const std::uint64_t* c1) const;
   ReplyParts parse_reply(const std::uint8_t* p, std::size_t len) const;
+  // serialize() of a compact ciphertext from its parts (c0: limbs x n, NTT domain).
+  std::vector<std::uint8_t> serialize_compact_parts(std::size_t limbs, double scale, const ChaChaKey& seed,
+                                                    const std::uint64_t* c0) const;
   DecryptedReply finish_reply(const ReplyParts& r, const std::uint64_t* c1s_at) const;
+  // reencrypt_replies' host half: the checks of the decrypted replies against `expect` (one
+  // list per reply, the same prime count in all) and U, limb-major (limbs x n), from them.
+  // want_limbs 0: the first reply's prime count. Returns the rows of U.
+  std::size_t check_share_replies(const std::vector<std::size_t>& limbs,
+                                  const std::vector<const std::vector<std::uint32_t>*>& positions,
+                                  const std::vector<std::vector<std::uint32_t>>& expect, std::size_t want_limbs) const;
+  std::vector<std::uint64_t> shares_polynomial(const std::vector<DecryptedReply>& replies,
+                                               const std::vector<std::vector<std::uint32_t>>& expect,
+                                               std::size_t want_limbs) const;
   std::vector<SanitizeStreams> reserve_sanitize_streams(std::size_t products, bool flood);
   std::vector<std::uint64_t> sanitize_mask(const SanitizeStreams& ids, std::size_t limbs, const SanitizeOptions& o,
                                            std::size_t product) const;
@@ -237,7 +255,7 @@ class CkksContext {
   // The sanitised reply of one product (context_private.cc).
   std::vector<std::uint8_t> sanitize_one(const Ciphertext& ct, const Plaintext& pt, const PublicKey& pk,
                                          const SanitizeOptions& o, std::size_t p, const SanitizeStreams& ids,
-                                         std::vector<std::uint64_t>* mask_out) const;
+                                         std::vector<std::uint64_t>* mask_out, PhaseTimings* timings) const;
   Plaintext decrypt_impl(const Ciphertext& ct, const SecretKey& sk, bool parallel) const;
 
   CkksParams params_;

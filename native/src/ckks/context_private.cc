@@ -1,5 +1,6 @@
 // CkksContext: the fused operations of the private (client-key) protocols (private_ops.h):
 // partial replies and their decryption, the sanitised products, the trace of rotations.
+#include <chrono>
 #include <cstring>
 
 #include "ckks/context.h"
@@ -68,6 +69,85 @@ DecryptedReply CkksContext::decrypt_reply(const std::uint8_t* p, std::size_t len
   return finish_reply(r, gather_words(c1s.data(), r.limbs, n, r.positions).data());
 }
 
+std::vector<DecryptedReply> CkksContext::decrypt_replies(const std::vector<ByteSpan>& replies, const SecretKey& sk,
+                                                         PhaseTimings* timings) const {
+  check_owner(sk.context_id, "secretKey");
+  PhaseClock clock(timings);
+  std::vector<DecryptedReply> out(replies.size());
+  // Replies in parallel (each one's limb loop then runs serially inside).
+  pfor(replies.size(), [&](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i) out[i] = decrypt_reply(replies[i].data, replies[i].size, sk);
+  });
+  clock.mark("decrypt");
+  return out;
+}
+
+std::size_t CkksContext::check_share_replies(const std::vector<std::size_t>& limbs,
+                                            const std::vector<const std::vector<std::uint32_t>*>& positions,
+                                            const std::vector<std::vector<std::uint32_t>>& expect,
+                                            std::size_t want_limbs) const {
+  if (limbs.empty()) throw ArgumentRangeError("replies must hold at least one reply");
+  if (expect.size() != limbs.size())
+    throw ArgumentRangeError("expect must hold one position list per reply (" + std::to_string(limbs.size()) + "), got " +
+                             std::to_string(expect.size()));
+  std::size_t rows = 0;
+  if (want_limbs == 0) want_limbs = limbs[0];
+  for (std::size_t i = 0; i < limbs.size(); ++i) {
+    if (limbs[i] != want_limbs)
+      throw ArgumentRangeError("reply " + std::to_string(i) + " has " + std::to_string(limbs[i]) + " primes, expected " +
+                               std::to_string(want_limbs));
+    const auto& got = *positions[i];
+    if (got != expect[i]) {
+      std::string first;
+      for (std::size_t k = 0; k < got.size() && k < 4; ++k) first += (k ? ", " : "") + std::to_string(got[k]);
+      throw ArgumentRangeError("reply " + std::to_string(i) + " carries coefficients [" + first + "...] instead of the " +
+                               std::to_string(expect[i].size()) + " the client reads");
+    }
+    rows += got.size();
+  }
+  if (rows > n()) throw ArgumentRangeError("the replies carry " + std::to_string(rows) + " coefficients, more than polyN");
+  return rows;
+}
+
+std::vector<std::uint64_t> CkksContext::shares_polynomial(const std::vector<DecryptedReply>& replies,
+                                                          const std::vector<std::vector<std::uint32_t>>& expect,
+                                                          std::size_t want_limbs) const {
+  std::vector<std::size_t> limbs;
+  std::vector<const std::vector<std::uint32_t>*> positions;
+  for (const auto& d : replies) {
+    limbs.push_back(d.limbs);
+    positions.push_back(&d.positions);
+  }
+  check_share_replies(limbs, positions, expect, want_limbs);
+  const std::uint64_t n = this->n();
+  const std::size_t L = replies[0].limbs;
+  std::vector<std::uint64_t> u(L * n, 0);
+  std::size_t row = 0;
+  for (const auto& d : replies) {
+    const std::size_t count = d.positions.size();
+    for (std::size_t k = 0; k < count; ++k, ++row)
+      for (std::size_t l = 0; l < L; ++l) u[l * n + row] = d.words[l * count + k];
+  }
+  return u;
+}
+
+std::vector<std::uint8_t> CkksContext::reencrypt_replies(const std::vector<ByteSpan>& replies, const SecretKey& sk,
+                                                         const std::vector<std::vector<std::uint32_t>>& expect,
+                                                         std::size_t limbs_wanted, PhaseTimings* timings) {
+  PhaseClock clock(timings);
+  const auto decrypted = decrypt_replies(replies, sk);
+  clock.mark("decrypt");
+  auto u = shares_polynomial(decrypted, expect, limbs_wanted);
+  const std::size_t limbs = decrypted[0].limbs;
+  clock.mark("shares");
+  const Plaintext pt = plaintext_from_words(u.data(), u.size(), limbs, 1.0, Encoding::Coefficients);
+  const Ciphertext ct = encrypt_symmetric(pt, sk, true);
+  clock.mark("encrypt");
+  auto bytes = serialize(ct);
+  clock.mark("serialize");
+  return bytes;
+}
+
 // ---- sanitised products ---------------------------------------------------------------------------
 
 std::vector<SanitizeStreams> CkksContext::reserve_sanitize_streams(std::size_t products, bool flood) {
@@ -102,13 +182,16 @@ std::vector<std::uint64_t> CkksContext::sanitize_mask(const SanitizeStreams& ids
 
 std::vector<std::uint8_t> CkksContext::sanitize_one(const Ciphertext& ct, const Plaintext& pt, const PublicKey& pk,
                                                     const SanitizeOptions& o, std::size_t p, const SanitizeStreams& ids,
-                                                    std::vector<std::uint64_t>* mask_out) const {
+                                                    std::vector<std::uint64_t>* mask_out, PhaseTimings* timings) const {
   const std::uint64_t n = this->n();
   const std::size_t l = ct.limbs;
+  PhaseClock clock(timings);
   std::vector<std::uint64_t> mask = sanitize_mask(ids, l, o, p);
   if (mask_out) *mask_out = gather_words(mask.data(), l, n, o.mask_at[p]);
+  clock.mark("mask_sample");
   std::vector<std::uint64_t> prod(2 * l * n);
   multiply_plain_into(ct, pt, prod.data());
+  clock.mark("product");
   Ciphertext c;
   c.context_id = id_;
   c.limbs = l;
@@ -122,8 +205,12 @@ std::vector<std::uint8_t> CkksContext::sanitize_one(const Ciphertext& ct, const 
       for (std::uint64_t j = 0; j < n; ++j) prod[k * n + j] = add_mod(prod[k * n + j], mask[k * n + j], q);
     }
     encrypt_zero_plus(c.c(0, n), c.c(1, n), l, pk, prod.data(), prod.data() + l * n, ids.rerandomize);
+    clock.mark("mask_rerandomize");
     for (std::size_t d = 0; d < o.rescales; ++d) c = rescale(c);
-    return serialize(c);
+    clock.mark("rescale");
+    auto bytes = serialize(c);
+    clock.mark("serialize");
+    return bytes;
   }
   // A partial reply needs c0 in coefficient form only: it is kept there from the
   // rerandomisation on (the mask and e0 are added there, and it is rescaled there), which
@@ -134,6 +221,7 @@ std::vector<std::uint8_t> CkksContext::sanitize_one(const Ciphertext& ct, const 
     std::uint64_t* c0 = c.c(0, n) + k * n;
     for (std::uint64_t j = 0; j < n; ++j) c0[j] = add_mod(c0[j], mask[k * n + j], q);
   }
+  clock.mark("mask_rerandomize");
   for (std::size_t d = 0; d < o.rescales; ++d) {
     const std::size_t cur = c.limbs;
     Ciphertext r;
@@ -145,8 +233,11 @@ std::vector<std::uint8_t> CkksContext::sanitize_one(const Ciphertext& ct, const 
     rescale_poly(c.c(1, n), cur, r.c(1, n), true);
     c = std::move(r);
   }
+  clock.mark("rescale");
   const auto& pos = o.reply_positions(p);
-  return serialize_reply_parts(c.limbs, c.scale, pos, gather_words(c.c(0, n), c.limbs, n, pos).data(), c.c(1, n));
+  auto bytes = serialize_reply_parts(c.limbs, c.scale, pos, gather_words(c.c(0, n), c.limbs, n, pos).data(), c.c(1, n));
+  clock.mark("serialize");
+  return bytes;
 }
 
 SanitizeResult CkksContext::sanitize_products(const Ciphertext& ct, const std::vector<const Plaintext*>& pts,
@@ -154,12 +245,16 @@ SanitizeResult CkksContext::sanitize_products(const Ciphertext& ct, const std::v
   valcheck::sanitize(*this, ct, pts, o);
   check_owner(pk.context_id, "publicKey");
   const std::size_t P = pts.size();
+  const auto start = std::chrono::steady_clock::now();
   const auto ids = reserve_sanitize_streams(P, !o.read.empty() && o.flood_bits > 0);
   SanitizeResult out;
   out.replies.resize(P);
   if (!o.mask_at.empty()) out.masks.resize(P);
+  // Each product's phases on its own (they run in parallel), summed afterwards: thread time.
+  std::vector<PhaseTimings> per(o.timings ? P : 0);
   auto one = [&](std::size_t p) {
-    out.replies[p] = sanitize_one(ct, *pts[p], pk, o, p, ids[p], o.mask_at.empty() ? nullptr : &out.masks[p]);
+    out.replies[p] = sanitize_one(ct, *pts[p], pk, o, p, ids[p], o.mask_at.empty() ? nullptr : &out.masks[p],
+                                  o.timings ? &per[p] : nullptr);
   };
   // Products in parallel (their streams are reserved); a single one keeps the limb-parallel ops.
   if (P == 1)
@@ -168,6 +263,11 @@ SanitizeResult CkksContext::sanitize_products(const Ciphertext& ct, const std::v
     pfor(P, [&](std::size_t b, std::size_t e) {
       for (std::size_t p = b; p < e; ++p) one(p);
     });
+  if (o.timings) {
+    for (const auto& t : per)
+      for (const auto& [name, us] : t.phases) out.timings.add(name.c_str(), us);
+    out.timings.add("wall", std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+  }
   return out;
 }
 

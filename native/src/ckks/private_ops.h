@@ -18,11 +18,60 @@
 //                                       product: mask, flood when flooding, rerandomisation), so a
 //                                       seeded run gives the composed ops' words exactly.
 //   trace_rotations(ct, steps, gk)      c = prod_j (1 + sigma_{steps_j})(c), steps in order.
+//   decrypt_replies(replies, sk)        decrypt_reply of each, in one call (one upload and one
+//                                       synchronisation on the GPU).
+//   reencrypt_replies(replies, sk, expect)
+//                                       the two-round client's round 2 in one call: decrypt the
+//                                       replies, check that reply p carries exactly the positions
+//                                       expect[p], put the k-th decrypted word (over all replies,
+//                                       in order) at coefficient k of U (every limb; 0 elsewhere),
+//                                       and return serialize(encrypt_symmetric(U, sk, compact)):
+//                                       the words of plaintext_from_words + encrypt_symmetric
+//                                       (one stream id, taken after the decryptions).
 #pragma once
+#include <chrono>
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace tensafe::ckks {
+
+// Per-phase wall times of one fused call (host steady clock, microseconds, phases in the order
+// they ran; a phase that runs several times is summed). Asked for per call (`timings: true`):
+// when off, nothing is measured. On the GPU a phase that ends in the one synchronisation holds
+// the device's work too ("device"); the others are host time only.
+struct PhaseTimings {
+  std::vector<std::pair<std::string, double>> phases;
+  void add(const char* name, double us) {
+    for (auto& p : phases)
+      if (p.first == name) {
+        p.second += us;
+        return;
+      }
+    phases.emplace_back(name, us);
+  }
+};
+
+// Marks phase ends on a PhaseTimings (null: does nothing, reads no clock).
+class PhaseClock {
+ public:
+  explicit PhaseClock(PhaseTimings* out) : out_(out) {
+    if (out_) last_ = std::chrono::steady_clock::now();
+  }
+  // Ends the current phase under `name` (the time since the previous mark).
+  void mark(const char* name) {
+    if (!out_) return;
+    const auto now = std::chrono::steady_clock::now();
+    out_->add(name, std::chrono::duration<double, std::micro>(now - last_).count());
+    last_ = now;
+  }
+  PhaseTimings* sink() const { return out_; }
+
+ private:
+  PhaseTimings* out_;
+  std::chrono::steady_clock::time_point last_{};
+};
 
 struct SanitizeOptions {
   // One position list per plaintext, or empty (the option is absent). Each list strictly
@@ -34,6 +83,7 @@ struct SanitizeOptions {
   bool mask_all = false;  // every coefficient masked (no read set)
   std::size_t rescales = 0;
   bool partial = true;  // serialize_reply at keep (or read); false: serialize (the whole ciphertext)
+  bool timings = false;  // fill SanitizeResult::timings
 
   const std::vector<std::uint32_t>& reply_positions(std::size_t p) const { return keep.empty() ? read[p] : keep[p]; }
 };
@@ -43,6 +93,7 @@ struct SanitizeResult {
   // Per plaintext, when mask_at was given: the mask's residues at mask_at[p] over the
   // ciphertext's primes, limb-major (limbs x count), before any rescale.
   std::vector<std::vector<std::uint64_t>> masks;
+  PhaseTimings timings;  // when SanitizeOptions::timings
 };
 
 // The stream ids one product of sanitize_products consumes (flood: only when flooding).
@@ -67,6 +118,12 @@ struct DecryptedReply {
   double scale = 1;
   std::vector<std::uint64_t> words;  // limbs x count, limb-major: coefficient residues
   std::vector<double> values;        // centred CRT composition / scale, per position
+};
+
+// Serialised bytes handed to a fused call (the caller keeps them alive for the call).
+struct ByteSpan {
+  const std::uint8_t* data = nullptr;
+  std::size_t size = 0;
 };
 
 // words[l*stride + positions[k]] -> out[l*count + k] for every limb (limb-major both ways).

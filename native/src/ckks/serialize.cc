@@ -145,18 +145,27 @@ double check_scale_value(double s) {
 
 std::vector<std::uint8_t> CkksContext::serialize(const Ciphertext& ct) const {
   check_owner(ct.context_id, "ciphertext");
-  Writer w;
-  w.put<std::uint32_t>(static_cast<std::uint32_t>(ct.limbs));
-  w.put<std::uint32_t>(2);
-  w.put<double>(ct.scale);
   if (!ct.c1_seed) {
+    Writer w;
+    w.put<std::uint32_t>(static_cast<std::uint32_t>(ct.limbs));
+    w.put<std::uint32_t>(2);
+    w.put<double>(ct.scale);
     w.words(ct.data);
     return finish(ObjectKind::Ciphertext, params_.fingerprint, w);
   }
+  return serialize_compact_parts(ct.limbs, ct.scale, *ct.c1_seed, ct.data.data());
+}
+
+std::vector<std::uint8_t> CkksContext::serialize_compact_parts(std::size_t limbs, double scale, const ChaChaKey& seed,
+                                                               const std::uint64_t* c0) const {
+  Writer w;
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(limbs));
+  w.put<std::uint32_t>(2);
+  w.put<double>(scale);
   w.put<std::uint32_t>(1);  // form: c1 seeded
   w.put<std::uint32_t>(0);
-  for (std::uint32_t k : *ct.c1_seed) w.put<std::uint32_t>(k);
-  w.words(ct.data.data(), ct.limbs * n());
+  for (std::uint32_t k : seed) w.put<std::uint32_t>(k);
+  w.words(c0, limbs * n());
   return finish(ObjectKind::Ciphertext, params_.fingerprint, w, kVersionCompact);
 }
 

@@ -26,6 +26,9 @@ import type {
   NativeCkksContextClass,
   NativeCkksRules,
   OpTiming,
+  PhaseTimings,
+  ReencryptOptions,
+  ReencryptResult,
   SampleOptions,
   SanitizeOptions,
   SanitizeResult,
@@ -256,9 +259,17 @@ export class Ckks {
   decryptReply(bytes: Uint8Array, secretKey: SecretKey): DecryptedReply {
     return callSync(() => this.ctx.decryptReply(bytes, secretKey?.native));
   }
-  /** decryptReply of several replies, off the JS thread. */
-  decryptReplies(bytes: Uint8Array[], secretKey: SecretKey): Promise<DecryptedReply[]> {
-    return callAsync(() => this.ctx.decryptReplies(bytes, secretKey?.native));
+  /** decryptReply of several replies, off the JS thread; `timings` adds the array's `timings` (PhaseTimings). */
+  decryptReplies(bytes: Uint8Array[], secretKey: SecretKey, options?: { timings?: boolean }): Promise<DecryptedReply[] & { timings?: PhaseTimings }> {
+    return callAsync(() => this.ctx.decryptReplies(bytes, secretKey?.native, options));
+  }
+  /**
+   * Round 2 of the two-round client in one native call, off the JS thread: decrypt the replies,
+   * check their positions, build U from the read words and encrypt it (compact); see
+   * NativeCkksContext.reencryptReplies.
+   */
+  reencryptReplies(bytes: Uint8Array[], secretKey: SecretKey, options: ReencryptOptions): Promise<ReencryptResult> {
+    return callAsync(() => this.ctx.reencryptReplies(bytes, secretKey?.native, options));
   }
   /**
    * Masked, flooded, rerandomised and rescaled products ct * p, serialised, off the JS thread:

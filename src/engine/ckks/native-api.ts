@@ -180,12 +180,39 @@ export interface SanitizeOptions {
   returnMaskAt?: Uint32Array[];
   /** Rescales after the rerandomisation (0..limbs-1, default 0). */
   rescale?: number;
+  /** Measure the call's phases (PhaseTimings in the result); off: nothing is measured. */
+  timings?: boolean;
 }
+
+/**
+ * Wall microseconds per phase of one fused call (native steady clock), in the order the phases
+ * ran. On the CPU the phases of products (or replies) run in parallel are summed (thread time)
+ * and `wall` is the call's own; on the GPU the phases are host time, and the phase that ends in
+ * the one synchronisation (`device`) includes the device's work.
+ */
+export type PhaseTimings = Record<string, number>;
 
 export interface SanitizeResult {
   replies: Uint8Array[];
   /** Present when returnMaskAt was given: per plaintext, limbs x count residues, limb-major. */
   masks?: BigUint64Array[];
+  /** Present when options.timings was set. */
+  timings?: PhaseTimings;
+}
+
+/** Options of `reencryptReplies(replies, secretKey, options)`. */
+export interface ReencryptOptions {
+  /** The positions reply p must carry (strictly increasing, below polyN), one list per reply. */
+  expect: Uint32Array[];
+  /** The prime count every reply must have (default: the first reply's). */
+  limbs?: number;
+  timings?: boolean;
+}
+
+/** What `reencryptReplies` returns: the serialised compact ciphertext of U. */
+export interface ReencryptResult {
+  request: Uint8Array;
+  timings?: PhaseTimings;
 }
 
 /** The decryption of a partial reply at its positions only. */
@@ -347,8 +374,15 @@ export interface NativeCkksContext extends NativeDisposable {
   serializeReply(ciphertext: NativeCiphertext, positions: Uint32Array): Uint8Array;
   /** Decrypts a partial reply at its positions (c1*s, inverse NTT, pick, add c0). Bad bytes: ERR_TENSAFE_FORMAT. */
   decryptReply(bytes: Uint8Array, secretKey: NativeSecretKey): DecryptedReply;
-  /** decryptReply of each, off the JS thread. */
-  decryptReplies(bytes: Uint8Array[], secretKey: NativeSecretKey): Promise<DecryptedReply[]>;
+  /** decryptReply of each, off the JS thread (one upload and one synchronisation on the GPU). */
+  decryptReplies(bytes: Uint8Array[], secretKey: NativeSecretKey, options?: { timings?: boolean }): Promise<DecryptedReply[] & { timings?: PhaseTimings }>;
+  /**
+   * The two-round client's round 2 in one call (native/src/ckks/private_ops.h): the replies
+   * decrypted at their positions (each must carry exactly expect[p]), the k-th word over all of
+   * them put at coefficient k of U, U encrypted compact under the secret key and serialised: the
+   * words of decryptReplies + plaintextFromWords + encryptSymmetric({compact}) + serialize.
+   */
+  reencryptReplies(bytes: Uint8Array[], secretKey: NativeSecretKey, options: ReencryptOptions): Promise<ReencryptResult>;
   /** See SanitizeOptions; off the JS thread (every argument checked before the work is queued). */
   sanitizeProducts(ciphertext: NativeCiphertext, plaintexts: NativePlaintext[], publicKey: NativePublicKey, options: SanitizeOptions): Promise<SanitizeResult>;
   /** c = prod_j (1 + sigma_{steps_j})(c) (c += rotate(c, step), steps in order), off the JS thread. */

@@ -470,32 +470,39 @@ std::shared_ptr<CiphertextCuda> CkksContextCuda::rerandomize(const CiphertextCud
   return ct;
 }
 
-std::shared_ptr<CiphertextCuda> CkksContextCuda::encrypt_symmetric(const PlaintextCuda& pt, const SecretKeyCuda& sk,
-                                                                   bool compact) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  valcheck::operand_plaintext(*cpu_, pt, "encode a new one to encrypt");
-  cpu_->check_owner(sk.host.context_id, "secretKey");
+std::optional<ChaChaKey> CkksContextCuda::encrypt_symmetric_into(std::uint64_t* c0, std::uint64_t* c1,
+                                                                 const std::uint64_t* m, std::size_t limbs,
+                                                                 const SecretKeyCuda& sk, bool compact) {
   DeviceState& d = *dev_;
-  OpScope scope(d, "encrypt_symmetric");
   const std::uint64_t n = this->n();
-  const std::uint32_t l = static_cast<std::uint32_t>(pt.limbs);
+  const std::uint32_t l = static_cast<std::uint32_t>(limbs);
   const std::uint64_t sid = cpu_->next_stream();
-  auto ct = new_ct(pt.limbs, pt.scale);
-  std::uint64_t* c0 = ct->words.data();
-  std::uint64_t* c1 = c0 + pt.limbs * n;
+  std::optional<ChaChaKey> seed;
   if (compact) {
     // The seed comes from the host context's key (the same as the device key when seeded);
     // c1 is its expansion (key = seed, stream 0), sampled on the device.
-    ct->c1_seed = cpu_->derive_seed(sid);
+    seed = cpu_->derive_seed(sid);
     DeviceChaChaKey seed_key{};
-    for (int w = 0; w < 8; ++w) seed_key.k[w] = (*ct->c1_seed)[w];
+    for (int w = 0; w < 8; ++w) seed_key.k[w] = (*seed)[w];
     sample_uniform(c1, d.br(), l, d.log_n, seed_key, 0, 0, d.stream);
   } else {
     sample_uniform(c1, d.br(), l, d.log_n, d.key, sid, 0, d.stream);
   }
   sample_small_rns(c0, d.br(), l, d.log_n, d.key, sid, 2ull * l * n, SmallDistribution::Gaussian, d.stream);
   ntt_forward(c0, d.ntt->view(), LimbMap::range(0, l), 1, d.stream);
-  rns_encrypt_sk(c0, c1, sk.words.data(), pt.words.data(), d.br(), l, d.log_n, d.stream);
+  rns_encrypt_sk(c0, c1, sk.words.data(), m, d.br(), l, d.log_n, d.stream);
+  return seed;
+}
+
+std::shared_ptr<CiphertextCuda> CkksContextCuda::encrypt_symmetric(const PlaintextCuda& pt, const SecretKeyCuda& sk,
+                                                                   bool compact) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  valcheck::operand_plaintext(*cpu_, pt, "encode a new one to encrypt");
+  cpu_->check_owner(sk.host.context_id, "secretKey");
+  OpScope scope(*dev_, "encrypt_symmetric");
+  auto ct = new_ct(pt.limbs, pt.scale);
+  std::uint64_t* c0 = ct->words.data();
+  ct->c1_seed = encrypt_symmetric_into(c0, c0 + pt.limbs * n(), pt.words.data(), pt.limbs, sk, compact);
   return ct;
 }
 

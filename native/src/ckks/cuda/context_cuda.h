@@ -150,9 +150,14 @@ class CkksContextCuda {
 
   // Fused operations of the private protocols (ckks/private_ops.h), the CPU's results word for
   // word: one stream, one lock, and one host synchronisation (when the bytes come out).
-  // Masks are sampled on the host from the same streams as the CPU (sampleWords does so too).
+  // Masks and flooding noise are sampled on the device from the same streams as the CPU.
   std::vector<std::uint8_t> serialize_reply(const CiphertextCuda& ct, const std::uint32_t* positions, std::size_t count);
   DecryptedReply decrypt_reply(const std::uint8_t* p, std::size_t len, const SecretKeyCuda& sk);
+  std::vector<DecryptedReply> decrypt_replies(const std::vector<ByteSpan>& replies, const SecretKeyCuda& sk,
+                                              PhaseTimings* timings = nullptr);
+  std::vector<std::uint8_t> reencrypt_replies(const std::vector<ByteSpan>& replies, const SecretKeyCuda& sk,
+                                              const std::vector<std::vector<std::uint32_t>>& expect, std::size_t limbs = 0,
+                                              PhaseTimings* timings = nullptr);
   SanitizeResult sanitize_products(const CiphertextCuda& ct, const std::vector<const PlaintextCuda*>& pts,
                                    const PublicKeyCuda& pk, const SanitizeOptions& o);
   void check_trace(const std::vector<std::int64_t>& steps, const GaloisKeysCuda& gk) const;
@@ -203,6 +208,19 @@ class CkksContextCuda {
   void decrypt_into(std::uint64_t* out, const std::vector<const std::uint64_t*>& cts, std::size_t limbs,
                     const SecretKeyCuda& sk);
   // c = Enc_pk(0) + (m, m1) with the noise of ChaCha20 stream `sid` (m1 may be null).
+  // Partial replies on the device (the caller holds the lock and a PinnedGuard): their
+  // decryptions' c1*s at the positions, reply i at at + at_off[i] (limbs x count), and their
+  // c0 at the positions (c0_at[i], same layout, inside `in`).
+  struct DeviceReplies {
+    DeviceWords in, at;
+    std::vector<std::size_t> at_off;
+    std::vector<const std::uint64_t*> c0_at;
+  };
+  DeviceReplies c1s_at_positions(const std::vector<ReplyParts>& parts, const SecretKeyCuda& sk);
+  // Enc_sk(m) into (c0, c1) over `limbs` primes, m in the NTT domain; takes the next stream id
+  // (as the CPU's encrypt_symmetric); returns the seed when compact.
+  std::optional<ChaChaKey> encrypt_symmetric_into(std::uint64_t* c0, std::uint64_t* c1, const std::uint64_t* m,
+                                                  std::size_t limbs, const SecretKeyCuda& sk, bool compact);
   void encrypt_into(std::uint64_t* c, const std::uint64_t* m, const std::uint64_t* m1, std::size_t limbs,
                     const PublicKeyCuda& pk, std::uint64_t sid);
   // The evaluator without the lock (callers hold it).

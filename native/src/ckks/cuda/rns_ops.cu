@@ -91,6 +91,19 @@ __global__ void gather_kernel(uint64_t* __restrict__ out, const uint64_t* __rest
   out[i] = in[(l << log_n) + positions[k]];
 }
 
+// The inverse of gather: out[l*n + positions[k]] = a[l*count + k] (+ b[...] mod q_l when b is
+// given; 0 when a is null); positions null: coefficient row0 + k.
+__global__ void scatter_kernel(uint64_t* __restrict__ out, const uint64_t* __restrict__ a, const uint64_t* __restrict__ b,
+                               const uint32_t* __restrict__ positions, uint32_t row0, uint32_t count, uint64_t total,
+                               const Barrett* __restrict__ br, uint32_t log_n) {
+  const uint64_t i = blockIdx.x * static_cast<uint64_t>(kBlock) + threadIdx.x;
+  if (i >= total) return;
+  const uint64_t l = i / count, k = i % count;
+  uint64_t v = a ? a[i] : 0;
+  if (b) v = add_mod(v, b[i], br[l].q);
+  out[(l << log_n) + (positions ? positions[k] : row0 + k)] = v;
+}
+
 __global__ void encrypt_sk_kernel(uint64_t* __restrict__ c0, const uint64_t* __restrict__ c1,
                                   const uint64_t* __restrict__ sk, const uint64_t* __restrict__ m,
                                   const Barrett* __restrict__ br, uint64_t words, uint32_t log_n) {
@@ -163,6 +176,14 @@ void rns_gather(uint64_t* out, const uint64_t* in, const uint32_t* positions, ui
   const uint64_t total = static_cast<uint64_t>(limbs) * count;
   if (total == 0) return;  // an empty launch is an error
   gather_kernel<<<blocks_for(total), kBlock, 0, s>>>(out, in, positions, count, total, log_n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void rns_scatter(uint64_t* out, const uint64_t* a, const uint64_t* b, const uint32_t* positions, uint32_t row0,
+                 uint32_t count, uint32_t limbs, const Barrett* br, uint32_t log_n, cudaStream_t s) {
+  const uint64_t total = static_cast<uint64_t>(limbs) * count;
+  if (total == 0) return;
+  scatter_kernel<<<blocks_for(total), kBlock, 0, s>>>(out, a, b, positions, row0, count, total, br, log_n);
   CUDA_CHECK_LAUNCH();
 }
 

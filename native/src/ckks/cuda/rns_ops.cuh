@@ -50,6 +50,10 @@ void rns_encrypt_pk(uint64_t* c0, uint64_t* c1, const uint64_t* e0, const uint64
 // out[l*count + k] = in[l*n + positions[k]] for l < limbs (positions on the device; count may be 0).
 void rns_gather(uint64_t* out, const uint64_t* in, const uint32_t* positions, uint32_t count, uint32_t limbs,
                 uint32_t log_n, cudaStream_t s);
+// The inverse: out[l*n + positions[k]] = a[l*count + k] (+ b[l*count + k] mod q_l when b is not
+// null; 0 when a is null), for l < limbs; positions null: coefficient row0 + k instead.
+void rns_scatter(uint64_t* out, const uint64_t* a, const uint64_t* b, const uint32_t* positions, uint32_t row0,
+                 uint32_t count, uint32_t limbs, const Barrett* br, uint32_t log_n, cudaStream_t s);
 // Secret-key encryption: c0 = (e - c1*s) + m (c0 holds e in the NTT domain on entry).
 void rns_encrypt_sk(uint64_t* c0, const uint64_t* c1, const uint64_t* sk, const uint64_t* m, const Barrett* br,
                     uint32_t limbs, uint32_t log_n, cudaStream_t s);

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "ckks/modarith.h"
 
@@ -39,5 +40,36 @@ void sample_small_rns(uint64_t* out, const Barrett* moduli, uint32_t limbs, uint
 void sample_encryption_noise(uint64_t* u, uint64_t* e0, uint64_t* e1, const Barrett* moduli, uint32_t limbs,
                              uint32_t log_n, const DeviceChaChaKey& key, uint64_t stream_id, cudaStream_t stream,
                              const uint64_t* stream_id_ptr = nullptr);
+
+// ---- the rejection samplers of sampleWords (sampling.h: 'uniform' and 'centered') ------------
+// Each job reads its own stream from word 0, in order, exactly as the CPU Sampler does (one thread
+// block per job walks the stream), and writes limbs x count words, limb-major, at
+// out + out_offset. Jobs live in device memory.
+struct SampleJob {
+  uint64_t stream_id;
+  uint64_t out_offset;  // words
+  uint64_t count;       // centered only (uniform: the launch's count)
+};
+
+// Per limb, 2^64 - (2^64 mod q): a word below it is accepted (uniform_exact_limits computes them).
+struct RejectLimits {
+  static constexpr std::size_t kMax = 32;
+  uint64_t v[kMax];
+};
+RejectLimits uniform_exact_limits(const std::vector<uint64_t>& moduli);
+
+// 2^bits, M = 2^(bits+1) + 1 and the acceptance limit 2^128 - (2^128 mod M), as 64-bit halves.
+struct CenteredBounds {
+  uint64_t half_lo, half_hi, modulus_lo, modulus_hi, limit_lo, limit_hi;
+};
+CenteredBounds centered_bounds(int bits);
+
+// `count` residues per limb exactly uniform mod each of the first `limbs` moduli, per job.
+void sample_uniform_exact(uint64_t* out, const SampleJob* jobs, uint32_t jobs_count, const Barrett* moduli,
+                          const RejectLimits& limits, uint32_t limbs, uint32_t count, const DeviceChaChaKey& key,
+                          cudaStream_t stream);
+// job.count integers exactly uniform on [-2^bits, 2^bits], each written mod every limb, per job.
+void sample_centered(uint64_t* out, const SampleJob* jobs, uint32_t jobs_count, const Barrett* moduli, uint32_t limbs,
+                     const CenteredBounds& bounds, const DeviceChaChaKey& key, cudaStream_t stream);
 
 }  // namespace tensafe::ckks::cuda
