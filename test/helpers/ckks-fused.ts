@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Ckks } from '../../src/engine/ckks';
 import type { Ciphertext, GaloisKeys, Plaintext, PublicKey } from '../../src/engine/ckks/handles';
 import type { SanitizeOptions } from '../../src/engine/ckks/native-api';
+import { objectChecksum } from './ckks-reference';
 
 /** sanitizeProducts by the single operations (stream ids per product: mask, flood, rerandomisation). */
 export function composedSanitize(c: Ckks, ct: Ciphertext, pts: Plaintext[], pk: PublicKey, o: SanitizeOptions): { replies: Uint8Array[]; masks?: BigUint64Array[] } {
@@ -72,23 +73,12 @@ export function replyBytes(n: number, limbs: number, count: number): number {
   return 24 + 16 + 4 * count + (count % 2 ? 4 : 0) + 8 * limbs * count + 8 * limbs * n + 8;
 }
 
-/** FNV-1a (64-bit) of bytes, as the serialisation's checksum. */
-export function fnv1a(bytes: Uint8Array): bigint {
-  let h = 0xcbf29ce484222325n;
-  const mask = (1n << 64n) - 1n;
-  for (let i = 0; i < bytes.length; i++) {
-    h ^= BigInt(bytes[i]);
-    h = (h * 0x100000001b3n) & mask;
-  }
-  return h;
-}
-
 /** A copy of serialised bytes with `edit` applied and the checksum recomputed (a well-formed lie). */
 export function reseal(bytes: Uint8Array, edit: (dv: DataView) => void): Uint8Array {
   const out = Uint8Array.from(bytes);
   const dv = new DataView(out.buffer);
   edit(dv);
-  dv.setBigUint64(out.length - 8, fnv1a(out.subarray(0, out.length - 8)), true);
+  dv.setBigUint64(out.length - 8, objectChecksum(dv.getUint16(4, true), out.subarray(0, out.length - 8)), true);
   return out;
 }
 

@@ -87,7 +87,7 @@ export function refUniform128(key: Uint8Array, stream: bigint, moduli: bigint[],
   return out;
 }
 
-/** FNV-1a 64 of bytes (the serialisation checksum). */
+/** FNV-1a 64 of bytes (the checksum of serialisation versions 1 and 2). */
 export function fnv1a64(bytes: Uint8Array): bigint {
   let h = 0xcbf29ce484222325n;
   for (const b of bytes) {
@@ -97,11 +97,38 @@ export function fnv1a64(bytes: Uint8Array): bigint {
   return h;
 }
 
-/** Rewrites the trailing checksum of serialised bytes after an edit. */
+/**
+ * The word checksum of serialisation versions 3 and 4, written from its definition in
+ * native/src/ckks/serialize.cc: the bytes as little-endian u64 words (the last one zero-padded),
+ * word i in lane i % 8, h = (h ^ w) * G then h ^= h >> 32 per lane; the lanes folded the same way
+ * into F ^ length.
+ */
+export function wordChecksum64(bytes: Uint8Array): bigint {
+  const F = 0xcbf29ce484222325n;
+  const G = 0x9e3779b97f4a7c15n;
+  const M = TWO64 - 1n;
+  const step = (h: bigint, w: bigint): bigint => {
+    const x = ((h ^ w) * G) & M;
+    return x ^ (x >> 32n);
+  };
+  const lanes = Array.from({ length: 8 }, (_, k) => F ^ BigInt(k));
+  const padded = new Uint8Array(Math.ceil(bytes.length / 8) * 8);
+  padded.set(bytes);
+  const dv = new DataView(padded.buffer);
+  for (let i = 0; i < padded.length / 8; i++) lanes[i % 8] = step(lanes[i % 8], dv.getBigUint64(8 * i, true));
+  return lanes.reduce(step, F ^ BigInt(bytes.length));
+}
+
+/** The checksum serialised bytes of this format version carry over `body` (everything before it). */
+export function objectChecksum(version: number, body: Uint8Array): bigint {
+  return version >= 3 ? wordChecksum64(body) : fnv1a64(body);
+}
+
+/** Rewrites the trailing checksum of serialised bytes after an edit (for the version in their header). */
 export function resum(bytes: Uint8Array): Uint8Array {
   const out = bytes.slice();
-  const sum = fnv1a64(out.subarray(0, out.length - 8));
-  new DataView(out.buffer, out.byteOffset).setBigUint64(out.length - 8, sum, true);
+  const dv = new DataView(out.buffer, out.byteOffset);
+  dv.setBigUint64(out.length - 8, objectChecksum(dv.getUint16(4, true), out.subarray(0, out.length - 8)), true);
   return out;
 }
 

@@ -17,6 +17,7 @@ import {
   refCentered,
   refUniform128,
   refUniformExact,
+  objectChecksum,
   resum,
   seedKey,
 } from '../helpers/ckks-reference';
@@ -278,7 +279,7 @@ describe('compact symmetric encryption', () => {
     const bytes = c.serialize(ct);
     // header 24 bytes, then limbs, size, scale, form, padding (24 bytes), then the seed
     const view = new DataView(bytes.buffer, bytes.byteOffset);
-    expect(view.getUint16(4, true)).toBe(2);
+    expect(view.getUint16(4, true)).toBe(4); // compact, word checksum
     const stored = bytes.slice(48, 80);
     const expected = new Uint8Array(chachaWords(seedKey(seed), 2n, 0n, 4).buffer);
     expect(Buffer.from(stored).equals(Buffer.from(expected))).toBe(true);
@@ -322,7 +323,7 @@ describe('compact symmetric encryption', () => {
     }
   });
 
-  it('refuses corrupt compact bytes and version 2 for other objects', () => {
+  it('refuses corrupt compact bytes and the compact versions (2, 4) for other objects', () => {
     const c = Ckks.create({ polyN: 8192, backend: 'cpu' });
     const sk = c.generateSecretKey();
     const bytes = c.serialize(c.encryptSymmetric(c.encode([1]), sk, { compact: true }));
@@ -334,12 +335,45 @@ describe('compact symmetric encryption', () => {
     expect(() => c.deserializeCiphertext(resum(form))).toThrow(/unknown form/);
     expect(() => c.deserializeCiphertext(resum(bytes.slice(0, bytes.length - 16)))).toThrow(/length|truncated/);
     const pt = c.serialize(c.encode([1]));
-    const v2 = pt.slice();
-    v2[4] = 2;
-    expect(() => c.deserializePlaintext(resum(v2))).toThrow(/version 2/);
-    const v3 = pt.slice();
-    v3[4] = 3;
-    expect(() => c.deserializePlaintext(resum(v3))).toThrow(/unsupported format version 3/);
+    for (const compact of [2, 4]) {
+      const v = pt.slice();
+      v[4] = compact;
+      expect(() => c.deserializePlaintext(resum(v))).toThrow(new RegExp(`version ${compact} for a plaintext`));
+    }
+    for (const unknown of [0, 5]) {
+      const v = pt.slice();
+      v[4] = unknown;
+      expect(() => c.deserializePlaintext(resum(v))).toThrow(new RegExp(`unsupported format version ${unknown}`));
+    }
+  });
+
+  it('writes versions 3 and 4 (word checksum) and still reads 1 and 2 (FNV-1a), refusing a checksum of the other kind', () => {
+    const c = Ckks.create({ polyN: 8192, backend: 'cpu' });
+    const sk = c.generateSecretKey();
+    const full = c.encryptSymmetric(c.encode([1, -2]), sk);
+    const compact = c.encryptSymmetric(c.encode([1, -2]), sk, { compact: true });
+    for (const [ct, now, old] of [[full, 3, 1], [compact, 4, 2]] as const) {
+      const bytes = c.serialize(ct);
+      const dv = new DataView(bytes.buffer, bytes.byteOffset);
+      expect(dv.getUint16(4, true)).toBe(now);
+      // the checksum is the documented word checksum of everything before it
+      expect(dv.getBigUint64(bytes.length - 8, true)).toBe(objectChecksum(now, bytes.subarray(0, bytes.length - 8)));
+      // the same body under the old version and its FNV-1a checksum: the same ciphertext
+      const legacy = bytes.slice();
+      legacy[4] = old;
+      const back = c.deserializeCiphertext(resum(legacy));
+      expect(c.ciphertextWords(back)).toEqual(c.ciphertextWords(ct));
+      // a version whose checksum does not match its kind is refused
+      const wrongSum = bytes.slice();
+      wrongSum[4] = old;
+      expect(() => c.deserializeCiphertext(wrongSum)).toThrow(/checksum/);
+      // every single flipped bit of the body is caught
+      for (const at of [30, 40, bytes.length - 9, Math.floor(bytes.length / 2)]) {
+        const flip = bytes.slice();
+        flip[at] ^= 0x80;
+        expect(() => c.deserializeCiphertext(flip)).toThrow(/checksum|corrupt/);
+      }
+    }
   });
 });
 

@@ -1,8 +1,16 @@
 // Serialisation of CKKS objects. Layout (little-endian):
 //   magic "TSCK" | u16 version | u16 kind (ObjectKind) | u64 parameter fingerprint |
-//   u64 body length | body | u64 FNV-1a checksum of everything before it.
-// Version 1 is every object in full; version 2 is a compact ciphertext (its c1 expanded from a
-// seed). Readers accept both.
+//   u64 body length | body | u64 checksum of everything before it.
+// Versions: 3 is every object in full, 4 a compact ciphertext (its c1 expanded from a seed),
+// both with the word checksum below; versions 1 and 2 are the same bodies with the byte-serial
+// FNV-1a 64 checksum (written until 2026-12; readers accept all four, writers write 3 and 4).
+// The word checksum (a corruption check, not a MAC), over the bytes before it read as
+// little-endian u64 words w_0..w_{m-1} (the last one zero-padded), in 8 independent lanes:
+//   h_k = F ^ k (k < 8);  for each i: k = i % 8, h_k = (h_k ^ w_i) * G, h_k ^= h_k >> 32;
+//   r = F ^ length; for k < 8: r = (r ^ h_k) * G, r ^= r >> 32;  checksum = r
+// with F = 0xcbf29ce484222325 (FNV offset basis) and G = 0x9e3779b97f4a7c15 (2^64 / golden
+// ratio, odd). The lanes keep ~8 bytes per cycle where FNV-1a's one-byte chain does ~1 byte per
+// 4 cycles: for a reply of 130 KB, ~15 us instead of ~150 us, on each side.
 // Bodies:  Ciphertext: u32 limbs, u32 size (2), f64 scale, 2*limbs*n words
 //          Ciphertext, version 2 (compact): u32 limbs, u32 size (2), f64 scale, u32 form (1 =
 //                      c1 seeded), u32 0, 32-byte seed, limbs*n words of c0; c1 is the
@@ -18,6 +26,7 @@
 //                      form at the positions (limb-major), then limbs*n words of c1 (NTT domain)
 // Every length is checked against the context and every word against its modulus, so corrupt
 // or foreign bytes fail with FormatError instead of producing garbage.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -27,8 +36,13 @@
 namespace tensafe::ckks {
 
 namespace {
-constexpr std::uint16_t kVersion = 1;
-constexpr std::uint16_t kVersionCompact = 2;  // ciphertexts with a seeded c1
+constexpr std::uint16_t kVersionFnv = 1;         // full objects, FNV-1a checksum (read only)
+constexpr std::uint16_t kVersionCompactFnv = 2;  // compact ciphertexts, FNV-1a checksum (read only)
+constexpr std::uint16_t kVersion = 3;            // full objects, word checksum
+constexpr std::uint16_t kVersionCompact = 4;     // ciphertexts with a seeded c1, word checksum
+constexpr std::size_t kHeaderBytes = 24;
+
+bool is_compact(std::uint16_t version) { return version == kVersionCompact || version == kVersionCompactFnv; }
 
 std::uint64_t fnv1a_bytes(const std::uint8_t* p, std::size_t len) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
@@ -39,8 +53,47 @@ std::uint64_t fnv1a_bytes(const std::uint8_t* p, std::size_t len) {
   return h;
 }
 
+// The word checksum of versions 3 and 4 (the header comment defines it).
+std::uint64_t word_checksum(const std::uint8_t* p, std::size_t len) {
+  constexpr std::uint64_t F = 0xcbf29ce484222325ULL, G = 0x9e3779b97f4a7c15ULL;
+  std::uint64_t h[8];
+  for (int k = 0; k < 8; ++k) h[k] = F ^ static_cast<std::uint64_t>(k);
+  const std::size_t full = len / 64;  // whole rounds of 8 words
+  for (std::size_t r = 0; r < full; ++r) {
+    std::uint64_t w[8];
+    std::memcpy(w, p + 64 * r, 64);
+    for (int k = 0; k < 8; ++k) {
+      h[k] = (h[k] ^ w[k]) * G;
+      h[k] ^= h[k] >> 32;
+    }
+  }
+  for (std::size_t i = 8 * full, off = 64 * full; off < len; ++i, off += 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, p + off, std::min<std::size_t>(8, len - off));  // little-endian, zero-padded
+    const int k = static_cast<int>(i % 8);
+    h[k] = (h[k] ^ w) * G;
+    h[k] ^= h[k] >> 32;
+  }
+  std::uint64_t out = F ^ static_cast<std::uint64_t>(len);
+  for (int k = 0; k < 8; ++k) {
+    out = (out ^ h[k]) * G;
+    out ^= out >> 32;
+  }
+  return out;
+}
+
+// Writes one object: the header at construction, then the body, then finish() patches the body
+// length and appends the checksum. One buffer, reserved to its final size.
 class Writer {
  public:
+  Writer(ObjectKind kind, std::uint64_t fingerprint, std::size_t body_bytes, std::uint16_t version = kVersion) {
+    buf.reserve(kHeaderBytes + body_bytes + 8);
+    buf = {'T', 'S', 'C', 'K'};
+    put<std::uint16_t>(version);
+    put<std::uint16_t>(static_cast<std::uint16_t>(kind));
+    put<std::uint64_t>(fingerprint);
+    put<std::uint64_t>(0);  // body length, patched by finish()
+  }
   template <typename T>
   void put(T v) {
     const auto* p = reinterpret_cast<const std::uint8_t*>(&v);
@@ -51,6 +104,14 @@ class Writer {
     const auto* p = reinterpret_cast<const std::uint8_t*>(w);
     buf.insert(buf.end(), p, p + count * 8);
   }
+  std::vector<std::uint8_t> finish() {
+    const std::uint64_t body = buf.size() - kHeaderBytes;
+    std::memcpy(buf.data() + 16, &body, 8);
+    put<std::uint64_t>(word_checksum(buf.data(), buf.size()));
+    return std::move(buf);
+  }
+
+ private:
   std::vector<std::uint8_t> buf;
 };
 
@@ -78,19 +139,6 @@ class Reader {
   std::size_t pos_ = 0;
 };
 
-std::vector<std::uint8_t> finish(ObjectKind kind, std::uint64_t fingerprint, const Writer& body,
-                                 std::uint16_t version = kVersion) {
-  Writer w;
-  w.buf = {'T', 'S', 'C', 'K'};
-  w.put<std::uint16_t>(version);
-  w.put<std::uint16_t>(static_cast<std::uint16_t>(kind));
-  w.put<std::uint64_t>(fingerprint);
-  w.put<std::uint64_t>(body.buf.size());
-  w.buf.insert(w.buf.end(), body.buf.begin(), body.buf.end());
-  w.put<std::uint64_t>(fnv1a_bytes(w.buf.data(), w.buf.size()));
-  return w.buf;
-}
-
 const char* kind_name(ObjectKind k) {
   switch (k) {
     case ObjectKind::Ciphertext: return "a ciphertext";
@@ -108,24 +156,24 @@ Reader open(const std::uint8_t* p, std::size_t len, ObjectKind want, std::uint64
             std::uint16_t* version_out = nullptr) {
   if (len < 32) throw FormatError("bytes too short to be a tensafe CKKS object (" + std::to_string(len) + " bytes)");
   if (std::memcmp(p, "TSCK", 4) != 0) throw FormatError("bad magic: these bytes are not a tensafe CKKS object");
-  const std::uint64_t sum = fnv1a_bytes(p, len - 8);
   std::uint64_t stored;
   std::memcpy(&stored, p + len - 8, 8);
   Reader r(p, len - 8);
   r.get<std::uint32_t>("magic");
   const auto version = r.get<std::uint16_t>("version");
-  if (version != kVersion && version != kVersionCompact)
+  if (version < kVersionFnv || version > kVersionCompact)
     throw FormatError("unsupported format version " + std::to_string(version));
   const auto kind = static_cast<ObjectKind>(r.get<std::uint16_t>("kind"));
   if (kind != want)
     throw FormatError(std::string("these bytes hold ") + kind_name(kind) + ", expected " + kind_name(want));
-  if (version == kVersionCompact && kind != ObjectKind::Ciphertext)
-    throw FormatError("unsupported format version 2 for " + std::string(kind_name(kind)));
+  if (is_compact(version) && kind != ObjectKind::Ciphertext)
+    throw FormatError("unsupported format version " + std::to_string(version) + " for " + std::string(kind_name(kind)));
   if (version_out) *version_out = version;
   const auto fp = r.get<std::uint64_t>("fingerprint");
   if (fp != fingerprint) throw FormatError("parameter fingerprint mismatch: the bytes come from a context with other parameters");
   const auto body = r.get<std::uint64_t>("body length");
   if (body != len - 8 - r.pos()) throw FormatError("length mismatch: header says " + std::to_string(body) + " body bytes");
+  const std::uint64_t sum = version >= kVersion ? word_checksum(p, len - 8) : fnv1a_bytes(p, len - 8);
   if (sum != stored) throw FormatError("checksum mismatch: the bytes are corrupt");
   return r;
 }
@@ -146,19 +194,19 @@ double check_scale_value(double s) {
 std::vector<std::uint8_t> CkksContext::serialize(const Ciphertext& ct) const {
   check_owner(ct.context_id, "ciphertext");
   if (!ct.c1_seed) {
-    Writer w;
+    Writer w(ObjectKind::Ciphertext, params_.fingerprint, 16 + ct.data.size() * 8);
     w.put<std::uint32_t>(static_cast<std::uint32_t>(ct.limbs));
     w.put<std::uint32_t>(2);
     w.put<double>(ct.scale);
     w.words(ct.data);
-    return finish(ObjectKind::Ciphertext, params_.fingerprint, w);
+    return w.finish();
   }
   return serialize_compact_parts(ct.limbs, ct.scale, *ct.c1_seed, ct.data.data());
 }
 
 std::vector<std::uint8_t> CkksContext::serialize_compact_parts(std::size_t limbs, double scale, const ChaChaKey& seed,
                                                                const std::uint64_t* c0) const {
-  Writer w;
+  Writer w(ObjectKind::Ciphertext, params_.fingerprint, 56 + limbs * n() * 8, kVersionCompact);
   w.put<std::uint32_t>(static_cast<std::uint32_t>(limbs));
   w.put<std::uint32_t>(2);
   w.put<double>(scale);
@@ -166,32 +214,34 @@ std::vector<std::uint8_t> CkksContext::serialize_compact_parts(std::size_t limbs
   w.put<std::uint32_t>(0);
   for (std::uint32_t k : seed) w.put<std::uint32_t>(k);
   w.words(c0, limbs * n());
-  return finish(ObjectKind::Ciphertext, params_.fingerprint, w, kVersionCompact);
+  return w.finish();
 }
 
 std::vector<std::uint8_t> CkksContext::serialize(const Plaintext& pt) const {
   check_owner(pt.context_id, "plaintext");
-  Writer w;
+  Writer w(ObjectKind::Plaintext, params_.fingerprint, 16 + pt.data.size() * 8);
   w.put<std::uint32_t>(static_cast<std::uint32_t>(pt.limbs));
   w.put<std::uint8_t>(static_cast<std::uint8_t>(pt.encoding));
   w.put<std::uint8_t>(pt.ntt ? 1 : 0);
   w.put<std::uint16_t>(0);
   w.put<double>(pt.scale);
   w.words(pt.data);
-  return finish(ObjectKind::Plaintext, params_.fingerprint, w);
+  return w.finish();
 }
 
 std::vector<std::uint8_t> CkksContext::serialize(const PublicKey& pk) const {
   check_owner(pk.context_id, "publicKey");
-  Writer w;
+  Writer w(ObjectKind::PublicKey, params_.fingerprint, 4 + pk.data.size() * 8);
   w.put<std::uint32_t>(static_cast<std::uint32_t>(max_limbs()));
   w.words(pk.data);
-  return finish(ObjectKind::PublicKey, params_.fingerprint, w);
+  return w.finish();
 }
 
 std::vector<std::uint8_t> CkksContext::serialize(const GaloisKeys& gk) const {
   check_owner(gk.context_id, "galoisKeys");
-  Writer w;
+  std::size_t body = 8 + 8 * gk.steps.size();
+  for (const auto& [step, key] : gk.keys) body += 16 + key.data.size() * 8;
+  Writer w(ObjectKind::GaloisKeys, params_.fingerprint, body);
   w.put<std::uint32_t>(static_cast<std::uint32_t>(gk.steps.size()));
   for (auto s : gk.steps) w.put<std::int64_t>(s);
   w.put<std::uint32_t>(static_cast<std::uint32_t>(gk.keys.size()));
@@ -200,15 +250,15 @@ std::vector<std::uint8_t> CkksContext::serialize(const GaloisKeys& gk) const {
     w.put<std::uint64_t>(key.galois);
     w.words(key.data);
   }
-  return finish(ObjectKind::GaloisKeys, params_.fingerprint, w);
+  return w.finish();
 }
 
 std::vector<std::uint8_t> CkksContext::serialize_secret_key(const SecretKey& sk) const {
   check_owner(sk.context_id, "secretKey");
-  Writer w;
+  Writer w(ObjectKind::SecretKey, params_.fingerprint, 4 + sk.ntt.size() * 8);
   w.put<std::uint32_t>(static_cast<std::uint32_t>(tables_.size()));
   w.words(sk.ntt);
-  return finish(ObjectKind::SecretKey, params_.fingerprint, w);
+  return w.finish();
 }
 
 Ciphertext CkksContext::deserialize_ciphertext(const std::uint8_t* p, std::size_t len) const {
@@ -221,7 +271,7 @@ Ciphertext CkksContext::deserialize_ciphertext(const std::uint8_t* p, std::size_
   if (ct.limbs < 1 || ct.limbs > max_limbs()) throw FormatError("corrupt ciphertext: bad prime count");
   if (r.get<std::uint32_t>("size") != 2) throw FormatError("corrupt ciphertext: size must be 2");
   ct.scale = check_scale_value(r.get<double>("scale"));
-  if (version == kVersionCompact) {
+  if (is_compact(version)) {
     if (r.get<std::uint32_t>("form") != 1) throw FormatError("corrupt compact ciphertext: unknown form");
     if (r.get<std::uint32_t>("padding") != 0) throw FormatError("corrupt compact ciphertext: bad padding");
     ChaChaKey seed{};
@@ -320,7 +370,7 @@ std::vector<std::uint8_t> CkksContext::serialize_reply_parts(std::size_t limbs, 
                                                             const std::vector<std::uint32_t>& positions,
                                                             const std::uint64_t* c0_at, const std::uint64_t* c1) const {
   const std::size_t count = positions.size();
-  Writer w;
+  Writer w(ObjectKind::Reply, params_.fingerprint, 16 + 4 * (count + count % 2) + (limbs * (count + n())) * 8);
   w.put<std::uint32_t>(static_cast<std::uint32_t>(limbs));
   w.put<std::uint32_t>(static_cast<std::uint32_t>(count));
   w.put<double>(scale);
@@ -328,7 +378,7 @@ std::vector<std::uint8_t> CkksContext::serialize_reply_parts(std::size_t limbs, 
   if (count % 2) w.put<std::uint32_t>(0);
   w.words(c0_at, limbs * count);
   w.words(c1, limbs * n());
-  return finish(ObjectKind::Reply, params_.fingerprint, w);
+  return w.finish();
 }
 
 ReplyParts CkksContext::parse_reply(const std::uint8_t* p, std::size_t len) const {
