@@ -3,7 +3,8 @@
  * for word in seeded mode (both contexts get the same fresh random seed and the same call
  * sequence, so they take the same stream ids): serializeReply bytes and decryptReply results
  * (either engine decrypts the other's bytes), sanitizeProducts replies and masks for every option
- * set of test/helpers/ckks-fused.ts, traceRotations, decryptReplies. The GPU context poisons new
+ * set of test/helpers/ckks-fused.ts (masks and flooding sampled on the device, also under heavy
+ * rejection), traceRotations, decryptReplies, reencryptReplies. The GPU context poisons new
  * allocations, so an output word a kernel leaves unwritten cannot pass.
  */
 import { randomBytes } from 'node:crypto';
@@ -118,6 +119,66 @@ describe.skipIf(noGpu)('fused private-protocol ops: CUDA equals CPU word for wor
       gpu.c.dispose();
     });
   }
+
+  it('device samplers under heavy rejection: flooding 126 bits (about half the candidates rejected), 1 bit, whole-ring read sets', async () => {
+    const n = 8192;
+    for (const floodBits of [126, 1, 63]) {
+      const { cpu, gpu } = pair({ polyN: n, primeBits: [60, 60, 60] });
+      const xs = randomInts(n, 512, 1000);
+      const as = Array.from({ length: 3 }, () => randomInts(n, 512, 1000));
+      const read = [randomPositions(n, 4000), Uint32Array.from({ length: n }, (_, j) => j), randomPositions(n, 1)];
+      const run = async (s: typeof cpu) => {
+        const ct = s.c.encryptSymmetric(s.c.encodeCoefficients(xs, { scale: 1 }), s.sk, { compact: true });
+        const pts = as.map((a) => s.c.encodeCoefficients(a, { scale: 1 }));
+        return s.c.sanitizeProducts(ct, pts, s.pk, { read, floodBits, rescale: 1, format: 'full', returnMaskAt: read });
+      };
+      const rc = await run(cpu);
+      const rg = await run(gpu);
+      rg.replies.forEach((r, p) => same(r, rc.replies[p]));
+      expect(rg.masks).toEqual(rc.masks);
+      same(gpu.c.sampleWords({ limbs: 1, count: 8, distribution: 'uniform' }), cpu.c.sampleWords({ limbs: 1, count: 8, distribution: 'uniform' }));
+      cpu.c.dispose();
+      gpu.c.dispose();
+    }
+  });
+
+  it('reencryptReplies (decrypt, U, compact encryption on the device) and batched decryptReplies: the CPU bytes', async () => {
+    const n = 8192;
+    const { cpu, gpu } = pair({ polyN: n, primeBits: [60, 60, 60] });
+    const { moduli } = cpu.c.info();
+    const limbs = 2;
+    const positions = [randomPositions(n, 5), randomPositions(n, 400), randomPositions(n, 1), randomPositions(n, 27)];
+    const words = positions.map(() => randomResidues(moduli, limbs, n));
+    const make = (s: typeof cpu) => words.map((w, p) => s.c.serializeReply(s.c.encryptSymmetric(s.c.plaintextFromWords(w, { limbs, scale: 1 }), s.sk), positions[p]));
+    const bytes = make(cpu);
+    make(gpu).forEach((b, p) => same(b, bytes[p]));
+    // same prime count in every reply: the batched device path
+    expect(await gpu.c.decryptReplies(bytes, gpu.sk)).toEqual(await cpu.c.decryptReplies(bytes, cpu.sk));
+    const rg = await gpu.c.reencryptReplies(bytes, gpu.sk, { expect: positions, limbs, timings: true });
+    const rc = await cpu.c.reencryptReplies(bytes, cpu.sk, { expect: positions, limbs });
+    same(rg.request, rc.request);
+    expect(Object.keys(rg.timings ?? {})).toEqual(['parse', 'device', 'serialize']);
+    await expect(gpu.c.reencryptReplies(bytes, gpu.sk, { expect: positions, limbs: 3 })).rejects.toThrow(/reply 0 has 2 primes, expected 3/);
+    await expect(gpu.c.reencryptReplies(bytes, gpu.sk, { expect: positions.map((p, i) => (i === 1 ? p.slice(1) : p)) })).rejects.toThrow(/reply 1 carries coefficients/);
+    same(gpu.c.sampleWords({ limbs: 1, count: 8, distribution: 'uniform' }), cpu.c.sampleWords({ limbs: 1, count: 8, distribution: 'uniform' }));
+    // timings change no word
+    const xs = randomInts(n, 300, 1 << 20);
+    const as = Array.from({ length: 2 }, () => randomInts(n, n, 1 << 10));
+    const read = as.map(() => randomPositions(n, 64));
+    const sanitize = async (s: typeof cpu, timings: boolean) => {
+      const ct = s.c.encryptSymmetric(s.c.encodeCoefficients(xs, { scale: 1 }), s.sk, { compact: true });
+      return s.c.sanitizeProducts(ct, as.map((a) => s.c.encodeCoefficients(a, { scale: 1 })), s.pk, { read, floodBits: 40, rescale: 1, format: 'partial', timings });
+    };
+    const sg = await sanitize(gpu, true);
+    const sc = await sanitize(cpu, false);
+    sg.replies.forEach((r, p) => same(r, sc.replies[p]));
+    expect(Object.keys(sg.timings ?? {})).toEqual(['host_prepare', 'host_enqueue', 'device', 'serialize']);
+    const dg = await gpu.c.decryptReplies(sg.replies, gpu.sk, { timings: true });
+    expect(Object.keys(dg.timings ?? {})).toEqual(['parse', 'device', 'finish']);
+    expect([...dg]).toEqual([...(await cpu.c.decryptReplies(sc.replies, cpu.sk))]);
+    cpu.c.dispose();
+    gpu.c.dispose();
+  });
 
   it('more products than one batched launch takes (65): still the CPU words', async () => {
     const n = 8192;

@@ -7,6 +7,8 @@
  *    (every option: read + flooding, read without, maskAll + shares, keep, rescales, both formats),
  *    and what it masks is uniform while what it keeps is the product;
  *  - traceRotations equals the rotate-and-add loop; decryptReplies equals decryptReply;
+ *  - reencryptReplies equals decryptReplies + plaintextFromWords + encryptSymmetric + serialize;
+ *  - the `timings` option reports phases and changes no word;
  *  - the work runs off the JS thread: the event loop keeps ticking during a long sanitizeProducts,
  *    and handles disposed while it runs do not disturb it.
  * Inputs are fresh random values each run (OS randomness; seeds drawn at random).
@@ -267,6 +269,83 @@ describe('traceRotations and decryptReplies', () => {
     await expect(c.decryptReplies([bytes[0], new Uint8Array(50)], sk)).rejects.toMatchObject({ code: 'ERR_TENSAFE_FORMAT' });
     await expect(c.decryptReplies([], sk)).rejects.toThrow(/bytes must hold 1..4096 replies/);
     c.dispose();
+  });
+});
+
+/** The composition reencryptReplies fuses: decrypt, U from the read words in order, compact encryption, serialise. */
+async function composedReencrypt(c: Ckks, sk: SecretKey, bytes: Uint8Array[], limbs: number): Promise<Uint8Array> {
+  const n = c.polyN;
+  const u = new BigUint64Array(limbs * n);
+  let row = 0;
+  for (const d of await c.decryptReplies(bytes, sk)) {
+    const count = d.positions.length;
+    for (let k = 0; k < count; k++, row++) for (let l = 0; l < limbs; l++) u[l * n + row] = d.words[l * count + k];
+  }
+  const pt = c.plaintextFromWords(u, { limbs, scale: 1, encoding: 'coefficients' });
+  const ct = c.encryptSymmetric(pt, sk, { compact: true });
+  const out = c.serialize(ct);
+  ct.dispose();
+  pt.dispose();
+  return out;
+}
+
+describe('reencryptReplies = decryptReplies + plaintextFromWords + encryptSymmetric(compact) + serialize (seeded)', () => {
+  it('word for word, for replies of several sizes; errors before any stream id is taken', async () => {
+    const seed = randomSeed();
+    const [A, B] = seededPair(seed, PRIVATE);
+    const n = PRIVATE.polyN;
+    const { moduli } = A.c.info();
+    const limbs = 2;
+    const positions = [randomPositions(n, 5), randomPositions(n, 17), randomPositions(n, 1), randomPositions(n, 300)];
+    const words = positions.map(() => randomResidues(moduli, limbs, n));
+    // the same calls on both contexts (same stream ids); A's bytes serve both (same keys)
+    const make = (s: typeof A) => words.map((w, p) => s.c.serializeReply(s.c.encryptSymmetric(s.c.plaintextFromWords(w, { limbs, scale: 1 }), s.sk), positions[p]));
+    const bytes = make(A);
+    make(B);
+    const fused = await A.c.reencryptReplies(bytes, A.sk, { expect: positions, limbs, timings: true });
+    const composed = await composedReencrypt(B.c, B.sk, bytes, limbs);
+    bytesEqual(fused.request, composed);
+    expect(new DataView(fused.request.buffer, fused.request.byteOffset).getUint16(4, true)).toBe(4); // compact
+    expect(Object.keys(fused.timings ?? {})).toEqual(['decrypt', 'shares', 'encrypt', 'serialize']);
+    for (const us of Object.values(fused.timings ?? {})) expect(us).toBeGreaterThanOrEqual(0);
+    // errors: wrong positions, prime count, list count, bad bytes; none takes a stream id
+    const wrong = positions.map((p, i) => (i === 1 ? p.slice(0, 16) : p));
+    await expect(A.c.reencryptReplies(bytes, A.sk, { expect: wrong })).rejects.toThrow(/reply 1 carries coefficients \[.*\.\.\.\] instead of the 16 the client reads/);
+    await expect(A.c.reencryptReplies(bytes, A.sk, { expect: positions, limbs: 3 })).rejects.toThrow(/reply 0 has 2 primes, expected 3/);
+    await expect(A.c.reencryptReplies(bytes, A.sk, { expect: positions.slice(1) })).rejects.toThrow(/one position list per reply \(4\), got 3/);
+    await expect(A.c.reencryptReplies([bytes[0], new Uint8Array(40)], A.sk, { expect: positions.slice(0, 2) })).rejects.toMatchObject({ code: 'ERR_TENSAFE_FORMAT' });
+    await expect(A.c.reencryptReplies(bytes, A.sk, {} as never)).rejects.toThrow(/options.expect is required/);
+    expect(A.c.sampleWords({ limbs: 1, count: 8, distribution: 'uniform' })).toEqual(B.c.sampleWords({ limbs: 1, count: 8, distribution: 'uniform' }));
+    A.c.dispose();
+    B.c.dispose();
+  });
+});
+
+describe('timings: per-phase native clocks that do not change the results (seeded)', () => {
+  it('sanitizeProducts and decryptReplies report their phases; the words are those of a call without timings', async () => {
+    const seed = randomSeed();
+    const [A, B] = seededPair(seed, PRIVATE);
+    const n = PRIVATE.polyN;
+    const xs = randomInts(n, 300, 1 << 20);
+    const as = Array.from({ length: 3 }, () => randomInts(n, n, 1 << 10));
+    const read = as.map(() => randomPositions(n, 40));
+    const o: SanitizeOptions = { read, floodBits: 40, rescale: 1, format: 'partial' };
+    const ia = inputs(A.c, A.sk, xs, as, [true, false, true]);
+    const ib = inputs(B.c, B.sk, xs, as, [true, false, true]);
+    const timed = await A.c.sanitizeProducts(ia.ct, ia.pts, A.pk, { ...o, timings: true });
+    const plain = await B.c.sanitizeProducts(ib.ct, ib.pts, B.pk, o);
+    timed.replies.forEach((r, p) => bytesEqual(r, plain.replies[p]));
+    expect(plain.timings).toBeUndefined();
+    expect(Object.keys(timed.timings ?? {})).toEqual(['mask_sample', 'product', 'mask_rerandomize', 'rescale', 'serialize', 'wall']);
+    expect(timed.timings?.wall).toBeGreaterThan(0);
+    const dt = await A.c.decryptReplies(timed.replies, A.sk, { timings: true });
+    const dp = await B.c.decryptReplies(plain.replies, B.sk);
+    expect(dt.timings?.decrypt).toBeGreaterThan(0);
+    expect(dp.timings).toBeUndefined();
+    expect([...dt]).toEqual([...dp]);
+    await expect(A.c.decryptReplies(timed.replies, A.sk, { timings: 'yes' } as never)).rejects.toThrow(/options.timings/);
+    A.c.dispose();
+    B.c.dispose();
   });
 });
 

@@ -3,6 +3,7 @@
  * then the whole exchange (client and server objects, no network) against the float64 LoRA delta,
  * for both protocols, fresh random inputs each run.
  */
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Ckks } from '../../src/engine/ckks/ckks';
 import type { LoraPair } from '../../src/pipeline/adapter';
@@ -14,6 +15,7 @@ import { OneRoundClient, OneRoundServer, traceSteps } from '../../src/private/on
 import { modulusFacts, planSites, type PrivateParams } from '../../src/private/params';
 import { makeSite, sitePublic } from '../../src/private/sites';
 import { TwoRoundClient, TwoRoundServer } from '../../src/private/two-round';
+import { RnsWords } from '../../src/private/words';
 
 function randomPair(module: 'q_proj' | 'v_proj', inDim: number, outDim: number, rank: number, scale = 1): LoraPair {
   const a = new Float32Array(rank * inDim).map(() => (Math.random() * 2 - 1) / Math.sqrt(inDim));
@@ -138,4 +140,26 @@ describe('private protocols under CKKS (CPU)', () => {
       server.dispose();
     });
   }
+});
+
+describe('the round-1 share arithmetic (RnsWords.divRound)', () => {
+  it('equals round(m / q_top) mod q_i computed by CRT composition, for random m and the edges of [0, Q)', () => {
+    const moduli = Ckks.create({ polyN: 8192, primeBits: [60, 60, 60], backend: 'cpu' }).info().moduli;
+    const rns = new RnsWords(moduli, 8192);
+    const Q = moduli.reduce((a, b) => a * b, 1n);
+    const top = moduli[2];
+    const reference = (m: bigint) => {
+      const r = (m + top / 2n) / top; // the integer rounding of m / q_top, m in [0, Q)
+      return moduli.slice(0, 2).map((q) => r % q);
+    };
+    const randomBig = () => {
+      const words = randomBytes(32);
+      let v = 0n;
+      for (const b of words) v = (v << 8n) | BigInt(b);
+      return v % Q;
+    };
+    const ms = [0n, 1n, top / 2n, top / 2n + 1n, top - 1n, top, Q - 1n, Q - top / 2n, Q - top / 2n - 1n];
+    for (let i = 0; i < 500; i++) ms.push(randomBig());
+    for (const m of ms) expect(rns.divRound(moduli.map((q) => m % q))).toEqual(reference(m));
+  });
 });

@@ -309,10 +309,9 @@ SanitizeResult CkksContextCuda::sanitize_products(const CiphertextCuda& ct, cons
                            d.log_n, d.stream);
   DeviceWords masked0 = alloc(P * w);
   DeviceWords cur = alloc(P * 2 * w);
-  rns_add(masked0.data(), prods.data(), masks.data(), d.br(), L32, 1, d.log_n, false, d.stream);
   for (std::size_t p = 0; p < P; ++p) {
     std::uint64_t* prod = prods.data() + p * 2 * w;
-    if (p > 0) rns_add(masked0.data() + p * w, prod, masks.data() + p * w, d.br(), L32, 1, d.log_n, false, d.stream);
+    rns_add(masked0.data() + p * w, prod, masks.data() + p * w, d.br(), L32, 1, d.log_n, false, d.stream);
     encrypt_into(cur.data() + p * 2 * w, masked0.data() + p * w, prod + w, l, pk, ids[p].rerandomize);
   }
   // Rescales: every polynomial of every product at once.
