@@ -320,16 +320,8 @@ export class Lab {
   }
 
   private async generateServerKey(prompt: string, options: PipelineOptions, signal?: AbortSignal): Promise<live.GenerationRun> {
-    if (!this.service) {
-      const opened = await live.openService({ backend: this.backend ?? 'auto', ...this.pipelineOptions });
-      if (!opened.available || !opened.service) {
-        const err = new Error(`generate: ${opened.reason}`);
-        (err as NodeJS.ErrnoException).code = 'ERR_TENSAFE_BACKEND';
-        throw err;
-      }
-      this.service = opened.service;
-    }
-    return live.generate(this.service, prompt, options, this.provenance(), signal);
+    await this.ensureService();
+    return live.generate(this.service as GenerationService, prompt, options, this.provenance(), signal);
   }
 
   /** Can this session generate? { available, reason }. */
