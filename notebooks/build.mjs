@@ -238,6 +238,79 @@ const fig = lab.plot.dpStandard(util.series);
 fig ? lab.show(fig) : lab.note('No DP utility figure: no committed result holds DP rows and the live run was not possible.');
 `),
   ],
+  '08-private-lora': [
+    md(`
+# 08 · Private LoRA: the cost of privacy
+
+In every earlier notebook the server holds the CKKS key (the original's design): the encryption hides nothing from
+it. Here the setting of arXiv 2501.01672 ("open base model + private LoRA"): the **client** runs the public base
+model and holds the key; the **server** holds the adapters and computes on ciphertexts only (src/server/PROTOCOL.md
+says what each party sends, receives and learns; docs/threat-model.md which mode protects whom). Two protocols:
+
+- **two-round**: no rotations; round 1 returns A x under a one-time pad (the server keeps the pad), round 2 returns
+  B applied to the unmasked share, every coefficient the client must not read masked, the read ones noise-flooded;
+- **one-round**: the server cleans A x inside the ciphertext with Galois automorphisms (the client's keys) and
+  answers in one round trip, at a larger ring.
+
+Placements: \`final-hidden\` (one site per token, the original's pair on the final hidden state) and \`layers\` (every
+adapted module of every layer: the client's forward pauses at each for the encrypted round trip). Below: the committed
+benchmark (\`npm run bench -- private\`: two processes, real WebSocket, loopback and a client-side RTT model), then a
+live private generation on this machine, beside server-key HE-LoRA.
+`),
+    open,
+    code(`
+lab.showResults('private', (r) => r.table === 'generation');
+`),
+    code(`
+for (const f of [lab.plot.privateRttStandard(), lab.plot.privateStagesStandard(), lab.plot.privateBytesStandard()]) {
+  f ? lab.show(f) : lab.note('No committed private result yet: run \`npm run bench -- private\`.');
+}
+`),
+    md(`
+## Noise flooding against precision
+
+The flooding parameter lambda (statistical distance 2^-lambda per coefficient the client reads) costs modulus, not
+precision, at these parameters: the error floor is the 20-bit quantisation of A and B until the flood reaches the
+modulus. lambda 0 turns flooding off (insecure against a curious client; measured only to show the cost).
+`),
+    code(`
+lab.showResults('private', (r) => r.table === 'precision');
+const p = lab.plot.privatePrecisionStandard();
+p ? lab.show(p) : lab.note('No committed precision rows yet.');
+`),
+    md(`
+## Live: a private generation here
+
+The client part runs in this kernel on the session's model with its own key; \`server: 'local'\` starts the private
+endpoint in this process on the session's experts and talks to it over a real loopback WebSocket (the server sees the
+same frames a remote one would). Beside it, the server-key HE-LoRA of the same session.
+`),
+    code(`
+const canRun = await lab.canGenerate();
+if (!canRun.available) lab.note(\`**Live runs not possible here** (\${canRun.reason}); the figures above use committed results.\`);
+const q = 'What is a savings account?';
+const priv = canRun.available ? await lab.generate(q, { keyOwner: 'client', server: 'local', placement: 'final-hidden', protocol: 'two-round', maxTokens: lab.small ? 4 : 16, stopAtEos: false }) : null;
+const srv = canRun.available ? await lab.generate(q, { mode: 'he-lora', maxTokens: lab.small ? 4 : 16 }) : null;
+if (priv) lab.show(priv.breakdown(), { caption: \`client key, final-hidden, two-round: \${priv.summary.tokPerS.toFixed(2)} tok/s, \${(priv.summary.bytesPerToken.up / 1e6).toFixed(2)} MB up + \${(priv.summary.bytesPerToken.down / 1e6).toFixed(2)} MB down per token; \${priv.source()}\` });
+if (srv) lab.show(srv.breakdown(), { caption: \`server key (hides nothing from the server): \${srv.summary.tokPerS.toFixed(2)} tok/s; \${srv.source()}\` });
+`),
+    code(`
+if (priv && srv) {
+  const serverRow = { label: 'server key, HE-LoRA (this session)', provenance: srv.provenance, serverKey: true, stages: { he: Object.values(srv.stageSeries().stages).reduce((a, b) => a + b, 0) } };
+  lab.show(lab.plot.privateStageBars([priv.barRow(), serverRow], { caption: 'live, this session: medians over the tokens after the first' }));
+}
+`),
+    md(`
+## Against the literature
+
+The SOTA figure with the measured client-key rows (from the committed \`private\` result) beside the cited anchor
+(arXiv 2501.01672: 1.61 s/token, ChatGLM2-6B, LoRA r 8 under CKKS with the client's key). Server-key rows are marked:
+they are a cost model, not privacy.
+`),
+    code(`
+lab.show(lab.plot.sotaStandard());
+`),
+  ],
 };
 
 for (const [name, cells] of Object.entries(notebooks)) {

@@ -10,7 +10,9 @@ import { loadOriginal, loadPeers, loadResults, loadSota, resultLabel, resultProv
 import type { Figure } from './figure';
 import {
   type DpSeries, type MeasuredSotaRow, type OpCostSeries, type StageSeries, type StepSeries, type LmHeadSeries,
-  breakdownTree, ckksOpCosts, dpPrivacyUtility, latencyBreakdown, lmHeadBackends, optimisationSteps, sotaComparison,
+  type PrecisionSeries, type PrivateBarRow, type PrivateRttSeries,
+  breakdownTree, ckksOpCosts, dpPrivacyUtility, latencyBreakdown, lmHeadBackends, optimisationSteps, privateBytes, privatePrecision,
+  privateStageBars, privateTokSAgainstRtt, sotaComparison,
 } from './plots';
 import {
   measuredSotaRows, originalBreakdownSeries, originalLmHead, originalOpCosts, originalOptimisation, originalPolyNSeries,
@@ -199,6 +201,101 @@ export interface StandardFigure {
 }
 
 /** Every standard figure, by file name. */
+// ---- the private (client-key) mode -------------------------------------------------------------
+
+type Row = Record<string, unknown>;
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+function privateGenerationRows(r: ResultFile): Row[] {
+  return r.rows.filter((x) => x.table === 'generation' && num(x.tok_s) !== undefined);
+}
+
+function privateConfigLabel(x: Row): string {
+  if (x.key_owner === 'server') return x.protocol === 'in-process' ? 'server key, HE-LoRA final-hidden (in-process)' : 'base model, no adapter';
+  return `client key, ${x.placement}, ${x.protocol} (N ${x.poly_n})`;
+}
+
+const PRIVATE_CAPTION =
+  'Client and server: two processes on one machine, real WebSocket on loopback; RTT rows add a client-side network model. ' +
+  'Client key: the client runs the base model and holds the CKKS key, the server sees ciphertexts only (src/server/PROTOCOL.md). ' +
+  'Server key: the original\'s design, which hides nothing from the server (dashed).';
+
+/** tok/s against RTT per placement x protocol, with the same run's server-key HE-LoRA and base model. */
+export function privateRttFigure(d: LabData): Figure | null {
+  const files = currentResults(d.results, 'private');
+  const series: PrivateRttSeries[] = [];
+  for (const r of files) {
+    const rows = privateGenerationRows(r);
+    const groups = new Map<string, Row[]>();
+    for (const x of rows) {
+      const k = privateConfigLabel(x);
+      if (!groups.has(k)) groups.set(k, []);
+      groups.get(k)!.push(x);
+    }
+    for (const [label, xs] of groups) {
+      series.push({
+        label: `${label}, ${resultLabel(r)}`,
+        provenance: resultProvenance(r),
+        serverKey: xs[0].key_owner === 'server',
+        points: xs.map((x) => ({ rtt_ms: num(x.rtt_ms) ?? 0, tok_s: num(x.tok_s) as number })),
+      });
+    }
+  }
+  if (!series.length) return null;
+  return privateTokSAgainstRtt(series, { caption: PRIVATE_CAPTION + historyNote(d.results, ['private']) });
+}
+
+function privateBarRows(d: LabData): PrivateBarRow[] {
+  const out: PrivateBarRow[] = [];
+  for (const r of currentResults(d.results, 'private')) {
+    for (const x of privateGenerationRows(r)) {
+      if ((num(x.rtt_ms) ?? 0) !== 0) continue;
+      const stages: Record<string, number> = {};
+      for (const s of ['forward', 'client_encrypt', 'network', 'server_he', 'client_decrypt', 'lm_head', 'sampling']) {
+        const v = num(x[`${s}_ms`]);
+        if (v !== undefined) stages[s] = v;
+      }
+      if (x.key_owner === 'server') stages[x.protocol === 'in-process' ? 'he' : 'forward'] = num(x.ms_per_token) as number;
+      out.push({
+        label: `${privateConfigLabel(x)}, ${shortDevice(r.device)}`,
+        provenance: resultProvenance(r),
+        stages,
+        bytesUp: num(x.bytes_up_per_token),
+        bytesDown: num(x.bytes_down_per_token),
+        roundsPerToken: num(x.rounds_per_token),
+        serverKey: x.key_owner === 'server',
+      });
+    }
+  }
+  return out;
+}
+
+export function privateStagesFigure(d: LabData): Figure | null {
+  const rows = privateBarRows(d);
+  return rows.length ? privateStageBars(rows, { caption: PRIVATE_CAPTION }) : null;
+}
+
+export function privateBytesFigure(d: LabData): Figure | null {
+  const rows = privateBarRows(d).filter((r) => r.bytesUp !== undefined);
+  return rows.length ? privateBytes(rows, { caption: 'Bytes of the binary frames (src/private/wire.ts) per generated token, after the first; the session setup (keys) is once per session and not included.' }) : null;
+}
+
+export function privatePrecisionFigure(d: LabData): Figure | null {
+  const series: PrecisionSeries[] = [];
+  for (const r of currentResults(d.results, 'private')) {
+    const rows = r.rows.filter((x) => x.table === 'precision' && num(x.rel_error) !== undefined);
+    for (const protocol of [...new Set(rows.map((x) => String(x.protocol)))]) {
+      const xs = rows.filter((x) => x.protocol === protocol);
+      series.push({
+        label: `${protocol} (N ${xs[0].poly_n}, ${xs[0].primes} primes), ${resultLabel(r)}`,
+        provenance: resultProvenance(r),
+        points: xs.map((x) => ({ flood_bits: num(x.flood_bits) as number, rel_error: num(x.rel_error) as number })),
+      });
+    }
+  }
+  return series.length ? privatePrecision(series, { caption: 'One layer site (q_proj + v_proj of layer 0, r 16 each) on unit-RMS inputs, max over 3 inputs; the error floor is the 20-bit quantisation of A and B.' }) : null;
+}
+
 export function standardFigures(d: LabData): StandardFigure[] {
   const out: StandardFigure[] = [
     { name: 'ckks-op-costs', figure: ckksOpCostsFigure(d) },
@@ -213,5 +310,12 @@ export function standardFigures(d: LabData): StandardFigure[] {
   ];
   const dp = dpFigure(d);
   out.push(dp ? { name: 'dp-privacy-utility', figure: dp } : { name: 'dp-privacy-utility', skipped: 'no result file holds DP rows ({epsilon, agreement}) yet' });
+  const privateFigures: Array<[string, Figure | null]> = [
+    ['private-tok-s-vs-rtt', privateRttFigure(d)],
+    ['private-stages', privateStagesFigure(d)],
+    ['private-bytes', privateBytesFigure(d)],
+    ['private-precision', privatePrecisionFigure(d)],
+  ];
+  for (const [name, figure] of privateFigures) out.push(figure ? { name, figure } : { name, skipped: 'no private-*.json result file yet (npm run bench -- private)' });
   return out;
 }

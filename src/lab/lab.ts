@@ -21,6 +21,9 @@ import { type MeasuredProvenance, computed, measured, provenanceText } from './p
 import { type Metrics, type PointFn, type Space, type SweepOptions, type SweepResult, runSweep } from './sweep';
 import * as tables from './tables';
 import * as live from './live';
+import type { Pipeline } from '../pipeline/pipeline';
+import { startPrivateServer, type PrivateServer } from '../server/private-server';
+import { generatePrivate, type PrivateLabOptions, type PrivateRun } from './private';
 import { sigmaRows as dpSigmaRows } from './dp';
 import type { GenerationService, PipelineOptions } from '../pipeline/types';
 
@@ -157,6 +160,10 @@ export class Lab {
       lmHeadStandard: (extra?: plots.LmHeadSeries[]) => figures.lmHeadFigure(d(), extra),
       sotaStandard: (extra?: plots.MeasuredSotaRow[]) => figures.sotaFigure(d(), extra),
       dpStandard: (extra?: plots.DpSeries[]) => figures.dpFigure(d(), extra),
+      privateRttStandard: () => figures.privateRttFigure(d()),
+      privateStagesStandard: () => figures.privateStagesFigure(d()),
+      privateBytesStandard: () => figures.privateBytesFigure(d()),
+      privatePrecisionStandard: () => figures.privatePrecisionFigure(d()),
       standard: () => standardFigures(d()),
     };
   }
@@ -270,8 +277,37 @@ export class Lab {
    * stageSeries() for lab.plot.latencyBreakdown). Opens the pipeline's service on first use;
    * throws with the reason where the pipeline is not available.
    */
-  async generate(prompt: string, options: PipelineOptions = {}, signal?: AbortSignal): Promise<live.GenerationRun> {
+  async generate(prompt: string, options?: PipelineOptions, signal?: AbortSignal): Promise<live.GenerationRun>;
+  /**
+   * keyOwner 'client': the private mode. The client (this process, the session's model) holds the
+   * CKKS key; the server (`server: 'local'`, the default: an in-process endpoint on this session's
+   * experts over a real loopback WebSocket; or a URL) holds the adapters and sees ciphertexts only.
+   */
+  async generate(prompt: string, options: PrivateLabOptions, signal?: AbortSignal): Promise<PrivateRun>;
+  async generate(prompt: string, options: PipelineOptions | PrivateLabOptions = {}, signal?: AbortSignal): Promise<live.GenerationRun | PrivateRun> {
     if (typeof prompt !== 'string') throw new TypeError('generate: prompt must be a string');
+    if (options.keyOwner === 'client') return this.generatePrivate(prompt, options as PrivateLabOptions);
+    return this.generateServerKey(prompt, options as PipelineOptions, signal);
+  }
+
+  private localPrivate?: Promise<{ server: PrivateServer; url: string }>;
+
+  private async generatePrivate(prompt: string, o: PrivateLabOptions): Promise<PrivateRun> {
+    await this.ensureService();
+    const pipe = this.service as unknown as Pipeline;
+    if (!pipe || typeof (pipe as { model?: unknown }).model !== 'object' || !pipe.expertSet) {
+      throw Object.assign(new Error("generate: keyOwner 'client' needs this session's own pipeline (its model and experts)"), { code: 'ERR_TENSAFE_BACKEND' });
+    }
+    let url = o.server ?? 'local';
+    if (url === 'local') {
+      this.localPrivate ??= startPrivateServer({ experts: pipe.expertSet, hiddenSize: pipe.modelConfig.hiddenSize, backend: pipe.backend });
+      url = (await this.localPrivate).url;
+    }
+    const defaultExpert = pipe.experts()[0];
+    return generatePrivate(pipe.model, url, prompt, o, this.provenance(), defaultExpert);
+  }
+
+  private async ensureService(): Promise<void> {
     if (!this.service) {
       const opened = await live.openService({ backend: this.backend ?? 'auto', ...this.pipelineOptions });
       if (!opened.available || !opened.service) {
@@ -281,7 +317,11 @@ export class Lab {
       }
       this.service = opened.service;
     }
-    return live.generate(this.service, prompt, options, this.provenance(), signal);
+  }
+
+  private async generateServerKey(prompt: string, options: PipelineOptions, signal?: AbortSignal): Promise<live.GenerationRun> {
+    await this.ensureService();
+    return live.generate(this.service as GenerationService, prompt, options, this.provenance(), signal);
   }
 
   /** Can this session generate? { available, reason }. */
@@ -296,6 +336,9 @@ export class Lab {
 
   /** Releases the generation service. */
   async dispose(): Promise<void> {
+    const local = this.localPrivate;
+    this.localPrivate = undefined;
+    if (local) await (await local.catch(() => undefined))?.server.close();
     await this.service?.dispose();
     this.service = null;
   }

@@ -81,6 +81,13 @@ export interface PrivateGenerateOptions {
   stopAtEos?: boolean;
 }
 
+/** Qwen token ids folded into a test model's smaller vocabulary (the 'tiny' preset), as the pipeline does. */
+function smallVocabIds(prompt: string, vocab: number, chat: boolean): Int32Array {
+  const tok = Tokenizer.qwen();
+  const ids = chat ? tok.encodeChat([{ role: 'user', content: prompt }]) : tok.encode(prompt);
+  return Int32Array.from(ids, (id) => id % vocab);
+}
+
 function zeroStages(): Record<PrivateStageName, number> {
   return { forward: 0, client_encrypt: 0, network: 0, server_he: 0, client_decrypt: 0, lm_head: 0, sampling: 0 };
 }
@@ -207,7 +214,7 @@ export class PrivateClient {
   async *generate(prompt: string | number[] | Int32Array, options: PrivateGenerateOptions = {}): AsyncGenerator<PrivateTokenEvent, PrivateSummary> {
     if (this.disposed) throw Object.assign(new Error('PrivateClient is disposed'), { code: 'ERR_TENSAFE_DISPOSED' });
     const m = this.model;
-    const ids = typeof prompt === 'string' ? m.encodePrompt(prompt, options.chat ?? false) : m.encodePrompt(prompt as number[]);
+    const ids = typeof prompt !== 'string' ? m.encodePrompt(prompt as number[]) : m.config.vocabSize >= 151643 ? m.encodePrompt(prompt, options.chat ?? false) : smallVocabIds(prompt, m.config.vocabSize, options.chat ?? false);
     const maxTokens = options.maxTokens ?? 32;
     if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new RangeError(`maxTokens must be a positive integer, got ${maxTokens}`);
     const sampling = { temperature: options.temperature ?? 0, topK: options.topK ?? 0, topP: options.topP ?? 1 };

@@ -8,3 +8,4 @@ export * from './sota';
 export * from './stages';
 export * from './sweep';
 export * from './profile';
+export * from './private';
