@@ -20,7 +20,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { Ckks } from '../engine/ckks/ckks';
-import { deviceName, resolveBackend, type Backend } from '../engine/info';
+import { deviceName, resolveBackend, resolveDevice, type Backend } from '../engine/info';
 import { Model } from '../engine/model/model';
 import { packageRoot } from '../engine/native';
 import { loraDeltaReference } from '../pipeline/adapter';
@@ -33,6 +33,7 @@ import { TwoRoundClient, TwoRoundServer } from '../private/two-round';
 import type { OneRoundLayout, TwoRoundLayout } from '../private/layout';
 import { COMMON_PRIVATE_EXPERT, privateExpertsFor } from '../cli/private';
 import type { BenchArgs } from './index';
+import { deviceSlug } from '../results';
 import { newResult, printTable, stats, writeResult, type Row } from './results';
 
 const SOURCE = 'qwen2.5-1.5b-shape';
@@ -43,9 +44,10 @@ function list<T extends string | number>(v: string | undefined, def: T[], parse:
 }
 
 /** Starts `tensafe serve-private` in a child process; resolves with its URL. */
-function startServerProcess(backend: Backend, numLayers: number | undefined): Promise<{ url: string; child: ChildProcess }> {
+function startServerProcess(backend: Backend, numLayers: number | undefined, device?: number): Promise<{ url: string; child: ChildProcess }> {
   const args = [path.join(packageRoot(), 'dist', 'cli', 'main.js'), 'serve-private', '--port', '0', '--backend', backend, '--model', SOURCE, '--allow-insecure', '--max-sessions', '4'];
   if (numLayers) args.push('--num-layers', String(numLayers));
+  if (device !== undefined) args.push('--device', String(device));
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let buf = '';
@@ -136,6 +138,16 @@ export async function run(args: BenchArgs): Promise<void> {
   const placements = list<PlacementName>(args.options.placements, ['final-hidden', 'layers'], (s) => s as PlacementName);
   const protocols = list<ProtocolName>(args.options.protocols, ['two-round', 'one-round'], (s) => s as ProtocolName);
   const polyNsOpt = args.options['poly-ns'] ? list(args.options['poly-ns'], [], Number) : undefined;
+  // Two GPUs (issue 14): the client's model and CKKS on --client-device, the server's HE on --server-device.
+  const devOpt = (k: string): number | undefined => {
+    const v = args.options[k];
+    if (v === undefined) return undefined;
+    if (backend !== 'cuda') throw new RangeError(`--${k} needs --backend cuda`);
+    return resolveDevice('cuda', Number(v), `--${k}`).device;
+  };
+  const clientDevice = devOpt('client-device');
+  const serverDevice = devOpt('server-device');
+  const twoGpus = clientDevice !== undefined && serverDevice !== undefined && clientDevice !== serverDevice;
   const result = newResult('private', backend, deviceName(backend), args.argv);
   const notes: string[] = [
     `Client and server are two processes on this machine (${result.device}), real WebSocket on loopback; the server's HE runs on the same backend (${backend}) as the client.`,
@@ -167,8 +179,8 @@ export async function run(args: BenchArgs): Promise<void> {
   }
 
   // ---- private mode: two processes ----
-  const { url, child } = await startServerProcess(backend, numLayers);
-  const model = await Model.load(SOURCE, { backend, contextLength: 1024, ...(numLayers ? { numLayers } : {}) });
+  const { url, child } = await startServerProcess(backend, numLayers, serverDevice);
+  const model = await Model.load(SOURCE, { backend, contextLength: 1024, ...(numLayers ? { numLayers } : {}), ...(clientDevice !== undefined ? { device: clientDevice } : {}) });
   const best: Record<string, { tokS: number; row: Row }> = {};
   try {
     for (const placement of placements) {
@@ -180,7 +192,7 @@ export async function run(args: BenchArgs): Promise<void> {
           for (const rtt of rtts) {
             let client: PrivateClient | undefined;
             try {
-              client = await PrivateClient.open(model, { url, expert: COMMON_PRIVATE_EXPERT.name, placement, protocol, ckks: { polyN }, heBackend: backend, network: { rttMs: rtt } });
+              client = await PrivateClient.open(model, { url, expert: COMMON_PRIVATE_EXPERT.name, placement, protocol, ckks: { polyN }, heBackend: backend, ...(clientDevice !== undefined ? { device: clientDevice } : {}), network: { rttMs: rtt } });
               const n = placement === 'layers' && backend === 'cpu' ? Math.min(tokens, 6) : rtt >= 10 && placement === 'layers' ? Math.min(tokens, 8) : tokens;
               const { summary } = await client.run(PROMPT, { maxTokens: n, stopAtEos: false });
               const row: Row = {
@@ -242,7 +254,16 @@ export async function run(args: BenchArgs): Promise<void> {
   result.summary.he_lora_tok_s = heLoraTokS;
   result.summary.base_tok_s = baseTokS;
   if (fh && heLoraTokS) result.summary.final_hidden_over_server_key = fh.tokS / heLoraTokS;
+  if (twoGpus) {
+    // The two-GPU run is its own file (results.md): the headline keys carry the suffix so a reader never
+    // mistakes a client-on-one-GPU, server-on-another number for the one-GPU figure.
+    if (fh) result.summary.final_hidden_tok_s_two_gpus = fh.tokS;
+    if (ly) result.summary.layers_tok_s_two_gpus = ly.tokS;
+    result.summary.client_device = clientDevice!;
+    result.summary.server_device = serverDevice!;
+    notes.push(`Two GPUs: the client (base model and its CKKS) on CUDA device ${clientDevice}, the server's HE on device ${serverDevice}; the server-key HE-LoRA row ran on the client's device.`);
+  }
   result.rows = [...rows.map((r) => ({ table: 'generation', ...r })), ...precision.map((r) => ({ table: 'precision', ...r }))];
   result.notes = notes;
-  console.log(`wrote ${writeResult(result)}`);
+  console.log(`wrote ${writeResult(result, undefined, twoGpus ? `private-${backend}-2x-${deviceSlug(result.device)}.json` : undefined)}`);
 }

@@ -88,6 +88,7 @@ export async function runServePrivate(argv: string[]): Promise<void> {
     experts,
     hiddenSize,
     backend: backendOf(f.backend, 'cpu'),
+    ...(f.device !== undefined ? { device: int(f, 'device', 0, 0, 63) } : {}),
     host: f.host ?? '127.0.0.1',
     port: int(f, 'port', 8096, 0, 65535),
     maxSessions: int(f, 'max-sessions', 8, 1, 1024),

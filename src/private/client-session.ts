@@ -63,7 +63,7 @@ export class PrivateClientSession {
    */
   static async create(params: PrivateParams, sites: SitePublic[], options: { backend?: 'cpu' | 'cuda' | 'auto'; device?: number } = {}): Promise<PrivateClientSession> {
     const p = checkParams(params);
-    const ckks = Ckks.create({ ...p.ckks, backend: options.backend ?? 'cpu' });
+    const ckks = Ckks.create({ ...p.ckks, backend: options.backend ?? 'cpu', ...(options.device !== undefined ? { device: options.device } : {}) });
     try {
       const { secretKey, publicKey } = ckks.generateKeys();
       let galoisKeys: GaloisKeys | undefined;

@@ -66,6 +66,8 @@ export interface PrivateClientOptions {
   ckks?: Partial<PrivateCkksParams>;
   /** Where the client's CKKS runs (default: the model's backend). */
   heBackend?: 'cpu' | 'cuda';
+  /** CUDA device of the client's CKKS (default: the current one). */
+  device?: number;
   network?: NetworkModel;
   /** Extra HTTP headers of the WebSocket upgrade (e.g. an Authorization bearer token). */
   headers?: Record<string, string>;
@@ -128,7 +130,7 @@ export class PrivateClient {
       }
       const ckks = { ...defaultCkksParams(protocol, sites), ...(options.ckks ?? {}) } as PrivateCkksParams;
       const params: PrivateParams = checkParams({ protocol, placement, expert: options.expert, floodBits: options.floodBits ?? DEFAULT_FLOOD_BITS, ckks });
-      session = await PrivateClientSession.create(params, sites, { backend: options.heBackend ?? model.backend });
+      session = await PrivateClientSession.create(params, sites, { backend: options.heBackend ?? model.backend, ...(options.device !== undefined ? { device: options.device } : {}) });
       const up0 = connection.bytes.up;
       const down0 = connection.bytes.down;
       const ready = await connection.open(session.openFrame());

@@ -77,6 +77,8 @@ export class PrivateServerSession {
     sitesFor: (p: PrivateParams) => SitePrivate[],
     limits: PrivateSessionLimits,
     backend: 'cpu' | 'cuda',
+    /** CUDA device of the server's HE (the engine's option; CUDA_VISIBLE_DEVICES applies). */
+    device?: number,
   ): PrivateServerSession {
     const control = parseJsonBlob(frame.blobs[0], 'open');
     let params: PrivateParams;
@@ -96,7 +98,7 @@ export class PrivateServerSession {
     const sites = sitesFor(params);
     let ckks: Ckks;
     try {
-      ckks = Ckks.create({ ...params.ckks, backend });
+      ckks = Ckks.create({ ...params.ckks, backend, ...(device !== undefined ? { device } : {}) });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code === 'ERR_TENSAFE_INSECURE' ? 'insecure_params' : 'bad_params';
       throw new PrivateRequestError(code, `ckks parameters refused: ${(err as Error).message}`);

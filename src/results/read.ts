@@ -41,7 +41,7 @@ export function loadResults(opts: { root?: string; dir?: string; bench?: string 
 }
 
 /**
- * The current result of each (bench, backend): the newest file. Older files of the same bench
+ * The current result of each (bench, backend[, two-GPU variant]): the newest file. Older files of the same bench
  * and backend (another GPU, another CPU) are history: figures leave them out and name them.
  */
 export function currentResults(results: ResultFile[], bench?: string): ResultFile[] {
@@ -50,7 +50,8 @@ export function currentResults(results: ResultFile[], bench?: string): ResultFil
     .filter((r) => bench === undefined || r.bench === bench)
     .sort((a, b) => b.date.localeCompare(a.date))
     .filter((r) => {
-      const k = `${r.bench}|${r.backend}`;
+      // A two-GPU private run (summary.server_device) is a variant beside the one-GPU file, not its successor.
+      const k = `${r.bench}|${r.backend}${r.summary.server_device !== undefined ? '|2x' : ''}`;
       if (seen.has(k)) return false;
       seen.add(k);
       return true;

@@ -38,12 +38,14 @@ export function newResult(bench: BenchName, backend: 'cpu' | 'cuda', device: str
 }
 
 /** Checks and writes the result file (the newest run replaces the older one); returns its path. */
-export function writeResult(result: ResultFile, dir = resultsDir()): string {
+export function writeResult(result: ResultFile, dir = resultsDir(), fileName?: string): string {
   const { file: _ignored, ...doc } = result;
   const problem = resultFileProblem(doc);
   if (problem) throw new TypeError(`writeResult: not a result file (${problem})`);
+  // A variant of a bench (e.g. private on two GPUs) names its own file; it must stay a plain name in dir.
+  if (fileName !== undefined && !/^[\w.-]+\.json$/.test(fileName)) throw new TypeError(`writeResult: fileName must be a plain *.json name, got '${fileName}'`);
   fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, resultFileName(doc));
+  const file = path.join(dir, fileName ?? resultFileName(doc));
   fs.writeFileSync(file, JSON.stringify(doc, null, 2) + '\n');
   return file;
 }

@@ -4,6 +4,7 @@
  * `maxSessions` at once, each expiring after `idleMs` without a frame, freed on close. The base
  * model is not needed here: the client runs it.
  */
+import { resolveDevice } from '../engine/info';
 import type { ExpertSet } from '../pipeline/experts';
 import type { PrivateParams } from '../private/params';
 import { defaultCkksParams, DEFAULT_FLOOD_BITS, PLACEMENTS, PROTOCOLS } from '../private/params';
@@ -17,6 +18,8 @@ export interface PrivateEngineOptions {
   hiddenSize: number;
   /** Where the server's HE runs. */
   backend: 'cpu' | 'cuda';
+  /** CUDA device index for the server's HE (two GPUs: the client on one, the server on the other). */
+  device?: number;
   maxSessions?: number;
   idleMs?: number;
   maxKeyBytes?: number;
@@ -34,6 +37,8 @@ export class PrivateEngine {
   readonly totals = { sessionsOpened: 0, sessionsExpired: 0, rounds: 0, bytesIn: 0, bytesOut: 0, errors: 0 };
 
   constructor(readonly options: PrivateEngineOptions) {
+    // Refuse a device the backend cannot use at start, not at the first client's open.
+    if (options.device !== undefined) resolveDevice(options.backend, options.device, 'device');
     this.limits = {
       maxSessions: options.maxSessions ?? 8,
       idleMs: options.idleMs ?? 120_000,
@@ -87,7 +92,7 @@ export class PrivateEngine {
       throw new PrivateRequestError('too_many_sessions', `the server holds ${this.sessions.size} private sessions, its limit; close one or retry later`);
     }
     const handle = this.nextHandle++;
-    const session = PrivateServerSession.open(handle, frame, (p: PrivateParams) => this.sitesOf(p.expert, p.placement), this.limits, this.options.backend);
+    const session = PrivateServerSession.open(handle, frame, (p: PrivateParams) => this.sitesOf(p.expert, p.placement), this.limits, this.options.backend, this.options.device);
     this.sessions.set(handle, session);
     this.owners.set(handle, owner);
     this.totals.sessionsOpened++;
