@@ -11,7 +11,7 @@
 //   synth({ dtype, count, seed, tensorId, center, halfWidth }) -> Float32Array
 //   gemm({ a, b, dtype, m, n, k, c0?, impl: 'auto'|'cublas'|'own' }) -> { c, a, b, impl }  (a, b rounded)
 //   cublas() -> { available, detail }   (detail: the library's path, or why it cannot be loaded)
-//   prefillAttention({ q, kCache, vCache, dtype, p0, m, heads, kvHeads, headDim, context, simple?, split? })
+//   prefillAttention({ q, kCache, vCache, dtype, p0, m, heads, kvHeads, headDim, context, simple?, split?, poisonFrom? })
 //       -> { out, q, kCache, vCache }   (inputs rounded)
 //   qkvRope({ qkv, bias?, dtype, ropeTheta, p0, m, heads, kvHeads, headDim, context, kCache, vCache, split? })
 //       -> { q, kCache, vCache, rope }
@@ -329,6 +329,7 @@ Napi::Value PrefillAttention(const Napi::CallbackInfo& info) {
     read_cache_case(c, s, o);
     c.simple = optional_bool(o, "simple", "simple", false);
     c.split = optional_bool(o, "split", "split", false);
+    c.poison_from = static_cast<int>(optional_int(o, "poisonFrom", "poisonFrom", -1, s.ctx, -1));
     c.q = floats(o, "q", "q", m * s.heads * s.hd);
     model::cuda::kernel_tests::run_prefill_attention(c);
     return cache_result(env, c, {{"out", &c.out}, {"q", &c.q}});

@@ -202,21 +202,44 @@ export async function run(args: BenchArgs): Promise<void> {
     // carries the machine's noise). Its throughput against base is then measured in pairs:
     // base, he-lora, he-lora with timers off, interleaved, so drift hits all three alike.
     const best = he.reduce((a, b) => (b.heMs < a.heMs ? b : a));
-    const paired = { base: [] as number[], he: [] as number[], off: [] as number[] };
+    const paired = { decode: [] as number[], base: [] as number[], he: [] as number[], off: [] as number[] };
     const bestTokens = best.options.maxTokens ?? tokens;
+    // The model's own decode loop (no pipeline, no tokenizer, greedy), on the same weights and the
+    // same prompt ids, in the same pairs: what the pipeline's overhead is measured against.
+    const promptIds = p.tokenizer.encodeChat([{ role: 'user', content: PROMPT }]).map((id) => id % d.vocabSize);
+    const modelDecode = async (): Promise<number> => {
+      const g = await p.model.generateIds(promptIds, { maxNewTokens: bestTokens, stopAtEos: false, temperature: 0, seed: 1 });
+      return ((g.tokens.length - 1) * 1000) / g.decodeMs;
+    };
+    await modelDecode(); // warm-up of the default context (its graph capture)
     for (let i = 0; i < Math.max(3, runs); i++) {
+      paired.decode.push(await modelDecode());
       paired.base.push((await p.run(PROMPT, { mode: 'base', temperature: 0, maxTokens: bestTokens })).summary.tokPerS);
       paired.he.push((await p.run(PROMPT, { ...best.options, maxTokens: bestTokens })).summary.tokPerS);
       paired.off.push((await p.run(PROMPT, { ...best.options, maxTokens: bestTokens, timers: false })).summary.tokPerS);
     }
+    const pairedDecode = stats(paired.decode).median;
     const pairedBase = stats(paired.base).median;
     const pairedHe = stats(paired.he).median;
     const pairedOff = stats(paired.off).median;
-    console.log(`  paired runs: base ${pairedBase.toFixed(2)}, ${best.setting} ${pairedHe.toFixed(2)}, timers off ${pairedOff.toFixed(2)} tok/s`);
+    console.log(`  paired runs: model decode ${pairedDecode.toFixed(2)}, base ${pairedBase.toFixed(2)}, ${best.setting} ${pairedHe.toFixed(2)}, timers off ${pairedOff.toFixed(2)} tok/s`);
     const bestOff = await measure(p, `${best.setting} (timers off)`, { ...best.options, timers: false }, best.options.maxTokens ?? tokens, runs);
     const bestDp = await measure(p, `${best.setting} + DP (analytic, eps 1)`, { ...best.options, dp: { mechanism: 'analytic', epsilon: 1 } }, best.options.maxTokens ?? tokens, runs);
     const bestPk = await measure(p, `${best.setting} public-key encryption`, { ...best.options, encryption: 'public-key' }, best.options.maxTokens ?? tokens, runs);
     all.push(bestOff, bestDp, bestPk);
+
+    // Placement 'layers' (issue 13 item 4): every adapted module of the expert (banking_expert:
+    // q_proj and v_proj of every layer, r 32) under HE with the best setting's packing and ring,
+    // against the same adapter in plaintext, token for token (greedy).
+    const layersTokens = backend === 'cpu' ? Math.min(tokens, 4) : tokens;
+    const layersOpts = { expert: 'banking_expert', placement: 'layers' as const, temperature: 0, maxTokens: layersTokens };
+    const layersLora = await measure(p, 'lora layers (banking_expert q+v, all layers)', { ...layersOpts, mode: 'lora' }, layersTokens, runs);
+    const layersHe = await measure(p, `he-lora layers ${best.options.packing} N=${best.options.polyN} ${best.options.decrypt}`, { ...best.options, ...layersOpts, mode: 'he-lora' }, layersTokens, runs);
+    const layersLoraIds = (await p.run(PROMPT, { ...layersOpts, mode: 'lora' })).events.map((e) => e.id);
+    const layersHeIds = (await p.run(PROMPT, { ...best.options, ...layersOpts, mode: 'he-lora' })).events.map((e) => e.id);
+    const layersSame = layersHeIds.filter((id, i) => id === layersLoraIds[i]).length;
+    console.log(`  layers: he-lora ${layersSame}/${layersLoraIds.length} tokens equal plaintext LoRA's`);
+    all.push(layersLora, layersHe);
 
     // DP privacy against utility: greedy tokens of HE-LoRA with DP noise at each epsilon,
     // compared position by position with noise-free plaintext LoRA (same prompt, same seed).
@@ -290,9 +313,17 @@ export async function run(args: BenchArgs): Promise<void> {
 
     const timersOverheadPct = ((pairedOff - pairedHe) / pairedOff) * 100;
     for (let i = 0; i < paired.base.length; i++) {
-      result.rows.push({ setting: 'paired runs', run: i, base_tok_s: paired.base[i], he_lora_tok_s: paired.he[i], he_lora_timers_off_tok_s: paired.off[i] });
+      result.rows.push({ setting: 'paired runs', run: i, model_decode_tok_s: paired.decode[i], base_tok_s: paired.base[i], he_lora_tok_s: paired.he[i], he_lora_timers_off_tok_s: paired.off[i] });
     }
     result.summary = {
+      decode_tok_s: pairedDecode,
+      pipeline_base_over_decode: pairedBase / pairedDecode,
+      he_lora_over_decode: pairedHe / pairedDecode,
+      layers_he_lora_tok_s: layersHe.tokS,
+      layers_lora_tok_s: layersLora.tokS,
+      layers_he_ms_per_token: layersHe.heMs,
+      layers_tokens_equal: layersSame,
+      layers_tokens_compared: layersLoraIds.length,
       base_tok_s: pairedBase,
       lora_tok_s: lora.tokS,
       he_lora_tok_s_best: pairedHe,
@@ -323,6 +354,14 @@ export async function run(args: BenchArgs): Promise<void> {
       `best (lowest HE ms/token): ${best.setting}: HE ${best.heMs.toFixed(3)} ms/token; paired runs: ${pairedHe.toFixed(2)} tok/s = ` +
         `${(pairedHe / pairedBase).toFixed(3)}x base (${pairedBase.toFixed(2)} tok/s); timers off ${pairedOff.toFixed(2)} tok/s ` +
         `(timers cost ${timersOverheadPct.toFixed(2)}%)`,
+    );
+    console.log(
+      `model decode ${pairedDecode.toFixed(2)} tok/s (Model.generateIds, same weights and prompt, paired): pipeline base ${(pairedBase / pairedDecode).toFixed(3)}x, ` +
+        `best HE-LoRA ${(pairedHe / pairedDecode).toFixed(3)}x; layers HE-LoRA ${layersHe.tokS.toFixed(2)} tok/s (plaintext layers LoRA ${layersLora.tokS.toFixed(2)})`,
+    );
+    result.notes.push(
+      'pipeline_base_over_decode / he_lora_over_decode: paired medians (model decode, pipeline base, best HE-LoRA interleaved in each run) over the model\'s own decode loop (Model.generateIds, greedy, same weights and prompt ids, no tokenizer)',
+      `layers_*: expert banking_expert (q_proj + v_proj of every layer, r 32) with placement 'layers', ${layersTokens} tokens; he-lora with the best setting's packing/ring/decrypt; tokens compared greedy against plaintext layers LoRA (layers_tokens_equal of layers_tokens_compared)`,
     );
     // A shared CPU machine makes tok/s noisy: record how loaded it was.
     result.notes.push(`load average at the end (1/5/15 min): ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')} on ${os.cpus().length} CPUs`);

@@ -151,4 +151,42 @@ describe.skipIf(noGpu)('HE-LoRA on the GPU', () => {
       await p.dispose();
     }
   });
+
+  it('placement layers under HE on the GPU (issue 13 item 4): r 16 q_proj + v_proj on all 28 layers of the 1.5B shape, 64 greedy tokens equal plaintext LoRA', async () => {
+    const bigModel = await Model.load('qwen2.5-1.5b-shape', { seed: 5, backend: 'cuda', contextLength: 128 });
+    const big = await bigModel.createContext();
+    try {
+      const c = bigModel.config;
+      expect(c.numHiddenLayers).toBe(28);
+      const shape = { hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers, numHeads: c.numAttentionHeads, numKvHeads: c.numKeyValueHeads, headDim: c.headDim, intermediateSize: c.intermediateSize };
+      const ex = makeSyntheticExpert(shape, { name: 'qv16', r: 16, alpha: 32, targetModules: ['q_proj', 'v_proj'] }, Math.floor(Math.random() * 1e9));
+      expect(ex.pairs).toHaveLength(56);
+      const pairs = ex.pairs.map((p) => ({ rank: p.rank, a: p.a, b: p.b, layer: p.layer, module: p.module, underHe: true }));
+      const run = async (config: GeneratorConfig): Promise<{ ids: number[]; heBackend: string; releases: number }> => {
+        const g = await createGenerator(big, config);
+        try {
+          const ids: number[] = [];
+          let s = await g.start(prompt, { temperature: 0 });
+          for (let i = 0; i < 64; i++) {
+            ids.push(s.token);
+            if (i + 1 < 64) s = await g.next(s.token);
+          }
+          return { ids, heBackend: g.info().heBackend, releases: g.info().releases };
+        } finally {
+          await g.dispose();
+        }
+      };
+      const base = await run({ mode: 'base' });
+      const lora = await run({ mode: 'lora', placement: 'layers', pairs, scaling: ex.scaling });
+      expect(lora.ids).not.toEqual(base.ids);
+      const he = await run({ mode: 'he-lora', placement: 'layers', pairs, scaling: ex.scaling, packing: 'coefficients', polyN: 16384 });
+      expect(he.heBackend).toMatch(/^cuda/);
+      // 56 sites x (5 prompt positions + 63 decode steps)
+      expect(he.releases).toBe(56 * (prompt.length + 63));
+      expect(he.ids).toEqual(lora.ids);
+    } finally {
+      await big.dispose();
+      await bigModel.dispose();
+    }
+  });
 });

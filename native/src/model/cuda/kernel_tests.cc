@@ -246,8 +246,20 @@ void run_prefill_attention(PrefillAttentionCase& c) {
   auto qlo = upload(c.split ? round_in_place(rest, c.type) : std::vector<uint16_t>());
   if (c.split)
     for (size_t i = 0; i < rest.size(); ++i) c.q[i] = static_cast<float>(static_cast<double>(c.q[i]) + rest[i]);
-  auto kd = upload(round_in_place(c.k_cache, c.type));
-  auto vd = upload(round_in_place(c.v_cache, c.type));
+  std::vector<uint16_t> kbits = round_in_place(c.k_cache, c.type), vbits = round_in_place(c.v_cache, c.type);
+  if (c.poison_from >= 0) {
+    if (c.poison_from < c.p0 + c.m) throw ArgumentRangeError("prefill attention test: poisonFrom must be >= p0 + m");
+    // 0x7FFF is a quiet NaN in both f16 (exponent 31) and bf16 (exponent 255).
+    for (int g = 0; g < c.kv_heads; ++g)
+      for (int p = c.poison_from; p < c.context; ++p)
+        for (int d = 0; d < c.head_dim; ++d) {
+          const size_t i = (static_cast<size_t>(g) * c.context + p) * c.head_dim + d;
+          kbits[i] = vbits[i] = 0x7FFF;
+          c.k_cache[i] = c.v_cache[i] = std::numeric_limits<float>::quiet_NaN();
+        }
+  }
+  auto kd = upload(kbits);
+  auto vd = upload(vbits);
   auto od = poisoned16(static_cast<size_t>(c.m) * c.heads * c.head_dim, c.type);
   auto lo = poisoned16(c.split ? od.size() : 0, c.type);
   PrefillAttentionArgs a;

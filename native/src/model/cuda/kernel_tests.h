@@ -64,6 +64,9 @@ struct PrefillAttentionCase {
   int p0 = 0, m = 0, heads = 0, kv_heads = 0, head_dim = 0, context = 0;
   bool simple = false;                   // force the simple kernel
   bool split = false;                    // q given and out written as hi + lo (q: in, the value used)
+  // Cache positions >= poison_from are set to a 16-bit NaN on the device (and NaN in k/v_cache):
+  // the slots the kernel must never read. (The binding refuses NaN inputs, so it is done here.)
+  int poison_from = -1;
   std::vector<float> out;                // out: [m, heads * head_dim]
 };
 void run_prefill_attention(PrefillAttentionCase& c);
