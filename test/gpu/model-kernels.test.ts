@@ -116,7 +116,7 @@ describe.skipIf(noGpu)('CUDA model kernels vs float64 references', () => {
   }
 
   const attnShapes: Array<[number, number, number, number, number[]]> = [
-    [12, 2, 128, 300, [0, 5, 127, 128, 200, 299]],
+    [12, 2, 128, 600, [0, 5, 127, 128, 200, 255, 256, 299, 511, 512, 599]],
     [14, 2, 64, 140, [0, 63, 139]],
     [4, 4, 16, 40, [0, 17, 39]],
     [2, 1, 6, 9, [8]],

@@ -2,7 +2,8 @@
 // standalone kernel (attention.cu, THREADS = kAttnSplit) and the decode megakernel
 // (decode_step.cu, THREADS = its block size): split s covers positions [s*THREADS,
 // min((s+1)*THREADS, pos+1)), one thread per position in the score phase; the last split of
-// head h to finish (counters[h]) combines the `live` = ceil((pos+1) / THREADS) splits into out.
+// head h to finish (counters[h]) combines the `live` = ceil((pos+1) / THREADS) splits into out;
+// with one live split the block writes out directly.
 // Activations and the cache are read through L2 (__ldcg): in the megakernel they were written
 // earlier in the same launch by other blocks, so no L1 copy may serve them.
 // smem: (3 * D + 9 * THREADS) floats. Returns at once for a split past the sequence.
@@ -129,7 +130,14 @@ __device__ __forceinline__ void attention_split_block(const float* qkv, uint16_t
   // positions t / DC, t / DC + PL, ... (PL = THREADS / DC position lanes), so each thread has
   // several independent 16-byte loads in flight; the PL partial sums meet in shared memory.
   const int cached_end = has_new ? pos : end;  // positions read from the cache
-  float* op = o_part + (static_cast<size_t>(h) * splits + s) * D;
+  // One live split (the sequence fits in THREADS positions): this block is the whole head, so
+  // it normalises and writes out itself: no partials, fence, counter or combine pass (three
+  // dependent memory round trips fewer). out = o * (1 / l) is what the combine computes for one
+  // split (exp(0) = 1), so both paths give the same bits.
+  const int live = (len + THREADS - 1) / THREADS;
+  const bool alone = live == 1;
+  const float inv_alone = alone ? 1.0f / l : 0.0f;
+  float* op = alone ? out + static_cast<size_t>(h) * D : o_part + (static_cast<size_t>(h) * splits + s) * D;
   const uint16_t* vbase = v_cache + static_cast<size_t>(g) * context * D;
   const int DC = D >> 3;
   if ((D & 7) == 0 && DC <= THREADS) {
@@ -156,7 +164,7 @@ __device__ __forceinline__ void attention_split_block(const float* qkv, uint16_t
     for (int d = tid; d < D; d += THREADS) {
       float sum = 0.0f;
       for (int i = 0; i < PL; ++i) sum += vred[i * D + d];
-      op[d] = sum;
+      op[d] = alone ? sum * inv_alone : sum;
     }
   } else {
     for (int d = tid; d < D; d += THREADS) {
@@ -164,9 +172,10 @@ __device__ __forceinline__ void attention_split_block(const float* qkv, uint16_t
       float acc = 0.0f;
       for (int pp = start; pp < cached_end; ++pp) acc = fmaf(es[pp - start], half_to_float<KT>(__ldcg(vcol + static_cast<size_t>(pp) * D)), acc);
       if (has_new) acc = fmaf(es[pos - start], vs[d], acc);
-      op[d] = acc;
+      op[d] = alone ? acc * inv_alone : acc;
     }
   }
+  if (alone) return;
   if (tid == 0) {
     m_part[h * splits + s] = m;
     l_part[h * splits + s] = l;
@@ -174,7 +183,6 @@ __device__ __forceinline__ void attention_split_block(const float* qkv, uint16_t
 
   // The last split of this head to finish combines all of them (no separate kernel), over
   // the live splits: out[h, d] = sum_s exp(m_s - M) o_s[d] / sum_s exp(m_s - M) l_s.
-  const int live = (len + THREADS - 1) / THREADS;
   __shared__ bool is_last;
   __threadfence();  // this block's partials are visible device-wide before it is counted
   __syncthreads();

@@ -47,7 +47,9 @@ void gemv(const GemvArgs& a, cudaStream_t stream);
 // ---- attention (attention.cu) -------------------------------------------------------------------
 
 // Positions per split of the decode attention (one thread per position in the score phase).
-constexpr int kAttnSplit = 128;
+// 256 (v5; was 128): sequences up to 256 positions, the decode benchmark's 8 + 128, are one
+// split per head, which skips the partials and the combine (attention_block.cuh).
+constexpr int kAttnSplit = 256;
 
 struct AttentionArgs {
   const float* qkv = nullptr;   // [q_dim + 2 kv_dim]: q heads, k heads, v heads (bias added, no RoPE yet)
