@@ -66,8 +66,13 @@ describe.skipIf(noGpu)('contexts of one CUDA model', () => {
       const used = with8.usedBytes - before.usedBytes;
       // eslint-disable-next-line no-console
       console.log(`8 contexts of 2048 positions: ${used} B used (cudaMemGetInfo), ${8 * arena} B allocated, KV ${8 * kv} B`);
-      expect(used / (8 * kv) - 1).toBeLessThan(0.1);
-      await Promise.all(ctxs.map((x) => x.dispose()));
+      // Beyond our arenas (exact, above), the driver's own per-context cost: a stream, a captured
+      // graph and 2 MiB allocation granularity, a few MiB each (measured on an H200: ~1.9 MiB).
+      const driverPerContext = (used - 8 * arena) / 8;
+      const dispose = Promise.all(ctxs.map((x) => x.dispose()));
+      await dispose;
+      expect(driverPerContext, 'driver bytes per context beyond its arena').toBeLessThan(4 * 2 ** 20);
+      expect(used / (8 * kv) - 1).toBeLessThan(0.15);
       const after = gpuMemory(0);
       expect(after.allocatedBytes).toBe(before.allocatedBytes);
     } finally {

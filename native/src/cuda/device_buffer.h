@@ -78,4 +78,15 @@ class DeviceBuffer {
   std::size_t count_ = 0;
 };
 
+// Host -> device copy that has landed when it returns. A plain cudaMemcpy from pageable memory
+// may return once the bytes are staged, before the DMA reaches device memory (CUDA runtime,
+// "API synchronization behavior"); a kernel on a non-blocking stream could then read the old
+// contents (seen: a poisoned test buffer overwriting a kernel's output). Waiting on the default
+// stream, where the copy ran, closes that window.
+inline void copy_to_device(void* dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;
+  CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaStreamSynchronize(nullptr));
+}
+
 }  // namespace tensafe::cuda

@@ -63,7 +63,7 @@ void fft_twiddles(std::uint64_t n, std::vector<double2>& fwd, std::vector<double
 template <typename T>
 void upload_vec(DeviceBuffer<T>& b, const std::vector<T>& v) {
   b.allocate(v.size());
-  CUDA_CHECK(cudaMemcpy(b.data(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  ::tensafe::cuda::copy_to_device(b.data(), v.data(), v.size() * sizeof(T));
 }
 
 struct Event {

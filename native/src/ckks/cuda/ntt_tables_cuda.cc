@@ -1,6 +1,7 @@
 #include "ckks/cuda/ntt_tables_cuda.h"
 
 #include "common/errors.h"
+#include "cuda/device_buffer.h"
 
 namespace tensafe::ckks::cuda {
 
@@ -24,7 +25,7 @@ DeviceNttTables::DeviceNttTables(const std::vector<const NttTables*>& tables) {
   }
   auto up = [](DeviceBuffer<uint64_t>& b, const std::vector<uint64_t>& v) {
     b.allocate(v.size());
-    CUDA_CHECK(cudaMemcpy(b.data(), v.data(), v.size() * sizeof(uint64_t), cudaMemcpyHostToDevice));
+    ::tensafe::cuda::copy_to_device(b.data(), v.data(), v.size() * sizeof(uint64_t));
   };
   up(roots_, r);
   up(roots_shoup_, rs);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ckks/cuda/context_cuda.h"
+#include "cuda/device_buffer.h"
 #include "ckks/cuda/ntt.cuh"
 #include "ckks/cuda/ntt_tables_cuda.h"
 #include "ckks/modarith.h"
@@ -87,7 +88,7 @@ class HeLinearCuda final : public HeLinear {
     std::vector<uint32_t> idx(layout_.rows_per_pt);
     for (int k = 0; k < layout_.rows_per_pt; ++k) idx[k] = static_cast<uint32_t>(read_index(layout_, k));
     CUDA_CHECK(cudaMalloc(&d_index_, idx.size() * sizeof(uint32_t)));
-    CUDA_CHECK(cudaMemcpy(d_index_, idx.data(), idx.size() * sizeof(uint32_t), cudaMemcpyHostToDevice));
+    ::tensafe::cuda::copy_to_device(d_index_, idx.data(), idx.size() * sizeof(uint32_t));
     CUDA_CHECK(cudaMalloc(&d_out_, static_cast<size_t>(layout_.products()) * layout_.rows_per_pt * sizeof(double)));
     CUDA_CHECK(cudaMallocHost(&h_out_, static_cast<size_t>(layout_.products()) * layout_.rows_per_pt * sizeof(double)));
   }

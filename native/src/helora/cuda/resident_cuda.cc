@@ -73,11 +73,11 @@ class ResidentCuda final : public ResidentStep {
         pack_weights(layout_, spec.a.data(), c, q, vals.data());
         ckks::Plaintext pt = cpu_->encode_coefficients(vals.data(), vals.size(), 0, 0);
         const size_t idx = static_cast<size_t>(c) * layout_.products_per_chunk + q;
-        CUDA_CHECK(cudaMemcpy(w_.data() + idx * Ln, pt.data.data(), Ln * 8, cudaMemcpyHostToDevice));
+        ::tensafe::cuda::copy_to_device(w_.data() + idx * Ln, pt.data.data(), Ln * 8);
         w_scale_ = pt.scale;
       }
     b_.allocate(spec.b.size());
-    CUDA_CHECK(cudaMemcpy(b_.data(), spec.b.data(), spec.b.size() * sizeof(float), cudaMemcpyHostToDevice));
+    ::tensafe::cuda::copy_to_device(b_.data(), spec.b.data(), spec.b.size() * sizeof(float));
 
     key_ = ckks::os_random_key();
     x_.allocate(static_cast<size_t>(layout_.chunks) * layout_.chunk + layout_.in_dim);
@@ -90,7 +90,7 @@ class ResidentCuda final : public ResidentStep {
     std::vector<uint32_t> idx(layout_.rows_per_pt);
     for (int k = 0; k < layout_.rows_per_pt; ++k) idx[k] = static_cast<uint32_t>(read_index(layout_, k));
     idx_.allocate(idx.size());
-    CUDA_CHECK(cudaMemcpy(idx_.data(), idx.data(), idx.size() * 4, cudaMemcpyHostToDevice));
+    ::tensafe::cuda::copy_to_device(idx_.data(), idx.data(), idx.size() * 4);
     auto& g = garner_;
     g.limbs = L_;
     double radix = 1;

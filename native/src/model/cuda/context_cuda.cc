@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/errors.h"
+#include "cuda/device_buffer.h"
 #include "cuda/cuda_check.h"
 #include "model/cuda/batched_prefill.h"
 #include "model/cuda/decode_step.h"
@@ -131,7 +132,7 @@ void ContextCuda::on_abort() noexcept {
 
 void ContextCuda::set_device_position(int pos) {
   CUDA_CHECK(cudaStreamSynchronize(stream_));
-  CUDA_CHECK(cudaMemcpy(pos_.data(), &pos, sizeof(int), cudaMemcpyHostToDevice));
+  ::tensafe::cuda::copy_to_device(pos_.data(), &pos, sizeof(int));
 }
 
 DecoderView ContextCuda::view() const {

@@ -213,9 +213,9 @@ Timing attention(int heads, int kv_heads, int head_dim, int context, int pos, DT
   fill(qkv.data(), DType::F32, width, 9, 0.0f, 1.0f, st.s);
   std::vector<float2> table(static_cast<size_t>(context) * head_dim / 2, make_float2(1.0f, 0.0f));
   DeviceBuffer<float2> rope(table.size());
-  CUDA_CHECK(cudaMemcpy(rope.data(), table.data(), table.size() * sizeof(float2), cudaMemcpyHostToDevice));
+  ::tensafe::cuda::copy_to_device(rope.data(), table.data(), table.size() * sizeof(float2));
   DeviceBuffer<int> posd(1);
-  CUDA_CHECK(cudaMemcpy(posd.data(), &pos, sizeof(int), cudaMemcpyHostToDevice));
+  ::tensafe::cuda::copy_to_device(posd.data(), &pos, sizeof(int));
   const int splits = attention_splits(context);
   DeviceBuffer<float> o_part(static_cast<size_t>(heads) * splits * head_dim), m_part(static_cast<size_t>(heads) * splits),
       l_part(static_cast<size_t>(heads) * splits);

@@ -37,7 +37,7 @@ std::vector<uint16_t> round_in_place(std::vector<float>& v, DType t) {
 template <typename T>
 DeviceBuffer<T> upload(const std::vector<T>& v) {
   DeviceBuffer<T> b(v.size());
-  if (!v.empty()) CUDA_CHECK(cudaMemcpy(b.data(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  if (!v.empty()) ::tensafe::cuda::copy_to_device(b.data(), v.data(), v.size() * sizeof(T));
   return b;
 }
 

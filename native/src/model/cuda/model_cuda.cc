@@ -10,6 +10,7 @@
 
 #include "common/device_info.h"
 #include "common/errors.h"
+#include "cuda/device_buffer.h"
 #include "common/thread_pool.h"
 #include "cuda/cuda_check.h"
 #include "model/cuda/context_cuda.h"
@@ -72,7 +73,7 @@ ModelCuda::ModelCuda(const WeightSource& source, const ModelOptions& options)
       }
     }
     rope_.allocate(table.size());
-    CUDA_CHECK(cudaMemcpy(rope_.data(), table.data(), table.size() * sizeof(float2), cudaMemcpyHostToDevice));
+    ::tensafe::cuda::copy_to_device(rope_.data(), table.data(), table.size() * sizeof(float2));
     sampling_scratch_.allocate(sampling_scratch_bytes(c.vocab_size));
     CUDA_CHECK(cudaStreamSynchronize(stream));
     create_step_drivers();
@@ -85,7 +86,7 @@ ModelCuda::ModelCuda(const WeightSource& source, const ModelOptions& options)
 
 void ModelCuda::create_step_drivers() {
   layers_device_.allocate(layers_.size());
-  CUDA_CHECK(cudaMemcpy(layers_device_.data(), layers_.data(), layers_device_.bytes(), cudaMemcpyHostToDevice));
+  ::tensafe::cuda::copy_to_device(layers_device_.data(), layers_.data(), layers_device_.bytes());
   const DecodeKernel kind = decode_kernel_from_env();
   std::string why;
   if (kind != DecodeKernel::Graph) {
@@ -159,7 +160,7 @@ void ModelCuda::upload_weights(const WeightSource& source, cudaStream_t stream) 
     if (host->numel() != count) throw FormatError("tensor " + host->name + " has the wrong size for the config");
     staging.resize(count * dtype_size(to));
     convert_host(*host, count, to, staging.data());
-    CUDA_CHECK(cudaMemcpy(base + dst, staging.data(), staging.size(), cudaMemcpyHostToDevice));
+    ::tensafe::cuda::copy_to_device(base + dst, staging.data(), staging.size());
   };
   auto layer_scale = [&](LayerTensor t) {
     return synthetic::layer_scale(static_cast<int>(t), c.hidden_size, c.q_dim(), c.intermediate_size);
