@@ -262,6 +262,12 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
         throw BackendUnavailableError("config.heBackend 'cuda': this build has no CUDA backend");
 #endif
       }
+#if defined(TENSAFE_WITH_CUDA)
+      // Plaintext LoRA on a CUDA model: on the device too (config.resident: false keeps the
+      // host float64 path, for comparisons).
+      if (model_backend == "cuda" && optional_bool(o, "resident", "config.resident", true))
+        cfg.lora_factory = helora::make_cuda_lora_step;
+#endif
       if (has_key(o, "dp") && !o.Get("dp").IsNull()) {
         Napi::Object d = require_object(o.Get("dp"), "config.dp");
         cfg.dp = true;
@@ -383,7 +389,7 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
     });
   }
 
-  // info() -> { heSites, releases, layout, layouts, model }
+  // info() -> { heSites, releases, layouts, model, modelBackend, heBackend, loraBackend }
   Napi::Value Info(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       Napi::Env env = info.Env();
@@ -404,6 +410,7 @@ class HeLoraGeneratorWrap : public Napi::ObjectWrap<HeLoraGeneratorWrap> {
       o.Set("model", config_to_js(env, st->model->config()));
       o.Set("modelBackend", st->model->backend_name());
       o.Set("heBackend", gen.he_backend_name());
+      o.Set("loraBackend", gen.lora_backend_name());
       return o;
     });
   }

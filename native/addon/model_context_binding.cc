@@ -63,6 +63,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
             InstanceMethod("runWithSites", &ContextWrap::RunWithSites),
             InstanceMethod("dispose", &ContextWrap::Dispose),
             InstanceAccessor("hookCalls", &ContextWrap::HookCalls, nullptr),
+            InstanceAccessor("layerAdapterPath", &ContextWrap::LayerAdapterPath, nullptr),
             InstanceAccessor("position", &ContextWrap::Position, nullptr),
             InstanceAccessor("contextLength", &ContextWrap::ContextLength, nullptr),
             InstanceAccessor("backend", &ContextWrap::Backend, nullptr),
@@ -455,6 +456,15 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
 
   Napi::Value HookCalls(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(hook_calls_->load()));
+  }
+
+  // layerAdapterPath: where the installed plaintext adapters run (ModelBackend::layer_adapter_path:
+  // CUDA "cuda-resident" | "host" | "mixed" | "none"; the CPU backend "host"). Needs an idle context.
+  Napi::Value LayerAdapterPath(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      const char* path = now("layerAdapterPath", [](model::ModelBackend& m) { return m.layer_adapter_path(); });
+      return Napi::String::New(info.Env(), path);
+    });
   }
 
   Napi::Value RunWithSites(const Napi::CallbackInfo& info) {

@@ -17,6 +17,8 @@
 //       -> { q, kCache, vCache, rope }
 //   rmsnormRows({ x, w, m, eps, dtype, split? }) -> Float32Array;  swigluRows({ gu, m, n, dtype, split? })
 //       -> Float32Array   (split: the outputs' 16-bit rests too, returned summed: hi + lo)
+//   lora({ a, b, x, y0?, rank, inDim, outDim, scaling }) -> Float32Array y   (y0 given: y = y0 + delta,
+//       else y = delta; the shapes go to the kernel's own validation, the arrays must match them)
 //   cpuSample({ logits, temperature, topK, topP, u }) -> number   (model/sampling.h reference)
 //   cpuSynth({ dtype, count, seed, tensorId, center, halfWidth }) -> Float32Array
 #include <cstring>
@@ -398,6 +400,35 @@ Napi::Value SwigluRows(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value Lora(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    Napi::Object o = require_object(require_arg(info, 0, "options"), "options");
+    // Zero and too-large shapes pass here on purpose: lora_apply must reject them itself.
+    const int rank = static_cast<int>(require_int(o.Get("rank"), "rank", 0, 1 << 16));
+    const int in_dim = static_cast<int>(require_int(o.Get("inDim"), "inDim", 0, 1 << 21));
+    const int out_dim = static_cast<int>(require_int(o.Get("outDim"), "outDim", 0, 1 << 21));
+    const size_t r = static_cast<size_t>(rank);
+#ifdef TENSAFE_WITH_CUDA
+    model::cuda::kernel_tests::LoraCase c;
+    c.rank = rank;
+    c.in_dim = in_dim;
+    c.out_dim = out_dim;
+    c.a = floats(o, "a", "a", r * in_dim);
+    c.b = floats(o, "b", "b", static_cast<size_t>(out_dim) * r);
+    c.x = floats(o, "x", "x", static_cast<size_t>(in_dim));
+    c.y = floats(o, "y0", "y0", static_cast<size_t>(out_dim), true);
+    c.accumulate = has_key(o, "y0");
+    c.scaling = static_cast<float>(optional_finite(o, "scaling", "scaling", 1.0));
+    model::cuda::kernel_tests::run_lora(c);
+    return to_js(env, c.y);
+#else
+    (void)r; (void)in_dim; (void)out_dim;
+    no_cuda();
+#endif
+  });
+}
+
 Napi::Value CpuSample(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -452,6 +483,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   k.Set("qkvRope", Napi::Function::New(env, QkvRope, "qkvRope"));
   k.Set("rmsnormRows", Napi::Function::New(env, RmsnormRows, "rmsnormRows"));
   k.Set("swigluRows", Napi::Function::New(env, SwigluRows, "swigluRows"));
+  k.Set("lora", Napi::Function::New(env, Lora, "lora"));
   k.Set("cpuSample", Napi::Function::New(env, CpuSample, "cpuSample"));
   k.Set("synth", Napi::Function::New(env, Synth, "synth"));
   k.Set("cpuSynth", Napi::Function::New(env, CpuSynth, "cpuSynth"));

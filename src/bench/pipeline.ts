@@ -297,6 +297,7 @@ export async function run(args: BenchArgs): Promise<void> {
         decrypt: o.mode === 'he-lora' ? (o.decrypt ?? null) : null,
         timers: o.timers ?? true,
         he_backend: m.summary.heBackend ?? null,
+        lora_backend: m.summary.loraBackend ?? null,
         tok_s: m.tokS,
         tok_s_min: Math.min(...m.tokSRuns),
         tok_s_max: Math.max(...m.tokSRuns),

@@ -66,7 +66,10 @@ export interface GeneratorConfig {
   encryption?: 'secret-key' | 'public-key';
   /** Where CKKS runs (default: the model's backend). */
   heBackend?: 'cpu' | 'cuda';
-  /** CUDA only: use the device-resident step where it applies (coefficients, batched, final-hidden). Default true. */
+  /**
+   * CUDA model only: use the device-resident steps where they apply (HE: coefficients, batched,
+   * final-hidden; plaintext LoRA final-hidden: A h and B y on the device). Default true.
+   */
   resident?: boolean;
   dp?: { clipNorm: number; sigma: number } | null;
   /** Test hook: keep the last HE input before and after clip + noise (lastHeInput()). */
@@ -85,7 +88,7 @@ export interface NativeHeLoraGenerator {
   start(prompt: Int32Array, sampling?: { temperature?: number; topK?: number; topP?: number; seed?: number }): Promise<NativeStep>;
   next(token: number): Promise<NativeStep>;
   heApply(x: Float64Array, pairIndex?: number): Promise<Float64Array>;
-  info(): { heSites: number; releases: number; layouts: Array<PackingLayoutInfo | null>; model: ModelConfigInfo; modelBackend: string; heBackend: string };
+  info(): { heSites: number; releases: number; layouts: Array<PackingLayoutInfo | null>; model: ModelConfigInfo; modelBackend: string; heBackend: string; loraBackend: string };
   /** With config.recordHeInput: the last release's input before clip + noise (`hidden`) and the HE input (`input`); null before one. */
   lastHeInput(): { hidden: Float64Array; input: Float64Array } | null;
   /** Removes its adapters and hooks from the context and frees its CKKS state (queued behind the context's work). */

@@ -293,6 +293,7 @@ export class Pipeline implements GenerationService {
         options: { ...o },
         insecure: o.mode === 'he-lora' && Pipeline.insecure(o) ? true : undefined,
         heBackend: o.mode === 'he-lora' ? genInfo.heBackend : undefined,
+        loraBackend: o.mode === 'base' ? undefined : genInfo.loraBackend,
       };
     } finally {
       release();

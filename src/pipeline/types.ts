@@ -133,6 +133,8 @@ export interface GenerationSummary {
   insecure?: boolean;
   /** Where CKKS ran: 'cpu', 'cuda' (per-operation), 'cuda-resident' (one device-resident step). */
   heBackend?: string;
+  /** Where plaintext LoRA ran (mode lora, and the plaintext pairs of he-lora layers): 'cuda-resident' (on the device), 'host', 'mixed'; 'none' without any. */
+  loraBackend?: string;
 }
 
 /** What the server and the notebooks drive: one loaded model + adapters + HE context. */

@@ -213,7 +213,7 @@ describe.skipIf(noGpu)('ModelCuda against transformers fixtures and ModelCpu', (
     m.dispose();
   });
 
-  it('per-layer plaintext LoRA adapters match the CPU backend (instrumented path)', async () => {
+  it('per-layer plaintext LoRA adapters match the CPU backend (instrumented path, adapters on the device)', async () => {
     const seed = 31;
     const g = await load('ModelCuda', { preset: 'tiny', seed, dtype: 'bf16', contextLength: 64 });
     const c = await load('ModelCpu', { preset: 'tiny', seed, dtype: 'f32', contextLength: 64 });
@@ -238,12 +238,31 @@ describe.skipIf(noGpu)('ModelCuda against transformers fixtures and ModelCpu', (
     g.reset();
     g.setLayerAdapters(adapters);
     c.setLayerAdapters(adapters);
+    expect(g.layerAdapterPath).toBe('cuda-resident'); // no hook: every site on the device
+    expect(c.layerAdapterPath).toBe('host');
     const a = await g.forward(prompt);
     const b = await c.forward(prompt);
     expect(maxAbsDiff(a, b)).toBeLessThan(2e-2);
     expect(maxAbsDiff(a, base)).toBeGreaterThan(1e-2); // the adapters changed the result
+    // Adapters and a hook at the same sites: those sites take the host path (adapters in float64,
+    // then the hook, which adds the pairs again); with the hook at two of the five sites, those
+    // two run on the host and the other three on the device. The CPU backend with the doubled
+    // pairs as adapters is the reference of both.
+    for (const [hooked, path] of [[adapters, 'host'], [adapters.slice(0, 2), 'mixed']] as const) {
+      g.setHookLora([...hooked]);
+      expect(g.layerAdapterPath).toBe(path);
+      g.reset();
+      const got = await g.forward(prompt);
+      c.setLayerAdapters([...adapters, ...hooked]);
+      c.reset();
+      expect(maxAbsDiff(got, await c.forward(prompt)), path).toBeLessThan(2e-2);
+      expect(maxAbsDiff(got, a), path).toBeGreaterThan(1e-2);
+    }
+    g.setHookLora([]);
+    c.setLayerAdapters(adapters);
     // Cleared: back to the captured graph and the base model.
     g.setLayerAdapters([]);
+    expect(g.layerAdapterPath).toBe('none');
     g.reset();
     expect(maxAbsDiff(await g.forward(prompt), base)).toBe(0);
     // The same pairs through the projection-hook interface (how an encrypted LoRA plugs in):

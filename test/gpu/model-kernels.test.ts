@@ -241,4 +241,65 @@ describe.skipIf(noGpu)('CUDA model kernels vs float64 references', () => {
       expect(diff).toBe(0);
     }
   });
+
+  // ---- plaintext LoRA (lora.cu): y (+)= scaling * B (A x) ----
+  function loraReference(a: Float32Array, b: Float32Array, x: Float32Array, rank: number, inDim: number, outDim: number,
+    scaling: number, y0?: Float32Array): Float64Array {
+    const ax = new Float64Array(rank);
+    for (let r = 0; r < rank; r++) {
+      let s = 0;
+      for (let j = 0; j < inDim; j++) s += a[r * inDim + j] * x[j];
+      ax[r] = s;
+    }
+    const y = new Float64Array(outDim);
+    const sc = Math.fround(scaling);
+    for (let o = 0; o < outDim; o++) {
+      let s = 0;
+      for (let r = 0; r < rank; r++) s += b[o * rank + r] * ax[r];
+      y[o] = (y0 ? y0[o] : 0) + sc * s;
+    }
+    return y;
+  }
+  const loraShapes: Array<[number, number, string]> = [
+    [1536, 1536, 'final hidden / q_proj, o_proj of the 1.5B shape'],
+    [1536, 256, 'k_proj, v_proj of the 1.5B shape'],
+    [1536, 8960, 'gate_proj, up_proj of the 1.5B shape'],
+    [8960, 1536, 'down_proj of the 1.5B shape'],
+    [37, 5, 'odd, smaller than a block'],
+  ];
+  for (const rank of [1, 16, 32, 64, 100]) {
+    for (const [inDim, outDim, what] of loraShapes) {
+      it(`lora_apply rank ${rank} ${inDim} -> ${outDim} (${what}): float64 reference, store and accumulate, deterministic`, () => {
+        const a = randn(rank * inDim, 1 / Math.sqrt(inDim));
+        const b = randn(outDim * rank, 1 / Math.sqrt(rank));
+        const x = randn(inDim);
+        const scaling = 2 * rand() + 0.25;
+        const delta: Float32Array = K().lora({ a, b, x, rank, inDim, outDim, scaling });
+        expect(delta).toHaveLength(outDim);
+        expect(maxRelErr(delta, loraReference(a, b, x, rank, inDim, outDim, scaling))).toBeLessThan(1e-5);
+        const y0 = randn(outDim, 0.5);
+        const y: Float32Array = K().lora({ a, b, x, y0, rank, inDim, outDim, scaling });
+        expect(maxRelErr(y, loraReference(a, b, x, rank, inDim, outDim, scaling, y0))).toBeLessThan(1e-5);
+        // A fixed reduction order: the same inputs give the same bits.
+        const again: Float32Array = K().lora({ a, b, x, rank, inDim, outDim, scaling });
+        expect(Buffer.from(again.buffer).equals(Buffer.from(delta.buffer))).toBe(true);
+      });
+    }
+  }
+
+  it('lora_apply: bad shapes and arguments are RangeErrors naming the argument', () => {
+    const f = (n: number) => new Float32Array(n);
+    const range = (re: RegExp) => expect.objectContaining({ code: 'ERR_TENSAFE_ARG_RANGE', message: expect.stringMatching(re) });
+    expect(() => K().lora({ a: f(0), b: f(0), x: f(8), rank: 0, inDim: 8, outDim: 4 })).toThrow(range(/rank must be in \[1, 4096\], got 0/));
+    expect(() => K().lora({ a: f(5000), b: f(5000), x: f(1), rank: 5000, inDim: 1, outDim: 1 })).toThrow(range(/rank must be in \[1, 4096\], got 5000/));
+    expect(() => K().lora({ a: f(0), b: f(4), x: f(0), rank: 1, inDim: 0, outDim: 4 })).toThrow(range(/in_dim must be in \[1, 1048576\], got 0/));
+    expect(() => K().lora({ a: f(8), b: f(0), x: f(8), rank: 1, inDim: 8, outDim: 0 })).toThrow(range(/out_dim must be in \[1, 1048576\], got 0/));
+    expect(() => K().lora({ a: f(2 ** 20 + 1), b: f(1), x: f(2 ** 20 + 1), rank: 1, inDim: 2 ** 20 + 1, outDim: 1 })).toThrow(range(/in_dim must be in/));
+    // Lengths that do not match the shapes, and a non-finite scaling, are caught by the binding.
+    expect(() => K().lora({ a: f(7), b: f(4), x: f(8), rank: 1, inDim: 8, outDim: 4 })).toThrow(/\ba\b/);
+    expect(() => K().lora({ a: f(8), b: f(3), x: f(8), rank: 1, inDim: 8, outDim: 4 })).toThrow(/\bb\b/);
+    expect(() => K().lora({ a: f(8), b: f(4), x: f(9), rank: 1, inDim: 8, outDim: 4 })).toThrow(/\bx\b/);
+    expect(() => K().lora({ a: f(8), b: f(4), x: f(8), y0: f(5), rank: 1, inDim: 8, outDim: 4 })).toThrow(/y0/);
+    expect(() => K().lora({ a: f(8), b: f(4), x: f(8), rank: 1, inDim: 8, outDim: 4, scaling: NaN })).toThrow(/scaling/);
+  });
 });

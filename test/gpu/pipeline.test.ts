@@ -8,6 +8,8 @@ import { makeSyntheticExpert } from '../../src/pipeline/experts';
 import { createGenerator, toStageTimes, type GeneratorConfig } from '../../src/pipeline/native';
 import { Pipeline } from '../../src/pipeline/pipeline';
 import { noGpu } from '../helpers/gpu';
+import { compareSteps } from '../helpers/model-steps';
+import { maxAbsDiff } from '../helpers/numeric';
 
 const PACKINGS = ['replicated-slots', 'rotations', 'coefficients'] as const;
 
@@ -188,5 +190,102 @@ describe.skipIf(noGpu)('HE-LoRA on the GPU', () => {
       await big.dispose();
       await bigModel.dispose();
     }
+  });
+});
+
+/**
+ * Plaintext LoRA resident on the GPU (issue 13 item 2), so HE-LoRA vs LoRA compares like with
+ * like: on a CUDA model the final-hidden LoRA step and the in-model layer adapters run on the
+ * device (loraBackend 'cuda-resident'). Checked against the host float64 path of the same CUDA
+ * model (same tokens), against the CPU backend with the same synthetic weights (teacher-forced
+ * on the CPU's greedy tokens: logits within 2e-2, the same argmax wherever the CPU's top-2
+ * margin exceeds twice the error), and mixed with HE at hooked sites.
+ */
+describe.skipIf(noGpu)('plaintext LoRA resident on the GPU (issue 13 item 2)', () => {
+  let gpuModel: Model;
+  let cpuModel: Model;
+  let gpu: ModelContext;
+  let cpu: ModelContext;
+  const prompt = Int32Array.from([1, 17, 42, 99, 5]);
+  beforeAll(async () => {
+    gpuModel = await Model.load('tiny', { seed: 11, backend: 'cuda', dtype: 'bf16', contextLength: 256 });
+    cpuModel = await Model.load('tiny', { seed: 11, backend: 'cpu', dtype: 'bf16', contextLength: 256 });
+    gpu = await gpuModel.createContext();
+    cpu = await cpuModel.createContext();
+  });
+  afterAll(async () => {
+    await gpu?.dispose();
+    await cpu?.dispose();
+    await gpuModel?.dispose();
+    await cpuModel?.dispose();
+  });
+
+  /** `steps` greedy tokens (teacher-forced on `forced` when given) and each step's logits. */
+  async function run(ctx: ModelContext, config: GeneratorConfig, steps: number, forced?: number[]): Promise<{ ids: number[]; logits: Float32Array[]; loraBackend: string; heBackend: string }> {
+    const g = await createGenerator(ctx, config);
+    try {
+      const ids: number[] = [];
+      const logits: Float32Array[] = [];
+      let s = await g.start(prompt, { temperature: 0 });
+      for (let i = 0; i < steps; i++) {
+        ids.push(s.token);
+        logits.push(ctx.logits());
+        if (i + 1 < steps) s = await g.next(forced ? forced[i] : s.token);
+      }
+      const info = g.info();
+      return { ids, logits, loraBackend: info.loraBackend, heBackend: info.heBackend };
+    } finally {
+      await g.dispose();
+    }
+  }
+  function shape() {
+    const c = gpuModel.config;
+    return { hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers, numHeads: c.numAttentionHeads, numKvHeads: c.numKeyValueHeads, headDim: c.headDim, intermediateSize: c.intermediateSize };
+  }
+  /** The CUDA run teacher-forced on the CPU's greedy tokens, step by step against the CPU's logits. */
+  async function againstCpu(config: GeneratorConfig, steps: number, what: string): Promise<void> {
+    const ref = await run(cpu, config, steps);
+    expect(ref.loraBackend).toBe('host');
+    const got = await run(gpu, config, steps, ref.ids);
+    expect(got.loraBackend).toBe('cuda-resident');
+    compareSteps(got.logits, ref.logits, 2e-2, what);
+  }
+
+  it('final-hidden: the device step gives the host float64 path\'s tokens for 64 greedy steps and matches the CPU backend', async () => {
+    const ex = makeSyntheticExpert(shape(), { name: 'banking_expert', r: 32, alpha: 64, targetModules: ['q_proj'] }, 77);
+    const p = ex.finalHiddenPair(gpuModel.config.hiddenSize);
+    const config: GeneratorConfig = { mode: 'lora', finalPair: { rank: p.rank, a: p.a, b: p.b }, scaling: ex.scaling };
+    const base = await run(gpu, { mode: 'base' }, 64);
+    const dev = await run(gpu, config, 64);
+    expect(dev.loraBackend).toBe('cuda-resident');
+    expect(dev.ids).not.toEqual(base.ids);
+    const host = await run(gpu, { ...config, resident: false }, 64);
+    expect(host.loraBackend).toBe('host');
+    expect(dev.ids).toEqual(host.ids);
+    for (let s = 0; s < 64; s++) expect(maxAbsDiff(dev.logits[s], host.logits[s]), `step ${s}`).toBeLessThan(1e-3);
+    await againstCpu(config, 64, 'final-hidden');
+  });
+
+  it('layers: q_proj + v_proj + down_proj adapters run on the device and match the CPU backend for 32 greedy steps', async () => {
+    const ex = makeSyntheticExpert(shape(), { name: 'qvd', r: 16, alpha: 32, targetModules: ['q_proj', 'v_proj', 'down_proj'] }, 2024);
+    const pairs = ex.pairs.map((p) => ({ rank: p.rank, a: p.a, b: p.b, layer: p.layer, module: p.module, underHe: false }));
+    expect(pairs).toHaveLength(3 * gpuModel.config.numHiddenLayers);
+    const config: GeneratorConfig = { mode: 'lora', placement: 'layers', pairs, scaling: ex.scaling };
+    const base = await run(gpu, { mode: 'base' }, 32);
+    const dev = await run(gpu, config, 32);
+    expect(dev.loraBackend).toBe('cuda-resident');
+    expect(dev.ids).not.toEqual(base.ids);
+    await againstCpu(config, 32, 'layers');
+  });
+
+  it('layers mixed: q_proj under HE (hooked, host) beside plaintext v_proj and down_proj on the device equals all-plaintext LoRA', async () => {
+    const ex = makeSyntheticExpert(shape(), { name: 'qvd', r: 16, alpha: 32, targetModules: ['q_proj', 'v_proj', 'down_proj'] }, 99);
+    const pairs = ex.pairs.map((p) => ({ rank: p.rank, a: p.a, b: p.b, layer: p.layer, module: p.module, underHe: p.module === 'q_proj' }));
+    const lora = await run(gpu, { mode: 'lora', placement: 'layers', pairs, scaling: ex.scaling }, 32);
+    expect(lora.loraBackend).toBe('cuda-resident');
+    const he = await run(gpu, { mode: 'he-lora', placement: 'layers', pairs, scaling: ex.scaling, packing: 'coefficients', polyN: 8192 }, 32);
+    expect(he.heBackend).toMatch(/^cuda/);
+    expect(he.loraBackend).toBe('cuda-resident'); // the plaintext pairs: no hook at their sites
+    expect(he.ids).toEqual(lora.ids);
   });
 });

@@ -81,6 +81,11 @@ describe('Pipeline on the CPU (tiny model)', () => {
     const a = await p.run('loan', { mode: 'lora', placement: 'layers', maxTokens: 8, expert: 'shared_attention' });
     const b = await p.run('loan', { mode: 'he-lora', placement: 'layers', maxTokens: 8, expert: 'shared_attention', layersUnderHe: [1] });
     expect(b.events.map((e) => e.id)).toEqual(a.events.map((e) => e.id));
+    // On the CPU backend plaintext LoRA runs on the host (the CUDA model's resident path is a GPU test).
+    expect(a.summary.loraBackend).toBe('host');
+    expect(b.summary.loraBackend).toBe('host'); // the pairs left in plaintext (layer 0)
+    expect((await p.run('loan', { mode: 'lora', maxTokens: 2 })).summary.loraBackend).toBe('host');
+    expect((await p.run('loan', { mode: 'base', maxTokens: 2 })).summary.loraBackend).toBeUndefined();
   });
 
   it('validates options before any work, naming the option', async () => {

@@ -50,7 +50,8 @@ Generator::Generator(model::ModelBackend& model, GeneratorConfig config) : model
   const bool resident_ok = cfg_.mode == Mode::HeLora && cfg_.placement == Placement::FinalHidden &&
                            cfg_.resident_factory && cfg_.he.packing == Packing::Coefficients && cfg_.he.batched_decrypt &&
                            cfg_.he.symmetric;
-  if (resident_ok) {
+  const bool lora_dev_ok = cfg_.mode == Mode::Lora && cfg_.placement == Placement::FinalHidden && cfg_.lora_factory;
+  auto final_spec = [&] {
     ResidentSpec spec;
     spec.he = cfg_.he;
     spec.in_dim = spec.out_dim = d;
@@ -61,7 +62,12 @@ Generator::Generator(model::ModelBackend& model, GeneratorConfig config) : model
     spec.dp = cfg_.dp;
     spec.clip_norm = cfg_.clip_norm;
     spec.sigma = cfg_.sigma;
-    resident_ = cfg_.resident_factory(model_, spec);
+    return spec;
+  };
+  if (lora_dev_ok) {
+    lora_dev_ = cfg_.lora_factory(model_, final_spec());
+  } else if (resident_ok) {
+    resident_ = cfg_.resident_factory(model_, final_spec());
   } else if (cfg_.mode == Mode::HeLora) {
     // One CKKS session for every matrix; rotation keys cover the largest segment needed.
     std::vector<const PairSpec*> he_pairs;
@@ -92,6 +98,12 @@ Generator::~Generator() {
     detach();
   } catch (...) {
   }
+}
+
+const char* Generator::lora_backend_name() const {
+  if (cfg_.mode == Mode::Base) return "none";
+  if (cfg_.placement == Placement::FinalHidden) return cfg_.mode != Mode::Lora ? "none" : lora_dev_ ? "cuda-resident" : "host";
+  return layer_lora_path_;
 }
 
 int Generator::he_sites() const {
@@ -129,9 +141,11 @@ void Generator::install() {
       }
     }
   }
+  const bool any_plain = !plain.empty();
   model_.set_layer_adapters(std::move(plain));
   if (sites.empty()) model_.set_projection_hook(nullptr, {});
   else model_.set_projection_hook([this](const model::ProjectionHookArgs& a) { hook(a); }, std::move(sites));
+  layer_lora_path_ = any_plain ? model_.layer_adapter_path() : "none";
   installed_ = true;
 }
 
@@ -181,6 +195,15 @@ void Generator::apply_final(StageClock& clock) {
     model_.add_to_hidden(resident_->delta(), MemorySpace::Device);
     if (clock.enabled()) model_.synchronize();  // so lm_head's time is its own (timers only)
     clock.restart();                            // the HE stages come from CUDA events
+    return;
+  }
+  if (lora_dev_) {
+    // Plaintext LoRA on the device, on the model's stream, as the resident HE step does.
+    if (h.space != MemorySpace::Device) throw BackendUnavailableError("the device LoRA step needs a device model");
+    lora_dev_->enqueue(h.data);
+    model_.add_to_hidden(lora_dev_->delta(), MemorySpace::Device);
+    if (clock.enabled()) model_.synchronize();  // so lm_head's time is its own (timers only)
+    clock.mark(kLoraB);
     return;
   }
   const float* hp = h.data;

@@ -3,8 +3,9 @@
 //   -> LM head -> sampling
 // and returns the token id with the stage timings. TypeScript does not orchestrate stages.
 //
-// Modes: base (no adapter), lora (the adapter in plaintext, float64 A x on the final hidden
-// state, the model's own adapters for `layers`), he-lora (A x under CKKS). Placements:
+// Modes: base (no adapter), lora (the adapter in plaintext: on the final hidden state, float64
+// on the host or, on a device model, the resident device step; the model's own adapters for
+// `layers`), he-lora (A x under CKKS). Placements:
 // final-hidden (one square pair applied to the final hidden state before the LM head: the
 // original's design, here with the alpha/r scaling) and layers (the adapter's own pairs in
 // their layers; the pairs flagged under_he run through a projection hook under CKKS, the rest
@@ -58,6 +59,9 @@ struct GeneratorConfig {
   // Makes the device-resident step (CUDA model, final-hidden, coefficients, batched); used
   // instead of he_factory when set and applicable.
   std::function<std::unique_ptr<ResidentStep>(model::ModelBackend&, const ResidentSpec&)> resident_factory;
+  // Makes the plaintext LoRA step on the device (mode lora, final-hidden, device model): the
+  // host float64 path is used when unset (CPU models).
+  std::function<std::unique_ptr<DeviceLoraStep>(model::ModelBackend&, const ResidentSpec&)> lora_factory;
 };
 
 struct StepResult {
@@ -96,6 +100,10 @@ class Generator {
   const GeneratorConfig& config() const { return cfg_; }
   int he_sites() const;
   const char* he_backend_name() const { return resident_ ? "cuda-resident" : he_ ? he_->name() : "none"; }
+  // Where the plaintext LoRA runs: final-hidden mode lora: "cuda-resident" (device step) or
+  // "host" (float64 on the host); layers: the model's path for the plaintext pairs as of the
+  // last start() (ModelBackend::layer_adapter_path); "none" when there are none.
+  const char* lora_backend_name() const;
 
  private:
   StepResult post_forward(StageClock& clock, StageTimes& st);
@@ -109,6 +117,8 @@ class Generator {
   std::shared_ptr<HeBackend> he_;                 // the CKKS context and keys (CPU or CUDA)
   std::unique_ptr<HeLinear> final_he_;
   std::unique_ptr<ResidentStep> resident_;
+  std::unique_ptr<DeviceLoraStep> lora_dev_;         // mode lora, final-hidden, device model
+  const char* layer_lora_path_ = "none";             // set by install()
   std::vector<std::unique_ptr<HeLinear>> pair_he_;   // parallel to cfg_.pairs (null = plaintext)
   std::vector<int> site_pair_;                       // layer * kProjectionCount + proj -> pair index or -1
   DpNoise noise_;

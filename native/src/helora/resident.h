@@ -44,4 +44,16 @@ class ResidentStep {
   virtual std::vector<double> input_host() = 0;
 };
 
+// Plaintext LoRA on the device (mode lora, final-hidden, a device model): A and B uploaded once,
+// delta = scaling * B (A h) enqueued on the model's stream, h and delta in device memory (the
+// like-for-like baseline of the resident HE step: same stream, no host copy). Uses in_dim,
+// out_dim, rank, a, b and scaling of the spec.
+class DeviceLoraStep {
+ public:
+  virtual ~DeviceLoraStep() = default;
+  // Enqueues delta() = scaling * B (A hidden) (hidden: device, in_dim floats).
+  virtual void enqueue(const float* hidden) = 0;
+  virtual const float* delta() const = 0;
+};
+
 }  // namespace tensafe::helora

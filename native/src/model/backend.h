@@ -182,6 +182,9 @@ class ModelBackend {
   void set_layer_adapters(std::vector<LoraAdapter> adapters);
   // Installs `hook` at `sites` (empty hook or no sites clears). Validates the sites.
   void set_projection_hook(ProjectionHook hook, std::vector<HookSite> sites);
+  // Where the installed plaintext adapters run, for reports: "host" here (the CPU backend);
+  // a device backend names its own path (ContextCuda: "cuda-resident", "host" or "mixed").
+  virtual const char* layer_adapter_path() const { return "host"; }
 
  protected:
   ModelBackend(std::shared_ptr<const Model> model, int context_length);

@@ -84,6 +84,8 @@ export interface NativeContext {
   setHookLora(adapters: LayerAdapter[]): Promise<void>;
   /** Hook invocations since the last setHookLora. */
   readonly hookCalls: number;
+  /** Where the installed plaintext adapters run: CUDA 'cuda-resident' (on the device), 'host' (hooked sites), 'mixed' or 'none'; the CPU backend 'host'. */
+  readonly layerAdapterPath: string;
   runWithSites(op: SiteOp, sites: ProjectionSite[], onSite: (call: SiteCall) => Promise<Float32Array[]>): Promise<void>;
   dispose(): Promise<void>;
   readonly position: number;

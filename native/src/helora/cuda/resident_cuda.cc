@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <string>
 
 #include "ckks/chacha20.h"
 #include "timing/nvtx.h"
@@ -28,6 +29,7 @@
 #include "helora/cuda/resident_kernels.cuh"
 #include "helora/he_linear_cpu.h"
 #include "model/cuda/context_cuda.h"
+#include "model/cuda/kernels.h"
 
 namespace tensafe::helora {
 namespace {
@@ -249,12 +251,54 @@ class ResidentCuda final : public ResidentStep {
   bool timed_ = false;
 };
 
+// Plaintext LoRA, resident: A, B, the A x scratch and the delta in device memory.
+class LoraCuda final : public DeviceLoraStep {
+ public:
+  LoraCuda(const ResidentSpec& spec, cudaStream_t stream) : spec_(spec), stream_(stream) {
+    a_.allocate(spec.a.size());
+    b_.allocate(spec.b.size());
+    ax_.allocate(static_cast<size_t>(spec.rank));
+    delta_.allocate(static_cast<size_t>(spec.out_dim));
+    ::tensafe::cuda::copy_to_device(a_.data(), spec.a.data(), a_.bytes());
+    ::tensafe::cuda::copy_to_device(b_.data(), spec.b.data(), b_.bytes());
+  }
+  void enqueue(const float* hidden) override {
+    model::cuda::LoraArgs p;
+    p.a = a_.data();
+    p.b = b_.data();
+    p.rank = spec_.rank;
+    p.in_dim = spec_.in_dim;
+    p.out_dim = spec_.out_dim;
+    p.scaling = spec_.scaling;
+    p.x = hidden;
+    p.y = delta_.data();
+    p.ax = ax_.data();
+    p.accumulate = false;  // delta = scaling * B (A h)
+    model::cuda::lora_apply(p, stream_);
+  }
+  const float* delta() const override { return delta_.data(); }
+
+ private:
+  ResidentSpec spec_;
+  cudaStream_t stream_;
+  DeviceBuffer<float> a_, b_, delta_;
+  DeviceBuffer<double> ax_;
+};
+
+model::cuda::ContextCuda& cuda_context(model::ModelBackend& model, const char* what) {
+  auto* m = dynamic_cast<model::cuda::ContextCuda*>(&model);
+  if (!m) throw ArgumentRangeError(std::string(what) + " needs a context of a CUDA model");
+  return *m;
+}
+
 }  // namespace
 
 std::unique_ptr<ResidentStep> make_cuda_resident_step(model::ModelBackend& model, const ResidentSpec& spec) {
-  auto* m = dynamic_cast<model::cuda::ContextCuda*>(&model);
-  if (!m) throw ArgumentRangeError("the resident CUDA HE-LoRA step needs a context of a CUDA model");
-  return std::make_unique<ResidentCuda>(spec, m->cuda_stream());
+  return std::make_unique<ResidentCuda>(spec, cuda_context(model, "the resident CUDA HE-LoRA step").cuda_stream());
+}
+
+std::unique_ptr<DeviceLoraStep> make_cuda_lora_step(model::ModelBackend& model, const ResidentSpec& spec) {
+  return std::make_unique<LoraCuda>(spec, cuda_context(model, "the CUDA LoRA step").cuda_stream());
 }
 
 }  // namespace tensafe::helora

@@ -1,5 +1,5 @@
 // ContextCuda: one sequence on a ModelCuda: its arena (KV cache + scratch), the captured decode
-// step, the instrumented path for adapters and hooks, split mode, the stages after the forward
+// step, the instrumented path for adapters (resident on the device) and hooks, split mode, the stages after the forward
 // (LM head, sampling). See context_cuda.h for the layout and the stream contract.
 #include "model/cuda/context_cuda.h"
 
@@ -271,10 +271,36 @@ void ContextCuda::do_forward(const int32_t* tokens, int n) {
 }
 
 void ContextCuda::install_adapters(const std::vector<LoraAdapter>& adapters) {
-  synchronize();
+  synchronize();  // no step in flight reads the old buffers
+  // Resident copies first (an allocation failure leaves the installed set as it was).
+  std::vector<DeviceAdapter> dev(adapters.size());
+  DeviceBuffer<double> ax;
+  uint64_t bytes = 0;
+  int max_rank = 0;
+  for (size_t i = 0; i < adapters.size(); ++i) {
+    const LoraAdapter& a = adapters[i];
+    dev[i].a.allocate(a.a.size());
+    dev[i].b.allocate(a.b.size());
+    dev[i].a.upload(a.a.data(), a.a.size(), stream_);
+    dev[i].b.upload(a.b.data(), a.b.size(), stream_);
+    bytes += dev[i].a.bytes() + dev[i].b.bytes();
+    max_rank = std::max(max_rank, a.rank);
+  }
+  if (max_rank > 0) ax.allocate(static_cast<size_t>(max_rank));
+  synchronize();  // the host vectors may go once this returns
   adapters_ = adapters;
+  dev_adapters_ = std::move(dev);
+  lora_ax_ = std::move(ax);
+  adapter_bytes_ = bytes + lora_ax_.bytes();
   adapted_.assign(static_cast<size_t>(config_.num_hidden_layers) * kProjectionCount, 0);
   for (const auto& a : adapters_) adapted_[static_cast<size_t>(a.layer) * kProjectionCount + static_cast<int>(a.target)] = 1;
+}
+
+const char* ContextCuda::layer_adapter_path() const {
+  size_t at_hook = 0;
+  for (const auto& a : adapters_) at_hook += hooked(a.layer, a.target) ? 1 : 0;
+  if (adapters_.empty()) return "none";
+  return at_hook == 0 ? "cuda-resident" : at_hook == adapters_.size() ? "host" : "mixed";
 }
 
 void ContextCuda::install_hook(ProjectionHook hook, std::vector<HookSite> sites) {
@@ -291,6 +317,30 @@ void ContextCuda::install_hook(ProjectionHook hook, std::vector<HookSite> sites)
 bool ContextCuda::has_site(int layer, Projection p) const {
   const size_t i = static_cast<size_t>(layer) * kProjectionCount + static_cast<int>(p);
   return (i < adapted_.size() && adapted_[i]) || (hook_ && i < hook_site_.size() && hook_site_[i]);
+}
+
+bool ContextCuda::hooked(int layer, Projection p) const {
+  const size_t i = static_cast<size_t>(layer) * kProjectionCount + static_cast<int>(p);
+  return hook_ && i < hook_site_.size() && hook_site_[i];
+}
+
+void ContextCuda::apply_device(int layer, Projection p, const float* in, int in_dim, float* out, int out_dim) {
+  if (hooked(layer, p)) return;  // apply_host adds them, before the hook
+  for (size_t k = 0; k < adapters_.size(); ++k) {
+    const LoraAdapter& a = adapters_[k];
+    if (a.layer != layer || a.target != p) continue;
+    LoraArgs args;
+    args.a = dev_adapters_[k].a.data();
+    args.b = dev_adapters_[k].b.data();
+    args.rank = a.rank;
+    args.in_dim = in_dim;
+    args.out_dim = out_dim;
+    args.scaling = a.scaling;
+    args.x = in;
+    args.y = out;
+    args.ax = lora_ax_.data();
+    lora_apply(args, stream_);
+  }
 }
 
 void ContextCuda::apply_host(int layer, Projection p, int position, const float* in, int in_dim, float* out, int out_dim) {
@@ -310,8 +360,7 @@ void ContextCuda::apply_host(int layer, Projection p, int position, const float*
       out[o] += static_cast<float>(static_cast<double>(a.scaling) * s);
     }
   }
-  const size_t i = static_cast<size_t>(layer) * kProjectionCount + static_cast<int>(p);
-  if (hook_ && i < hook_site_.size() && hook_site_[i]) {
+  if (hooked(layer, p)) {
     ProjectionHookArgs args{layer, p, position, in, in_dim, out, out_dim, MemorySpace::Host};
     hook_(args);
   }
@@ -344,13 +393,19 @@ void ContextCuda::run_instrumented_step(int position, bool gather) {
     if (has_site(l, Projection::Q) || has_site(l, Projection::K) || has_site(l, Projection::V)) {
       rmsnorm(x_.data(), ly.ln1, eps, d, xn_.data(), nullptr, stream_);
       plain_gemv(ly.qkv, qd + 2 * kvd, d, xn_.data(), ly.qkv_bias, qkv_.data());
-      fetch(h_in_, xn_.data(), d);
-      fetch(h_out_, qkv_.data(), static_cast<size_t>(qd) + 2 * kvd);
-      synchronize();
-      apply_host(l, Projection::Q, position, h_in_.data(), d, h_out_.data(), qd);
-      apply_host(l, Projection::K, position, h_in_.data(), d, h_out_.data() + qd, kvd);
-      apply_host(l, Projection::V, position, h_in_.data(), d, h_out_.data() + qd + kvd, kvd);
-      put_back(qkv_.data(), h_out_, static_cast<size_t>(qd) + 2 * kvd);
+      apply_device(l, Projection::Q, xn_.data(), d, qkv_.data(), qd);
+      apply_device(l, Projection::K, xn_.data(), d, qkv_.data() + qd, kvd);
+      apply_device(l, Projection::V, xn_.data(), d, qkv_.data() + qd + kvd, kvd);
+      if (hooked(l, Projection::Q) || hooked(l, Projection::K) || hooked(l, Projection::V)) {
+        fetch(h_in_, xn_.data(), d);
+        fetch(h_out_, qkv_.data(), static_cast<size_t>(qd) + 2 * kvd);
+        synchronize();
+        if (hooked(l, Projection::Q)) apply_host(l, Projection::Q, position, h_in_.data(), d, h_out_.data(), qd);
+        if (hooked(l, Projection::K)) apply_host(l, Projection::K, position, h_in_.data(), d, h_out_.data() + qd, kvd);
+        if (hooked(l, Projection::V))
+          apply_host(l, Projection::V, position, h_in_.data(), d, h_out_.data() + qd + kvd, kvd);
+        put_back(qkv_.data(), h_out_, static_cast<size_t>(qd) + 2 * kvd);
+      }
     } else {
       GemvArgs a;
       a.w = ly.qkv; a.wtype = wtype_; a.n = qd + 2 * kvd; a.k = d; a.x = x_.data(); a.norm_w = ly.ln1; a.eps = eps;
@@ -370,11 +425,14 @@ void ContextCuda::run_instrumented_step(int position, bool gather) {
     // o
     if (has_site(l, Projection::O)) {
       plain_gemv(ly.o, d, qd, attn_.data(), nullptr, proj_.data());
-      fetch(h_in_, attn_.data(), qd);
-      fetch(h_out_, proj_.data(), d);
-      synchronize();
-      apply_host(l, Projection::O, position, h_in_.data(), qd, h_out_.data(), d);
-      put_back(proj_.data(), h_out_, d);
+      apply_device(l, Projection::O, attn_.data(), qd, proj_.data(), d);
+      if (hooked(l, Projection::O)) {
+        fetch(h_in_, attn_.data(), qd);
+        fetch(h_out_, proj_.data(), d);
+        synchronize();
+        apply_host(l, Projection::O, position, h_in_.data(), qd, h_out_.data(), d);
+        put_back(proj_.data(), h_out_, d);
+      }
       add_inplace(x_.data(), proj_.data(), d, stream_);
     } else {
       GemvArgs a;
@@ -386,12 +444,16 @@ void ContextCuda::run_instrumented_step(int position, bool gather) {
     if (has_site(l, Projection::Gate) || has_site(l, Projection::Up)) {
       rmsnorm(x_.data(), ly.ln2, eps, d, xn_.data(), nullptr, stream_);
       plain_gemv(ly.gate_up, 2 * I, d, xn_.data(), nullptr, proj_.data());
-      fetch(h_in_, xn_.data(), d);
-      fetch(h_out_, proj_.data(), 2 * static_cast<size_t>(I));
-      synchronize();
-      apply_host(l, Projection::Gate, position, h_in_.data(), d, h_out_.data(), I);
-      apply_host(l, Projection::Up, position, h_in_.data(), d, h_out_.data() + I, I);
-      put_back(proj_.data(), h_out_, 2 * static_cast<size_t>(I));
+      apply_device(l, Projection::Gate, xn_.data(), d, proj_.data(), I);
+      apply_device(l, Projection::Up, xn_.data(), d, proj_.data() + I, I);
+      if (hooked(l, Projection::Gate) || hooked(l, Projection::Up)) {
+        fetch(h_in_, xn_.data(), d);
+        fetch(h_out_, proj_.data(), 2 * static_cast<size_t>(I));
+        synchronize();
+        if (hooked(l, Projection::Gate)) apply_host(l, Projection::Gate, position, h_in_.data(), d, h_out_.data(), I);
+        if (hooked(l, Projection::Up)) apply_host(l, Projection::Up, position, h_in_.data(), d, h_out_.data() + I, I);
+        put_back(proj_.data(), h_out_, 2 * static_cast<size_t>(I));
+      }
       swiglu(proj_.data(), I, act_.data(), stream_);
     } else {
       GemvArgs a;
@@ -402,11 +464,14 @@ void ContextCuda::run_instrumented_step(int position, bool gather) {
     // down
     if (has_site(l, Projection::Down)) {
       plain_gemv(ly.down, d, I, act_.data(), nullptr, proj_.data());
-      fetch(h_in_, act_.data(), I);
-      fetch(h_out_, proj_.data(), d);
-      synchronize();
-      apply_host(l, Projection::Down, position, h_in_.data(), I, h_out_.data(), d);
-      put_back(proj_.data(), h_out_, d);
+      apply_device(l, Projection::Down, act_.data(), I, proj_.data(), d);
+      if (hooked(l, Projection::Down)) {
+        fetch(h_in_, act_.data(), I);
+        fetch(h_out_, proj_.data(), d);
+        synchronize();
+        apply_host(l, Projection::Down, position, h_in_.data(), I, h_out_.data(), d);
+        put_back(proj_.data(), h_out_, d);
+      }
       add_inplace(x_.data(), proj_.data(), d, stream_);
     } else {
       GemvArgs a;

@@ -20,7 +20,12 @@
 // advances the position), so a step costs one graph launch. lm_head() and sample() are
 // separate launches (separate timer stages); sample() is the only call that waits for the GPU
 // (to return the token id). Adapters and projection hooks run the instrumented eager path
-// (run_instrumented_step): unfused at the adapted projections, host round trip per site.
+// (run_instrumented_step): unfused at the adapted projections. Plaintext adapters are
+// resident: install_adapters uploads each A and B (float32) to the context's own device
+// buffers, and a site with adapters but no hook adds them on the device (lora_apply, on the
+// stream: no host copy, no synchronisation), to the projection's output with its bias, as the
+// CPU backend does. A hooked site (HE in layers) takes a host round trip: the projection's
+// input and output are copied to the host, its adapters added there (float64), then the hook.
 //
 // Split mode (backend.h): embed() gathers rows on the device and copies them to the host;
 // prefill_embeddings() runs each position eagerly (row -> residual stream, the graph's layer
@@ -61,7 +66,10 @@ class ContextCuda final : public ModelBackend {
 
   // Device bytes of a context's arena (KV cache + scratch) for `context_length` positions.
   static uint64_t bytes_for(const Qwen2Config& c, int context_length);
-  uint64_t memory_bytes() const override { return arena_.bytes(); }
+  uint64_t memory_bytes() const override { return arena_.bytes() + adapter_bytes_; }
+  // "cuda-resident" when every installed adapter sits at a site without a hook (all run on the
+  // device), "host" when all sit at hooked sites, "mixed" otherwise, "none" without adapters.
+  const char* layer_adapter_path() const override;
   void bind_thread() const override { m_.bind_thread(); }
 
   FloatSpan hidden() override;
@@ -89,7 +97,8 @@ class ContextCuda final : public ModelBackend {
   void on_abort() noexcept override;
   int32_t do_sample(const SamplingOptions& opts, double u) override;
   // Plaintext LoRA adapters and projection hooks: while any is installed, decode steps run the
-  // instrumented eager path (unfused at the adapted projections, host round trip per site).
+  // instrumented eager path (unfused at the adapted projections; adapters on the device, a host
+  // round trip only at hooked sites).
   void install_adapters(const std::vector<LoraAdapter>& adapters) override;
   void install_hook(ProjectionHook hook, std::vector<HookSite> sites) override;
   // Split mode: embedding rows gathered on the device (exact f16/bf16 -> float32), and an eager
@@ -114,7 +123,11 @@ class ContextCuda final : public ModelBackend {
   void prefill_batched(int n);
   void run_instrumented_step(int position, bool gather = true);  // same forward with adapters / hooks applied
   bool has_site(int layer, Projection p) const;
-  // out[0..out_dim) += adapters of (layer, p) applied to in, then the hook if it is a site.
+  bool hooked(int layer, Projection p) const;
+  // Unless (layer, p) is hooked: out[0..out_dim) += its adapters applied to in, on the device
+  // (in, out: device pointers; enqueued on stream_).
+  void apply_device(int layer, Projection p, const float* in, int in_dim, float* out, int out_dim);
+  // Hooked sites: out[0..out_dim) += adapters of (layer, p) applied to in, then the hook (host).
   void apply_host(int layer, Projection p, int position, const float* in, int in_dim, float* out, int out_dim);
   void set_device_position(int pos);
 
@@ -143,8 +156,15 @@ class ContextCuda final : public ModelBackend {
   unsigned long long* trace_ = nullptr;
   DeviceSpan<float> xn_, proj_;  // instrumented path
 
-  // Adapters and hooks (instrumented path).
+  // Adapters and hooks (instrumented path). Each adapter's A and B also live on the device
+  // (dev_adapters_, parallel to adapters_), with one A x scratch for the largest rank.
+  struct DeviceAdapter {
+    DeviceBuffer<float> a, b;
+  };
   std::vector<LoraAdapter> adapters_;
+  std::vector<DeviceAdapter> dev_adapters_;
+  DeviceBuffer<double> lora_ax_;
+  uint64_t adapter_bytes_ = 0;
   ProjectionHook hook_;
   std::vector<char> hook_site_;  // [layer * kProjectionCount + projection]
   std::vector<char> adapted_;    // same indexing: any adapter there

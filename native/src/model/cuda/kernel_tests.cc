@@ -1,6 +1,7 @@
 // Runs single decoder kernels on host data for the GPU tests (see kernel_tests.h).
 #include "model/cuda/kernel_tests.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -165,6 +166,31 @@ std::vector<float> run_rmsnorm(const std::vector<float>& x, const std::vector<fl
   rmsnorm(xd.data(), wd.data(), eps, static_cast<int>(x.size()), out.data(), nullptr, st.s);
   st.sync();
   return download(out);
+}
+
+void run_lora(LoraCase& c) {
+  require_gpu();
+  auto sized = [](const std::vector<float>& v, int64_t n, const char* name) {
+    if (n < 0 || static_cast<int64_t>(v.size()) != n)
+      throw ArgumentRangeError(std::string("lora test: ") + name + " must hold " + std::to_string(n) + " values, got " +
+                               std::to_string(v.size()));
+  };
+  sized(c.a, static_cast<int64_t>(c.rank) * c.in_dim, "a");
+  sized(c.b, static_cast<int64_t>(c.out_dim) * c.rank, "b");
+  sized(c.x, c.in_dim, "x");
+  if (c.accumulate) sized(c.y, c.out_dim, "y");
+  Stream st;
+  // Empty vectors (a zero shape, rejected by the kernel) still get a valid device pointer.
+  auto up = [](const std::vector<float>& v) { return upload(v.empty() ? std::vector<float>(1, 0.0f) : v); };
+  auto ad = up(c.a), bd = up(c.b), xd = up(c.x);
+  DeviceBuffer<float> yd = c.accumulate ? up(c.y) : poisoned(std::max(c.out_dim, 1));
+  DeviceBuffer<double> ax = upload(std::vector<double>(std::max(c.rank, 1), std::numeric_limits<double>::quiet_NaN()));
+  LoraArgs p;
+  p.a = ad.data(); p.b = bd.data(); p.x = xd.data(); p.y = yd.data(); p.ax = ax.data();
+  p.rank = c.rank; p.in_dim = c.in_dim; p.out_dim = c.out_dim; p.scaling = c.scaling; p.accumulate = c.accumulate;
+  lora_apply(p, st.s);
+  st.sync();
+  c.y = download(yd);
 }
 
 std::vector<float> run_embed(std::vector<float>& embed, DType wtype, int d, const std::vector<int32_t>& tokens, int pos) {

@@ -43,6 +43,17 @@ std::vector<float> run_rmsnorm(const std::vector<float>& x, const std::vector<fl
 std::vector<float> run_embed(std::vector<float>& embed, DType wtype, int d, const std::vector<int32_t>& tokens, int pos);
 int32_t run_argmax(const std::vector<float>& logits);
 int32_t run_sample(const std::vector<float>& logits, float temperature, int top_k, float top_p, double u);
+// Plaintext LoRA (lora_apply): y (+)= scaling * B (A x), all float32 in and out. The shapes
+// are passed to the kernel unchecked (its own validation is under test); the vectors must match
+// them. Without accumulate, y is poisoned with NaN first; the A x scratch always is.
+struct LoraCase {
+  std::vector<float> a, b, x;  // [rank, in_dim], [out_dim, rank], [in_dim]
+  std::vector<float> y;        // initial y (accumulate), [out_dim]; output
+  int rank = 0, in_dim = 0, out_dim = 0;
+  float scaling = 1.0f;
+  bool accumulate = true;
+};
+void run_lora(LoraCase& c);
 // ---- batched prefill kernels ----
 
 struct GemmCase {

@@ -1,6 +1,7 @@
 // Launchers of the CUDA kernels of the Qwen2 decoder. One kernel family per .cu file:
 // batch-1 decode: gemv.cu, attention.cu, elementwise.cu (embedding, RMSNorm, synthetic weights,
-// small helpers), sampling.cu, decode_step.cu (the whole step as one persistent kernel);
+// small helpers), sampling.cu, decode_step.cu (the whole step as one persistent kernel), lora.cu
+// (plaintext LoRA adapters: the instrumented step's and the final-hidden one);
 // batched prefill: gemm.cu (tensor-core / cuBLAS products), attention_prefill.cu, batched.cu. Everything here is asynchronous on the given stream and safe to
 // call during CUDA graph capture (no allocation, no synchronisation, no host reads of device
 // memory); launch errors throw CudaError through CUDA_CHECK_LAUNCH.
@@ -90,6 +91,27 @@ void synth_fill(void* out, DType wtype, size_t count, uint64_t seed, uint32_t te
                 float half_width, cudaStream_t stream);
 // Conversion of a device buffer of `count` elements of `from` into float32.
 void to_float(const void* in, DType from, size_t count, float* out, cudaStream_t stream);
+
+// ---- plaintext LoRA, one token (lora.cu) ---------------------------------------------------------
+
+constexpr int kLoraMaxRank = 4096;     // as ModelBackend::set_layer_adapters allows
+constexpr int kLoraMaxDim = 1 << 20;
+
+struct LoraArgs {
+  const float* a = nullptr;  // [rank, in_dim] row-major (PEFT lora_A.weight), float32
+  const float* b = nullptr;  // [out_dim, rank] row-major (PEFT lora_B.weight), float32
+  int rank = 0, in_dim = 0, out_dim = 0;
+  float scaling = 1.0f;
+  const float* x = nullptr;  // [in_dim]
+  float* y = nullptr;        // [out_dim]
+  double* ax = nullptr;      // scratch [rank]: A x in float64
+  bool accumulate = true;    // y += delta (false: y = delta)
+};
+// y[o] (+)= float(double(scaling) * sum_r B[o, r] (A x)[r]), A x and the sum in float64 with a
+// fixed reduction order (deterministic). Two launches. Throws ArgumentRangeError for a rank
+// outside [1, kLoraMaxRank], dims outside [1, kLoraMaxDim] or a non-finite scaling, and
+// ArgumentTypeError for a null pointer (naming the argument).
+void lora_apply(const LoraArgs& a, cudaStream_t stream);
 
 // ---- batched prefill: matrix products (gemm.cu) -------------------------------------------------
 
