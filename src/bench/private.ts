@@ -34,6 +34,7 @@ import type { OneRoundLayout, TwoRoundLayout } from '../private/layout';
 import { COMMON_PRIVATE_EXPERT, privateExpertsFor } from '../cli/private';
 import type { BenchArgs } from './index';
 import { deviceSlug } from '../results';
+import { openWsFloor } from './ws-floor';
 import { newResult, printTable, stats, writeResult, type Row } from './results';
 
 const SOURCE = 'qwen2.5-1.5b-shape';
@@ -233,10 +234,25 @@ export async function run(args: BenchArgs): Promise<void> {
     child.kill('SIGTERM');
   }
 
+  // The transport's floor beside each loopback row: rounds x a raw ws round trip of the row's
+  // mean frame sizes (bench/ws-floor.ts); network_ms above it is our framing and scheduling.
+  const floor = await openWsFloor();
+  try {
+    for (const r of rows) {
+      const rounds = r.rounds_per_token as number | undefined;
+      if (r.key_owner !== 'client' || r.rtt_ms !== 0 || !rounds || typeof r.bytes_up_per_token !== 'number') continue;
+      const up = Math.round(r.bytes_up_per_token / rounds);
+      const down = Math.round((r.bytes_down_per_token as number) / rounds);
+      r.network_floor_ms = rounds * (await floor.roundTripMs(up, down, rounds > 8 ? 20 : 50));
+    }
+  } finally {
+    await floor.close();
+  }
+  notes.push('network_floor_ms (loopback rows): rounds per token x the median round trip of a raw WebSocket (same ws library and options, a second process, no framing or HE) carrying the row\'s mean frame sizes; network_ms minus it is what the private endpoint\'s framing, parsing and scheduling add.');
   const precision = await precisionRows(backend, numLayers);
   printTable(
     rows,
-    ['key_owner', 'placement', 'protocol', 'poly_n', 'rtt_ms', 'tok_s', 'ms_per_token', 'forward_ms', 'client_encrypt_ms', 'network_ms', 'server_he_ms', 'client_decrypt_ms', 'lm_head_ms', 'rounds_per_token', 'bytes_up_per_token', 'bytes_down_per_token', 'note'],
+    ['key_owner', 'placement', 'protocol', 'poly_n', 'rtt_ms', 'tok_s', 'ms_per_token', 'forward_ms', 'client_encrypt_ms', 'network_ms', 'network_floor_ms', 'server_he_ms', 'client_decrypt_ms', 'lm_head_ms', 'rounds_per_token', 'bytes_up_per_token', 'bytes_down_per_token', 'note'],
     `private mode on ${result.device} (${shapeNote}, ${COMMON_PRIVATE_EXPERT.name})`,
   );
   printTable(precision, ['protocol', 'flood_bits', 'poly_n', 'primes', 'rel_error', 'flood_log2', 'beta_log2', 'note'], 'precision of one site (q+v of layer 0) against float64');
@@ -245,6 +261,10 @@ export async function run(args: BenchArgs): Promise<void> {
   const ly10 = best['layers:10'];
   if (fh) result.summary.final_hidden_tok_s = fh.tokS;
   if (fh) result.summary.final_hidden_best_protocol = String(fh.row.protocol);
+  if (fh && typeof fh.row.network_floor_ms === 'number') {
+    result.summary.final_hidden_network_ms = fh.row.network_ms as number;
+    result.summary.final_hidden_network_floor_ms = fh.row.network_floor_ms;
+  }
   if (ly) {
     result.summary.layers_tok_s = ly.tokS;
     result.summary.layers_best_protocol = String(ly.row.protocol);
