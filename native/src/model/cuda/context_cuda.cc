@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 
 #include "common/errors.h"
@@ -380,6 +381,30 @@ void ContextCuda::run_instrumented_step(int position, bool gather) {
     CUDA_CHECK(cudaMemcpyAsync(dev, host.data(), count * sizeof(float), cudaMemcpyHostToDevice, stream_));
     synchronize();  // host buffers are reused by the next site
   };
+  // The adapted projections of one fused product: out holds their outputs side by side (slice
+  // offset, dim), all computed from `in`. Adapters at unhooked slices run on the device; if any
+  // slice is hooked, in and out make one host round trip, where the hooked slices get their
+  // adapters (float64) and the hook.
+  struct Slice {
+    Projection p;
+    int offset, dim;
+  };
+  auto adapt = [&](int l, const float* in, int in_dim, float* out, std::initializer_list<Slice> slices) {
+    bool any_hooked = false;
+    size_t total = 0;
+    for (const Slice& s : slices) {
+      apply_device(l, s.p, in, in_dim, out + s.offset, s.dim);
+      any_hooked = any_hooked || hooked(l, s.p);
+      total = std::max(total, static_cast<size_t>(s.offset) + static_cast<size_t>(s.dim));
+    }
+    if (!any_hooked) return;
+    fetch(h_in_, in, static_cast<size_t>(in_dim));
+    fetch(h_out_, out, total);
+    synchronize();
+    for (const Slice& s : slices)
+      if (hooked(l, s.p)) apply_host(l, s.p, position, h_in_.data(), in_dim, h_out_.data() + s.offset, s.dim);
+    put_back(out, h_out_, total);
+  };
   auto plain_gemv = [&](const uint16_t* w, int n, int k, const float* x, const float* bias, float* y) {
     GemvArgs a;
     a.w = w; a.wtype = wtype_; a.n = n; a.k = k; a.x = x; a.bias = bias; a.y = y; a.epilogue = GemvEpilogue::Store;
@@ -393,19 +418,7 @@ void ContextCuda::run_instrumented_step(int position, bool gather) {
     if (has_site(l, Projection::Q) || has_site(l, Projection::K) || has_site(l, Projection::V)) {
       rmsnorm(x_.data(), ly.ln1, eps, d, xn_.data(), nullptr, stream_);
       plain_gemv(ly.qkv, qd + 2 * kvd, d, xn_.data(), ly.qkv_bias, qkv_.data());
-      apply_device(l, Projection::Q, xn_.data(), d, qkv_.data(), qd);
-      apply_device(l, Projection::K, xn_.data(), d, qkv_.data() + qd, kvd);
-      apply_device(l, Projection::V, xn_.data(), d, qkv_.data() + qd + kvd, kvd);
-      if (hooked(l, Projection::Q) || hooked(l, Projection::K) || hooked(l, Projection::V)) {
-        fetch(h_in_, xn_.data(), d);
-        fetch(h_out_, qkv_.data(), static_cast<size_t>(qd) + 2 * kvd);
-        synchronize();
-        if (hooked(l, Projection::Q)) apply_host(l, Projection::Q, position, h_in_.data(), d, h_out_.data(), qd);
-        if (hooked(l, Projection::K)) apply_host(l, Projection::K, position, h_in_.data(), d, h_out_.data() + qd, kvd);
-        if (hooked(l, Projection::V))
-          apply_host(l, Projection::V, position, h_in_.data(), d, h_out_.data() + qd + kvd, kvd);
-        put_back(qkv_.data(), h_out_, static_cast<size_t>(qd) + 2 * kvd);
-      }
+      adapt(l, xn_.data(), d, qkv_.data(), {{Projection::Q, 0, qd}, {Projection::K, qd, kvd}, {Projection::V, qd + kvd, kvd}});
     } else {
       GemvArgs a;
       a.w = ly.qkv; a.wtype = wtype_; a.n = qd + 2 * kvd; a.k = d; a.x = x_.data(); a.norm_w = ly.ln1; a.eps = eps;
@@ -425,14 +438,7 @@ void ContextCuda::run_instrumented_step(int position, bool gather) {
     // o
     if (has_site(l, Projection::O)) {
       plain_gemv(ly.o, d, qd, attn_.data(), nullptr, proj_.data());
-      apply_device(l, Projection::O, attn_.data(), qd, proj_.data(), d);
-      if (hooked(l, Projection::O)) {
-        fetch(h_in_, attn_.data(), qd);
-        fetch(h_out_, proj_.data(), d);
-        synchronize();
-        apply_host(l, Projection::O, position, h_in_.data(), qd, h_out_.data(), d);
-        put_back(proj_.data(), h_out_, d);
-      }
+      adapt(l, attn_.data(), qd, proj_.data(), {{Projection::O, 0, d}});
       add_inplace(x_.data(), proj_.data(), d, stream_);
     } else {
       GemvArgs a;
@@ -444,16 +450,7 @@ void ContextCuda::run_instrumented_step(int position, bool gather) {
     if (has_site(l, Projection::Gate) || has_site(l, Projection::Up)) {
       rmsnorm(x_.data(), ly.ln2, eps, d, xn_.data(), nullptr, stream_);
       plain_gemv(ly.gate_up, 2 * I, d, xn_.data(), nullptr, proj_.data());
-      apply_device(l, Projection::Gate, xn_.data(), d, proj_.data(), I);
-      apply_device(l, Projection::Up, xn_.data(), d, proj_.data() + I, I);
-      if (hooked(l, Projection::Gate) || hooked(l, Projection::Up)) {
-        fetch(h_in_, xn_.data(), d);
-        fetch(h_out_, proj_.data(), 2 * static_cast<size_t>(I));
-        synchronize();
-        if (hooked(l, Projection::Gate)) apply_host(l, Projection::Gate, position, h_in_.data(), d, h_out_.data(), I);
-        if (hooked(l, Projection::Up)) apply_host(l, Projection::Up, position, h_in_.data(), d, h_out_.data() + I, I);
-        put_back(proj_.data(), h_out_, 2 * static_cast<size_t>(I));
-      }
+      adapt(l, xn_.data(), d, proj_.data(), {{Projection::Gate, 0, I}, {Projection::Up, I, I}});
       swiglu(proj_.data(), I, act_.data(), stream_);
     } else {
       GemvArgs a;
@@ -464,14 +461,7 @@ void ContextCuda::run_instrumented_step(int position, bool gather) {
     // down
     if (has_site(l, Projection::Down)) {
       plain_gemv(ly.down, d, I, act_.data(), nullptr, proj_.data());
-      apply_device(l, Projection::Down, act_.data(), I, proj_.data(), d);
-      if (hooked(l, Projection::Down)) {
-        fetch(h_in_, act_.data(), I);
-        fetch(h_out_, proj_.data(), d);
-        synchronize();
-        apply_host(l, Projection::Down, position, h_in_.data(), I, h_out_.data(), d);
-        put_back(proj_.data(), h_out_, d);
-      }
+      adapt(l, act_.data(), I, proj_.data(), {{Projection::Down, 0, d}});
       add_inplace(x_.data(), proj_.data(), d, stream_);
     } else {
       GemvArgs a;
